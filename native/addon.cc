@@ -1,0 +1,18 @@
+// The one native module. Each media concept registers its entry points here;
+// the TypeScript side reaches them only through src/media/native.ts.
+#include <napi.h>
+
+namespace aybiza::g711 {
+void Register(Napi::Env env, Napi::Object exports);
+}
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  aybiza::g711::Register(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(aybiza_media, Init)

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// `aybiza <command>`: each command lives in src/commands/<name>.ts and is
+// loaded only when asked for, so `aybiza call` does not start a database.
+import { ConfigError } from './config.js';
+
+type Command = { run(args: string[]): Promise<void> };
+
+const COMMANDS: Record<string, { describe: string; load: () => Promise<Command> }> = {
+  serve: { describe: 'run the media server (npm start)', load: () => import('./commands/serve.js') },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.describe}`);
+  return `usage: aybiza <command> [options]\n\ncommands:\n${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const [name, ...args] = process.argv.slice(2);
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`aybiza: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
+    process.exit(2);
+  }
+  await (await command.load()).run(args);
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`aybiza: configuration error: ${err.message}\n`);
+  } else {
+    process.stderr.write(`aybiza: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  }
+  process.exit(1);
+});

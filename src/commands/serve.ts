@@ -1,0 +1,26 @@
+// `aybiza serve`: the media server. SIGTERM/SIGINT drain and exit 0.
+import { loadConfig } from '../config.js';
+import { log, setLogLevel } from '../log.js';
+import { createApp } from '../app.js';
+
+export async function run(_args: string[]): Promise<void> {
+  const config = loadConfig();
+  setLogLevel(config.logLevel);
+  const { server } = await createApp(config);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('signal received', { signal });
+    server.shutdown().then(
+      () => process.exit(0),
+      (err) => {
+        log.error('shutdown failed', { err });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  await server.listen();
+}

@@ -1,0 +1,139 @@
+// Configuration from the environment (CONTRACT §2), validated once at startup.
+// A bad value throws ConfigError naming the variable; the CLI prints it and
+// exits non-zero.
+import os from 'node:os';
+import path from 'node:path';
+
+export class ConfigError extends Error {
+  readonly code = 'AYB_ERR_CONFIG';
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type EmulatorMode = 'auto' | 'on' | 'off';
+
+export interface Config {
+  nodeEnv: string;
+  port: number;
+  host: string;
+  publicUrl: string;
+  twilioAuthToken: string | undefined;
+  adminApiKey: string | undefined;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  deepgramApiKey: string | undefined;
+  deepgramUrl: string | undefined;
+  awsRegion: string | undefined;
+  bedrockEndpoint: string | undefined;
+  bedrockModelId: string;
+  emulators: EmulatorMode;
+  sipPort: number;
+  sipHost: string;
+  sipPublicIp: string;
+  rtpPortMin: number;
+  rtpPortMax: number;
+  logLevel: LogLevel;
+  drainTimeoutS: number;
+  maxConcurrentCalls: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}`);
+  const v = Number(raw.trim());
+  if (v < min || v > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${v}`);
+  return v;
+}
+
+function oneOf<T extends string>(env: Env, name: string, def: T, allowed: readonly T[]): T {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  const v = raw.trim().toLowerCase() as T;
+  if (!allowed.includes(v)) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+  return v;
+}
+
+function url(env: Env, name: string, protocols: readonly string[]): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `is not a valid URL: ${JSON.stringify(raw)}`);
+  }
+  if (!protocols.includes(u.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(' or ')}, got ${u.protocol}`);
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+function firstNonLoopbackAddress(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function ipv4(env: Env, name: string, def: string): string {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(raw.trim());
+  if (!m || m.slice(1).some((p) => Number(p) > 255)) throw new ConfigError(name, `must be an IPv4 address, got ${JSON.stringify(raw)}`);
+  return raw.trim();
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const port = int(env, 'PORT', 8080, 0, 65535);
+  const host = str(env, 'HOST') ?? '0.0.0.0';
+  const publicUrl = url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port}`;
+  const nodeEnv = str(env, 'NODE_ENV') ?? 'development';
+  const twilioAuthToken = str(env, 'TWILIO_AUTH_TOKEN');
+  if (nodeEnv === 'production' && !twilioAuthToken) {
+    throw new ConfigError('TWILIO_AUTH_TOKEN', 'is required when NODE_ENV=production');
+  }
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const deepgramApiKey = str(env, 'DEEPGRAM_API_KEY');
+  const deepgramUrl = url(env, 'DEEPGRAM_URL', ['http:', 'https:', 'ws:', 'wss:']) ?? (deepgramApiKey ? 'https://api.deepgram.com' : undefined);
+  const rtpPortMin = int(env, 'RTP_PORT_MIN', 10000, 1024, 65534);
+  const rtpPortMax = int(env, 'RTP_PORT_MAX', 20000, 1025, 65535);
+  if (rtpPortMax <= rtpPortMin) throw new ConfigError('RTP_PORT_MAX', `must be greater than RTP_PORT_MIN (${rtpPortMin})`);
+  return {
+    nodeEnv,
+    port,
+    host,
+    publicUrl,
+    twilioAuthToken,
+    adminApiKey: str(env, 'ADMIN_API_KEY'),
+    dataDir: path.resolve(str(env, 'DATA_DIR') ?? './data'),
+    databaseUrl,
+    redisUrl,
+    deepgramApiKey,
+    deepgramUrl,
+    awsRegion: str(env, 'AWS_REGION') ?? str(env, 'AWS_DEFAULT_REGION'),
+    bedrockEndpoint: url(env, 'BEDROCK_ENDPOINT', ['http:', 'https:']),
+    bedrockModelId: str(env, 'BEDROCK_MODEL_ID') ?? 'us.anthropic.claude-haiku-4-5-20251001-v1:0',
+    emulators: oneOf(env, 'EMULATORS', 'auto', ['auto', 'on', 'off'] as const),
+    sipPort: int(env, 'SIP_PORT', 5060, 0, 65535),
+    sipHost: str(env, 'SIP_HOST') ?? '0.0.0.0',
+    sipPublicIp: ipv4(env, 'SIP_PUBLIC_IP', firstNonLoopbackAddress()),
+    rtpPortMin,
+    rtpPortMax,
+    logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error'] as const),
+    drainTimeoutS: int(env, 'DRAIN_TIMEOUT_S', 30, 0, 3600),
+    maxConcurrentCalls: int(env, 'MAX_CONCURRENT_CALLS', 500, 1, 100000),
+  };
+}

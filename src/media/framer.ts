@@ -1,0 +1,63 @@
+// Framer: arbitrary payload chunks in, exact fixed-size frames out; the
+// remainder is carried to the next push. Pure JS on purpose: copying 160 bytes
+// costs less than one N-API crossing, so this stays on the JS side of the seam.
+
+export class Framer {
+  readonly frameBytes: number;
+  private readonly pending: Uint8Array;
+  private fill = 0;
+
+  constructor(frameBytes = 160) {
+    if (!Number.isInteger(frameBytes)) throw new TypeError('frameBytes must be an integer');
+    if (frameBytes < 1 || frameBytes > 65536) throw new RangeError('frameBytes must be between 1 and 65536');
+    this.frameBytes = frameBytes;
+    this.pending = new Uint8Array(frameBytes);
+  }
+
+  /** Bytes held back, waiting for the rest of a frame. */
+  get buffered(): number {
+    return this.fill;
+  }
+
+  /** Adds a chunk; returns every frame it completes (each a fresh copy). */
+  push(chunk: Uint8Array): Uint8Array[] {
+    if (!(chunk instanceof Uint8Array)) throw new TypeError('chunk must be a Uint8Array or Buffer');
+    const size = this.frameBytes;
+    const frames: Uint8Array[] = [];
+    let offset = 0;
+    if (this.fill > 0) {
+      const take = Math.min(size - this.fill, chunk.length);
+      this.pending.set(chunk.subarray(0, take), this.fill);
+      this.fill += take;
+      offset = take;
+      if (this.fill < size) return frames;
+      frames.push(this.pending.slice());
+      this.fill = 0;
+    }
+    while (chunk.length - offset >= size) {
+      frames.push(chunk.slice(offset, offset + size));
+      offset += size;
+    }
+    if (offset < chunk.length) {
+      this.pending.set(chunk.subarray(offset), 0);
+      this.fill = chunk.length - offset;
+    }
+    return frames;
+  }
+
+  /**
+   * Returns the held-back partial frame padded to a whole frame with `pad`
+   * (μ-law silence by default), or null when nothing is held.
+   */
+  flush(pad = 0xff): Uint8Array | null {
+    if (this.fill === 0) return null;
+    const out = new Uint8Array(this.frameBytes).fill(pad);
+    out.set(this.pending.subarray(0, this.fill));
+    this.fill = 0;
+    return out;
+  }
+
+  reset(): void {
+    this.fill = 0;
+  }
+}

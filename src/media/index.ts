@@ -1,0 +1,3 @@
+// aybiza/media: the media core usable on its own (CONTRACT §6).
+export * from './g711.js';
+export { Framer } from './framer.js';

@@ -1,0 +1,31 @@
+// Loads the compiled addon (build/Release/aybiza_media.node). Everything
+// native is reached through this one object; wrappers in this folder give it
+// types and cheap JS-side checks.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import fs from 'node:fs';
+
+export interface NativeAddon {
+  ulawEncodeInto(src: Int16Array | Uint8Array, dst: Uint8Array): number;
+  alawEncodeInto(src: Int16Array | Uint8Array, dst: Uint8Array): number;
+  ulawDecodeInto(src: Uint8Array, dst: Int16Array | Uint8Array): number;
+  alawDecodeInto(src: Uint8Array, dst: Int16Array | Uint8Array): number;
+  ulawToAlawInto(src: Uint8Array, dst: Uint8Array): number;
+  alawToUlawInto(src: Uint8Array, dst: Uint8Array): number;
+  [name: string]: unknown;
+}
+
+function findAddon(): string {
+  // Works from src/media (vitest) and from dist/src/media (compiled).
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = path.join(dir, 'build', 'Release', 'aybiza_media.node');
+    if (fs.existsSync(candidate)) return candidate;
+    dir = path.dirname(dir);
+  }
+  throw new Error('aybiza native addon not built: run `npm ci` (or `npx node-gyp rebuild`) first');
+}
+
+const require = createRequire(import.meta.url);
+export const native: NativeAddon = require(findAddon()) as NativeAddon;

@@ -1,0 +1,96 @@
+// Every Prometheus metric the server exports (CONTRACT §5), on one registry.
+// Names are stable: dashboards in deploy/ depend on them. Add new metrics
+// here, not inline where they are used.
+import client from 'prom-client';
+
+export const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry });
+
+export const buildInfo = new client.Gauge({
+  name: 'aybiza_build_info',
+  help: 'Build information; value is always 1',
+  labelNames: ['version', 'uws_native'] as const,
+  registers: [registry],
+});
+
+export const callsActive = new client.Gauge({
+  name: 'aybiza_calls_active',
+  help: 'Calls in progress',
+  labelNames: ['transport'] as const,
+  registers: [registry],
+});
+
+export const callsTotal = new client.Counter({
+  name: 'aybiza_calls_total',
+  help: 'Calls ended, by transport and outcome',
+  labelNames: ['transport', 'outcome'] as const,
+  registers: [registry],
+});
+
+export const turnLatency = new client.Histogram({
+  name: 'aybiza_turn_latency_seconds',
+  help: 'Per-turn latency by stage: eou, llm_ttft, tts_ttfb, e2e, server',
+  labelNames: ['stage'] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10],
+  registers: [registry],
+});
+
+export const latencyBudgetExceeded = new client.Counter({
+  name: 'aybiza_latency_budget_exceeded_total',
+  help: 'Turns whose stage latency exceeded the agent budget',
+  labelNames: ['stage'] as const,
+  registers: [registry],
+});
+
+export const mediaFrames = new client.Counter({
+  name: 'aybiza_media_frames_total',
+  help: '20 ms media frames by transport and direction',
+  labelNames: ['transport', 'direction'] as const,
+  registers: [registry],
+});
+
+export const badInput = new client.Counter({
+  name: 'aybiza_bad_input_total',
+  help: 'Rejected input by source (http, api, twilio_ws, sip, rtp, native, ...) and reason',
+  labelNames: ['source', 'reason'] as const,
+  registers: [registry],
+});
+
+export const bargeIns = new client.Counter({
+  name: 'aybiza_barge_ins_total',
+  help: 'Caller interruptions of agent speech',
+  registers: [registry],
+});
+
+export const sipMessages = new client.Counter({
+  name: 'aybiza_sip_messages_total',
+  help: 'SIP messages by method, direction (in/out) and response code ("" for requests)',
+  labelNames: ['method', 'direction', 'code'] as const,
+  registers: [registry],
+});
+
+export const rtpPackets = new client.Counter({
+  name: 'aybiza_rtp_packets_total',
+  help: 'RTP packets by direction and event (received, sent, lost, late, concealed, unexpected_source, ...)',
+  labelNames: ['direction', 'event'] as const,
+  registers: [registry],
+});
+
+export const httpRequests = new client.Counter({
+  name: 'aybiza_http_requests_total',
+  help: 'HTTP requests by route and status code',
+  labelNames: ['route', 'code'] as const,
+  registers: [registry],
+});
+
+export const providerErrors = new client.Counter({
+  name: 'aybiza_provider_errors_total',
+  help: 'Provider failures by provider (stt, tts, llm) and kind',
+  labelNames: ['provider', 'kind'] as const,
+  registers: [registry],
+});
+
+/** Counts one rejected input. `reason` is a short stable token, never user data. */
+export function countBadInput(source: string, reason: string): void {
+  badInput.inc({ source, reason });
+}
