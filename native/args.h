@@ -46,56 +46,62 @@ inline std::string ArgName(size_t index, const char* name) {
   return "argument " + std::to_string(index) + " (" + name + ")";
 }
 
-inline Napi::TypedArray RequireTypedArray(const Napi::CallbackInfo& info, size_t index,
-                                          const char* name, const char* expected) {
-  Napi::Env env = info.Env();
-  if (info.Length() <= index || !info[index].IsTypedArray()) {
+// One napi_get_typedarray_info call per argument: this runs on the per-frame
+// hot path, where each extra N-API call is a measurable share of the cost.
+struct TypedArrayView {
+  napi_typedarray_type type;
+  void* data;
+  size_t length;  // in elements
+};
+
+inline TypedArrayView RequireTypedArrayView(const Napi::CallbackInfo& info, size_t index, const char* name,
+                                            const char* expected) {
+  napi_env env = info.Env();
+  napi_value v = info.Length() > index ? static_cast<napi_value>(info[index]) : nullptr;
+  TypedArrayView view{};
+  napi_value buffer;
+  size_t offset;
+  // napi_invalid_arg (no pending exception) when v is not a TypedArray.
+  if (v == nullptr || napi_get_typedarray_info(env, v, &view.type, &view.length, &view.data, &buffer, &offset) != napi_ok) {
     throw Napi::TypeError::New(env, ArgName(index, name) + " must be " + expected);
   }
-  Napi::TypedArray ta = info[index].As<Napi::TypedArray>();
-  Napi::Value buf = ta.Get("buffer");
-  if (buf.IsArrayBuffer()) {
-    if (buf.As<Napi::ArrayBuffer>().IsDetached()) {
-      throw Napi::TypeError::New(env, ArgName(index, name) + " is backed by a detached ArrayBuffer");
-    }
-  } else {
+  bool is_ab = false;
+  napi_is_arraybuffer(env, buffer, &is_ab);
+  if (!is_ab) {
     // SharedArrayBuffer: another thread could change samples mid-DSP.
     throw Napi::TypeError::New(env, ArgName(index, name) + " must not be backed by a SharedArrayBuffer");
   }
-  if (ta.ElementLength() > kMaxSamples * 2) {
-    throw Napi::RangeError::New(env, ArgName(index, name) + " is too large (limit " +
-                                         std::to_string(kMaxSamples) + " samples)");
+  if (view.length == 0) {
+    bool detached = false;
+    napi_is_detached_arraybuffer(env, buffer, &detached);
+    if (detached) throw Napi::TypeError::New(env, ArgName(index, name) + " is backed by a detached ArrayBuffer");
   }
-  return ta;
+  if (view.length > kMaxSamples * 2) {
+    throw Napi::RangeError::New(env, ArgName(index, name) + " is too large (limit " + std::to_string(kMaxSamples) +
+                                         " samples)");
+  }
+  return view;
 }
 
 inline ByteSpan RequireBytes(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  Napi::TypedArray ta = RequireTypedArray(info, index, name, "a Uint8Array or Buffer");
-  if (ta.TypedArrayType() != napi_uint8_array) {
+  TypedArrayView v = RequireTypedArrayView(info, index, name, "a Uint8Array or Buffer");
+  if (v.type != napi_uint8_array) {
     throw Napi::TypeError::New(info.Env(), ArgName(index, name) + " must be a Uint8Array or Buffer");
   }
-  Napi::Uint8Array u8 = ta.As<Napi::Uint8Array>();
-  if (u8.ElementLength() > kMaxSamples) {
-    throw Napi::RangeError::New(info.Env(), ArgName(index, name) + " is too large");
-  }
-  return ByteSpan{u8.Data(), u8.ElementLength()};
+  if (v.length > kMaxSamples) throw Napi::RangeError::New(info.Env(), ArgName(index, name) + " is too large");
+  return ByteSpan{static_cast<uint8_t*>(v.data), v.length};
 }
 
 inline Pcm16Span RequirePcm16(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  Napi::TypedArray ta = RequireTypedArray(info, index, name,
-                                          "an Int16Array or a Uint8Array of little-endian PCM16");
-  if (ta.TypedArrayType() == napi_int16_array) {
-    Napi::Int16Array i16 = ta.As<Napi::Int16Array>();
-    return Pcm16Span{i16.Data(), nullptr, i16.ElementLength()};
-  }
-  if (ta.TypedArrayType() == napi_uint8_array) {
-    Napi::Uint8Array u8 = ta.As<Napi::Uint8Array>();
-    if (u8.ElementLength() % 2 != 0) {
+  TypedArrayView v =
+      RequireTypedArrayView(info, index, name, "an Int16Array or a Uint8Array of little-endian PCM16");
+  if (v.type == napi_int16_array) return Pcm16Span{static_cast<int16_t*>(v.data), nullptr, v.length};
+  if (v.type == napi_uint8_array) {
+    if (v.length % 2 != 0) {
       throw Napi::RangeError::New(info.Env(), ArgName(index, name) + " has an odd byte count (" +
-                                                  std::to_string(u8.ElementLength()) +
-                                                  "); PCM16 needs 2 bytes per sample");
+                                                  std::to_string(v.length) + "); PCM16 needs 2 bytes per sample");
     }
-    return Pcm16Span{nullptr, u8.Data(), u8.ElementLength() / 2};
+    return Pcm16Span{nullptr, static_cast<uint8_t*>(v.data), v.length / 2};
   }
   throw Napi::TypeError::New(info.Env(), ArgName(index, name) +
                                              " must be an Int16Array or a Uint8Array of little-endian PCM16");

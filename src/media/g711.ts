@@ -9,12 +9,20 @@ function samples(pcm: Pcm16): number {
   return pcm instanceof Int16Array ? pcm.length : pcm.length >> 1;
 }
 
-export const ulawEncodeInto = (src: Pcm16, dst: Uint8Array): number => native.ulawEncodeInto(src, dst);
-export const alawEncodeInto = (src: Pcm16, dst: Uint8Array): number => native.alawEncodeInto(src, dst);
-export const ulawDecodeInto = (src: Uint8Array, dst: Pcm16): number => native.ulawDecodeInto(src, dst);
-export const alawDecodeInto = (src: Uint8Array, dst: Pcm16): number => native.alawDecodeInto(src, dst);
-export const ulawToAlawInto = (src: Uint8Array, dst: Uint8Array): number => native.ulawToAlawInto(src, dst);
-export const alawToUlawInto = (src: Uint8Array, dst: Uint8Array): number => native.alawToUlawInto(src, dst);
+// The native functions themselves, not JS closures around them: no extra
+// frame on the per-frame path. They validate every argument (native/args.h).
+/** Encodes PCM16 into μ-law in `dst`; returns the sample count. */
+export const ulawEncodeInto: (src: Pcm16, dst: Uint8Array) => number = native.ulawEncodeInto;
+/** Encodes PCM16 into A-law in `dst`; returns the sample count. */
+export const alawEncodeInto: (src: Pcm16, dst: Uint8Array) => number = native.alawEncodeInto;
+/** Decodes μ-law into PCM16 in `dst`; returns the sample count. */
+export const ulawDecodeInto: (src: Uint8Array, dst: Pcm16) => number = native.ulawDecodeInto;
+/** Decodes A-law into PCM16 in `dst`; returns the sample count. */
+export const alawDecodeInto: (src: Uint8Array, dst: Pcm16) => number = native.alawDecodeInto;
+/** Converts μ-law to A-law with the G.711 tables (in place allowed). */
+export const ulawToAlawInto: (src: Uint8Array, dst: Uint8Array) => number = native.ulawToAlawInto;
+/** Converts A-law to μ-law with the G.711 tables (in place allowed). */
+export const alawToUlawInto: (src: Uint8Array, dst: Uint8Array) => number = native.alawToUlawInto;
 
 // The allocating forms validate before allocating, so a bad argument throws
 // the same TypeError as the native function instead of failing on `.length`.
@@ -29,33 +37,43 @@ function checkBytes(src: unknown): Uint8Array {
   return src;
 }
 
+// Results come from Node's Buffer pool (like Buffer.allocUnsafe): a fresh
+// ArrayBuffer per 20 ms frame costs more than the decode itself.
+function bytesOut(n: number): Uint8Array {
+  return Buffer.allocUnsafe(n);
+}
+function pcmOut(n: number): Int16Array {
+  const b = Buffer.allocUnsafe(n * 2); // pool slices are 8-byte aligned
+  return new Int16Array(b.buffer, b.byteOffset, n);
+}
+
 export function ulawEncode(src: Pcm16): Uint8Array {
-  const out = new Uint8Array(samples(checkPcm(src)));
+  const out = bytesOut(samples(checkPcm(src)));
   native.ulawEncodeInto(src, out);
   return out;
 }
 export function alawEncode(src: Pcm16): Uint8Array {
-  const out = new Uint8Array(samples(checkPcm(src)));
+  const out = bytesOut(samples(checkPcm(src)));
   native.alawEncodeInto(src, out);
   return out;
 }
 export function ulawDecode(src: Uint8Array): Int16Array {
-  const out = new Int16Array(checkBytes(src).length);
+  const out = pcmOut(checkBytes(src).length);
   native.ulawDecodeInto(src, out);
   return out;
 }
 export function alawDecode(src: Uint8Array): Int16Array {
-  const out = new Int16Array(checkBytes(src).length);
+  const out = pcmOut(checkBytes(src).length);
   native.alawDecodeInto(src, out);
   return out;
 }
 export function ulawToAlaw(src: Uint8Array): Uint8Array {
-  const out = new Uint8Array(checkBytes(src).length);
+  const out = bytesOut(checkBytes(src).length);
   native.ulawToAlawInto(src, out);
   return out;
 }
 export function alawToUlaw(src: Uint8Array): Uint8Array {
-  const out = new Uint8Array(checkBytes(src).length);
+  const out = bytesOut(checkBytes(src).length);
   native.alawToUlawInto(src, out);
   return out;
 }

@@ -131,6 +131,8 @@ export class Server {
         log.error('component close failed', { component: c.name, err });
       }
     }
+    // Closes every remaining socket (keep-alive HTTP, stray WebSockets).
+    (this.app as unknown as { close?: () => void }).close?.();
     this._state = 'closed';
     log.info('stopped');
   }

@@ -1,0 +1,15 @@
+// `npm run bench [-- name ...]`: runs every benchmark suite (or the named
+// ones) and prints its tables. Each suite measures its baseline in the same
+// run and prints the ratio. Add a suite by adding a line to SUITES.
+type Suite = { name: string; load: () => Promise<{ default: () => Promise<void> }> };
+
+const SUITES: Suite[] = [
+  { name: 'g711', load: () => import('./g711.js') },
+];
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+for (const suite of SUITES) {
+  if (wanted.length > 0 && !wanted.includes(suite.name)) continue;
+  process.stdout.write(`\n## ${suite.name}\n\n`);
+  await (await suite.load()).default();
+}
