@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build: compile the C++ addon and the TypeScript in a builder with
+# the toolchain, then copy only what runs into a slim image.
+# uWebSockets.js's native binaries need glibc (not musl/alpine).
+
+FROM node:20-bookworm AS build
+WORKDIR /app
+COPY package.json package-lock.json binding.gyp tsconfig.json ./
+COPY native ./native
+COPY src ./src
+COPY sip ./sip
+COPY bench ./bench
+# npm ci runs our install script (node-gyp rebuild) and prepare (tsc).
+RUN npm ci && npm prune --omit=dev
+
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    DATA_DIR=/var/lib/aybiza \
+    PORT=8080 \
+    SIP_PORT=5060
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/build/Release/aybiza_media.node ./build/Release/aybiza_media.node
+COPY --from=build /app/dist ./dist
+RUN groupadd --system aybiza && useradd --system --gid aybiza --home /var/lib/aybiza aybiza \
+ && mkdir -p /var/lib/aybiza && chown aybiza:aybiza /var/lib/aybiza
+USER aybiza
+EXPOSE 8080/tcp 5060/udp 5060/tcp 10000-20000/udp
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# SIGTERM drains (readyz 503, active calls finish up to DRAIN_TIMEOUT_S), then exits 0.
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/src/cli.js", "serve"]
