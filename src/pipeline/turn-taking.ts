@@ -1,0 +1,123 @@
+// End-of-turn detection: combines the STT's endpointing (finals with
+// speech_final, UtteranceEnd) with our own VAD's silence. A caller reading
+// out digits, a spelled name, an e-mail or a card number pauses between
+// groups; the required silence is longer when the words so far end that way,
+// so they are not cut off mid-string.
+
+export interface TurnSettings {
+  /** VAD silence that ends a turn after ordinary speech. */
+  silenceMs: number;
+  /** Silence required when the turn ends in digits, spelled letters or an e-mail. */
+  slowSilenceMs: number;
+  /** Commit even without the STT's endpoint flag after this much extra silence. */
+  sttGraceMs: number;
+}
+
+export const DEFAULT_TURN_SETTINGS: TurnSettings = { silenceMs: 400, slowSilenceMs: 1400, sttGraceMs: 700 };
+
+export type TailKind = 'normal' | 'digits' | 'spelling' | 'email';
+
+const NUMBER_WORDS = new Set([
+  'zero', 'oh', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'double', 'triple',
+  'hundred', 'thousand',
+]);
+const DIGIT_CUES = new Set(['number', 'phone', 'card', 'code', 'zip', 'account', 'pin', 'postcode', 'digits', 'ssn', 'extension']);
+const EMAIL_WORDS = new Set(['at', 'dot', 'underscore', 'dash', 'hyphen']);
+
+/** What the end of an utterance looks like. */
+export function classifyTail(text: string): TailKind {
+  const words = text.toLowerCase().replace(/[,.!?;:]+$/g, '').trim().split(/\s+/).filter(Boolean);
+  if (words.length === 0) return 'normal';
+  const last = words[words.length - 1];
+  if (last.includes('@') || EMAIL_WORDS.has(last)) return 'email';
+  const tail = words.slice(-3);
+  if (/\d/.test(last) || NUMBER_WORDS.has(last)) {
+    // "I was born in 1990" is an ordinary ending; a run of digit groups, or a
+    // number right after "my card number", "the code", … usually continues.
+    const digitish = tail.filter((w) => /^[\d-]+$/.test(w) || NUMBER_WORDS.has(w)).length;
+    if (digitish >= 2) return 'digits';
+    if (words.slice(-4, -1).some((w) => DIGIT_CUES.has(w))) return 'digits';
+  }
+  const letters = tail.filter((w) => /^[a-z]\.?$/.test(w) && w !== 'a' && w !== 'i').length;
+  if (/^[a-z]\.?$/.test(last) && letters >= 2) return 'spelling';
+  return 'normal';
+}
+
+export function requiredSilenceMs(text: string, s: TurnSettings = DEFAULT_TURN_SETTINGS): number {
+  return classifyTail(text) === 'normal' ? s.silenceMs : s.slowSilenceMs;
+}
+
+export interface TurnCommit {
+  text: string;
+  /** When the caller stopped speaking (VAD), on the detector's clock. */
+  speechEndMs: number;
+  /** When the turn was committed. */
+  commitMs: number;
+  reason: 'endpoint' | 'silence';
+}
+
+/**
+ * Per-call detector. Feed it STT and VAD events and a clock tick (the shared
+ * 20 ms clock); it calls `onCommit` once per caller turn.
+ */
+export class TurnDetector {
+  private finals: string[] = [];
+  private interim = '';
+  private speaking = false;
+  private speechEndMs = -1;
+  private endpoint = false;
+
+  constructor(
+    private readonly onCommit: (c: TurnCommit) => void,
+    private readonly settings: TurnSettings = DEFAULT_TURN_SETTINGS,
+  ) {}
+
+  /** Text heard so far in this turn (finals plus the live interim). */
+  get text(): string {
+    return [...this.finals, this.interim].filter(Boolean).join(' ').trim();
+  }
+
+  speechStart(): void {
+    this.speaking = true;
+    this.endpoint = false;
+  }
+
+  speechEnd(nowMs: number): void {
+    this.speaking = false;
+    this.speechEndMs = nowMs;
+  }
+
+  transcript(text: string, isFinal: boolean, speechFinal: boolean): void {
+    if (!isFinal) {
+      this.interim = text;
+      if (text) this.endpoint = false;
+      return;
+    }
+    this.interim = '';
+    if (text.trim()) this.finals.push(text.trim());
+    if (speechFinal) this.endpoint = true;
+  }
+
+  utteranceEnd(): void {
+    this.endpoint = true;
+  }
+
+  /** Drops the turn in progress (the call ended, or the agent took the floor). */
+  reset(): void {
+    this.finals = [];
+    this.interim = '';
+    this.endpoint = false;
+  }
+
+  tick(nowMs: number): void {
+    if (this.speaking || this.finals.length === 0 || this.interim || this.speechEndMs < 0) return;
+    const text = this.text;
+    const silence = nowMs - this.speechEndMs;
+    const need = requiredSilenceMs(text, this.settings);
+    if (silence < need) return;
+    if (!this.endpoint && silence < need + this.settings.sttGraceMs) return;
+    const commit: TurnCommit = { text, speechEndMs: this.speechEndMs, commitMs: nowMs, reason: this.endpoint ? 'endpoint' : 'silence' };
+    this.reset();
+    this.onCommit(commit);
+  }
+}
