@@ -4,13 +4,31 @@
 // Control plane (src/store, src/api) and metrics sit beside it.
 import type { Config } from './config.js';
 import { Server } from './server/server.js';
+import { ControlPlane } from './store/index.js';
+import { mountApi } from './api/index.js';
 
 export interface App {
   config: Config;
   server: Server;
+  store: ControlPlane;
 }
 
-export async function createApp(config: Config): Promise<App> {
+export interface AppOptions {
+  /** Redis key prefix (tests isolate themselves with it). */
+  redisPrefix?: string;
+}
+
+export async function createApp(config: Config, opts: AppOptions = {}): Promise<App> {
   const server = new Server({ host: config.host, port: config.port, drainTimeoutS: config.drainTimeoutS });
-  return { config, server };
+  const store = await ControlPlane.open({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    redisUrl: config.redisUrl,
+    redisPrefix: opts.redisPrefix,
+    adminApiKey: config.adminApiKey,
+    sipRealm: config.sipRealm,
+  });
+  server.use(store);
+  mountApi(server.router, store, { rateLimit: config.apiRateLimit });
+  return { config, server, store };
 }

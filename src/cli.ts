@@ -7,6 +7,7 @@ type Command = { run(args: string[]): Promise<void> };
 
 const COMMANDS: Record<string, { describe: string; load: () => Promise<Command> }> = {
   serve: { describe: 'run the media server (npm start)', load: () => import('./commands/serve.js') },
+  migrate: { describe: 'apply database migrations (DATABASE_URL, or the embedded database in DATA_DIR)', load: () => import('./commands/migrate.js') },
 };
 
 function usage(): string {

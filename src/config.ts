@@ -39,6 +39,8 @@ export interface Config {
   logLevel: LogLevel;
   drainTimeoutS: number;
   maxConcurrentCalls: number;
+  sipRealm: string;
+  apiRateLimit: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -95,6 +97,13 @@ function ipv4(env: Env, name: string, def: string): string {
   return raw.trim();
 }
 
+function realm(env: Env, name: string, def: string): string {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  if (!/^[A-Za-z0-9.\-_]{1,64}$/.test(raw)) throw new ConfigError(name, 'must be 1-64 letters, digits, dots, dashes or underscores');
+  return raw;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const port = int(env, 'PORT', 8080, 0, 65535);
   const host = str(env, 'HOST') ?? '0.0.0.0';
@@ -135,5 +144,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error'] as const),
     drainTimeoutS: int(env, 'DRAIN_TIMEOUT_S', 30, 0, 3600),
     maxConcurrentCalls: int(env, 'MAX_CONCURRENT_CALLS', 500, 1, 100000),
+    sipRealm: realm(env, 'SIP_REALM', 'aybiza'),
+    apiRateLimit: int(env, 'API_RATE_LIMIT', 50, 1, 1_000_000),
   };
 }

@@ -1,0 +1,143 @@
+// The admin API's routes as data: the same table mounts the handlers and
+// renders the OpenAPI document, so every route is documented.
+import type { Request } from '../server/http.js';
+import type { ControlPlane } from '../store/index.js';
+import { TENANT_SCOPES, type AgentConfig, type Principal, type Scope } from '../store/types.js';
+import type { NewTrunk } from '../store/trunks.js';
+import { readScope, requireAdmin, requireScope, writeTenant } from './auth.js';
+import { body, limitParam, type Schema } from './validate.js';
+import * as S from './schemas.js';
+
+export interface Ctx {
+  req: Request;
+  p: Principal;
+  cp: ControlPlane;
+}
+
+export interface RouteSpec {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  /** OpenAPI form: /v1/agents/{id} */
+  path: string;
+  summary: string;
+  /** A scope, or 'admin' for platform-admin keys only. */
+  access: Scope | 'admin';
+  body?: Schema;
+  status: number;
+  list?: boolean;
+  handler(ctx: Ctx): Promise<unknown>;
+}
+
+const cursor = (req: Request) => req.query.get('cursor') ?? undefined;
+
+export const ROUTES: RouteSpec[] = [
+  {
+    method: 'POST', path: '/v1/tenants', summary: 'Create a tenant', access: 'admin', body: S.tenantCreate, status: 201,
+    handler: async ({ req, p, cp }) => {
+      const b = body<{ name: string; maxConcurrentCalls?: number }>(req, S.tenantCreate);
+      return cp.tenants.create(p, b.name, b.maxConcurrentCalls ?? null);
+    },
+  },
+  {
+    method: 'GET', path: '/v1/tenants', summary: 'List tenants', access: 'admin', status: 200, list: true,
+    handler: async ({ cp }) => ({ items: await cp.tenants.list(), nextCursor: null }),
+  },
+  {
+    method: 'POST', path: '/v1/api-keys', summary: 'Create an API key (shown once)', access: 'agents:read', body: S.apiKeyCreate, status: 201,
+    handler: async ({ req, p, cp }) => {
+      const b = body<{ tenantId: string; name?: string; scopes?: Scope[] }>(req, S.apiKeyCreate);
+      const tenantId = writeTenant(p, b.tenantId);
+      const scopes = b.scopes ?? [...TENANT_SCOPES];
+      // A tenant key can mint keys only for its own tenant and only with scopes it has.
+      if (!p.platformAdmin) for (const s of scopes) requireScope(p, s);
+      return cp.tenants.createKey(p, tenantId, b.name ?? '', [...new Set(scopes)]);
+    },
+  },
+  {
+    method: 'POST', path: '/v1/agents', summary: 'Create an agent (version 1, live)', access: 'agents:write', body: S.agentCreate, status: 201,
+    handler: async ({ req, p, cp }) => {
+      const { tenantId, ...config } = body<AgentConfig & { tenantId?: string }>(req, S.agentCreate);
+      return cp.agents.create(p, writeTenant(p, tenantId), config);
+    },
+  },
+  {
+    method: 'GET', path: '/v1/agents', summary: 'List agents', access: 'agents:read', status: 200, list: true,
+    handler: async ({ req, p, cp }) => cp.agents.list(readScope(p), limitParam(req.query), cursor(req)),
+  },
+  {
+    method: 'GET', path: '/v1/agents/{id}', summary: 'Get an agent (latest version, liveVersion)', access: 'agents:read', status: 200,
+    handler: async ({ req, p, cp }) => cp.agents.get(readScope(p), req.params.id),
+  },
+  {
+    method: 'PATCH', path: '/v1/agents/{id}', summary: 'Change an agent: creates version n+1', access: 'agents:write', body: S.agentPatch, status: 200,
+    handler: async ({ req, p, cp }) => cp.agents.patch(p, readScope(p), req.params.id, body<Partial<AgentConfig>>(req, S.agentPatch)),
+  },
+  {
+    method: 'POST', path: '/v1/agents/{id}/deploy', summary: 'Deploy a version (blue/green) or a percentage split; rollback = deploy an older version', access: 'agents:write', body: S.agentDeploy, status: 200,
+    handler: async ({ req, p, cp }) => {
+      const b = body<{ version: number; percent?: number }>(req, S.agentDeploy);
+      return cp.agents.deploy(p, readScope(p), req.params.id, b.version, b.percent);
+    },
+  },
+  {
+    method: 'GET', path: '/v1/agents/{id}/versions', summary: 'List an agent\'s immutable versions', access: 'agents:read', status: 200, list: true,
+    handler: async ({ req, p, cp }) => ({ items: await cp.agents.versions(readScope(p), req.params.id), nextCursor: null }),
+  },
+  {
+    method: 'POST', path: '/v1/phone-numbers', summary: 'Bind an E.164 number to an agent', access: 'numbers:write', body: S.phoneNumberCreate, status: 201,
+    handler: async ({ req, p, cp }) => {
+      const b = body<{ number: string; agentId: string }>(req, S.phoneNumberCreate);
+      return cp.agents.addNumber(p, readScope(p), b.number, b.agentId);
+    },
+  },
+  {
+    method: 'GET', path: '/v1/phone-numbers', summary: 'List phone numbers', access: 'agents:read', status: 200, list: true,
+    handler: async ({ req, p, cp }) => cp.agents.listNumbers(readScope(p), limitParam(req.query), cursor(req)),
+  },
+  {
+    method: 'GET', path: '/v1/phone-numbers/{id}', summary: 'Get a phone number', access: 'agents:read', status: 200,
+    handler: async ({ req, p, cp }) => cp.agents.getNumber(readScope(p), req.params.id),
+  },
+  {
+    method: 'DELETE', path: '/v1/phone-numbers/{id}', summary: 'Unbind a phone number', access: 'numbers:write', status: 204,
+    handler: async ({ req, p, cp }) => cp.agents.deleteNumber(p, readScope(p), req.params.id),
+  },
+  {
+    method: 'POST', path: '/v1/sip-trunks', summary: 'Create a SIP trunk (the password is never echoed)', access: 'trunks:write', body: S.sipTrunkCreate, status: 201,
+    handler: async ({ req, p, cp }) => {
+      const { tenantId, ...t } = body<NewTrunk & { tenantId?: string }>(req, S.sipTrunkCreate);
+      return cp.trunks.create(p, writeTenant(p, tenantId), t);
+    },
+  },
+  {
+    method: 'GET', path: '/v1/sip-trunks', summary: 'List SIP trunks', access: 'trunks:write', status: 200, list: true,
+    handler: async ({ p, cp }) => ({ items: await cp.trunks.list(readScope(p)), nextCursor: null }),
+  },
+  {
+    method: 'GET', path: '/v1/sip-trunks/{id}', summary: 'Get a SIP trunk', access: 'trunks:write', status: 200,
+    handler: async ({ req, p, cp }) => cp.trunks.get(readScope(p), req.params.id),
+  },
+  {
+    method: 'DELETE', path: '/v1/sip-trunks/{id}', summary: 'Delete a SIP trunk', access: 'trunks:write', status: 204,
+    handler: async ({ req, p, cp }) => cp.trunks.delete(p, readScope(p), req.params.id),
+  },
+  {
+    method: 'GET', path: '/v1/calls', summary: 'List calls, newest first', access: 'calls:read', status: 200, list: true,
+    handler: async ({ req, p, cp }) => cp.calls.list(readScope(p), limitParam(req.query), cursor(req)),
+  },
+  {
+    method: 'GET', path: '/v1/calls/{id}', summary: 'A call with its turns (per-stage latencies) and redacted transcript', access: 'calls:read', status: 200,
+    handler: async ({ req, p, cp }) => cp.calls.detail(readScope(p), req.params.id),
+  },
+  {
+    method: 'GET', path: '/v1/audit-log', summary: 'The append-only audit log, newest first', access: 'audit:read', status: 200, list: true,
+    handler: async ({ req, p, cp }) => {
+      const { listAudit } = await import('../store/audit.js');
+      return listAudit(cp.db.pool, readScope(p), limitParam(req.query), cursor(req));
+    },
+  },
+];
+
+export function checkAccess(spec: RouteSpec, p: Principal): void {
+  if (spec.access === 'admin') requireAdmin(p);
+  else requireScope(p, spec.access);
+}

@@ -1,0 +1,110 @@
+// Request bodies of the admin API (CONTRACT §4).
+import type { Schema } from './validate.js';
+import { TENANT_SCOPES } from '../store/types.js';
+
+const id = (description: string): Schema => ({ type: 'string', minLength: 1, maxLength: 64, description });
+
+export const tenantCreate: Schema = {
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 200 },
+    maxConcurrentCalls: { type: 'integer', minimum: 1, maximum: 100000, description: 'per-tenant concurrent call limit' },
+  },
+};
+
+export const apiKeyCreate: Schema = {
+  type: 'object',
+  required: ['tenantId'],
+  additionalProperties: false,
+  properties: {
+    tenantId: id('tenant the key belongs to'),
+    name: { type: 'string', maxLength: 200 },
+    scopes: { type: 'array', minItems: 1, items: { type: 'string', enum: TENANT_SCOPES }, description: 'defaults to all tenant scopes' },
+  },
+};
+
+const tool: Schema = {
+  type: 'object',
+  required: ['name', 'description', 'parameters', 'url'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+    description: { type: 'string', minLength: 1, maxLength: 1000 },
+    parameters: { type: 'json-object', description: 'JSON Schema of the tool input' },
+    url: { type: 'string', pattern: '^https?://', maxLength: 2000 },
+    timeoutMs: { type: 'integer', minimum: 100, maximum: 60000 },
+    authHeader: { type: 'string', maxLength: 2000, description: 'sent as the Authorization header' },
+  },
+};
+
+const agentFields: Record<string, Schema> = {
+  name: { type: 'string', minLength: 1, maxLength: 200 },
+  prompt: { type: 'string', minLength: 1, maxLength: 50000, description: 'system prompt' },
+  greeting: { type: 'string', maxLength: 2000, description: 'spoken when the call is answered' },
+  voice: { type: 'string', maxLength: 100, description: 'TTS voice, e.g. aura-2-thalia-en' },
+  language: { type: 'string', maxLength: 20, description: 'BCP-47, e.g. en-US' },
+  llm: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      model: { type: 'string', maxLength: 200 },
+      temperature: { type: 'number', minimum: 0, maximum: 1 },
+      maxTokens: { type: 'integer', minimum: 1, maximum: 8192 },
+    },
+  },
+  stt: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      model: { type: 'string', maxLength: 100 },
+      endpointingMs: { type: 'integer', minimum: 10, maximum: 5000 },
+    },
+  },
+  tools: { type: 'array', maxItems: 32, items: tool },
+  latencyBudgetMs: { type: 'integer', minimum: 100, maximum: 60000, description: 'end-to-end turn latency budget' },
+};
+
+export const agentCreate: Schema = {
+  type: 'object',
+  required: ['name', 'prompt'],
+  additionalProperties: false,
+  properties: { ...agentFields, tenantId: id('required with a platform-admin key') },
+};
+
+export const agentPatch: Schema = { type: 'object', additionalProperties: false, properties: agentFields };
+
+export const agentDeploy: Schema = {
+  type: 'object',
+  required: ['version'],
+  additionalProperties: false,
+  properties: {
+    version: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    percent: { type: 'integer', minimum: 0, maximum: 100, description: 'share of calls for this version (A/B); omit for all' },
+  },
+};
+
+export const phoneNumberCreate: Schema = {
+  type: 'object',
+  required: ['number', 'agentId'],
+  additionalProperties: false,
+  properties: {
+    number: { type: 'string', pattern: '^\\+[1-9][0-9]{6,14}$', description: 'E.164' },
+    agentId: id('agent answering this number'),
+  },
+};
+
+export const sipTrunkCreate: Schema = {
+  type: 'object',
+  required: ['name', 'allowedCidrs'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 200 },
+    allowedCidrs: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 64 } },
+    username: { type: 'string', pattern: '^[A-Za-z0-9._~!$&*+=-]{1,64}$' },
+    password: { type: 'string', minLength: 8, maxLength: 200, description: 'stored only as digest HA1 hashes; never returned' },
+    allowRefer: { type: 'boolean', description: 'transfer_call may use a blind REFER on this trunk' },
+    tenantId: id('required with a platform-admin key'),
+  },
+};

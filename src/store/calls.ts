@@ -1,0 +1,116 @@
+// Calls, their turns and transcripts. The call path writes through the
+// CallStore interface; the API reads pages and details. Transcript text is
+// redacted before it is stored.
+import type { Database } from './db.js';
+import { decodeCursor, encodeCursor, iso, isoOrNull, newId } from './ids.js';
+import { InvalidError, NotFoundError } from './errors.js';
+import { tenantClause } from './agents.js';
+import { redactPii } from './redact.js';
+import type { CallDetail, CallRecord, CallStore, NewCall, Page, Transport, TurnRecord } from './types.js';
+
+const ENDED = new Set(['completed', 'failed', 'busy', 'no-answer', 'canceled', 'rejected', 'ended']);
+
+function toCall(r: Record<string, unknown>): CallRecord {
+  return {
+    id: r.id as string,
+    tenantId: r.tenant_id as string,
+    agentId: (r.agent_id as string | null) ?? null,
+    agentVersion: (r.agent_version as number | null) ?? null,
+    transport: r.transport as Transport,
+    externalId: r.external_id as string,
+    from: (r.from_number as string | null) ?? null,
+    to: (r.to_number as string | null) ?? null,
+    status: r.status as string,
+    startedAt: iso(r.started_at),
+    answeredAt: isoOrNull(r.answered_at),
+    endedAt: isoOrNull(r.ended_at),
+    endReason: (r.end_reason as string | null) ?? null,
+    mediaStats: (r.media_stats as Record<string, unknown> | null) ?? null,
+  };
+}
+
+export class Calls implements CallStore {
+  constructor(private readonly db: Database) {}
+
+  async createCall(c: NewCall): Promise<CallRecord> {
+    const r = (
+      await this.db.pool.query(
+        `insert into calls (id, tenant_id, agent_id, agent_version, transport, external_id, from_number, to_number, status)
+         values ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+         on conflict (transport, external_id) do update set external_id = excluded.external_id
+         returning *`,
+        [newId('call'), c.tenantId, c.agentId, c.agentVersion, c.transport, c.externalId, c.from, c.to, c.status ?? 'ringing'],
+      )
+    ).rows[0];
+    return toCall(r);
+  }
+
+  async findCall(transport: Transport, externalId: string): Promise<CallRecord | null> {
+    const r = (await this.db.pool.query('select * from calls where transport = $1 and external_id = $2', [transport, externalId])).rows[0];
+    return r ? toCall(r) : null;
+  }
+
+  async updateCallStatus(callId: string, status: string, endReason?: string): Promise<void> {
+    // An ended call stays ended: late or repeated callbacks change nothing.
+    await this.db.pool.query(
+      `update calls set status = $2,
+              answered_at = case when $2 in ('in-progress', 'answered') then coalesce(answered_at, now()) else answered_at end,
+              ended_at = case when $3 then coalesce(ended_at, now()) else ended_at end,
+              end_reason = case when $3 then coalesce(end_reason, $4) else end_reason end
+        where id = $1 and ended_at is null`,
+      [callId, status, ENDED.has(status), endReason ?? status],
+    );
+  }
+
+  async addTurn(callId: string, t: TurnRecord): Promise<void> {
+    await this.db.pool.query(
+      `insert into turns (call_id, seq, user_text, assistant_text, interrupted, latencies) values ($1,$2,$3,$4,$5,$6)
+       on conflict (call_id, seq) do update set user_text = excluded.user_text, assistant_text = excluded.assistant_text,
+         interrupted = excluded.interrupted, latencies = excluded.latencies`,
+      [callId, t.seq, redactPii(t.userText), redactPii(t.assistantText), t.interrupted, JSON.stringify(t.latencies)],
+    );
+  }
+
+  async addTranscript(callId: string, speaker: 'caller' | 'agent', text: string): Promise<void> {
+    await this.db.pool.query('insert into transcript_segments (call_id, speaker, text) values ($1,$2,$3)', [callId, speaker, redactPii(text)]);
+  }
+
+  async setMediaStats(callId: string, stats: Record<string, unknown>): Promise<void> {
+    await this.db.pool.query('update calls set media_stats = $2 where id = $1', [callId, JSON.stringify(stats)]);
+  }
+
+  async list(tenantId: string | null, limit: number, cursor?: string): Promise<Page<CallRecord>> {
+    const params: unknown[] = [];
+    const where = [tenantClause(tenantId, params)];
+    if (cursor) {
+      const c = decodeCursor(cursor);
+      if (!c) throw new InvalidError('cursor', 'is not a cursor this API returned');
+      params.push(c[0], c[1]);
+      where.push(`(started_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
+    }
+    params.push(limit + 1);
+    const rows = (await this.db.pool.query(`select * from calls where ${where.join(' and ')} order by started_at desc, id desc limit $${params.length}`, params)).rows;
+    const last = rows[limit - 1];
+    return { items: rows.slice(0, limit).map(toCall), nextCursor: rows.length > limit && last ? encodeCursor(iso(last.started_at), last.id) : null };
+  }
+
+  async detail(tenantId: string | null, id: string): Promise<CallDetail> {
+    const params: unknown[] = [id];
+    const r = (await this.db.pool.query(`select * from calls where id = $1 and ${tenantClause(tenantId, params)}`, params)).rows[0];
+    if (!r) throw new NotFoundError('call');
+    const turns = (await this.db.pool.query('select * from turns where call_id = $1 order by seq', [id])).rows.map((t) => ({
+      seq: t.seq,
+      userText: t.user_text,
+      assistantText: t.assistant_text,
+      interrupted: t.interrupted,
+      latencies: t.latencies,
+      createdAt: iso(t.created_at),
+    }));
+    const transcript = (await this.db.pool.query('select * from transcript_segments where call_id = $1 order by id', [id])).rows.map((s) => ({
+      speaker: s.speaker,
+      text: s.text,
+      at: iso(s.at),
+    }));
+    return { ...toCall(r), turns, transcript };
+  }
+}

@@ -1,0 +1,65 @@
+// The control plane's storage as one component: database (embedded or
+// external), migrations, shared state (Redis or in-process), and the
+// repositories the API and the call path use.
+import type { Component } from '../server/server.js';
+import { migrate, openDatabase, type Database } from './db.js';
+import { createState, type SharedState } from './state.js';
+import { Tenants } from './tenants.js';
+import { Agents } from './agents.js';
+import { Trunks } from './trunks.js';
+import { Calls } from './calls.js';
+import { CachedResolver } from './resolver.js';
+
+export interface StoreOptions {
+  databaseUrl?: string;
+  dataDir: string;
+  redisUrl?: string;
+  /** Key prefix in Redis (tests isolate themselves with it). */
+  redisPrefix?: string;
+  adminApiKey?: string;
+  sipRealm: string;
+}
+
+export class ControlPlane implements Component {
+  readonly name = 'control-plane';
+  readonly tenants: Tenants;
+  readonly agents: Agents;
+  readonly trunks: Trunks;
+  readonly calls: Calls;
+  readonly resolver: CachedResolver;
+
+  private constructor(readonly db: Database, readonly state: SharedState, private readonly opts: StoreOptions) {
+    this.resolver = new CachedResolver(db, state);
+    this.tenants = new Tenants(db);
+    this.agents = new Agents(db, () => this.resolver.invalidate());
+    this.trunks = new Trunks(db, opts.sipRealm);
+    this.calls = new Calls(db);
+  }
+
+  /** Opens the database, applies migrations, and makes ADMIN_API_KEY usable. */
+  static async open(opts: StoreOptions): Promise<ControlPlane> {
+    const db = await openDatabase({ databaseUrl: opts.databaseUrl, dataDir: opts.dataDir });
+    try {
+      await migrate(db);
+      const state = createState(opts.redisUrl, opts.redisPrefix);
+      const cp = new ControlPlane(db, state, opts);
+      if (opts.adminApiKey) await cp.tenants.ensureAdminKey(opts.adminApiKey);
+      return cp;
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+
+  async ready(): Promise<boolean> {
+    return (await this.db.ping()) && (await this.state.ping());
+  }
+
+  async close(): Promise<void> {
+    await this.state.close();
+    await this.db.close();
+  }
+}
+
+export type { SharedState } from './state.js';
+export * from './types.js';

@@ -1,0 +1,152 @@
+// Versioned schema migrations, applied in order at startup and by
+// `aybiza migrate`. Kept as TypeScript strings so the compiled package needs
+// no extra files. Never edit a released migration: add the next one.
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+create table tenants (
+  id text primary key,
+  name text not null,
+  max_concurrent_calls integer check (max_concurrent_calls is null or max_concurrent_calls > 0),
+  created_at timestamptz not null default now()
+);
+
+-- Only SHA-256 hashes of keys are stored; the key itself is shown once.
+create table api_keys (
+  id text primary key,
+  tenant_id text references tenants(id),
+  name text not null default '',
+  key_hash text not null unique,
+  scopes text[] not null,
+  platform_admin boolean not null default false,
+  created_at timestamptz not null default now(),
+  revoked_at timestamptz,
+  check (platform_admin or tenant_id is not null)
+);
+
+create table agents (
+  id text primary key,
+  tenant_id text not null references tenants(id),
+  name text not null,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+create index agents_tenant on agents (tenant_id, created_at desc, id desc);
+
+-- Immutable: a change is a new version.
+create table agent_versions (
+  agent_id text not null references agents(id),
+  version integer not null check (version > 0),
+  config jsonb not null,
+  created_by text not null,
+  created_at timestamptz not null default now(),
+  primary key (agent_id, version)
+);
+
+-- What is live: one version (blue/green), or a split sending canary_percent of calls to canary_version.
+create table deployments (
+  agent_id text primary key references agents(id),
+  live_version integer not null,
+  canary_version integer,
+  canary_percent integer not null default 0 check (canary_percent between 0 and 100),
+  updated_at timestamptz not null default now(),
+  foreign key (agent_id, live_version) references agent_versions (agent_id, version),
+  foreign key (agent_id, canary_version) references agent_versions (agent_id, version)
+);
+
+create table phone_numbers (
+  id text primary key,
+  tenant_id text not null references tenants(id),
+  number text not null unique check (number ~ '^\\+[1-9][0-9]{6,14}$'),
+  agent_id text not null references agents(id),
+  created_at timestamptz not null default now()
+);
+
+-- Digest credentials are kept only as HA1 = H(username:realm:password), MD5 and SHA-256.
+create table sip_trunks (
+  id text primary key,
+  tenant_id text not null references tenants(id),
+  name text not null,
+  allowed_cidrs cidr[] not null default '{}',
+  username text,
+  realm text not null,
+  ha1_md5 text,
+  ha1_sha256 text,
+  allow_refer boolean not null default false,
+  created_at timestamptz not null default now()
+);
+create unique index sip_trunks_username on sip_trunks (username) where username is not null;
+
+create table calls (
+  id text primary key,
+  tenant_id text not null references tenants(id),
+  agent_id text references agents(id),
+  agent_version integer,
+  transport text not null check (transport in ('twilio', 'sip')),
+  external_id text not null,
+  from_number text,
+  to_number text,
+  status text not null,
+  started_at timestamptz not null default now(),
+  answered_at timestamptz,
+  ended_at timestamptz,
+  end_reason text,
+  media_stats jsonb,
+  unique (transport, external_id)
+);
+create index calls_tenant on calls (tenant_id, started_at desc, id desc);
+
+create table turns (
+  call_id text not null references calls(id),
+  seq integer not null,
+  user_text text not null default '',
+  assistant_text text not null default '',
+  interrupted boolean not null default false,
+  latencies jsonb not null default '{}',
+  created_at timestamptz not null default now(),
+  primary key (call_id, seq)
+);
+
+create table transcript_segments (
+  id bigserial primary key,
+  call_id text not null references calls(id),
+  speaker text not null check (speaker in ('caller', 'agent')),
+  text text not null,
+  at timestamptz not null default now()
+);
+create index transcript_call on transcript_segments (call_id, id);
+
+create table audit_log (
+  id bigserial primary key,
+  at timestamptz not null default now(),
+  tenant_id text,
+  actor text not null,
+  action text not null,
+  object_type text not null,
+  object_id text not null,
+  before jsonb,
+  after jsonb
+);
+create index audit_tenant on audit_log (tenant_id, id desc);
+
+-- Append-only, enforced by the database itself.
+create function audit_log_append_only() returns trigger language plpgsql as $$
+begin
+  raise exception 'audit_log is append-only (% refused)', tg_op;
+end;
+$$;
+create trigger audit_log_no_change before update or delete on audit_log
+  for each row execute function audit_log_append_only();
+create trigger audit_log_no_truncate before truncate on audit_log
+  for each statement execute function audit_log_append_only();
+`,
+  },
+];

@@ -1,0 +1,181 @@
+// The control plane's data, as the call path and the API see it.
+// The call path (Twilio gateway, SIP, pipeline) depends only on the
+// interfaces at the bottom: AgentResolver, CallStore, TrunkDirectory.
+
+export const TENANT_SCOPES = ['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read'] as const;
+export type Scope = (typeof TENANT_SCOPES)[number];
+
+export interface Tenant {
+  id: string;
+  name: string;
+  maxConcurrentCalls: number | null;
+  createdAt: string;
+}
+
+export interface Principal {
+  keyId: string;
+  keyName: string;
+  tenantId: string | null;
+  platformAdmin: boolean;
+  scopes: Scope[];
+}
+
+export interface WebhookTool {
+  name: string;
+  description: string;
+  /** JSON schema of the tool's input. */
+  parameters: Record<string, unknown>;
+  url: string;
+  timeoutMs?: number;
+  authHeader?: string;
+}
+
+export interface AgentConfig {
+  name: string;
+  prompt: string;
+  greeting?: string;
+  voice?: string;
+  language?: string;
+  llm?: { model?: string; temperature?: number; maxTokens?: number };
+  stt?: { model?: string; endpointingMs?: number };
+  tools?: WebhookTool[];
+  latencyBudgetMs?: number;
+}
+
+export interface AgentVersion {
+  agentId: string;
+  version: number;
+  config: AgentConfig;
+  createdBy: string;
+  createdAt: string;
+}
+
+export interface Deployment {
+  liveVersion: number;
+  canaryVersion: number | null;
+  canaryPercent: number;
+}
+
+export interface Agent extends AgentConfig {
+  id: string;
+  tenantId: string;
+  version: number;
+  liveVersion: number;
+  deployment: Deployment;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface PhoneNumber {
+  id: string;
+  tenantId: string;
+  number: string;
+  agentId: string;
+  createdAt: string;
+}
+
+export interface SipTrunk {
+  id: string;
+  tenantId: string;
+  name: string;
+  allowedCidrs: string[];
+  username: string | null;
+  realm: string;
+  allowRefer: boolean;
+  createdAt: string;
+}
+
+/** A trunk with its digest secrets (HA1 hashes), for the SIP server only. */
+export interface SipTrunkSecrets extends SipTrunk {
+  ha1Md5: string | null;
+  ha1Sha256: string | null;
+}
+
+export type Transport = 'twilio' | 'sip';
+
+export interface CallRecord {
+  id: string;
+  tenantId: string;
+  agentId: string | null;
+  agentVersion: number | null;
+  transport: Transport;
+  externalId: string;
+  from: string | null;
+  to: string | null;
+  status: string;
+  startedAt: string;
+  answeredAt: string | null;
+  endedAt: string | null;
+  endReason: string | null;
+  mediaStats: Record<string, unknown> | null;
+}
+
+export interface TurnRecord {
+  seq: number;
+  userText: string;
+  /** What the caller actually heard (cut at a barge-in). */
+  assistantText: string;
+  interrupted: boolean;
+  /** Per-stage latencies in milliseconds. */
+  latencies: Record<string, number>;
+  createdAt?: string;
+}
+
+export interface TranscriptSegment {
+  speaker: 'caller' | 'agent';
+  text: string;
+  at: string;
+}
+
+export interface CallDetail extends CallRecord {
+  turns: TurnRecord[];
+  transcript: TranscriptSegment[];
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+/** What a call needs to know about the number it reached. */
+export interface ResolvedAgent {
+  tenantId: string;
+  agentId: string;
+  agentVersion: number;
+  config: AgentConfig;
+  maxConcurrentCalls: number | null;
+}
+
+export interface AgentResolver {
+  /** Number → agent → live version (A/B split applied), from the cache when warm. */
+  resolveNumber(e164: string): Promise<ResolvedAgent | null>;
+}
+
+export interface NewCall {
+  tenantId: string;
+  agentId: string | null;
+  agentVersion: number | null;
+  transport: Transport;
+  externalId: string;
+  from: string | null;
+  to: string | null;
+  status?: string;
+}
+
+export interface CallStore {
+  /** Creates the record, or returns the existing one for (transport, externalId). */
+  createCall(c: NewCall): Promise<CallRecord>;
+  findCall(transport: Transport, externalId: string): Promise<CallRecord | null>;
+  /** Idempotent: an ended call keeps its first end time and reason. */
+  updateCallStatus(callId: string, status: string, endReason?: string): Promise<void>;
+  addTurn(callId: string, turn: TurnRecord): Promise<void>;
+  /** Stored PII-redacted. */
+  addTranscript(callId: string, speaker: 'caller' | 'agent', text: string): Promise<void>;
+  setMediaStats(callId: string, stats: Record<string, unknown>): Promise<void>;
+}
+
+export interface TrunkDirectory {
+  /** Trunks whose allowedCidrs contain the address. */
+  trunksForAddress(ip: string): Promise<SipTrunkSecrets[]>;
+  trunkForUsername(username: string): Promise<SipTrunkSecrets | null>;
+}
