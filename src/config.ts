@@ -41,6 +41,17 @@ export interface Config {
   maxConcurrentCalls: number;
   sipRealm: string;
   apiRateLimit: number;
+  bedrockFallbackModels: string[];
+  llmTtftDeadlineMs: number;
+  awsCredentialsPresent: boolean;
+  emulator: {
+    sttFinalDelayMs: number;
+    llmTtftMs: number;
+    llmTokensPerSecond: number;
+    ttsFirstByteMs: number;
+    ttsRealtimeFactor: number;
+    phrases: string[] | undefined;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -56,6 +67,14 @@ function int(env: Env, name: string, def: number, min: number, max: number): num
   if (!/^\d+$/.test(raw.trim())) throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}`);
   const v = Number(raw.trim());
   if (v < min || v > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${v}`);
+  return v;
+}
+
+function num(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  const v = Number(raw.trim());
+  if (!Number.isFinite(v) || v < min || v > max) throw new ConfigError(name, `must be a number between ${min} and ${max}, got ${JSON.stringify(raw)}`);
   return v;
 }
 
@@ -146,5 +165,18 @@ export function loadConfig(env: Env = process.env): Config {
     maxConcurrentCalls: int(env, 'MAX_CONCURRENT_CALLS', 500, 1, 100000),
     sipRealm: realm(env, 'SIP_REALM', 'aybiza'),
     apiRateLimit: int(env, 'API_RATE_LIMIT', 50, 1, 1_000_000),
+    bedrockFallbackModels: (str(env, 'BEDROCK_FALLBACK_MODEL_IDS') ?? 'us.anthropic.claude-sonnet-4-5-20250929-v1:0')
+      .split(',').map((m) => m.trim()).filter(Boolean),
+    llmTtftDeadlineMs: int(env, 'LLM_TTFT_DEADLINE_MS', 2500, 100, 60_000),
+    awsCredentialsPresent: ['AWS_ACCESS_KEY_ID', 'AWS_PROFILE', 'AWS_BEARER_TOKEN_BEDROCK', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI']
+      .some((n) => str(env, n) !== undefined),
+    emulator: {
+      sttFinalDelayMs: int(env, 'EMULATOR_STT_FINAL_DELAY_MS', 250, 0, 60_000),
+      llmTtftMs: int(env, 'EMULATOR_LLM_TTFT_MS', 480, 0, 60_000),
+      llmTokensPerSecond: int(env, 'EMULATOR_LLM_TOKENS_PER_S', 80, 1, 100_000),
+      ttsFirstByteMs: int(env, 'EMULATOR_TTS_TTFB_MS', 90, 0, 60_000),
+      ttsRealtimeFactor: num(env, 'EMULATOR_TTS_RTF', 0.1, 0.001, 10),
+      phrases: str(env, 'EMULATOR_PHRASES')?.split('|').map((p) => p.trim()).filter(Boolean),
+    },
   };
 }

@@ -1,0 +1,126 @@
+// Amazon Bedrock ConverseStream through @aws-sdk/client-bedrock-runtime, on a
+// keep-alive HTTP/1.1 handler so turns reuse one connection (the SDK default,
+// HTTP/2, opens a new connection per call). A fallback chain of models is
+// tried in order when a model throttles, errors, or misses the
+// time-to-first-token deadline; once a token has arrived there is no
+// fallback. The caller's AbortSignal cancels the HTTP request itself.
+import { BedrockRuntimeClient, ConverseStreamCommand, type ConverseStreamCommandInput } from '@aws-sdk/client-bedrock-runtime';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import http from 'node:http';
+import https from 'node:https';
+import { log } from '../../log.js';
+import { providerErrors } from '../../metrics/index.js';
+import type { LanguageModel, LlmEvent, LlmRequest } from '../types.js';
+
+export interface BedrockConfig {
+  region: string;
+  endpoint?: string;
+  /** Static credentials (tests, emulator); otherwise the AWS default chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Models tried in order: the request's model (or the first) then the rest. */
+  models: string[];
+  /** Give up on a model that has not produced a first token by then. */
+  ttftDeadlineMs: number;
+}
+
+const RETRYABLE = new Set(['ThrottlingException', 'ModelNotReadyException', 'ServiceUnavailableException', 'InternalServerException', 'ModelTimeoutException', 'ModelErrorException', 'TTFTDeadline']);
+
+export class BedrockLlm implements LanguageModel {
+  readonly name = 'bedrock';
+  readonly client: BedrockRuntimeClient;
+
+  constructor(private readonly cfg: BedrockConfig) {
+    const agentOpts = { keepAlive: true, maxSockets: 256 };
+    this.client = new BedrockRuntimeClient({
+      region: cfg.region,
+      ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
+      ...(cfg.credentials ? { credentials: cfg.credentials } : {}),
+      // Our fallback chain is the retry policy: an SDK retry would silently add seconds to TTFT.
+      maxAttempts: 1,
+      requestHandler: new NodeHttpHandler({
+        connectionTimeout: 2000,
+        requestTimeout: 30_000,
+        httpAgent: new http.Agent(agentOpts),
+        httpsAgent: new https.Agent(agentOpts),
+      }),
+    });
+  }
+
+  private body(req: LlmRequest, model: string): ConverseStreamCommandInput {
+    return {
+      modelId: model,
+      system: req.system ? [{ text: req.system }] : undefined,
+      messages: req.messages as ConverseStreamCommandInput['messages'],
+      inferenceConfig: { maxTokens: req.maxTokens ?? 400, temperature: req.temperature ?? 0.3 },
+      ...(req.tools?.length
+        ? { toolConfig: { tools: req.tools.map((t) => ({ toolSpec: { name: t.name, description: t.description, inputSchema: { json: t.inputSchema as never } } })) } }
+        : {}),
+    };
+  }
+
+  async *stream(req: LlmRequest, signal?: AbortSignal): AsyncIterable<LlmEvent> {
+    const chain = [...new Set([req.model ?? this.cfg.models[0], ...this.cfg.models])];
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < chain.length; attempt++) {
+      const model = chain[attempt];
+      if (signal?.aborted) return;
+      const ac = new AbortController();
+      const onAbort = () => ac.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let deadline: NodeJS.Timeout | undefined;
+      let firstToken = false;
+      let missedDeadline = false;
+      try {
+        deadline = setTimeout(() => {
+          missedDeadline = true;
+          ac.abort();
+        }, this.cfg.ttftDeadlineMs);
+        const resp = await this.client.send(new ConverseStreamCommand(this.body(req, model)), { abortSignal: ac.signal });
+        const tools = new Map<number, { toolUseId: string; name: string; input: string }>();
+        for await (const ev of resp.stream ?? []) {
+          if (!firstToken && (ev.contentBlockDelta || ev.contentBlockStart)) {
+            firstToken = true;
+            clearTimeout(deadline);
+          }
+          if (ev.contentBlockDelta?.delta?.text !== undefined) {
+            yield { type: 'text', text: ev.contentBlockDelta.delta.text };
+          } else if (ev.contentBlockStart?.start?.toolUse) {
+            const t = ev.contentBlockStart.start.toolUse;
+            tools.set(ev.contentBlockStart.contentBlockIndex ?? 0, { toolUseId: t.toolUseId ?? '', name: t.name ?? '', input: '' });
+          } else if (ev.contentBlockDelta?.delta?.toolUse) {
+            const t = tools.get(ev.contentBlockDelta.contentBlockIndex ?? 0);
+            if (t) t.input += ev.contentBlockDelta.delta.toolUse.input ?? '';
+          } else if (ev.contentBlockStop) {
+            const t = tools.get(ev.contentBlockStop.contentBlockIndex ?? 0);
+            if (t) {
+              let input: unknown = {};
+              try {
+                input = t.input ? JSON.parse(t.input) : {};
+              } catch {
+                input = { raw: t.input };
+              }
+              yield { type: 'toolUse', toolUseId: t.toolUseId, name: t.name, input };
+            }
+          } else if (ev.messageStop) {
+            yield { type: 'stop', reason: ev.messageStop.stopReason ?? 'end_turn' };
+          } else if (ev.metadata) {
+            yield { type: 'metadata', model, inputTokens: ev.metadata.usage?.inputTokens, outputTokens: ev.metadata.usage?.outputTokens, attempts: attempt + 1 };
+          }
+        }
+        return;
+      } catch (err) {
+        if (signal?.aborted) return; // barge-in: not an error
+        const name = missedDeadline ? 'TTFTDeadline' : ((err as { name?: string }).name ?? 'Error');
+        providerErrors.inc({ provider: 'llm', kind: name });
+        lastErr = missedDeadline ? new Error(`${model}: no first token within ${this.cfg.ttftDeadlineMs} ms`) : err;
+        // After the first token the reply is already being spoken: no silent switch.
+        if (firstToken || (!RETRYABLE.has(name) && !missedDeadline)) throw lastErr;
+        log.warn('llm model failed; falling back', { model, reason: name, next: chain[attempt + 1] ?? null });
+      } finally {
+        clearTimeout(deadline);
+        signal?.removeEventListener('abort', onAbort);
+      }
+    }
+    throw lastErr ?? new Error('no model available');
+  }
+}

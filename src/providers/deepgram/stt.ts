@@ -1,0 +1,241 @@
+// Deepgram live speech-to-text through @deepgram/sdk. μ-law 8 kHz goes to
+// Deepgram untouched. The SDK's own silent reconnect is off
+// (reconnectAttempts: 0): when a stream drops we reconnect ourselves, replay
+// the recent audio the old stream had not finalised (bounded), keep the
+// timeline continuous, and tell the pipeline.
+import type { DeepgramClient } from '@deepgram/sdk';
+import { log } from '../../log.js';
+import { providerErrors } from '../../metrics/index.js';
+import type { SpeechToText, SttEvents, SttOptions, SttStream } from '../types.js';
+
+const BYTES_PER_S = 8000;
+/** Audio kept for replay after a drop. */
+const REPLAY_MAX_BYTES = 5 * BYTES_PER_S;
+const KEEPALIVE_AFTER_MS = 3000;
+const RECONNECT_DELAYS_MS = [0, 100, 300, 800, 1500];
+
+type Socket = Awaited<ReturnType<DeepgramClient['listen']['v1']['connect']>>;
+
+interface ResultsMsg {
+  type: 'Results';
+  channel?: { alternatives?: { transcript?: string; confidence?: number }[] };
+  is_final?: boolean;
+  speech_final?: boolean;
+  from_finalize?: boolean;
+  start?: number;
+  duration?: number;
+}
+
+// One shared timer sends KeepAlive on every stream that has been quiet.
+const open = new Set<DeepgramSttStream>();
+let keepAliveTimer: NodeJS.Timeout | null = null;
+function track(s: DeepgramSttStream, on: boolean): void {
+  if (on) open.add(s);
+  else open.delete(s);
+  if (open.size > 0 && !keepAliveTimer) {
+    keepAliveTimer = setInterval(() => {
+      const now = Date.now();
+      for (const st of open) if (now - st.lastSendAt >= KEEPALIVE_AFTER_MS) st.keepAlive();
+    }, 1000);
+    keepAliveTimer.unref();
+  } else if (open.size === 0 && keepAliveTimer) {
+    clearInterval(keepAliveTimer);
+    keepAliveTimer = null;
+  }
+}
+
+class DeepgramSttStream implements SttStream {
+  lastSendAt = Date.now();
+  private socket: Socket | null = null;
+  private closed = false;
+  private reconnecting = false;
+  private attempt = 0;
+  /** Call-timeline position (bytes) where the current connection's audio starts. */
+  private offsetBytes = 0;
+  /** Audio given to send() so far: the call's timeline in bytes. */
+  private receivedBytes = 0;
+  /** Timeline position (bytes) up to which Deepgram has finalised. */
+  private finalisedBytes = 0;
+  private readonly replay: Uint8Array[] = [];
+  private replayBytes = 0;
+
+  constructor(private readonly client: DeepgramClient, private readonly opts: SttOptions, private readonly events: SttEvents) {}
+
+  async connect(): Promise<void> {
+    const o = this.opts;
+    const socket = await this.client.listen.v1.connect({
+      model: o.model ?? 'nova-3',
+      language: o.language ?? 'en-US',
+      encoding: 'mulaw',
+      sample_rate: 8000,
+      channels: 1,
+      interim_results: 'true',
+      endpointing: o.endpointingMs ?? 300,
+      utterance_end_ms: o.utteranceEndMs ?? 1000,
+      vad_events: 'true',
+      smart_format: 'true',
+      punctuate: 'true',
+      ...(o.keyterms?.length ? { keyterm: o.keyterms } : {}),
+      reconnectAttempts: 0,
+    } as never);
+    const offset = this.offsetBytes / BYTES_PER_S;
+    socket.on('message', (m: unknown) => this.onMessage(m as { type?: string }, offset));
+    socket.on('close', (e: { code?: number; reason?: string }) => this.onClose(socket, e));
+    socket.on('error', (err: unknown) => log.debug('deepgram stt socket error', { err }));
+    socket.connect();
+    await socket.waitForOpen();
+    this.socket = socket;
+    track(this, true);
+  }
+
+  private onMessage(m: { type?: string }, offsetS: number): void {
+    if (m.type === 'Results') {
+      const r = m as ResultsMsg;
+      const alt = r.channel?.alternatives?.[0];
+      const start = (r.start ?? 0) + offsetS;
+      const duration = r.duration ?? 0;
+      if (r.is_final) this.finalisedBytes = Math.max(this.finalisedBytes, Math.round((start + duration) * BYTES_PER_S));
+      const text = alt?.transcript ?? '';
+      if (!text && r.is_final && !r.speech_final) return; // empty finals on silence
+      this.events.onTranscript({
+        text,
+        isFinal: !!r.is_final,
+        speechFinal: !!r.speech_final,
+        fromFinalize: !!r.from_finalize,
+        start,
+        duration,
+        confidence: alt?.confidence ?? 0,
+      });
+    } else if (m.type === 'UtteranceEnd') {
+      this.events.onUtteranceEnd?.(((m as { last_word_end?: number }).last_word_end ?? 0) + offsetS);
+    } else if (m.type === 'SpeechStarted') {
+      this.events.onSpeechStarted?.(((m as { timestamp?: number }).timestamp ?? 0) + offsetS);
+    }
+  }
+
+  private onClose(socket: Socket, e: { code?: number; reason?: string }): void {
+    if (socket !== this.socket) return;
+    this.socket = null;
+    if (this.closed) return;
+    providerErrors.inc({ provider: 'stt', kind: `close_${e.code ?? 'unknown'}` });
+    log.warn('deepgram stt stream dropped; reconnecting', { code: e.code, reason: e.reason });
+    void this.reconnect();
+  }
+
+  private async reconnect(): Promise<void> {
+    if (this.reconnecting || this.closed) return;
+    this.reconnecting = true;
+    for (const delay of RECONNECT_DELAYS_MS) {
+      if (this.closed) break;
+      if (delay) await new Promise((r) => setTimeout(r, delay));
+      this.attempt++;
+      // The new stream starts where the old one stopped finalising (bounded by
+      // the replay buffer); everything from there on is sent again.
+      const unfinalised = Math.max(0, Math.min(this.replayBytes, this.receivedBytes - this.finalisedBytes));
+      this.offsetBytes = this.receivedBytes - unfinalised;
+      try {
+        await this.connect();
+        const replayBytes = this.receivedBytes - this.offsetBytes; // includes audio that arrived while connecting
+        for (const chunk of this.tail(replayBytes)) this.socket!.sendMedia(chunk);
+        this.reconnecting = false;
+        this.events.onReconnected?.({ attempt: this.attempt, replayedMs: Math.round((replayBytes / BYTES_PER_S) * 1000) });
+        return;
+      } catch (err) {
+        providerErrors.inc({ provider: 'stt', kind: 'reconnect_failed' });
+        log.warn('deepgram stt reconnect failed', { attempt: this.attempt, err: (err as Error).message });
+      }
+    }
+    this.reconnecting = false;
+    if (!this.closed) this.events.onError?.(new Error('speech-to-text unavailable: reconnect attempts exhausted'));
+  }
+
+  private tail(bytes: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let need = bytes;
+    for (let i = this.replay.length - 1; i >= 0 && need > 0; i--) {
+      const c = this.replay[i];
+      if (c.length <= need) {
+        out.unshift(c);
+        need -= c.length;
+      } else {
+        out.unshift(c.subarray(c.length - need));
+        need = 0;
+      }
+    }
+    return out;
+  }
+
+  send(ulaw: Uint8Array): void {
+    if (this.closed || ulaw.length === 0) return;
+    const copy = Buffer.from(ulaw); // callers reuse their frame buffers
+    this.replay.push(copy);
+    this.replayBytes += copy.length;
+    this.receivedBytes += copy.length;
+    while (this.replayBytes - this.replay[0].length >= REPLAY_MAX_BYTES) this.replayBytes -= this.replay.shift()!.length;
+    if (this.socket && !this.reconnecting) {
+      try {
+        this.socket.sendMedia(copy);
+        this.lastSendAt = Date.now();
+      } catch {
+        /* closing: the close handler reconnects and replays */
+      }
+    }
+  }
+
+  finalize(): void {
+    try {
+      this.socket?.sendFinalize({ type: 'Finalize' });
+    } catch {
+      /* not open */
+    }
+  }
+
+  keepAlive(): void {
+    try {
+      this.socket?.sendKeepAlive({ type: 'KeepAlive' });
+      this.lastSendAt = Date.now();
+    } catch {
+      /* not open */
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    track(this, false);
+    const s = this.socket;
+    if (!s) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        try {
+          s.close();
+        } catch {
+          /* already closed */
+        }
+        resolve();
+      }, 2000);
+      s.on('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      try {
+        s.sendCloseStream({ type: 'CloseStream' });
+      } catch {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    this.socket = null;
+  }
+}
+
+export class DeepgramStt implements SpeechToText {
+  readonly name = 'deepgram';
+  constructor(private readonly client: DeepgramClient) {}
+
+  async open(opts: SttOptions, events: SttEvents): Promise<SttStream> {
+    const s = new DeepgramSttStream(this.client, opts, events);
+    await s.connect();
+    return s;
+  }
+}

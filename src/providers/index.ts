@@ -1,0 +1,60 @@
+// Picks the providers for a config: the real Deepgram and Bedrock endpoints,
+// or the built-in emulators (EMULATORS=auto uses them for whatever has no
+// credentials or URL configured), and says so in the log.
+import type { Config } from '../config.js';
+import { ConfigError } from '../config.js';
+import { log } from '../log.js';
+import { BedrockLlm } from './bedrock/llm.js';
+import { deepgramClient } from './deepgram/client.js';
+import { DeepgramStt } from './deepgram/stt.js';
+import { DeepgramTts } from './deepgram/tts.js';
+import { startEmulators, type Emulators } from './emulators/index.js';
+import type { Providers } from './types.js';
+
+export async function createProviders(config: Config): Promise<Providers & { emulators: Emulators | null }> {
+  const mode = config.emulators;
+  const deepgramConfigured = !!(config.deepgramApiKey || config.deepgramUrl);
+  const bedrockConfigured = !!(config.bedrockEndpoint || config.awsCredentialsPresent);
+  const emulateDeepgram = mode === 'on' || (mode === 'auto' && !deepgramConfigured);
+  const emulateBedrock = mode === 'on' || (mode === 'auto' && !bedrockConfigured);
+  if (mode === 'off' && !deepgramConfigured) throw new ConfigError('DEEPGRAM_API_KEY', 'is required when EMULATORS=off');
+  if (mode === 'off' && !bedrockConfigured) throw new ConfigError('AWS_REGION', 'AWS credentials or BEDROCK_ENDPOINT are required when EMULATORS=off');
+
+  let emulators: Emulators | null = null;
+  if (emulateDeepgram || emulateBedrock) {
+    const e = config.emulator;
+    emulators = await startEmulators({
+      deepgram: { sttFinalDelayMs: e.sttFinalDelayMs, ttsFirstByteMs: e.ttsFirstByteMs, ttsRealtimeFactor: e.ttsRealtimeFactor, ...(e.phrases ? { phrases: e.phrases } : {}) },
+      bedrock: { ttftMs: e.llmTtftMs, tokensPerSecond: e.llmTokensPerSecond },
+    });
+  }
+  const dgUrl = emulateDeepgram ? emulators!.deepgramUrl : (config.deepgramUrl ?? 'https://api.deepgram.com');
+  const dg = deepgramClient({ apiKey: emulateDeepgram ? 'emulated' : (config.deepgramApiKey ?? 'local'), url: dgUrl });
+  const llm = new BedrockLlm({
+    region: config.awsRegion ?? 'us-east-1',
+    endpoint: emulateBedrock ? emulators!.bedrockUrl : config.bedrockEndpoint,
+    credentials: emulateBedrock || !config.awsCredentialsPresent ? { accessKeyId: 'local', secretAccessKey: 'local' } : undefined,
+    models: [config.bedrockModelId, ...config.bedrockFallbackModels],
+    ttftDeadlineMs: config.llmTtftDeadlineMs,
+  });
+  const tts = new DeepgramTts(dg);
+  tts.prewarm();
+  if (emulateDeepgram) log.warn('speech (Deepgram STT/TTS): EMULATED — built-in emulator, no real transcription', { url: dgUrl });
+  else log.info('speech: Deepgram', { url: dgUrl });
+  if (emulateBedrock) log.warn('LLM (Bedrock): EMULATED — built-in emulator with canned replies', { url: emulators!.bedrockUrl });
+  else log.info('LLM: Bedrock', { region: config.awsRegion, endpoint: config.bedrockEndpoint ?? 'regional' });
+  return {
+    stt: new DeepgramStt(dg),
+    tts,
+    llm,
+    emulated: emulateDeepgram || emulateBedrock,
+    emulators,
+    async close() {
+      await tts.close();
+      llm.client.destroy();
+      await emulators?.close();
+    },
+  };
+}
+
+export type * from './types.js';

@@ -1,0 +1,130 @@
+// Provider-neutral interfaces (in the manner of LiveKit agents-js): the
+// pipeline depends only on these. Deepgram, Bedrock and the built-in
+// emulators implement them; another provider is another implementation.
+
+// ---- speech to text -------------------------------------------------------
+
+export interface SttOptions {
+  model?: string;
+  language?: string;
+  /** Silence (ms) after which the STT marks a final as speech_final. */
+  endpointingMs?: number;
+  /** Gap (ms) after the last word before an utterance-end event. */
+  utteranceEndMs?: number;
+  keyterms?: string[];
+}
+
+export interface Transcript {
+  text: string;
+  isFinal: boolean;
+  speechFinal: boolean;
+  fromFinalize: boolean;
+  /** Seconds on the call's audio timeline (continuous across reconnects). */
+  start: number;
+  duration: number;
+  confidence: number;
+}
+
+export interface SttEvents {
+  onTranscript(t: Transcript): void;
+  onUtteranceEnd?(lastWordEnd: number): void;
+  onSpeechStarted?(timestamp: number): void;
+  /** The connection dropped and was re-established; recent audio was sent again. */
+  onReconnected?(info: { attempt: number; replayedMs: number }): void;
+  /** Gave up: the stream is unusable. */
+  onError?(err: Error): void;
+}
+
+export interface SttStream {
+  /** μ-law 8 kHz, passed through untouched. */
+  send(ulaw: Uint8Array): void;
+  /** Ask for the pending words now (the pipeline committed the turn early). */
+  finalize(): void;
+  keepAlive(): void;
+  close(): Promise<void>;
+}
+
+export interface SpeechToText {
+  readonly name: string;
+  open(opts: SttOptions, events: SttEvents): Promise<SttStream>;
+}
+
+// ---- text to speech -------------------------------------------------------
+
+export interface TtsOptions {
+  voice?: string;
+}
+
+export interface TtsEvents {
+  /** μ-law 8 kHz audio, any chunk size. */
+  onAudio(ulaw: Uint8Array): void;
+  /** All audio for the text before the matching flush() has been delivered. */
+  onFlushed?(sequenceId: number): void;
+  onCleared?(): void;
+  onError?(err: Error): void;
+}
+
+export interface TtsStream {
+  speak(text: string): void;
+  /** Synthesise everything spoken so far. */
+  flush(): void;
+  /** Drop pending text and audio (barge-in). Audio after this call is never delivered. */
+  clear(): void;
+  close(): Promise<void>;
+}
+
+export interface TextToSpeech {
+  readonly name: string;
+  open(opts: TtsOptions, events: TtsEvents): Promise<TtsStream>;
+}
+
+// ---- language model -------------------------------------------------------
+
+export type ContentBlock =
+  | { text: string }
+  | { toolUse: { toolUseId: string; name: string; input: unknown } }
+  | { toolResult: { toolUseId: string; content: ({ text: string } | { json: unknown })[]; status?: 'success' | 'error' } };
+
+export interface ChatMessage {
+  role: 'user' | 'assistant';
+  content: ContentBlock[];
+}
+
+export interface ToolSpec {
+  name: string;
+  description: string;
+  /** JSON schema of the input. */
+  inputSchema: Record<string, unknown>;
+}
+
+export interface LlmRequest {
+  system: string;
+  messages: ChatMessage[];
+  tools?: ToolSpec[];
+  model?: string;
+  temperature?: number;
+  maxTokens?: number;
+}
+
+export type LlmEvent =
+  | { type: 'text'; text: string }
+  | { type: 'toolUse'; toolUseId: string; name: string; input: unknown }
+  | { type: 'stop'; reason: string }
+  | { type: 'metadata'; model: string; inputTokens?: number; outputTokens?: number; attempts: number };
+
+export interface LanguageModel {
+  readonly name: string;
+  /** Streams one assistant message. Aborting the signal stops the request on the server side too. */
+  stream(req: LlmRequest, signal?: AbortSignal): AsyncIterable<LlmEvent>;
+}
+
+// ---- the bundle -------------------------------------------------------------
+
+export interface Providers {
+  stt: SpeechToText;
+  tts: TextToSpeech;
+  llm: LanguageModel;
+  /** True when the built-in emulators stand in for the real services. */
+  emulated: boolean;
+  close(): Promise<void>;
+}
