@@ -6,6 +6,7 @@ type Suite = { name: string; load: () => Promise<{ default: () => Promise<void> 
 const SUITES: Suite[] = [
   { name: 'g711', load: () => import('./g711.js') },
   { name: 'resolve', load: () => import('./resolve.js') },
+  { name: 'providers', load: () => import('./providers.js') },
 ];
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -6,11 +6,14 @@ import type { Config } from './config.js';
 import { Server } from './server/server.js';
 import { ControlPlane } from './store/index.js';
 import { mountApi } from './api/index.js';
+import { createProviders } from './providers/index.js';
+import type { Providers } from './providers/types.js';
 
 export interface App {
   config: Config;
   server: Server;
   store: ControlPlane;
+  providers: Providers;
 }
 
 export interface AppOptions {
@@ -30,5 +33,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   });
   server.use(store);
   mountApi(server.router, store, { rateLimit: config.apiRateLimit });
-  return { config, server, store };
+  const providers = await createProviders(config);
+  server.use({ name: 'providers', close: () => providers.close() });
+  return { config, server, store, providers };
 }
