@@ -8,12 +8,15 @@ import { ControlPlane } from './store/index.js';
 import { mountApi } from './api/index.js';
 import { createProviders } from './providers/index.js';
 import type { Providers } from './providers/types.js';
+import { TwilioGateway } from './twilio/gateway.js';
+import type { CallSession } from './call/session.js';
 
 export interface App {
   config: Config;
   server: Server;
   store: ControlPlane;
   providers: Providers;
+  twilio: TwilioGateway;
 }
 
 export interface AppOptions {
@@ -35,5 +38,19 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   mountApi(server.router, store, { rateLimit: config.apiRateLimit });
   const providers = await createProviders(config);
   server.use({ name: 'providers', close: () => providers.close() });
-  return { config, server, store, providers };
+  const twilioGateway = new TwilioGateway({ config, server, store, providers, onSession: (s) => attachConversation(s) });
+  server.use(twilioGateway);
+  return { config, server, store, providers, twilio: twilioGateway };
+}
+
+/** Until the conversation pipeline lands: greet the caller. */
+function attachConversation(session: CallSession): void {
+  const greeting = session.agent.config.greeting;
+  if (!greeting) return;
+  void Promise.resolve().then(async () => {
+    while (!session.isEnded && !session.ready.tts) await new Promise((r) => setTimeout(r, 10));
+    if (session.isEnded) return;
+    session.say(greeting);
+    session.flush();
+  });
 }

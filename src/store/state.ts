@@ -16,6 +16,8 @@ export interface SharedState {
   registerCall(callId: string, nodeId: string, ttlMs: number): Promise<void>;
   callNode(callId: string): Promise<string | null>;
   unregisterCall(callId: string): Promise<void>;
+  /** True the first time `key` is claimed within `ttlMs` on any node (single-use tokens). */
+  claimOnce(key: string, ttlMs: number): Promise<boolean>;
   /** Broadcast to every node (this one included). */
   publish(message: string): Promise<void>;
   subscribe(fn: (message: string) => void): void;
@@ -72,6 +74,17 @@ export class MemoryState implements SharedState {
 
   async unregisterCall(callId: string): Promise<void> {
     this.registry.delete(callId);
+  }
+
+  private claimed = new Map<string, number>();
+
+  async claimOnce(key: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    if (this.claimed.size > 50_000) for (const [k, until] of this.claimed) if (until < now) this.claimed.delete(k);
+    const until = this.claimed.get(key);
+    if (until !== undefined && until > now) return false;
+    this.claimed.set(key, now + ttlMs);
+    return true;
   }
 
   async publish(message: string): Promise<void> {
@@ -142,6 +155,10 @@ export class RedisState implements SharedState {
 
   async unregisterCall(callId: string): Promise<void> {
     await this.cmd.del(`${this.prefix}call:${callId}`);
+  }
+
+  async claimOnce(key: string, ttlMs: number): Promise<boolean> {
+    return (await this.cmd.set(`${this.prefix}once:${key}`, '1', 'PX', ttlMs, 'NX')) === 'OK';
   }
 
   async publish(message: string): Promise<void> {

@@ -1,0 +1,225 @@
+// Outbound audio for one call: TTS audio in (any chunk size), whole 20 ms
+// frames out on the shared clock, never more than the transport's lead ahead
+// of the caller. A mark every 100 ms (and at the end of each segment) makes
+// the transport report what the caller has actually heard; `heardMs()` is
+// exact at marks and interpolated between them. `clear()` drops everything
+// queued and settles the mark FIFO (Twilio also echoes marks on clear, so
+// echoes from before the clear are recognised by their generation and ignored).
+import { Framer } from '../media/framer.js';
+import { ULAW_SILENCE } from '../media/g711.js';
+import type { CallTransport } from './transport.js';
+import { FRAME_MS } from './clock.js';
+
+const FRAME_BYTES = 160;
+const MARK_EVERY_FRAMES = 5;
+
+export interface Segment {
+  id: number;
+  text: string;
+  /** Position (ms of sent audio) where its audio starts; -1 until the first frame is sent. */
+  startMs: number;
+  /** Position where it ends; -1 while audio may still come. */
+  endMs: number;
+  /** No more audio will be added. */
+  complete: boolean;
+}
+
+interface Mark {
+  name: string;
+  posMs: number;
+}
+
+export class Playout {
+  private readonly framer = new Framer(FRAME_BYTES);
+  private frames: { frame: Uint8Array; segment: number }[] = [];
+  private head = 0;
+  private readonly segments: Segment[] = [];
+  private marks: Mark[] = [];
+  private generation = 0;
+  private markSeq = 0;
+  private framesSinceMark = 0;
+  /** ms of audio sent (the call's outbound timeline). */
+  private sentMs = 0;
+  /** Estimated far-end playhead, advanced 20 ms per tick while audio is buffered there. */
+  private playheadMs = 0;
+  /** Confirmed by the last echoed mark, and when. */
+  private confirmedMs = 0;
+  private confirmedAt = 0;
+  private nextSegmentId = 1;
+  /** Frames the transport refused (backpressure). */
+  deferred = 0;
+  framesSent = 0;
+  /** Fires when a segment has been completely heard. */
+  onSegmentHeard?: (s: Segment) => void;
+  /** Fires when a segment's first frame is sent. */
+  onSegmentStart?: (s: Segment) => void;
+  /** Fires once when the last queued frame has been heard (the agent finished speaking). */
+  onIdle?: () => void;
+  private wasBusy = false;
+
+  constructor(private readonly transport: CallTransport, private readonly now: () => number = () => performance.now()) {}
+
+  /** Starts a new segment (e.g. one TTS flush); audio goes to it until `endSegment`. */
+  beginSegment(text: string): number {
+    const id = this.nextSegmentId++;
+    this.segments.push({ id, text, startMs: -1, endMs: -1, complete: false });
+    return id;
+  }
+
+  appendText(id: number, text: string): void {
+    const s = this.segment(id);
+    if (s) s.text += text;
+  }
+
+  push(id: number, audio: Uint8Array): void {
+    const s = this.segment(id);
+    if (!s || s.complete) return;
+    for (const frame of this.framer.push(audio)) this.frames.push({ frame, segment: id });
+  }
+
+  endSegment(id: number): void {
+    const s = this.segment(id);
+    if (!s || s.complete) return;
+    const last = this.framer.flush(ULAW_SILENCE);
+    if (last) this.frames.push({ frame: last, segment: id });
+    s.complete = true;
+    this.frames.push({ frame: MARKER, segment: id }); // end-of-segment marker
+  }
+
+  private segment(id: number): Segment | undefined {
+    for (let i = this.segments.length - 1; i >= 0; i--) if (this.segments[i].id === id) return this.segments[i];
+    return undefined;
+  }
+
+  /** Audio queued here, not yet sent (ms). */
+  get queuedMs(): number {
+    let n = 0;
+    for (let i = this.head; i < this.frames.length; i++) if (this.frames[i].frame !== MARKER) n++;
+    return n * FRAME_MS;
+  }
+
+  /** True while the agent is audible or about to be. */
+  get speaking(): boolean {
+    return this.head < this.frames.length || this.heardMs() < this.sentMs;
+  }
+
+  get sentPositionMs(): number {
+    return this.sentMs;
+  }
+
+  /** What the caller has heard (ms of our outbound timeline). */
+  heardMs(): number {
+    const next = this.marks[0];
+    if (!next) return this.sentMs;
+    const elapsed = this.now() - this.confirmedAt;
+    return Math.min(next.posMs, this.confirmedMs + Math.max(0, elapsed));
+  }
+
+  /** Called on every clock tick. */
+  tick(): void {
+    if (this.playheadMs < this.sentMs) this.playheadMs += FRAME_MS;
+    while (this.head < this.frames.length) {
+      const item = this.frames[this.head];
+      if (item.frame === MARKER) {
+        this.head++;
+        const s = this.segment(item.segment);
+        if (s) {
+          if (s.startMs < 0) s.startMs = this.sentMs;
+          s.endMs = this.sentMs;
+          this.mark(); // exact end of the segment
+        }
+        continue;
+      }
+      if (this.sentMs - this.playheadMs >= this.transport.leadMs) break;
+      if (!this.transport.sendFrame(item.frame)) {
+        this.deferred++;
+        break;
+      }
+      const s = this.segment(item.segment);
+      if (s && s.startMs < 0) {
+        s.startMs = this.sentMs;
+        this.onSegmentStart?.(s);
+      }
+      this.head++;
+      this.framesSent++;
+      this.sentMs += FRAME_MS;
+      this.wasBusy = true;
+      if (++this.framesSinceMark >= MARK_EVERY_FRAMES) this.mark();
+    }
+    if (this.head > 256 && this.head === this.frames.length) {
+      this.frames = [];
+      this.head = 0;
+    }
+  }
+
+  private mark(): void {
+    this.framesSinceMark = 0;
+    if (this.marks.length && this.marks[this.marks.length - 1].posMs === this.sentMs) return;
+    if (this.sentMs === this.confirmedMs && this.marks.length === 0) return;
+    const name = `${this.generation}.${this.markSeq++}`;
+    this.marks.push({ name, posMs: this.sentMs });
+    this.transport.sendMark(name);
+  }
+
+  /** The transport reports a mark played. Unknown or stale names are ignored. */
+  onMarkPlayed(name: string): boolean {
+    const idx = this.marks.findIndex((m) => m.name === name);
+    if (idx < 0) return false;
+    const m = this.marks[idx];
+    this.marks.splice(0, idx + 1);
+    this.confirmedMs = m.posMs;
+    this.confirmedAt = this.now();
+    this.playheadMs = Math.max(this.playheadMs, m.posMs);
+    for (const s of this.segments) {
+      if (s.complete && s.endMs >= 0 && s.endMs <= m.posMs && !(s as { heard?: boolean }).heard) {
+        (s as { heard?: boolean }).heard = true;
+        this.onSegmentHeard?.(s);
+      }
+    }
+    this.trimSegments();
+    if (this.wasBusy && this.head >= this.frames.length && this.marks.length === 0) {
+      this.wasBusy = false;
+      this.onIdle?.();
+    }
+    return true;
+  }
+
+  private trimSegments(): void {
+    while (this.segments.length > 64 && (this.segments[0] as { heard?: boolean }).heard) this.segments.shift();
+  }
+
+  /**
+   * Barge-in: drops all queued audio, tells the far end to drop its buffer,
+   * and returns what the caller heard of each segment that was playing.
+   */
+  clear(): { heardMs: number; segments: { id: number; text: string; heardFraction: number }[] } {
+    const heard = this.heardMs();
+    const affected = this.segments
+      .filter((s) => !(s as { heard?: boolean }).heard)
+      .map((s) => {
+        let fraction = 0;
+        if (s.startMs >= 0 && heard > s.startMs) {
+          const end = s.endMs >= 0 ? s.endMs : this.sentMs;
+          fraction = end > s.startMs ? Math.min(1, (heard - s.startMs) / (end - s.startMs)) : 1;
+        }
+        return { id: s.id, text: s.text, heardFraction: fraction };
+      });
+    this.generation++;
+    this.frames = [];
+    this.head = 0;
+    this.framer.reset();
+    this.marks = [];
+    for (const s of this.segments) (s as { heard?: boolean }).heard = true;
+    this.segments.length = 0;
+    this.transport.clearPlayout();
+    // Our timeline continues from what was heard; later audio starts there.
+    this.sentMs = heard;
+    this.playheadMs = heard;
+    this.confirmedMs = heard;
+    this.confirmedAt = this.now();
+    this.wasBusy = false;
+    return { heardMs: heard, segments: affected };
+  }
+}
+
+const MARKER = new Uint8Array(0);

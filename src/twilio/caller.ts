@@ -1,0 +1,267 @@
+// A simulated Twilio caller speaking the exact Media Streams protocol: it
+// signs the voice webhook and the WebSocket upgrade, sends 20 ms frames in
+// real time (speech when given, μ-law silence otherwise, as a phone does),
+// plays what it receives at real time, echoes marks when the audio before
+// them has played (all at once on `clear`), and measures what it heard.
+import crypto from 'node:crypto';
+import twilio from 'twilio';
+import WebSocket from 'ws';
+import { ulawDecode } from '../media/g711.js';
+
+export interface CallerOptions {
+  /** Where the server listens, e.g. http://127.0.0.1:8080. */
+  baseUrl: string;
+  /** PUBLIC_URL the server signs against (defaults to baseUrl). */
+  publicUrl?: string;
+  authToken: string;
+  to: string;
+  from?: string;
+  /** Record every received frame (for the WAV). */
+  record?: boolean;
+}
+
+export interface CallSummary {
+  outcome: 'connected' | 'rejected' | 'hangup' | 'error';
+  twiml?: string;
+  framesReceived: number;
+  nonSilentFrames: number;
+  partialFrames: number;
+  marksReceived: number;
+  marksEchoed: number;
+  clears: number;
+  timeToFirstAudioMs: number | null;
+  gapsOver40ms: number;
+  gapP50Ms: number | null;
+  gapP99Ms: number | null;
+  gapMaxMs: number | null;
+  closeCode: number | null;
+}
+
+const SILENCE = new Uint8Array(160).fill(0xff);
+
+export class TwilioCaller {
+  readonly callSid = 'CA' + crypto.randomBytes(16).toString('hex');
+  readonly streamSid = 'MZ' + crypto.randomBytes(16).toString('hex');
+  private ws: WebSocket | null = null;
+  private seq = 1;
+  private chunk = 1;
+  private sendTimer: NodeJS.Timeout | null = null;
+  private outQueue: Uint8Array[] = [];
+  private playheadUntil = 0;
+  private pendingMarks: { name: string; timer: NodeJS.Timeout }[] = [];
+  private startedAt = 0;
+  private lastFrameAt = 0;
+  readonly gaps: number[] = [];
+  readonly received: Uint8Array[] = [];
+  readonly events: { at: number; event: string; name?: string }[] = [];
+  private closeCode: number | null = null;
+  private closed: Promise<number>;
+  private resolveClosed!: (code: number) => void;
+  readonly stats = { frames: 0, nonSilent: 0, partial: 0, marks: 0, echoed: 0, clears: 0, firstAudioAt: 0 };
+  /** Called for each received 20 ms frame (tests listen for the agent's voice). */
+  onAudio?: (frame: Uint8Array) => void;
+
+  constructor(private readonly o: CallerOptions) {
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+  }
+
+  private get publicUrl(): string {
+    return (this.o.publicUrl ?? this.o.baseUrl).replace(/\/+$/, '');
+  }
+
+  /** POSTs the signed voice webhook; returns the TwiML. */
+  async webhook(signatureToken = this.o.authToken): Promise<{ status: number; twiml: string }> {
+    const params: Record<string, string> = {
+      CallSid: this.callSid, AccountSid: 'AC' + '0'.repeat(32), From: this.o.from ?? '+15005550006', To: this.o.to,
+      CallStatus: 'ringing', Direction: 'inbound', ApiVersion: '2010-04-01',
+    };
+    const sig = twilio.getExpectedTwilioSignature(signatureToken, this.publicUrl + '/twilio/voice', params);
+    const res = await fetch(this.o.baseUrl + '/twilio/voice', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': sig },
+      body: new URLSearchParams(params).toString(),
+    });
+    return { status: res.status, twiml: await res.text() };
+  }
+
+  /** Dials: webhook, then the media stream. */
+  async dial(): Promise<{ outcome: CallSummary['outcome']; twiml: string }> {
+    const { status, twiml } = await this.webhook();
+    if (status !== 200) throw new Error(`voice webhook answered ${status}: ${twiml}`);
+    if (/<Reject/.test(twiml)) return { outcome: 'rejected', twiml };
+    const url = /<Stream[^>]*url="([^"]+)"/.exec(twiml)?.[1];
+    const token = /<Parameter name="token" value="([^"]+)"/.exec(twiml)?.[1];
+    if (!url || !token) return { outcome: 'hangup', twiml };
+    await this.connect(url.replace(/&amp;/g, '&'), { token });
+    return { outcome: 'connected', twiml };
+  }
+
+  /** Opens the media stream as Twilio would (signed upgrade), sends connected + start. */
+  async connect(streamUrl: string, customParameters: Record<string, string>, signatureToken = this.o.authToken): Promise<void> {
+    const sig = twilio.getExpectedTwilioSignature(signatureToken, streamUrl, {});
+    // The public wss URL is signed; the socket goes to where the server really listens.
+    const target = this.o.baseUrl.replace(/^http/, 'ws') + new URL(streamUrl).pathname;
+    const ws = new WebSocket(target, { headers: { 'x-twilio-signature': sig }, perMessageDeflate: false });
+    this.ws = ws;
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    ws.on('close', (code) => {
+      this.closeCode = code;
+      this.stopSending();
+      this.resolveClosed(code);
+    });
+    this.send({ event: 'connected', protocol: 'Call', version: '1.0.0' });
+    this.send({
+      event: 'start', sequenceNumber: String(this.seq++), streamSid: this.streamSid,
+      start: {
+        accountSid: 'AC' + '0'.repeat(32), streamSid: this.streamSid, callSid: this.callSid, tracks: ['inbound'],
+        customParameters, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+      },
+    });
+    this.startedAt = performance.now();
+    this.startSending();
+  }
+
+  send(msg: unknown): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  /** Sends raw text (tests use it for garbage). */
+  sendRaw(data: string | Buffer, binary = false): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(data, { binary });
+  }
+
+  /** Queues caller speech (μ-law); it goes out in real time, 20 ms per frame. */
+  speak(ulaw: Uint8Array): void {
+    for (let i = 0; i + 160 <= ulaw.length; i += 160) this.outQueue.push(ulaw.subarray(i, i + 160));
+  }
+
+  get speaking(): boolean {
+    return this.outQueue.length > 0;
+  }
+
+  dtmf(digit: string): void {
+    this.send({ event: 'dtmf', streamSid: this.streamSid, sequenceNumber: String(this.seq++), dtmf: { track: 'inbound_track', digit } });
+  }
+
+  private startSending(): void {
+    const t0 = performance.now();
+    let n = 0;
+    const step = () => {
+      n++;
+      const frame = this.outQueue.shift() ?? SILENCE;
+      this.send({
+        event: 'media', sequenceNumber: String(this.seq++), streamSid: this.streamSid,
+        media: { track: 'inbound', chunk: String(this.chunk++), timestamp: String(n * 20), payload: Buffer.from(frame).toString('base64') },
+      });
+      this.sendTimer = setTimeout(step, Math.max(0, t0 + (n + 1) * 20 - performance.now()));
+    };
+    this.sendTimer = setTimeout(step, 20);
+  }
+
+  private stopSending(): void {
+    if (this.sendTimer) clearTimeout(this.sendTimer);
+    this.sendTimer = null;
+    for (const m of this.pendingMarks) clearTimeout(m.timer);
+    this.pendingMarks = [];
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (isBinary) throw new Error('server sent a binary frame (Twilio error 31950)');
+    const msg = JSON.parse(data.toString()) as { event: string; streamSid?: string; media?: { payload: string }; mark?: { name: string } };
+    const now = performance.now();
+    this.events.push({ at: now, event: msg.event, name: msg.mark?.name });
+    if (msg.streamSid !== this.streamSid) throw new Error('server used a wrong streamSid (Twilio error 31951)');
+    if (msg.event === 'media') {
+      const audio = Buffer.from(msg.media!.payload, 'base64');
+      if (audio.length % 160 !== 0) this.stats.partial++;
+      if (this.stats.frames === 0) this.stats.firstAudioAt = now;
+      else this.gaps.push(now - this.lastFrameAt);
+      this.lastFrameAt = now;
+      this.stats.frames += Math.max(1, Math.floor(audio.length / 160));
+      const pcm = ulawDecode(audio);
+      let peak = 0;
+      for (const v of pcm) peak = Math.max(peak, Math.abs(v));
+      if (peak > 500) this.stats.nonSilent++;
+      if (this.o.record) this.received.push(audio);
+      this.onAudio?.(audio);
+      // Played in order at real time after whatever is already buffered.
+      this.playheadUntil = Math.max(this.playheadUntil, now) + (audio.length / 8000) * 1000;
+    } else if (msg.event === 'mark') {
+      this.stats.marks++;
+      const name = msg.mark!.name;
+      const delay = Math.max(0, this.playheadUntil - now);
+      const entry = {
+        name,
+        timer: setTimeout(() => {
+          this.pendingMarks.splice(this.pendingMarks.indexOf(entry), 1);
+          this.echo(name);
+        }, delay),
+      };
+      this.pendingMarks.push(entry);
+    } else if (msg.event === 'clear') {
+      this.stats.clears++;
+      this.playheadUntil = now;
+      // Twilio echoes every outstanding mark when it clears its buffer.
+      for (const m of this.pendingMarks.splice(0)) {
+        clearTimeout(m.timer);
+        this.echo(m.name);
+      }
+    } else {
+      throw new Error(`server sent unknown event ${msg.event}`);
+    }
+  }
+
+  private echo(name: string): void {
+    this.stats.echoed++;
+    this.send({ event: 'mark', sequenceNumber: String(this.seq++), streamSid: this.streamSid, mark: { name } });
+  }
+
+  /** Ends the call from the caller's side. */
+  async hangup(): Promise<number> {
+    this.send({ event: 'stop', sequenceNumber: String(this.seq++), streamSid: this.streamSid, stop: { accountSid: 'AC' + '0'.repeat(32), callSid: this.callSid } });
+    this.stopSending();
+    setTimeout(() => this.ws?.close(1000), 50);
+    return this.closed;
+  }
+
+  /** Resolves when the server closes the stream (the agent hung up). */
+  waitClosed(): Promise<number> {
+    return this.closed;
+  }
+
+  audio(): Uint8Array {
+    return Buffer.concat(this.received);
+  }
+
+  summary(outcome: CallSummary['outcome'] = 'connected'): CallSummary {
+    const g = [...this.gaps].sort((a, b) => a - b);
+    const q = (p: number) => (g.length ? +g[Math.min(g.length - 1, Math.floor(p * g.length))].toFixed(2) : null);
+    return {
+      outcome,
+      framesReceived: this.stats.frames,
+      nonSilentFrames: this.stats.nonSilent,
+      partialFrames: this.stats.partial,
+      marksReceived: this.stats.marks,
+      marksEchoed: this.stats.echoed,
+      clears: this.stats.clears,
+      timeToFirstAudioMs: this.stats.firstAudioAt ? +(this.stats.firstAudioAt - this.startedAt).toFixed(1) : null,
+      gapsOver40ms: g.filter((x) => x > 40).length,
+      gapP50Ms: q(0.5),
+      gapP99Ms: q(0.99),
+      gapMaxMs: g.length ? +g[g.length - 1].toFixed(2) : null,
+      closeCode: this.closeCode,
+    };
+  }
+}
+
+/** True when the frame carries audible sound. */
+export function audible(frame: Uint8Array): boolean {
+  const pcm = ulawDecode(frame);
+  for (const v of pcm) if (Math.abs(v) > 500) return true;
+  return false;
+}

@@ -1,0 +1,145 @@
+// The Twilio voice gateway: the signed voice and status webhooks, the Media
+// Streams socket, and the live calls it carries.
+import twilio from 'twilio';
+import os from 'node:os';
+import type { Config } from '../config.js';
+import { log } from '../log.js';
+import { countBadInput } from '../metrics/index.js';
+import { HttpError, type Request, type Reply } from '../server/http.js';
+import type { Component, Server } from '../server/server.js';
+import type { ControlPlane } from '../store/index.js';
+import type { Providers } from '../providers/types.js';
+import { CallSession } from '../call/session.js';
+import { CallTokens } from './call-token.js';
+import { mountMediaStream } from './media-stream.js';
+import { twilioAuthToken } from './secrets.js';
+
+export interface GatewayOptions {
+  config: Config;
+  server: Server;
+  store: ControlPlane;
+  providers: Providers;
+  /** Attaches the conversation to a new session (src/pipeline). */
+  onSession(session: CallSession): void;
+}
+
+const E164 = /^\+[1-9]\d{6,14}$/;
+const NODE_ID = `${os.hostname()}:${process.pid}`;
+
+export class TwilioGateway implements Component {
+  readonly name = 'twilio';
+  readonly authToken: string;
+  readonly sessions = new Map<string, CallSession>();
+  private readonly tokens: CallTokens;
+  private readonly publicUrl: string;
+  private draining = false;
+  private drained: (() => void) | null = null;
+
+  constructor(private readonly o: GatewayOptions) {
+    this.authToken = twilioAuthToken(o.config.twilioAuthToken, o.config.dataDir);
+    this.tokens = new CallTokens(this.authToken, o.store.state);
+    this.publicUrl = o.config.publicUrl;
+    const wss = this.publicUrl.replace(/^http/, 'ws') + '/twilio/media';
+    o.server.router.route('POST', '/twilio/voice', (req) => this.voice(req), { bodyLimit: 64 * 1024 });
+    o.server.router.route('POST', '/twilio/status', (req) => this.status(req), { bodyLimit: 64 * 1024 });
+    mountMediaStream(o.server.app, '/twilio/media', wss, () => this.authToken, {
+      start: (callSid, streamSid, params, transport) => this.startCall(callSid, streamSid, params, transport),
+      closed: (session, reason) => {
+        if (session) void session.end(reason);
+      },
+    });
+  }
+
+  /** Parses a signed form POST; 403 when the signature does not match PUBLIC_URL + path. */
+  private signedForm(req: Request): Record<string, string> {
+    const params: Record<string, string> = {};
+    for (const [k, v] of new URLSearchParams(req.body.toString('utf8'))) params[k] = v;
+    const sig = req.headers['x-twilio-signature'] ?? '';
+    const url = this.publicUrl + req.path;
+    if (!sig || !twilio.validateRequest(this.authToken, sig, url, params)) {
+      countBadInput('twilio_http', sig ? 'bad_signature' : 'missing_signature');
+      throw new HttpError(403, 'forbidden', 'invalid X-Twilio-Signature');
+    }
+    return params;
+  }
+
+  private twiml(vr: InstanceType<typeof twilio.twiml.VoiceResponse>): Reply {
+    return { status: 200, headers: { 'content-type': 'text/xml' }, body: vr.toString() };
+  }
+
+  private async voice(req: Request): Promise<Reply> {
+    const p = this.signedForm(req);
+    const vr = new twilio.twiml.VoiceResponse();
+    const callSid = p.CallSid ?? '';
+    const to = p.To ?? '';
+    if (!/^CA[0-9a-fA-F]{32}$/.test(callSid)) {
+      countBadInput('twilio_http', 'bad_call_sid');
+      throw new HttpError(400, 'invalid_field', 'CallSid: missing or malformed');
+    }
+    const agent = E164.test(to) ? await this.o.store.resolver.resolveNumber(to) : null;
+    if (!agent) {
+      vr.say('Sorry, this number is not in service.');
+      vr.hangup();
+      log.info('call to an unknown number', { callSid, to });
+      return this.twiml(vr);
+    }
+    const limit = agent.maxConcurrentCalls;
+    const tenantFull = limit !== null && (await this.o.store.state.activeCalls(agent.tenantId)) >= limit;
+    if (this.draining || this.sessions.size >= this.o.config.maxConcurrentCalls || tenantFull) {
+      vr.reject({ reason: 'busy' });
+      log.info('call rejected: busy', { callSid, draining: this.draining, tenantFull });
+      return this.twiml(vr);
+    }
+    await this.o.store.calls.createCall({
+      tenantId: agent.tenantId, agentId: agent.agentId, agentVersion: agent.agentVersion, transport: 'twilio',
+      externalId: callSid, from: p.From ?? null, to, status: p.CallStatus ?? 'ringing',
+    });
+    const stream = vr.connect().stream({ url: this.publicUrl.replace(/^http/, 'ws') + '/twilio/media' });
+    stream.parameter({ name: 'token', value: this.tokens.issue(callSid, to, p.From ?? '') });
+    return this.twiml(vr);
+  }
+
+  private async status(req: Request): Promise<Reply> {
+    const p = this.signedForm(req);
+    const call = p.CallSid ? await this.o.store.calls.findCall('twilio', p.CallSid) : null;
+    if (call && p.CallStatus) await this.o.store.calls.updateCallStatus(call.id, p.CallStatus, p.CallStatus);
+    return { status: 204 };
+  }
+
+  private async startCall(callSid: string, _streamSid: string, params: Record<string, string>, transport: import('./transport.js').TwilioTransport): Promise<CallSession | string> {
+    const check = await this.tokens.redeem(params.token, callSid);
+    if (!check.ok) return check.reason;
+    const [agent, record] = await Promise.all([
+      this.o.store.resolver.resolveNumber(check.claims.to),
+      this.o.store.calls.findCall('twilio', callSid),
+    ]);
+    if (!agent || !record) return 'unknown_call';
+    if (agent.maxConcurrentCalls !== null && !(await this.o.store.state.acquireCallSlot(agent.tenantId, record.id, agent.maxConcurrentCalls))) {
+      return 'tenant_busy';
+    }
+    await this.o.store.state.registerCall(record.id, NODE_ID, 4 * 3600_000);
+    await this.o.store.calls.updateCallStatus(record.id, 'in-progress');
+    const session = new CallSession({ callId: record.id, transport, agent, providers: this.o.providers, calls: this.o.store.calls });
+    this.sessions.set(record.id, session);
+    session.whenEnded((reason) => {
+      this.sessions.delete(record.id);
+      void this.o.store.state.releaseCallSlot(agent.tenantId, record.id);
+      void this.o.store.state.unregisterCall(record.id);
+      transport.hangup(reason);
+      if (this.draining && this.sessions.size === 0) this.drained?.();
+    });
+    this.o.onSession(session);
+    await session.start();
+    return session;
+  }
+
+  async drain(): Promise<void> {
+    this.draining = true;
+    if (this.sessions.size === 0) return;
+    await new Promise<void>((resolve) => (this.drained = resolve));
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.sessions.values()].map((s) => s.end('server shutting down', 'shutdown')));
+  }
+}
