@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { Server } from './server/server.js';
 import { ControlPlane } from './store/index.js';
 import { mountApi } from './api/index.js';
+import { seedDemo } from './store/seed.js';
 import { createProviders } from './providers/index.js';
 import type { Providers } from './providers/types.js';
 import { TwilioGateway } from './twilio/gateway.js';
@@ -22,6 +23,8 @@ export interface App {
 export interface AppOptions {
   /** Redis key prefix (tests isolate themselves with it). */
   redisPrefix?: string;
+  /** Seed a demo agent on an empty database (default: yes, outside production). */
+  seed?: boolean;
 }
 
 export async function createApp(config: Config, opts: AppOptions = {}): Promise<App> {
@@ -35,6 +38,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     sipRealm: config.sipRealm,
   });
   server.use(store);
+  if (config.nodeEnv !== 'production' && opts.seed !== false) await seedDemo(store);
   mountApi(server.router, store, { rateLimit: config.apiRateLimit });
   const providers = await createProviders(config);
   server.use({ name: 'providers', close: () => providers.close() });

@@ -44,7 +44,8 @@ interface Conn {
 
 export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string, authToken: () => string, hooks: MediaStreamHooks): void {
   app.ws<Conn>(path, {
-    maxPayloadLength: 16 * 1024,
+    // Big enough to read (and count) an oversized media message ourselves.
+    maxPayloadLength: 64 * 1024,
     idleTimeout: 60,
     maxBackpressure: 1024 * 1024,
     upgrade: (res, req, context) => {
@@ -111,6 +112,8 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
     },
     close: (ws, code) => {
       const c = ws.getUserData();
+      // uWS closes a socket on a message over maxPayloadLength (1009) by itself.
+      if (code === 1009 || (code === 1006 && !c.closed && c.state !== 'stopped')) countBadInput('twilio_ws', code === 1009 ? 'message_too_large' : 'abnormal_close');
       c.closed = true;
       if (c.transport) c.transport.closed = true;
       hooks.closed(c.session, c.state === 'stopped' ? 'caller hung up' : `media stream closed (${code})`);
