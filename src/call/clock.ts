@@ -2,6 +2,8 @@
 // timer per call). Ticks are scheduled against an absolute timeline, so
 // timer jitter does not accumulate into drift; after an event-loop stall the
 // missed ticks are run back to back (up to a bound) so playout catches up.
+import { pacingLateTicks } from '../metrics/index.js';
+
 export const FRAME_MS = 20;
 const MAX_CATCH_UP = 5;
 
@@ -60,6 +62,7 @@ export class PacingClock {
     for (let i = 0; i < Math.max(1, behind); i++) {
       this.slot++;
       const late = now - (this.origin + this.slot * FRAME_MS);
+      if (late > 10) pacingLateTicks.inc();
       for (const m of this.members) m.tick(this.slot, late);
     }
     if (this.members.size > 0) this.schedule();

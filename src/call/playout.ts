@@ -9,6 +9,7 @@ import { Framer } from '../media/framer.js';
 import { ULAW_SILENCE } from '../media/g711.js';
 import type { CallTransport } from './transport.js';
 import { FRAME_MS } from './clock.js';
+import { playoutDeferredFrames } from '../metrics/index.js';
 
 const FRAME_BYTES = 160;
 const MARK_EVERY_FRAMES = 5;
@@ -133,6 +134,7 @@ export class Playout {
       if (this.sentMs - this.playheadMs >= this.transport.leadMs) break;
       if (!this.transport.sendFrame(item.frame)) {
         this.deferred++;
+        playoutDeferredFrames.inc({ transport: this.transport.kind });
         break;
       }
       const s = this.segment(item.segment);

@@ -94,3 +94,16 @@ export const providerErrors = new client.Counter({
 export function countBadInput(source: string, reason: string): void {
   badInput.inc({ source, reason });
 }
+
+export const pacingLateTicks = new client.Counter({
+  name: 'aybiza_pacing_late_ticks_total',
+  help: 'Shared 20 ms clock slots that ran more than 10 ms late (event-loop stalls)',
+  registers: [registry],
+});
+
+export const playoutDeferredFrames = new client.Counter({
+  name: 'aybiza_playout_deferred_frames_total',
+  help: 'Outbound frames held back because the transport was backpressured',
+  labelNames: ['transport'] as const,
+  registers: [registry],
+});

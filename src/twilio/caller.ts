@@ -18,6 +18,8 @@ export interface CallerOptions {
   from?: string;
   /** Record every received frame (for the WAV). */
   record?: boolean;
+  /** Don't run a send timer: the owner calls sendNextFrame() every 20 ms (load tests drive many callers from one clock). */
+  manualClock?: boolean;
 }
 
 export interface CallSummary {
@@ -148,16 +150,25 @@ export class TwilioCaller {
     this.send({ event: 'dtmf', streamSid: this.streamSid, sequenceNumber: String(this.seq++), dtmf: { track: 'inbound_track', digit } });
   }
 
+  private sentFrames = 0;
+
+  /** Sends the next 20 ms of caller audio (speech if queued, else silence). */
+  sendNextFrame(): void {
+    const frame = this.outQueue.shift() ?? SILENCE;
+    this.sentFrames++;
+    this.send({
+      event: 'media', sequenceNumber: String(this.seq++), streamSid: this.streamSid,
+      media: { track: 'inbound', chunk: String(this.chunk++), timestamp: String(this.sentFrames * 20), payload: Buffer.from(frame).toString('base64') },
+    });
+  }
+
   private startSending(): void {
+    if (this.o.manualClock) return;
     const t0 = performance.now();
     let n = 0;
     const step = () => {
       n++;
-      const frame = this.outQueue.shift() ?? SILENCE;
-      this.send({
-        event: 'media', sequenceNumber: String(this.seq++), streamSid: this.streamSid,
-        media: { track: 'inbound', chunk: String(this.chunk++), timestamp: String(n * 20), payload: Buffer.from(frame).toString('base64') },
-      });
+      this.sendNextFrame();
       this.sendTimer = setTimeout(step, Math.max(0, t0 + (n + 1) * 20 - performance.now()));
     };
     this.sendTimer = setTimeout(step, 20);

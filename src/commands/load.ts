@@ -1,0 +1,179 @@
+// `npm run load -- --calls N --seconds S [--url URL --public-url URL --to NUMBER]`
+// N concurrent simulated Twilio calls with a speech/silence pattern. Without
+// --url it starts the provider emulators and the server as their own
+// processes (so only the server's CPU is charged to the calls) and reports:
+// server CPU-seconds per call-second (→ calls per core), the outbound
+// inter-frame gap p50/p99/max as the callers measure it inside the agent's
+// speech, late/dropped frames, RSS per call, and turn latency percentiles.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { TwilioCaller } from '../twilio/caller.js';
+import { synthesize } from '../providers/emulators/voice.js';
+import { DEMO_NUMBER } from '../store/seed.js';
+import { parseArgs, numberArg } from './args.js';
+import { setLogSink } from '../log.js';
+
+const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli.js');
+const CLK_TCK = 100;
+
+function cpuSeconds(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const parts = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(parts[11]) + Number(parts[12])) / CLK_TCK; // utime + stime
+}
+
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+async function firstJsonLine(child: ChildProcess, match: (o: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
+  const rl = readline.createInterface({ input: child.stdout! });
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} did not start`)), 60_000);
+    rl.on('line', (line) => {
+      try {
+        const o = JSON.parse(line) as Record<string, unknown>;
+        if (match(o)) {
+          clearTimeout(t);
+          resolve(o);
+        }
+      } catch {
+        /* not JSON */
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
+  });
+}
+
+function pct(xs: number[], q: number): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+function histogramQuantiles(metrics: string, stage: string): { p50: number; p95: number; count: number } | null {
+  const buckets: [number, number][] = [];
+  let count = 0;
+  for (const line of metrics.split('\n')) {
+    const m = new RegExp(`^aybiza_turn_latency_seconds_bucket\\{le="([^"]+)",stage="${stage}"\\} (\\d+)`).exec(line)
+      ?? new RegExp(`^aybiza_turn_latency_seconds_bucket\\{stage="${stage}",le="([^"]+)"\\} (\\d+)`).exec(line);
+    if (m) buckets.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
+    const c = new RegExp(`^aybiza_turn_latency_seconds_count\\{stage="${stage}"\\} (\\d+)`).exec(line);
+    if (c) count = Number(c[1]);
+  }
+  if (!count) return null;
+  const q = (p: number) => buckets.find(([, n]) => n >= p * count)?.[0] ?? Infinity;
+  return { p50: q(0.5) * 1000, p95: q(0.95) * 1000, count };
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const a = parseArgs(argv);
+  setLogSink((line) => process.stderr.write(line + '\n'));
+  const calls = numberArg(a.calls, 'calls', 50, 1, 5000);
+  const seconds = numberArg(a.seconds, 'seconds', 30, 5, 3600);
+  const token = process.env.TWILIO_AUTH_TOKEN ?? 'load-test-token';
+  const children: ChildProcess[] = [];
+  let url = a.url ? String(a.url) : '';
+  let publicUrl = a['public-url'] ? String(a['public-url']) : url;
+  let serverPid = 0;
+  try {
+    if (!url) {
+      const emu = spawn(process.execPath, [CLI, 'emulators'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } });
+      children.push(emu);
+      const urls = await firstJsonLine(emu, (o) => typeof o.deepgramUrl === 'string', 'emulators');
+      const port = 20000 + Math.floor(Math.random() * 20000);
+      url = publicUrl = `http://127.0.0.1:${port}`;
+      const server = spawn(process.execPath, [CLI, 'serve'], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: {
+          ...process.env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: url, SIP_PORT: '0', LOG_LEVEL: 'warn',
+          DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'aybiza-load-')), TWILIO_AUTH_TOKEN: token,
+          DEEPGRAM_URL: String(urls.deepgramUrl), DEEPGRAM_API_KEY: 'load', BEDROCK_ENDPOINT: String(urls.bedrockUrl),
+          AWS_ACCESS_KEY_ID: 'load', AWS_SECRET_ACCESS_KEY: 'load', AWS_REGION: 'us-east-1', MAX_CONCURRENT_CALLS: String(calls * 2),
+        },
+      });
+      children.push(server);
+      serverPid = server.pid!;
+      const ready = Date.now();
+      while (Date.now() - ready < 60_000) {
+        try {
+          if ((await fetch(`${url}/readyz`)).ok) break;
+        } catch {
+          /* starting */
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    const speech = synthesize('I would like to book a table for two people tomorrow evening please.');
+    const baseRss = serverPid ? rssBytes(serverPid) : 0;
+    const callers: TwilioCaller[] = [];
+    // Ramp up over ~3 s so 200 webhooks do not arrive in one millisecond.
+    const rampMs = Math.min(3000, calls * 15);
+    const dialing: Promise<void>[] = [];
+    for (let i = 0; i < calls; i++) {
+      const c = new TwilioCaller({ baseUrl: url, publicUrl, authToken: token, to: String(a.to ?? DEMO_NUMBER), manualClock: true });
+      callers.push(c);
+      dialing.push(new Promise<void>((r) => setTimeout(r, (i * rampMs) / calls)).then(() => c.dial().then(() => undefined)));
+    }
+    // One clock drives every caller's 20 ms frames; each caller speaks every ~8 s.
+    const t0 = performance.now();
+    let slot = 0;
+    let running = true;
+    const clockLoop = () => {
+      if (!running) return;
+      slot++;
+      for (let i = 0; i < callers.length; i++) {
+        const c = callers[i];
+        if (c.summary().closeCode !== null) continue;
+        if ((slot + i * 37) % 400 === 0) c.speak(speech);
+        c.sendNextFrame();
+      }
+      setTimeout(clockLoop, Math.max(0, t0 + (slot + 1) * 20 - performance.now()));
+    };
+    const results = await Promise.allSettled(dialing);
+    const failedDials = results.filter((r) => r.status === 'rejected').length;
+    clockLoop();
+    const cpu0 = serverPid ? cpuSeconds(serverPid) : 0;
+    const w0 = performance.now();
+    const gapStart = callers.map((c) => c.gaps.length);
+    let peakRss = baseRss;
+    while (performance.now() - w0 < seconds * 1000) {
+      await new Promise((r) => setTimeout(r, 1000));
+      if (serverPid) peakRss = Math.max(peakRss, rssBytes(serverPid));
+    }
+    const cpu = serverPid ? cpuSeconds(serverPid) - cpu0 : NaN;
+    const wall = (performance.now() - w0) / 1000;
+    running = false;
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const connected = callers.filter((c) => c.stats.frames > 0).length;
+    // Gaps inside the agent's speech; longer ones are pauses between turns.
+    const gaps = callers.flatMap((c, i) => c.gaps.slice(gapStart[i])).filter((g) => g < 500);
+    const late = gaps.filter((g) => g > 40).length;
+    const partial = callers.reduce((n, c) => n + c.stats.partial, 0);
+    const frames = callers.reduce((n, c) => n + c.stats.frames, 0);
+    const deferred = Number(/aybiza_playout_deferred_frames_total\{[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    const lateTicks = Number(/aybiza_pacing_late_ticks_total (\d+)/.exec(metrics)?.[1] ?? 0);
+    const cpuPerCallSecond = cpu / (connected * wall);
+    const report = {
+      calls, connected, failedDials, seconds: +wall.toFixed(1),
+      serverCpuSeconds: +cpu.toFixed(2),
+      cpuSecondsPerCallSecond: +cpuPerCallSecond.toFixed(5),
+      callsPerCore: Math.floor(1 / cpuPerCallSecond),
+      framesReceived: frames,
+      outboundGapMs: { p50: +pct(gaps, 0.5).toFixed(2), p99: +pct(gaps, 0.99).toFixed(2), max: +Math.max(...gaps).toFixed(2) },
+      lateFrames: late, partialFrames: partial, deferredFrames: deferred, pacingLateTicks: lateTicks,
+      rssPerCallKiB: serverPid ? Math.round((peakRss - baseRss) / connected / 1024) : null,
+      turnLatencyMs: Object.fromEntries(['eou', 'llm_ttft', 'tts_ttfb', 'e2e', 'server'].map((s) => [s, histogramQuantiles(metrics, s)])),
+    };
+    await Promise.allSettled(callers.map((c) => (c.summary().closeCode === null ? c.hangup() : undefined)));
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  } finally {
+    for (const ch of children) ch.kill('SIGTERM');
+  }
+  process.exit(0);
+}
