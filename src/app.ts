@@ -10,7 +10,7 @@ import { seedDemo } from './store/seed.js';
 import { createProviders } from './providers/index.js';
 import type { Providers } from './providers/types.js';
 import { TwilioGateway } from './twilio/gateway.js';
-import type { CallSession } from './call/session.js';
+import { Conversation } from './pipeline/conversation.js';
 
 export interface App {
   config: Config;
@@ -42,19 +42,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   mountApi(server.router, store, { rateLimit: config.apiRateLimit });
   const providers = await createProviders(config);
   server.use({ name: 'providers', close: () => providers.close() });
-  const twilioGateway = new TwilioGateway({ config, server, store, providers, onSession: (s) => attachConversation(s) });
+  const twilioGateway = new TwilioGateway({ config, server, store, providers, onSession: (s) => new Conversation(s, { llm: providers.llm, calls: store.calls }) });
   server.use(twilioGateway);
   return { config, server, store, providers, twilio: twilioGateway };
-}
-
-/** Until the conversation pipeline lands: greet the caller. */
-function attachConversation(session: CallSession): void {
-  const greeting = session.agent.config.greeting;
-  if (!greeting) return;
-  void Promise.resolve().then(async () => {
-    while (!session.isEnded && !session.ready.tts) await new Promise((r) => setTimeout(r, 10));
-    if (session.isEnded) return;
-    session.say(greeting);
-    session.flush();
-  });
 }

@@ -47,6 +47,8 @@ export class Playout {
   private confirmedMs = 0;
   private confirmedAt = 0;
   private nextSegmentId = 1;
+  /** While paused nothing is sent; queued audio waits (tentative barge-in). */
+  paused = false;
   /** Frames the transport refused (backpressure). */
   deferred = 0;
   framesSent = 0;
@@ -116,9 +118,15 @@ export class Playout {
     return Math.min(next.posMs, this.confirmedMs + Math.max(0, elapsed));
   }
 
-  /** Called on every clock tick. */
-  tick(): void {
-    if (this.playheadMs < this.sentMs) this.playheadMs += FRAME_MS;
+  /** ≥ 0 when the far end has nothing left to play (ms of our timeline), else -1. */
+  idleSinceMs(): number {
+    return this.playheadMs >= this.sentMs ? this.sentMs : -1;
+  }
+
+  /** Called on every clock tick (and once when audio arrives after a pause). */
+  tick(advance = true): void {
+    if (advance && this.playheadMs < this.sentMs) this.playheadMs += FRAME_MS;
+    if (this.paused) return;
     while (this.head < this.frames.length) {
       const item = this.frames[this.head];
       if (item.frame === MARKER) {

@@ -21,6 +21,8 @@ export interface SessionEvents {
   /** The agent's audio has been completely heard. */
   onAgentIdle?(): void;
   onSegmentStart?(segmentId: number, atMs: number): void;
+  /** Every frame of the segment has been heard by the caller. */
+  onSegmentHeard?(segmentId: number): void;
   onTtsFirstByte?(segmentId: number, atMs: number): void;
   onProviderError?(which: 'stt' | 'tts', err: Error): void;
   onEnd?(reason: string): void;
@@ -63,6 +65,7 @@ export class CallSession implements Tickable {
     this.playout = new Playout(init.transport);
     this.playout.onIdle = () => this.events.onAgentIdle?.();
     this.playout.onSegmentStart = (s) => this.events.onSegmentStart?.(s.id, performance.now());
+    this.playout.onSegmentHeard = (s) => this.events.onSegmentHeard?.(s.id);
   }
 
   get isEnded(): boolean {
@@ -169,6 +172,21 @@ export class CallSession implements Tickable {
       this.events.onTtsFirstByte?.(id, performance.now());
     }
     this.playout.push(id, a);
+    // Audio after a pause goes out now, not at the next clock slot: the first
+    // frame of a reply is on the latency critical path.
+    if (this.playout.idleSinceMs() >= 0 && !this.ended) {
+      if (this.transport.batch) this.transport.batch(this.kickPlayout);
+      else this.playout.tick(false);
+    }
+  }
+
+  /** Holds outbound audio (a possible barge-in) without dropping it. */
+  pause(): void {
+    this.playout.paused = true;
+  }
+
+  resume(): void {
+    this.playout.paused = false;
   }
 
   /** Barge-in: stop speaking now. Returns what the caller heard of each segment. */
@@ -185,6 +203,7 @@ export class CallSession implements Tickable {
   }
 
   private readonly tickPlayout = () => this.playout.tick();
+  private readonly kickPlayout = () => this.playout.tick(false);
 
   tick(): void {
     if (this.ended) return;

@@ -19,8 +19,8 @@ export interface GatewayOptions {
   server: Server;
   store: ControlPlane;
   providers: Providers;
-  /** Attaches the conversation to a new session (src/pipeline). */
-  onSession(session: CallSession): void;
+  /** Attaches the conversation to a new session (src/pipeline); start() runs once the streams are open. */
+  onSession(session: CallSession): { start(): void };
 }
 
 const E164 = /^\+[1-9]\d{6,14}$/;
@@ -128,8 +128,9 @@ export class TwilioGateway implements Component {
       transport.hangup(reason);
       if (this.draining && this.sessions.size === 0) this.drained?.();
     });
-    this.o.onSession(session);
+    const conversation = this.o.onSession(session);
     await session.start();
+    if (!session.isEnded) conversation.start();
     return session;
   }
 

@@ -1,0 +1,406 @@
+// The conversation on one call: caller turns (STT + VAD, src/pipeline/
+// turn-taking) → Bedrock streaming → sentence splitter → TTS → paced
+// playout, with barge-in, tools, call policies and a latency timeline per
+// turn. It drives a CallSession and never knows which transport carries it.
+import { bargeIns, providerErrors } from '../metrics/index.js';
+import type { CallSession } from '../call/session.js';
+import { clock, type Tickable } from '../call/clock.js';
+import type { ChatMessage, ContentBlock, LanguageModel } from '../providers/types.js';
+import type { CallStore } from '../store/types.js';
+import { synthesize } from '../providers/emulators/voice.js';
+import { SentenceSplitter } from './sentences.js';
+import { TurnDetector, DEFAULT_TURN_SETTINGS, type TurnCommit, type TurnSettings } from './turn-taking.js';
+import { TurnTimeline } from './timeline.js';
+import { callWebhookTool, toolSpecs } from './tools.js';
+
+export interface ConversationOptions {
+  llm: LanguageModel;
+  calls: CallStore;
+  turn?: TurnSettings;
+  /** Caller speech over the agent for this long (without words yet) is a barge-in. */
+  bargeInMinMs?: number;
+  /** A VAD onset with no words and no sustained speech within this window is a false interruption. */
+  falseInterruptionMs?: number;
+  repromptAfterMs?: number;
+  maxReprompts?: number;
+  maxCallMs?: number;
+  /** Say this while a slow tool runs. */
+  fillerAfterMs?: number;
+}
+
+const APOLOGY = "I'm sorry, we're having technical difficulties. Please call back later. Goodbye.";
+const BACKCHANNEL = /^(m+-?h+m+|mhm+|uh-?huh|yeah|yes|ok(ay)?|right|sure|hmm+|uh+|um+)[.!?,]*$/i;
+
+interface Reply {
+  seq: number;
+  userText: string;
+  abort: AbortController;
+  splitter: SentenceSplitter;
+  timeline: TurnTimeline;
+  chunks: number;
+  flushes: number;
+  segments: number[];
+  segmentText: Map<number, string>;
+  heard: Set<number>;
+  llmDone: boolean;
+  endCall: boolean;
+  finished: boolean;
+}
+
+export class Conversation implements Tickable {
+  readonly history: ChatMessage[] = [];
+  private readonly detector: TurnDetector;
+  private reply: Reply | null = null;
+  private seq = 0;
+  private pendingBargeIn: { at: number; words: boolean } | null = null;
+  private lastActivity = performance.now();
+  private reprompts = 0;
+  private endAfterIdle: string | null = null;
+  private ending = false;
+  private lastFinalAt = 0;
+  private dtmf = '';
+  private lastDtmfAt = 0;
+  private readonly o: Required<Omit<ConversationOptions, 'llm' | 'calls' | 'turn'>>;
+
+  constructor(readonly session: CallSession, private readonly opts: ConversationOptions) {
+    this.o = {
+      bargeInMinMs: opts.bargeInMinMs ?? 500,
+      falseInterruptionMs: opts.falseInterruptionMs ?? 700,
+      repromptAfterMs: opts.repromptAfterMs ?? 10_000,
+      maxReprompts: opts.maxReprompts ?? 2,
+      maxCallMs: opts.maxCallMs ?? 15 * 60_000,
+      fillerAfterMs: opts.fillerAfterMs ?? 1000,
+    };
+    const endpointing = session.agent.config.stt?.endpointingMs;
+    this.detector = new TurnDetector((c) => this.onCommit(c), opts.turn ?? { ...DEFAULT_TURN_SETTINGS, ...(endpointing ? { silenceMs: Math.max(200, endpointing) } : {}) });
+    Object.assign(session.events, {
+      onTranscript: (t: { text: string; isFinal: boolean; speechFinal: boolean }) => this.onTranscript(t.text, t.isFinal, t.speechFinal),
+      onUtteranceEnd: () => this.detector.utteranceEnd(),
+      onSpeechStart: () => this.onSpeechStart(),
+      onSpeechEnd: (at: number) => this.detector.speechEnd(at),
+      onDtmf: (d: string) => {
+        this.dtmf += d;
+        this.lastDtmfAt = performance.now();
+      },
+      onTtsFirstByte: (id: number, at: number) => this.forSegment(id)?.timeline.mark('ttsFirstByte', at),
+      onSegmentStart: (id: number, at: number) => this.forSegment(id)?.timeline.mark('firstFrameSent', at),
+      onSegmentHeard: (id: number) => this.onSegmentHeard(id),
+      onAgentIdle: () => this.onAgentIdle(),
+      onProviderError: (which: string, err: Error) => this.fail(`${which} failed: ${err.message}`),
+      onEnd: () => this.stop(),
+    });
+    session.whenEnded(() => this.stop());
+  }
+
+  private get system(): string {
+    const c = this.session.agent.config;
+    return `${c.prompt}\n\nYou are speaking on a phone call: answer in short spoken sentences, no lists or markdown.` +
+      (c.greeting ? `\nYou opened the call by saying: "${c.greeting}"` : '');
+  }
+
+  /** Joins the clock and speaks the greeting. */
+  start(): void {
+    clock.add(this);
+    const greeting = this.session.agent.config.greeting;
+    if (greeting) {
+      this.session.say(greeting);
+      this.session.flush();
+      void this.opts.calls.addTranscript(this.session.callId, 'agent', greeting).catch(() => {});
+    }
+  }
+
+  private stop(): void {
+    clock.delete(this);
+    this.reply?.abort.abort();
+  }
+
+  private forSegment(id: number): Reply | null {
+    return this.reply && this.reply.segments.includes(id) ? this.reply : null;
+  }
+
+  private get agentSpeaking(): boolean {
+    return this.reply !== null && !this.reply.finished && (this.session.playout.speaking || !this.reply.llmDone);
+  }
+
+  // ---- caller side -----------------------------------------------------
+
+  private onTranscript(text: string, isFinal: boolean, speechFinal: boolean): void {
+    const words = text.trim();
+    if (words) {
+      this.lastActivity = performance.now();
+      this.reprompts = 0;
+    }
+    if (isFinal) this.lastFinalAt = performance.now();
+    if (this.pendingBargeIn && words && !BACKCHANNEL.test(words)) this.confirmBargeIn();
+    else if (this.pendingBargeIn && words) this.pendingBargeIn.words = false;
+    this.detector.transcript(text, isFinal, speechFinal);
+  }
+
+  private onSpeechStart(): void {
+    this.lastActivity = performance.now();
+    this.detector.speechStart();
+    if (this.agentSpeaking && !this.pendingBargeIn && !this.endAfterIdle) {
+      // Tentative: hold the agent's audio until words or sustained speech confirm it.
+      this.pendingBargeIn = { at: performance.now(), words: false };
+      this.session.pause();
+    }
+  }
+
+  private confirmBargeIn(): void {
+    const r = this.reply;
+    this.pendingBargeIn = null;
+    this.session.resume();
+    if (!r || r.finished) return;
+    bargeIns.inc();
+    r.abort.abort();
+    const cleared = this.session.clear();
+    const partial = new Map(cleared.segments.map((s) => [s.id, s.heardFraction]));
+    const heard = r.segments
+      .map((id) => {
+        const text = (r.segmentText.get(id) ?? '').trim();
+        if (r.heard.has(id)) return text;
+        return cut(text, partial.get(id) ?? 0);
+      })
+      .filter(Boolean)
+      .join(' ');
+    this.session.log.info('barge-in', { heardMs: Math.round(cleared.heardMs), heard });
+    this.finishReply(r, true, heard);
+  }
+
+  private onCommit(c: TurnCommit): void {
+    if (this.ending) return;
+    if (this.agentSpeaking && BACKCHANNEL.test(c.text)) return; // "mm-hm" while the agent talks
+    if (this.reply && !this.reply.finished) this.confirmBargeIn();
+    this.startReply(c.text, c);
+  }
+
+  tick(): void {
+    const now = performance.now();
+    this.detector.tick(now);
+    const p = this.pendingBargeIn;
+    if (p) {
+      if (this.session.callerSpeaking && now - p.at >= this.o.bargeInMinMs) this.confirmBargeIn();
+      else if (!this.session.callerSpeaking && now - p.at >= this.o.falseInterruptionMs) {
+        // A cough or "mm-hm": keep the reply.
+        this.pendingBargeIn = null;
+        this.session.resume();
+        this.detector.reset();
+      }
+    }
+    if (this.dtmf && now - this.lastDtmfAt > 1500 && !this.ending) {
+      const digits = this.dtmf.split('').join(' ');
+      this.dtmf = '';
+      if (this.reply && !this.reply.finished) this.confirmBargeIn();
+      this.startReply(`(pressed on the keypad) ${digits}`, null);
+    }
+    if (this.ending) return;
+    if (now - this.session.startedAt > this.o.maxCallMs) {
+      this.policy('We have reached the time limit for this call. Goodbye.', 'maximum call duration');
+    } else if (!this.reply && !this.session.callerSpeaking && !this.detector.text && !this.session.playout.speaking && now - this.lastActivity > this.o.repromptAfterMs) {
+      this.lastActivity = now;
+      if (this.reprompts++ < this.o.maxReprompts) this.sayPolicy('Are you still there?');
+      else this.policy("I haven't heard from you, so I'll end the call now. Goodbye.", 'caller silent');
+    }
+  }
+
+  // ---- agent side --------------------------------------------------------
+
+  private pushUser(blocks: ContentBlock[]): void {
+    const last = this.history[this.history.length - 1];
+    if (last?.role === 'user') last.content.push(...blocks);
+    else this.history.push({ role: 'user', content: blocks });
+  }
+
+  private startReply(text: string, c: TurnCommit | null): void {
+    this.lastActivity = performance.now();
+    const r: Reply = {
+      seq: ++this.seq, userText: text, abort: new AbortController(), splitter: new SentenceSplitter(), timeline: new TurnTimeline(),
+      chunks: 0, flushes: 0, segments: [], segmentText: new Map(), heard: new Set(), llmDone: false, endCall: false, finished: false,
+    };
+    if (c) {
+      r.timeline.mark('speechEnd', c.speechEndMs);
+      if (this.lastFinalAt) r.timeline.mark('sttFinal', Math.min(this.lastFinalAt, c.commitMs));
+      r.timeline.mark('commit', c.commitMs);
+    }
+    this.reply = r;
+    this.pushUser([{ text }]);
+    void this.opts.calls.addTranscript(this.session.callId, 'caller', text).catch(() => {});
+    void this.runLlm(r).catch((err: Error) => {
+      if (r.abort.signal.aborted) return;
+      providerErrors.inc({ provider: 'llm', kind: 'gave_up' });
+      this.fail(`language model failed: ${err.message}`);
+    });
+  }
+
+  private speak(r: Reply, chunk: string): void {
+    if (r.finished || r.abort.signal.aborted) return;
+    const now = performance.now();
+    if (r.chunks++ === 0) r.timeline.mark('firstSentence', now);
+    const id = this.session.say(chunk);
+    if (!r.segments.includes(id)) r.segments.push(id);
+    r.segmentText.set(id, (r.segmentText.get(id) ?? '') + chunk + ' ');
+    // Flush the first two sentences at once (time to first audio), the rest at the end of the reply:
+    // Deepgram allows 20 flushes a minute.
+    if (r.flushes < 2) {
+      r.flushes++;
+      r.timeline.mark('ttsRequest', performance.now());
+      this.session.flush();
+    }
+  }
+
+  private async runLlm(r: Reply): Promise<void> {
+    const cfg = this.session.agent.config;
+    const tools = toolSpecs(cfg.tools);
+    for (let round = 0; round < 4 && !r.abort.signal.aborted; round++) {
+      r.timeline.mark('llmRequest', performance.now());
+      const text: string[] = [];
+      const uses: { toolUseId: string; name: string; input: unknown }[] = [];
+      for await (const ev of this.opts.llm.stream(
+        { system: this.system, messages: this.history, tools, model: cfg.llm?.model, temperature: cfg.llm?.temperature, maxTokens: cfg.llm?.maxTokens },
+        r.abort.signal,
+      )) {
+        if (r.abort.signal.aborted) return;
+        if (ev.type === 'text') {
+          r.timeline.mark('firstToken', performance.now());
+          text.push(ev.text);
+          for (const chunk of r.splitter.push(ev.text)) this.speak(r, chunk);
+        } else if (ev.type === 'toolUse') {
+          uses.push(ev);
+        }
+      }
+      if (r.abort.signal.aborted) return;
+      for (const chunk of r.splitter.flush()) this.speak(r, chunk);
+      const content: ContentBlock[] = [];
+      if (text.join('').trim()) content.push({ text: text.join('') });
+      for (const u of uses) content.push({ toolUse: u });
+      if (content.length) this.history.push({ role: 'assistant', content });
+      if (uses.length === 0) break;
+      const results: ContentBlock[] = [];
+      for (const u of uses) results.push({ toolResult: await this.runTool(r, u) });
+      if (r.abort.signal.aborted) return;
+      this.pushUser(results);
+      if (r.endCall) {
+        if (r.chunks === 0) this.speak(r, 'Thank you for calling. Goodbye.');
+        break;
+      }
+    }
+    this.session.flush();
+    r.llmDone = true;
+    if (r.chunks === 0) this.finishReply(r, false, '');
+    else this.maybeFinished(r);
+  }
+
+  private async runTool(r: Reply, u: { toolUseId: string; name: string; input: unknown }): Promise<{ toolUseId: string; content: ({ text: string } | { json: unknown })[]; status: 'success' | 'error' }> {
+    const reply = (ok: boolean, v: unknown) => ({ toolUseId: u.toolUseId, content: [{ json: v as object }], status: ok ? ('success' as const) : ('error' as const) });
+    if (u.name === 'end_call') {
+      r.endCall = true;
+      return reply(true, { ended: true });
+    }
+    if (u.name === 'transfer_call') {
+      const target = String((u.input as { target?: unknown })?.target ?? '');
+      const ok = (await this.session.transport.transfer?.(target)) ?? false;
+      return reply(ok, ok ? { transferred: target } : { error: 'transfer is not available on this call' });
+    }
+    const tool = this.session.agent.config.tools?.find((t) => t.name === u.name);
+    if (!tool) return reply(false, { error: `unknown tool ${u.name}` });
+    const filler = setTimeout(() => this.speak(r, 'One moment please.'), this.o.fillerAfterMs);
+    try {
+      const out = await callWebhookTool(tool, u.input, r.abort.signal);
+      return reply(out.ok, out.result);
+    } finally {
+      clearTimeout(filler);
+    }
+  }
+
+  private onSegmentHeard(id: number): void {
+    const r = this.forSegment(id);
+    if (!r) return;
+    r.heard.add(id);
+    this.maybeFinished(r);
+  }
+
+  private maybeFinished(r: Reply): void {
+    if (!r.finished && r.llmDone && r.segments.every((id) => r.heard.has(id))) {
+      this.finishReply(r, false, r.segments.map((id) => (r.segmentText.get(id) ?? '').trim()).join(' '));
+    }
+  }
+
+  private onAgentIdle(): void {
+    if (this.reply) this.maybeFinished(this.reply);
+    if (this.endAfterIdle && !this.session.playout.speaking) void this.session.end(this.endAfterIdle);
+  }
+
+  private finishReply(r: Reply, interrupted: boolean, heardText: string): void {
+    if (r.finished) return;
+    r.finished = true;
+    if (this.reply === r) this.reply = null;
+    this.lastActivity = performance.now();
+    if (interrupted) {
+      // Keep in the history only what the caller heard.
+      const last = this.history[this.history.length - 1];
+      if (last?.role === 'assistant') {
+        const rest = last.content.filter((b) => !('text' in b));
+        last.content = heardText ? [{ text: heardText }, ...rest] : rest;
+        if (last.content.length === 0) this.history.pop();
+      } else if (heardText) {
+        this.history.push({ role: 'assistant', content: [{ text: heardText }] });
+      }
+    }
+    const { latencies } = r.timeline.observe({ e2eMs: this.session.agent.config.latencyBudgetMs ?? 1500, serverMs: 10 });
+    const rounded = Object.fromEntries(Object.entries(latencies).filter(([, v]) => v !== undefined).map(([k, v]) => [k, Math.round(v! * 10) / 10]));
+    void this.opts.calls.addTurn(this.session.callId, { seq: r.seq, userText: r.userText, assistantText: heardText, interrupted, latencies: rounded }).catch(() => {});
+    if (heardText) void this.opts.calls.addTranscript(this.session.callId, 'agent', heardText).catch(() => {});
+    this.turns.push({ seq: r.seq, user: r.userText, agent: heardText, interrupted, latencies: rounded });
+    if (r.endCall && !interrupted) {
+      this.ending = true;
+      this.endAfterIdle = 'agent ended the call';
+      if (!this.session.playout.speaking) void this.session.end(this.endAfterIdle);
+    }
+  }
+
+  /** Finished turns, for the demo and tests. */
+  readonly turns: { seq: number; user: string; agent: string; interrupted: boolean; latencies: Record<string, number> }[] = [];
+
+  private sayPolicy(text: string): void {
+    this.session.say(text);
+    this.session.flush();
+    void this.opts.calls.addTranscript(this.session.callId, 'agent', text).catch(() => {});
+  }
+
+  /** Says a closing line, then ends the call once it has been heard. */
+  private policy(text: string, reason: string): void {
+    if (this.ending) return;
+    this.ending = true;
+    this.reply?.abort.abort();
+    this.endAfterIdle = reason;
+    this.sayPolicy(text);
+  }
+
+  /** Providers stay down: a spoken apology (pre-rendered if TTS itself is down), then hang up. */
+  private fail(reason: string): void {
+    if (this.ending) return;
+    this.ending = true;
+    this.session.log.error('ending the call: provider failure', { reason });
+    this.reply?.abort.abort();
+    this.session.clear();
+    this.endAfterIdle = 'provider failure';
+    if (this.session.ready.tts && !/tts/.test(reason)) {
+      this.sayPolicy(APOLOGY);
+    } else {
+      const id = this.session.playout.beginSegment(APOLOGY);
+      this.session.playout.push(id, synthesize(APOLOGY));
+      this.session.playout.endSegment(id);
+    }
+    // Whatever happens to the audio, the call ends.
+    setTimeout(() => void this.session.end('provider failure'), 15_000).unref();
+  }
+}
+
+/** The first `fraction` of `text`, cut at a word boundary. */
+export function cut(text: string, fraction: number): string {
+  if (fraction <= 0) return '';
+  if (fraction >= 1) return text;
+  const at = Math.round(text.length * fraction);
+  const space = text.lastIndexOf(' ', at);
+  return text.slice(0, space > 0 ? space : at).trim();
+}
