@@ -224,8 +224,11 @@ export class CallSession implements Tickable {
     callsTotal.inc({ transport: this.transport.kind, outcome });
     this.events.onEnd?.(reason);
     for (const fn of this.endListeners) fn(reason);
-    await Promise.allSettled([this.stt?.close(), this.tts?.close()]);
-    await this.init.calls.updateCallStatus(this.callId, 'completed', reason).catch((err) => this.log.warn('call record update failed', { err }));
+    await Promise.allSettled([
+      this.init.calls.updateCallStatus(this.callId, 'completed', reason).catch((err) => this.log.warn('call record update failed', { err })),
+      this.stt?.close(),
+      this.tts?.close(),
+    ]);
     this.log.info('call ended', { reason, framesIn: this.framesIn, framesOut: this.playout.framesSent });
   }
 }

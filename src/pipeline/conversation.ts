@@ -90,6 +90,7 @@ export class Conversation implements Tickable {
       onEnd: () => this.stop(),
     });
     session.whenEnded(() => this.stop());
+    (session as unknown as { conversation: Conversation }).conversation = this;
   }
 
   private get system(): string {
