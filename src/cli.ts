@@ -7,6 +7,7 @@ type Command = { run(args: string[]): Promise<void> };
 
 const COMMANDS: Record<string, { describe: string; load: () => Promise<Command> }> = {
   serve: { describe: 'run the media server (npm start)', load: () => import('./commands/serve.js') },
+  demo: { describe: 'a server on embedded defaults and one simulated call with a barge-in (npm run demo)', load: () => import('./commands/demo.js') },
   call: { describe: 'place a simulated Twilio call (--url, --to, --wav FILE | --say TEXT, --record FILE, --json)', load: () => import('./commands/call.js') },
   load: { describe: 'load generator: --calls N --seconds S [--url URL] (npm run load)', load: () => import('./commands/load.js') },
   emulators: { describe: 'run the Deepgram and Bedrock emulators as their own process', load: () => import('./commands/emulators.js') },

@@ -23,7 +23,12 @@ export interface Segment {
   endMs: number;
   /** No more audio will be added. */
   complete: boolean;
+  /** Audio received for it so far (ms). */
+  audioMs: number;
 }
+
+/** Speaking rate used to estimate a segment's length before all its audio has arrived. */
+const MS_PER_CHAR_ESTIMATE = 65;
 
 interface Mark {
   name: string;
@@ -65,7 +70,7 @@ export class Playout {
   /** Starts a new segment (e.g. one TTS flush); audio goes to it until `endSegment`. */
   beginSegment(text: string): number {
     const id = this.nextSegmentId++;
-    this.segments.push({ id, text, startMs: -1, endMs: -1, complete: false });
+    this.segments.push({ id, text, startMs: -1, endMs: -1, complete: false, audioMs: 0 });
     return id;
   }
 
@@ -77,6 +82,7 @@ export class Playout {
   push(id: number, audio: Uint8Array): void {
     const s = this.segment(id);
     if (!s || s.complete) return;
+    s.audioMs += audio.length / 8;
     for (const frame of this.framer.push(audio)) this.frames.push({ frame, segment: id });
   }
 
@@ -209,8 +215,9 @@ export class Playout {
       .map((s) => {
         let fraction = 0;
         if (s.startMs >= 0 && heard > s.startMs) {
-          const end = s.endMs >= 0 ? s.endMs : this.sentMs;
-          fraction = end > s.startMs ? Math.min(1, (heard - s.startMs) / (end - s.startMs)) : 1;
+          // While TTS is still streaming a segment its length is not known yet: estimate it from the text.
+          const total = s.complete ? s.audioMs : Math.max(s.audioMs, s.text.trim().length * MS_PER_CHAR_ESTIMATE);
+          fraction = total > 0 ? Math.min(1, (heard - s.startMs) / total) : 1;
         }
         return { id: s.id, text: s.text, heardFraction: fraction };
       });
