@@ -54,6 +54,7 @@ export class CallSession implements Tickable {
   private openGroup: number | null = null;
   private firstByteSeen = new Set<number>();
   private ended = false;
+  private readonly framesInCounter;
   private readonly endListeners: ((reason: string) => void)[] = [];
   framesIn = 0;
 
@@ -63,6 +64,7 @@ export class CallSession implements Tickable {
     this.agent = init.agent;
     this.log = (init.log ?? rootLog).child({ callId: init.callId, transport: init.transport.kind });
     this.playout = new Playout(init.transport);
+    this.framesInCounter = mediaFrames.labels(init.transport.kind, 'in');
     this.playout.onIdle = () => this.events.onAgentIdle?.();
     this.playout.onSegmentStart = (s) => this.events.onSegmentStart?.(s.id, performance.now());
     this.playout.onSegmentHeard = (s) => this.events.onSegmentHeard?.(s.id);
@@ -127,7 +129,7 @@ export class CallSession implements Tickable {
   inbound(ulaw: Uint8Array): void {
     if (this.ended) return;
     this.framesIn++;
-    mediaFrames.inc({ transport: this.transport.kind, direction: 'in' });
+    this.framesInCounter.inc();
     const n = ulawDecodeInto(ulaw, this.pcm);
     const v = this.vad.process(this.pcm, n);
     if (v.change === 'start') this.events.onSpeechStart?.(performance.now());

@@ -56,7 +56,7 @@ function pct(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
-function histogramQuantiles(metrics: string, stage: string): { p50: number; p95: number; count: number } | null {
+function histogramQuantiles(metrics: string, stage: string): { p50: number; p95: number; p99: number; count: number } | null {
   const buckets: [number, number][] = [];
   let count = 0;
   for (const line of metrics.split('\n')) {
@@ -68,7 +68,8 @@ function histogramQuantiles(metrics: string, stage: string): { p50: number; p95:
   }
   if (!count) return null;
   const q = (p: number) => buckets.find(([, n]) => n >= p * count)?.[0] ?? Infinity;
-  return { p50: q(0.5) * 1000, p95: q(0.95) * 1000, count };
+  // Upper bounds of the histogram buckets holding the quantile.
+  return { p50: q(0.5) * 1000, p95: q(0.95) * 1000, p99: q(0.99) * 1000, count };
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -88,7 +89,9 @@ export async function run(argv: string[]): Promise<void> {
       const urls = await firstJsonLine(emu, (o) => typeof o.deepgramUrl === 'string', 'emulators');
       const port = 20000 + Math.floor(Math.random() * 20000);
       url = publicUrl = `http://127.0.0.1:${port}`;
-      const server = spawn(process.execPath, [CLI, 'serve'], {
+      // LOAD_SERVER_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+      const nodeArgs = process.env.LOAD_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+      const server = spawn(process.execPath, [...nodeArgs, CLI, 'serve'], {
         stdio: ['ignore', 'pipe', 'inherit'],
         env: {
           ...process.env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: url, SIP_PORT: '0', LOG_LEVEL: 'warn',
@@ -110,13 +113,14 @@ export async function run(argv: string[]): Promise<void> {
       }
     }
     const speech = synthesize('I would like to book a table for two people tomorrow evening please.');
+    if (serverPid) await fetch(`${url}/healthz`);
     const baseRss = serverPid ? rssBytes(serverPid) : 0;
     const callers: TwilioCaller[] = [];
     // Ramp up over ~3 s so 200 webhooks do not arrive in one millisecond.
     const rampMs = Math.min(3000, calls * 15);
     const dialing: Promise<void>[] = [];
     for (let i = 0; i < calls; i++) {
-      const c = new TwilioCaller({ baseUrl: url, publicUrl, authToken: token, to: String(a.to ?? DEMO_NUMBER), manualClock: true });
+      const c = new TwilioCaller({ baseUrl: url, publicUrl, authToken: token, to: String(a.to ?? DEMO_NUMBER), manualClock: true, skipAnalysis: true });
       callers.push(c);
       dialing.push(new Promise<void>((r) => setTimeout(r, (i * rampMs) / calls)).then(() => c.dial().then(() => undefined)));
     }
@@ -129,7 +133,7 @@ export async function run(argv: string[]): Promise<void> {
       slot++;
       for (let i = 0; i < callers.length; i++) {
         const c = callers[i];
-        if (c.summary().closeCode !== null) continue;
+        if (c.isClosed) continue;
         if ((slot + i * 37) % 400 === 0) c.speak(speech);
         c.sendNextFrame();
       }
@@ -167,10 +171,11 @@ export async function run(argv: string[]): Promise<void> {
       framesReceived: frames,
       outboundGapMs: { p50: +pct(gaps, 0.5).toFixed(2), p99: +pct(gaps, 0.99).toFixed(2), max: +Math.max(...gaps).toFixed(2) },
       lateFrames: late, partialFrames: partial, deferredFrames: deferred, pacingLateTicks: lateTicks,
-      rssPerCallKiB: serverPid ? Math.round((peakRss - baseRss) / connected / 1024) : null,
+      serverRssMiB: serverPid ? { idle: Math.round(baseRss / 1048576), peak: Math.round(peakRss / 1048576) } : null,
+      rssPerCallKiB: serverPid ? Math.max(0, Math.round((peakRss - baseRss) / connected / 1024)) : null,
       turnLatencyMs: Object.fromEntries(['eou', 'llm_ttft', 'tts_ttfb', 'e2e', 'server'].map((s) => [s, histogramQuantiles(metrics, s)])),
     };
-    await Promise.allSettled(callers.map((c) => (c.summary().closeCode === null ? c.hangup() : undefined)));
+    await Promise.allSettled(callers.map((c) => (c.isClosed ? undefined : c.hangup())));
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   } finally {
     for (const ch of children) ch.kill('SIGTERM');

@@ -3,6 +3,8 @@
 // by pglite-socket — both reached through the same `pg` pool and SQL.
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { log } from '../log.js';
 import { MIGRATIONS } from './migrations.js';
@@ -30,23 +32,41 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
     log.info('database: external PostgreSQL', { url: redactUrl(opts.databaseUrl) });
     return wrap(pool, 'external', async () => pool.end());
   }
-  const { PGlite } = await import('@electric-sql/pglite');
-  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   const dir = path.join(opts.dataDir, 'pgdata');
   fs.mkdirSync(dir, { recursive: true });
-  const db = await PGlite.create({ dataDir: dir });
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 4 });
-  await server.start();
-  const [host, port] = server.getServerConn().split(':');
+  const worker = new Worker(workerScript(), { workerData: { dataDir: dir } });
+  const conn = await new Promise<string>((resolve, reject) => {
+    worker.once('message', (m: { conn?: string }) => (m.conn ? resolve(m.conn) : reject(new Error('embedded database did not start'))));
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`embedded database worker exited (${code})`)));
+  });
+  const [host, port] = conn.split(':');
   // PGlite runs one query at a time; one connection keeps transactions whole.
   const pool = new pg.Pool({ host, port: Number(port), user: 'postgres', database: 'postgres', max: 1 });
   pool.on('error', (err) => log.warn('embedded database connection error', { err }));
-  log.info('database: embedded PostgreSQL (PGlite)', { dataDir: dir, socket: `${host}:${port}` });
+  log.info('database: embedded PostgreSQL (PGlite, in a worker thread)', { dataDir: dir, socket: `${host}:${port}` });
   return wrap(pool, 'embedded', async () => {
     await pool.end();
-    await server.stop();
-    await db.close();
+    const stopped = new Promise<void>((resolve) => {
+      worker.on('message', (m: { stopped?: boolean }) => m.stopped && resolve());
+      worker.once('exit', () => resolve());
+    });
+    worker.postMessage({ type: 'stop' });
+    await Promise.race([stopped, new Promise((r) => setTimeout(r, 5000))]);
+    await worker.terminate();
   });
+}
+
+/** The compiled worker script (vitest runs src/ from TypeScript; the worker always runs from dist/). */
+function workerScript(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = path.join(dir, 'dist', 'src', 'store', 'embedded-worker.js');
+    if (fs.existsSync(candidate)) return candidate;
+    if (path.basename(dir) === 'store' && fs.existsSync(path.join(dir, 'embedded-worker.js'))) return path.join(dir, 'embedded-worker.js');
+    dir = path.dirname(dir);
+  }
+  throw new Error('dist/src/store/embedded-worker.js not found: run `npm run build:ts` first');
 }
 
 function wrap(pool: pg.Pool, kind: Database['kind'], close: () => Promise<void>): Database {

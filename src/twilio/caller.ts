@@ -20,6 +20,8 @@ export interface CallerOptions {
   record?: boolean;
   /** Don't run a send timer: the owner calls sendNextFrame() every 20 ms (load tests drive many callers from one clock). */
   manualClock?: boolean;
+  /** Skip decoding received audio to tell speech from silence (load tests: keep the generator cheap). */
+  skipAnalysis?: boolean;
 }
 
 export interface CallSummary {
@@ -57,6 +59,8 @@ export class TwilioCaller {
   readonly received: Uint8Array[] = [];
   readonly events: { at: number; event: string; name?: string }[] = [];
   private closeCode: number | null = null;
+  /** The media stream has closed (either side). */
+  isClosed = false;
   private closed: Promise<number>;
   private resolveClosed!: (code: number) => void;
   readonly stats = { frames: 0, nonSilent: 0, partial: 0, marks: 0, echoed: 0, clears: 0, firstAudioAt: 0 };
@@ -113,6 +117,7 @@ export class TwilioCaller {
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on('close', (code) => {
       this.closeCode = code;
+      this.isClosed = true;
       this.stopSending();
       this.resolveClosed(code);
     });
@@ -185,7 +190,7 @@ export class TwilioCaller {
     if (isBinary) throw new Error('server sent a binary frame (Twilio error 31950)');
     const msg = JSON.parse(data.toString()) as { event: string; streamSid?: string; media?: { payload: string }; mark?: { name: string } };
     const now = performance.now();
-    this.events.push({ at: now, event: msg.event, name: msg.mark?.name });
+    if (msg.event !== 'media') this.events.push({ at: now, event: msg.event, name: msg.mark?.name });
     if (msg.streamSid !== this.streamSid) throw new Error('server used a wrong streamSid (Twilio error 31951)');
     if (msg.event === 'media') {
       const audio = Buffer.from(msg.media!.payload, 'base64');
@@ -194,10 +199,7 @@ export class TwilioCaller {
       else this.gaps.push(now - this.lastFrameAt);
       this.lastFrameAt = now;
       this.stats.frames += Math.max(1, Math.floor(audio.length / 160));
-      const pcm = ulawDecode(audio);
-      let peak = 0;
-      for (const v of pcm) peak = Math.max(peak, Math.abs(v));
-      if (peak > 500) this.stats.nonSilent++;
+      if (!this.o.skipAnalysis && audible(audio)) this.stats.nonSilent++;
       if (this.o.record) this.received.push(audio);
       this.onAudio?.(audio);
       // Played in order at real time after whatever is already buffered.

@@ -5,6 +5,8 @@ import type { WebSocket } from '../server/uws.js';
 import type { CallTransport } from '../call/transport.js';
 import { mediaFrames } from '../metrics/index.js';
 
+const framesOut = mediaFrames.labels('twilio', 'out');
+
 /** Above this much unsent data on the socket we hold frames back (uWS backpressure). */
 const MAX_BUFFERED = 64 * 1024;
 
@@ -34,7 +36,7 @@ export class TwilioTransport implements CallTransport {
     if (this.ws.getBufferedAmount() > MAX_BUFFERED) return false;
     const b64 = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('base64');
     this.ws.send(this.mediaPrefix + b64 + '"}}', false);
-    mediaFrames.inc({ transport: 'twilio', direction: 'out' });
+    framesOut.inc();
     return true;
   }
 

@@ -1,0 +1,20 @@
+// Runs the embedded PostgreSQL (PGlite, WebAssembly) and its loopback socket
+// server in a worker thread. PGlite executes queries synchronously; on the
+// main thread a slow query would stall the 20 ms pacing clock of every call.
+import { parentPort, workerData } from 'node:worker_threads';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+
+const { dataDir } = workerData as { dataDir: string };
+const db = await PGlite.create({ dataDir });
+const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 4 });
+await server.start();
+parentPort!.postMessage({ conn: server.getServerConn() });
+parentPort!.on('message', (m: { type?: string }) => {
+  if (m.type !== 'stop') return;
+  void (async () => {
+    await server.stop();
+    await db.close();
+    parentPort!.postMessage({ stopped: true });
+  })();
+});
