@@ -4,7 +4,9 @@
 import type pg from 'pg';
 import type { Database } from './db.js';
 import { audit } from './audit.js';
-import { decodeCursor, encodeCursor, iso, newId } from './ids.js';
+import { iso, newId } from './ids.js';
+import { pageOf, tenantClause } from './page.js';
+
 import { ConflictError, InvalidError, NotFoundError } from './errors.js';
 import type { Agent, AgentConfig, AgentVersion, Page, PhoneNumber, Principal } from './types.js';
 
@@ -12,12 +14,6 @@ type Invalidate = () => Promise<void>;
 
 function toNumber(r: Record<string, unknown>): PhoneNumber {
   return { id: r.id as string, tenantId: r.tenant_id as string, number: r.number as string, agentId: r.agent_id as string, createdAt: iso(r.created_at) };
-}
-
-export function tenantClause(tenantId: string | null, params: unknown[], column = 'tenant_id'): string {
-  if (tenantId === null) return 'true';
-  params.push(tenantId);
-  return `${column} = $${params.length}`;
 }
 
 export class Agents {
@@ -109,20 +105,8 @@ export class Agents {
     return rows.map((r) => ({ agentId: r.agent_id, version: r.version, config: r.config, createdBy: r.created_by, createdAt: iso(r.created_at) }));
   }
 
-  async list(tenantId: string | null, limit: number, cursor?: string): Promise<Page<Agent>> {
-    const params: unknown[] = [];
-    const where = [tenantClause(tenantId, params)];
-    if (cursor) {
-      const c = decodeCursor(cursor);
-      if (!c) throw new InvalidError('cursor', 'is not a cursor this API returned');
-      params.push(c[0], c[1]);
-      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
-    }
-    params.push(limit + 1);
-    const rows = (await this.db.pool.query(`select id, created_at from agents where ${where.join(' and ')} order by created_at desc, id desc limit $${params.length}`, params)).rows;
-    const items = await Promise.all(rows.slice(0, limit).map((r) => this.load(this.db.pool, tenantId, r.id)));
-    const last = rows[limit - 1];
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(iso(last.created_at), last.id) : null };
+  list(tenantId: string | null, limit: number, cursor?: string): Promise<Page<Agent>> {
+    return pageOf(this.db.pool, 'agents', 'created_at', tenantId, limit, cursor, (r) => this.load(this.db.pool, tenantId, r.id as string));
   }
 
   async addNumber(who: Principal, tenantId: string | null, number: string, agentId: string): Promise<PhoneNumber> {
@@ -130,7 +114,6 @@ export class Agents {
       const agent = await this.load(c, tenantId, agentId);
       const id = newId('num');
       try {
-        await c.query('savepoint n');
         const r = (await c.query('insert into phone_numbers (id, tenant_id, number, agent_id) values ($1,$2,$3,$4) returning *', [id, agent.tenantId, number, agentId])).rows[0];
         const out = toNumber(r);
         await audit(c, who, agent.tenantId, 'phone_number.create', 'phone_number', id, undefined, out);
@@ -152,19 +135,8 @@ export class Agents {
     return toNumber(r);
   }
 
-  async listNumbers(tenantId: string | null, limit: number, cursor?: string): Promise<Page<PhoneNumber>> {
-    const params: unknown[] = [];
-    const where = [tenantClause(tenantId, params)];
-    if (cursor) {
-      const c = decodeCursor(cursor);
-      if (!c) throw new InvalidError('cursor', 'is not a cursor this API returned');
-      params.push(c[0], c[1]);
-      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
-    }
-    params.push(limit + 1);
-    const rows = (await this.db.pool.query(`select * from phone_numbers where ${where.join(' and ')} order by created_at desc, id desc limit $${params.length}`, params)).rows;
-    const last = rows[limit - 1];
-    return { items: rows.slice(0, limit).map(toNumber), nextCursor: rows.length > limit && last ? encodeCursor(iso(last.created_at), last.id) : null };
+  listNumbers(tenantId: string | null, limit: number, cursor?: string): Promise<Page<PhoneNumber>> {
+    return pageOf(this.db.pool, 'phone_numbers', 'created_at', tenantId, limit, cursor, toNumber);
   }
 
   async deleteNumber(who: Principal, tenantId: string | null, id: string): Promise<void> {

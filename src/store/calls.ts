@@ -2,9 +2,9 @@
 // CallStore interface; the API reads pages and details. Transcript text is
 // redacted before it is stored.
 import type { Database } from './db.js';
-import { decodeCursor, encodeCursor, iso, isoOrNull, newId } from './ids.js';
-import { InvalidError, NotFoundError } from './errors.js';
-import { tenantClause } from './agents.js';
+import { iso, isoOrNull, newId } from './ids.js';
+import { NotFoundError } from './errors.js';
+import { pageOf, tenantClause } from './page.js';
 import { redactPii } from './redact.js';
 import type { CallDetail, CallRecord, CallStore, NewCall, Page, Transport, TurnRecord } from './types.js';
 
@@ -79,19 +79,8 @@ export class Calls implements CallStore {
     await this.db.pool.query('update calls set media_stats = $2 where id = $1', [callId, JSON.stringify(stats)]);
   }
 
-  async list(tenantId: string | null, limit: number, cursor?: string): Promise<Page<CallRecord>> {
-    const params: unknown[] = [];
-    const where = [tenantClause(tenantId, params)];
-    if (cursor) {
-      const c = decodeCursor(cursor);
-      if (!c) throw new InvalidError('cursor', 'is not a cursor this API returned');
-      params.push(c[0], c[1]);
-      where.push(`(started_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
-    }
-    params.push(limit + 1);
-    const rows = (await this.db.pool.query(`select * from calls where ${where.join(' and ')} order by started_at desc, id desc limit $${params.length}`, params)).rows;
-    const last = rows[limit - 1];
-    return { items: rows.slice(0, limit).map(toCall), nextCursor: rows.length > limit && last ? encodeCursor(iso(last.started_at), last.id) : null };
+  list(tenantId: string | null, limit: number, cursor?: string): Promise<Page<CallRecord>> {
+    return pageOf(this.db.pool, 'calls', 'started_at', tenantId, limit, cursor, toCall);
   }
 
   async detail(tenantId: string | null, id: string): Promise<CallDetail> {

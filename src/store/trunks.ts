@@ -7,7 +7,7 @@ import type { Database } from './db.js';
 import { audit } from './audit.js';
 import { iso, newId } from './ids.js';
 import { ConflictError, InvalidError, NotFoundError } from './errors.js';
-import { tenantClause } from './agents.js';
+import { tenantClause } from './page.js';
 import type { Principal, SipTrunk, SipTrunkSecrets, TrunkDirectory } from './types.js';
 
 export interface NewTrunk {
