@@ -188,22 +188,22 @@ export class TwilioCaller {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (isBinary) throw new Error('server sent a binary frame (Twilio error 31950)');
-    const msg = JSON.parse(data.toString()) as { event: string; streamSid?: string; media?: { payload: string }; mark?: { name: string } };
     const now = performance.now();
+    if (this.o.skipAnalysis && data.length > 200 && data.includes('"event":"media"')) {
+      // Load tests: count and time the frame without parsing JSON or decoding audio.
+      // `"payload":"…"}}` closes the message; base64 of 160 bytes is 216 characters.
+      const start = data.indexOf('"payload":"') + 11;
+      const b64len = data.length - 3 - start;
+      const padding = data[data.length - 4] === 0x3d ? (data[data.length - 5] === 0x3d ? 2 : 1) : 0;
+      this.mediaArrived(now, (b64len / 4) * 3 - padding, null);
+      return;
+    }
+    const msg = JSON.parse(data.toString()) as { event: string; streamSid?: string; media?: { payload: string }; mark?: { name: string } };
     if (msg.event !== 'media') this.events.push({ at: now, event: msg.event, name: msg.mark?.name });
     if (msg.streamSid !== this.streamSid) throw new Error('server used a wrong streamSid (Twilio error 31951)');
     if (msg.event === 'media') {
       const audio = Buffer.from(msg.media!.payload, 'base64');
-      if (audio.length % 160 !== 0) this.stats.partial++;
-      if (this.stats.frames === 0) this.stats.firstAudioAt = now;
-      else this.gaps.push(now - this.lastFrameAt);
-      this.lastFrameAt = now;
-      this.stats.frames += Math.max(1, Math.floor(audio.length / 160));
-      if (!this.o.skipAnalysis && audible(audio)) this.stats.nonSilent++;
-      if (this.o.record) this.received.push(audio);
-      this.onAudio?.(audio);
-      // Played in order at real time after whatever is already buffered.
-      this.playheadUntil = Math.max(this.playheadUntil, now) + (audio.length / 8000) * 1000;
+      this.mediaArrived(now, audio.length, audio);
     } else if (msg.event === 'mark') {
       this.stats.marks++;
       const name = msg.mark!.name;
@@ -227,6 +227,21 @@ export class TwilioCaller {
     } else {
       throw new Error(`server sent unknown event ${msg.event}`);
     }
+  }
+
+  private mediaArrived(now: number, bytes: number, audio: Buffer | null): void {
+    if (bytes % 160 !== 0) this.stats.partial++;
+    if (this.stats.frames === 0) this.stats.firstAudioAt = now;
+    else this.gaps.push(now - this.lastFrameAt);
+    this.lastFrameAt = now;
+    this.stats.frames += Math.max(1, Math.floor(bytes / 160));
+    if (audio) {
+      if (!this.o.skipAnalysis && audible(audio)) this.stats.nonSilent++;
+      if (this.o.record) this.received.push(audio);
+      this.onAudio?.(audio);
+    }
+    // Played in order at real time after whatever is already buffered.
+    this.playheadUntil = Math.max(this.playheadUntil, now) + (bytes / 8000) * 1000;
   }
 
   private echo(name: string): void {
