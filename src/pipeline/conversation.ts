@@ -102,6 +102,7 @@ export class Conversation implements Tickable {
   /** Joins the clock and speaks the greeting. */
   start(): void {
     clock.add(this);
+    void this.opts.llm.warm?.();
     const greeting = this.session.agent.config.greeting;
     if (greeting) {
       this.session.say(greeting);

@@ -39,6 +39,7 @@ export async function createProviders(config: Config): Promise<Providers & { emu
   });
   const tts = new DeepgramTts(dg);
   tts.prewarm();
+  void llm.warm();
   if (emulateDeepgram) log.warn('speech (Deepgram STT/TTS): EMULATED — built-in emulator, no real transcription', { url: dgUrl });
   else log.info('speech: Deepgram', { url: dgUrl });
   if (emulateBedrock) log.warn('LLM (Bedrock): EMULATED — built-in emulator with canned replies', { url: emulators!.bedrockUrl });

@@ -114,6 +114,8 @@ export type LlmEvent =
 
 export interface LanguageModel {
   readonly name: string;
+  /** Optional: open connections ahead of the first request. */
+  warm?(): Promise<void>;
   /** Streams one assistant message. Aborting the signal stops the request on the server side too. */
   stream(req: LlmRequest, signal?: AbortSignal): AsyncIterable<LlmEvent>;
 }

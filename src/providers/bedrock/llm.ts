@@ -28,9 +28,13 @@ const RETRYABLE = new Set(['ThrottlingException', 'ModelNotReadyException', 'Ser
 export class BedrockLlm implements LanguageModel {
   readonly name = 'bedrock';
   readonly client: BedrockRuntimeClient;
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
 
   constructor(private readonly cfg: BedrockConfig) {
     const agentOpts = { keepAlive: true, maxSockets: 256 };
+    this.httpAgent = new http.Agent(agentOpts);
+    this.httpsAgent = new https.Agent(agentOpts);
     this.client = new BedrockRuntimeClient({
       region: cfg.region,
       ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
@@ -40,10 +44,53 @@ export class BedrockLlm implements LanguageModel {
       requestHandler: new NodeHttpHandler({
         connectionTimeout: 2000,
         requestTimeout: 30_000,
-        httpAgent: new http.Agent(agentOpts),
-        httpsAgent: new https.Agent(agentOpts),
+        httpAgent: this.httpAgent,
+        httpsAgent: this.httpsAgent,
       }),
     });
+  }
+
+  /**
+   * Opens a keep-alive connection to the endpoint and resolves credentials
+   * before the first turn needs them (called when a call starts), so the
+   * first reply does not pay a TCP/TLS handshake. Errors are ignored.
+   */
+  private primed = false;
+
+  async warm(): Promise<void> {
+    try {
+      if (!this.primed) {
+        // Once per process: one tiny request (1 output token) runs the SDK's whole
+        // request/event-stream path, so its first-use cost is not paid by a caller.
+        this.primed = true;
+        const ac = new AbortController();
+        const resp = await this.client.send(
+          new ConverseStreamCommand({ modelId: this.cfg.models[0], messages: [{ role: 'user', content: [{ text: 'hi' }] }], inferenceConfig: { maxTokens: 1 } }),
+          { abortSignal: ac.signal },
+        );
+        for await (const ev of resp.stream ?? []) if (ev.contentBlockDelta || ev.messageStop) break;
+        ac.abort();
+        return;
+      }
+      await this.client.config.credentials();
+      const endpoint = this.cfg.endpoint ?? `https://bedrock-runtime.${this.cfg.region}.amazonaws.com`;
+      const u = new URL(endpoint);
+      const mod = u.protocol === 'https:' ? https : http;
+      await new Promise<void>((resolve) => {
+        const req = mod.request(u, { method: 'GET', agent: u.protocol === 'https:' ? this.httpsAgent : this.httpAgent, timeout: 2000 }, (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        });
+        req.on('error', () => resolve());
+        req.on('timeout', () => {
+          req.destroy();
+          resolve();
+        });
+        req.end();
+      });
+    } catch {
+      /* warming is best effort */
+    }
   }
 
   private body(req: LlmRequest, model: string): ConverseStreamCommandInput {

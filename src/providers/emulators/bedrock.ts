@@ -68,6 +68,8 @@ export class BedrockEmulator {
   constructor(readonly opts: BedrockEmulatorOptions = DEFAULT_BEDROCK_EMULATOR) {
     const handler = (req: Req, res: Res) => this.handle(req, res);
     this.h1 = http.createServer(handler as never);
+    // Like the real endpoint, keep idle connections for a while (Node's default is 5 s).
+    this.h1.keepAliveTimeout = 60_000;
     this.h2 = http2.createServer(handler as never);
     // One port: sniff the HTTP/2 connection preface, else HTTP/1.1.
     this.tcp = net.createServer((socket) => {
