@@ -57,6 +57,7 @@ export class CallSession implements Tickable {
   private readonly framesInCounter;
   private readonly endListeners: ((reason: string) => void)[] = [];
   framesIn = 0;
+  private lastSpeechAt = -Infinity;
 
   constructor(private readonly init: SessionInit) {
     this.callId = init.callId;
@@ -132,9 +133,12 @@ export class CallSession implements Tickable {
     this.framesInCounter.inc();
     const n = ulawDecodeInto(ulaw, this.pcm);
     const v = this.vad.process(this.pcm, n);
-    if (v.change === 'start') this.events.onSpeechStart?.(performance.now());
-    else if (v.change === 'end') this.events.onSpeechEnd?.(performance.now() - 300);
-    this.stt?.send(ulaw);
+    const now = performance.now();
+    if (v.change === 'start') this.events.onSpeechStart?.(now);
+    else if (v.change === 'end') this.events.onSpeechEnd?.(now - 300);
+    if (v.speech) this.lastSpeechAt = now;
+    // Frames go out at once around speech (the end of a turn is latency-critical), batched in long silence.
+    this.stt?.send(ulaw, now - this.lastSpeechAt < 1500);
   }
 
   dtmf(digit: string): void {

@@ -173,6 +173,8 @@ export class Conversation implements Tickable {
     if (this.ending) return;
     if (this.agentSpeaking && BACKCHANNEL.test(c.text)) return; // "mm-hm" while the agent talks
     if (this.reply && !this.reply.finished) this.confirmBargeIn();
+    // Committed on our own silence before the STT endpointed: have it finalise what it holds.
+    if (c.reason === 'silence') this.session.finalizeStt();
     this.startReply(c.text, c);
   }
 

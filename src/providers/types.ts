@@ -36,8 +36,12 @@ export interface SttEvents {
 }
 
 export interface SttStream {
-  /** μ-law 8 kHz, passed through untouched. */
-  send(ulaw: Uint8Array): void;
+  /**
+   * μ-law 8 kHz, passed through untouched. Implementations may batch a few
+   * frames into one message; `immediate` sends now (around speech, where every
+   * millisecond of delay shows up in the end-of-turn latency).
+   */
+  send(ulaw: Uint8Array, immediate?: boolean): void;
   /** Ask for the pending words now (the pipeline committed the turn early). */
   finalize(): void;
   keepAlive(): void;

@@ -13,10 +13,11 @@ const BYTES_PER_S = 8000;
 const REPLAY_MAX_BYTES = 5 * BYTES_PER_S;
 const KEEPALIVE_AFTER_MS = 3000;
 /**
- * Audio goes to Deepgram in 60 ms messages (three 20 ms frames): each WebSocket
- * message from a client is masked and costs a syscall, and at hundreds of
- * calls per core 50 messages a second per call dominated our CPU. Deepgram
- * expects 20-100 ms chunks; this adds at most 40 ms before audio leaves.
+ * In long silences audio goes to Deepgram in 60 ms messages (three 20 ms
+ * frames): each WebSocket message from a client is masked and costs a
+ * syscall, and at hundreds of calls per core 50 messages a second per call
+ * dominated our CPU. Around speech the session asks for every frame at once
+ * (`immediate`), so batching never delays the end of a caller's turn.
  */
 const BATCH_BYTES = 480;
 const RECONNECT_DELAYS_MS = [0, 100, 300, 800, 1500];
@@ -175,7 +176,7 @@ class DeepgramSttStream implements SttStream {
   private batch = Buffer.allocUnsafe(BATCH_BYTES);
   private batchFill = 0;
 
-  send(ulaw: Uint8Array): void {
+  send(ulaw: Uint8Array, immediate = false): void {
     if (this.closed || ulaw.length === 0) return;
     let off = 0;
     while (off < ulaw.length) {
@@ -185,6 +186,7 @@ class DeepgramSttStream implements SttStream {
       off += n;
       if (this.batchFill === BATCH_BYTES) this.flushBatch();
     }
+    if (immediate) this.flushBatch();
   }
 
   private flushBatch(): void {
