@@ -3,6 +3,8 @@
 // after 300 ms below it. It runs on PCM decoded by the native G.711 core.
 export interface VadEvent {
   speech: boolean;
+  /** This frame alone is above the threshold. */
+  loud: boolean;
   /** 'start' | 'end' on a state change, else null. */
   change: 'start' | 'end' | null;
 }
@@ -27,17 +29,17 @@ export class EnergyVad {
       this.below = 0;
       if (!this.speaking && this.above >= this.onsetFrames) {
         this.speaking = true;
-        return { speech: true, change: 'start' };
+        return { speech: true, loud, change: 'start' };
       }
     } else {
       this.below++;
       this.above = 0;
       if (this.speaking && this.below >= this.hangoverFrames) {
         this.speaking = false;
-        return { speech: false, change: 'end' };
+        return { speech: false, loud, change: 'end' };
       }
     }
-    return { speech: this.speaking, change: null };
+    return { speech: this.speaking, loud, change: null };
   }
 
   reset(): void {

@@ -137,8 +137,9 @@ export class CallSession implements Tickable {
     if (v.change === 'start') this.events.onSpeechStart?.(now);
     else if (v.change === 'end') this.events.onSpeechEnd?.(now - 300);
     if (v.speech) this.lastSpeechAt = now;
-    // Frames go out at once around speech (the end of a turn is latency-critical), batched in long silence.
-    this.stt?.send(ulaw, now - this.lastSpeechAt < 1500);
+    // The quiet frames that may end a turn go out at once (the STT's endpointing
+    // counts them); loud frames and long silence are batched.
+    this.stt?.send(ulaw, !v.loud && now - this.lastSpeechAt < 600);
   }
 
   dtmf(digit: string): void {
