@@ -20,6 +20,8 @@ export async function run(_args: string[]): Promise<void> {
       },
     );
   };
+  // A promise one call forgot to handle must not take every other call down with it.
+  process.on('unhandledRejection', (err) => log.error('unhandled rejection', { err }));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   await server.listen();
