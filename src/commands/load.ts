@@ -91,17 +91,21 @@ export async function run(argv: string[]): Promise<void> {
       url = publicUrl = `http://127.0.0.1:${port}`;
       // LOAD_SERVER_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
       const nodeArgs = process.env.LOAD_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aybiza-load-'));
+      // The server's log goes to a file: a pipe nobody reads would fill and block its writes.
+      const logFd = fs.openSync(path.join(dataDir, 'server.log'), 'a');
       const server = spawn(process.execPath, [...nodeArgs, CLI, 'serve'], {
-        stdio: ['ignore', 'pipe', 'inherit'],
+        stdio: ['ignore', logFd, logFd],
         env: {
           ...process.env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: url, SIP_PORT: '0', LOG_LEVEL: 'warn',
-          DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'aybiza-load-')), TWILIO_AUTH_TOKEN: token,
+          DATA_DIR: dataDir, TWILIO_AUTH_TOKEN: token,
           DEEPGRAM_URL: String(urls.deepgramUrl), DEEPGRAM_API_KEY: 'load', BEDROCK_ENDPOINT: String(urls.bedrockUrl),
           AWS_ACCESS_KEY_ID: 'load', AWS_SECRET_ACCESS_KEY: 'load', AWS_REGION: 'us-east-1', MAX_CONCURRENT_CALLS: String(calls * 2),
         },
       });
       children.push(server);
       serverPid = server.pid!;
+      process.stderr.write(`load: server log in ${path.join(dataDir, 'server.log')}\n`);
       const ready = Date.now();
       while (Date.now() - ready < 60_000) {
         try {
@@ -162,6 +166,7 @@ export async function run(argv: string[]): Promise<void> {
     const frames = callers.reduce((n, c) => n + c.stats.frames, 0);
     const deferred = Number(/aybiza_playout_deferred_frames_total\{[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
     const lateTicks = Number(/aybiza_pacing_late_ticks_total (\d+)/.exec(metrics)?.[1] ?? 0);
+    const loop = (name: string) => Number(new RegExp(`^nodejs_eventloop_lag_${name}_seconds (\\S+)`, 'm').exec(metrics)?.[1] ?? NaN) * 1000;
     const cpuPerCallSecond = cpu / (connected * wall);
     const report = {
       calls, connected, failedDials, seconds: +wall.toFixed(1),
@@ -171,6 +176,7 @@ export async function run(argv: string[]): Promise<void> {
       framesReceived: frames,
       outboundGapMs: { p50: +pct(gaps, 0.5).toFixed(2), p99: +pct(gaps, 0.99).toFixed(2), max: +Math.max(...gaps).toFixed(2) },
       lateFrames: late, partialFrames: partial, deferredFrames: deferred, pacingLateTicks: lateTicks,
+      serverEventLoopDelayMs: { p50: +loop('p50').toFixed(1), p99: +loop('p99').toFixed(1), max: +loop('max').toFixed(1) },
       serverRssMiB: serverPid ? { idle: Math.round(baseRss / 1048576), peak: Math.round(peakRss / 1048576) } : null,
       rssPerCallKiB: serverPid ? Math.max(0, Math.round((peakRss - baseRss) / connected / 1024)) : null,
       turnLatencyMs: Object.fromEntries(['eou', 'llm_ttft', 'tts_ttfb', 'e2e', 'server'].map((s) => [s, histogramQuantiles(metrics, s)])),
