@@ -37,14 +37,34 @@ function checkBytes(src: unknown): Uint8Array {
   return src;
 }
 
-// Results come from Node's Buffer pool (like Buffer.allocUnsafe): a fresh
-// ArrayBuffer per 20 ms frame costs more than the decode itself.
+// Results are views into pooled slabs (like Buffer.allocUnsafe's pool): a
+// fresh ArrayBuffer per 20 ms frame costs more than the conversion itself.
+// A slab is never reused, so views stay valid; it is freed with its last view.
+const SLAB_SAMPLES = 16384;
+let pcmSlab = new Int16Array(SLAB_SAMPLES);
+let pcmOff = 0;
+let byteSlab = new Uint8Array(SLAB_SAMPLES);
+let byteOff = 0;
+
 function bytesOut(n: number): Uint8Array {
-  return Buffer.allocUnsafe(n);
+  if (n > SLAB_SAMPLES >> 2) return new Uint8Array(n);
+  if (byteOff + n > byteSlab.length) {
+    byteSlab = new Uint8Array(SLAB_SAMPLES);
+    byteOff = 0;
+  }
+  const out = byteSlab.subarray(byteOff, byteOff + n);
+  byteOff += (n + 7) & ~7;
+  return out;
 }
 function pcmOut(n: number): Int16Array {
-  const b = Buffer.allocUnsafe(n * 2); // pool slices are 8-byte aligned
-  return new Int16Array(b.buffer, b.byteOffset, n);
+  if (n > SLAB_SAMPLES >> 2) return new Int16Array(n);
+  if (pcmOff + n > pcmSlab.length) {
+    pcmSlab = new Int16Array(SLAB_SAMPLES);
+    pcmOff = 0;
+  }
+  const out = pcmSlab.subarray(pcmOff, pcmOff + n);
+  pcmOff += (n + 3) & ~3;
+  return out;
 }
 
 export function ulawEncode(src: Pcm16): Uint8Array {
