@@ -44,6 +44,8 @@ export interface Config {
   bedrockFallbackModels: string[];
   llmTtftDeadlineMs: number;
   awsCredentialsPresent: boolean;
+  /** Static AWS keys from the environment, if given there (else the SDK's default chain). */
+  awsStaticCredentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
   emulator: {
     sttFinalDelayMs: number;
     llmTtftMs: number;
@@ -170,6 +172,9 @@ export function loadConfig(env: Env = process.env): Config {
     llmTtftDeadlineMs: int(env, 'LLM_TTFT_DEADLINE_MS', 2500, 100, 60_000),
     awsCredentialsPresent: ['AWS_ACCESS_KEY_ID', 'AWS_PROFILE', 'AWS_BEARER_TOKEN_BEDROCK', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI']
       .some((n) => str(env, n) !== undefined),
+    awsStaticCredentials: str(env, 'AWS_ACCESS_KEY_ID') && str(env, 'AWS_SECRET_ACCESS_KEY')
+      ? { accessKeyId: str(env, 'AWS_ACCESS_KEY_ID')!, secretAccessKey: str(env, 'AWS_SECRET_ACCESS_KEY')!, ...(str(env, 'AWS_SESSION_TOKEN') ? { sessionToken: str(env, 'AWS_SESSION_TOKEN') } : {}) }
+      : undefined,
     emulator: {
       sttFinalDelayMs: int(env, 'EMULATOR_STT_FINAL_DELAY_MS', 250, 0, 60_000),
       llmTtftMs: int(env, 'EMULATOR_LLM_TTFT_MS', 480, 0, 60_000),

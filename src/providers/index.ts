@@ -33,7 +33,9 @@ export async function createProviders(config: Config): Promise<Providers & { emu
   const llm = new BedrockLlm({
     region: config.awsRegion ?? 'us-east-1',
     endpoint: emulateBedrock ? emulators!.bedrockUrl : config.bedrockEndpoint,
-    credentials: emulateBedrock || !config.awsCredentialsPresent ? { accessKeyId: 'local', secretAccessKey: 'local' } : undefined,
+    // Keys given in the configuration are used as given; otherwise the AWS default chain
+    // (profiles, web identity, container/instance roles). Emulators get placeholder keys.
+    credentials: emulateBedrock || !config.awsCredentialsPresent ? { accessKeyId: 'local', secretAccessKey: 'local' } : config.awsStaticCredentials,
     models: [config.bedrockModelId, ...config.bedrockFallbackModels],
     ttftDeadlineMs: config.llmTtftDeadlineMs,
   });
