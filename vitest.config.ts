@@ -5,7 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Native addons and uWS listeners: separate processes, not worker threads.
     pool: 'forks',
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Conversation tests run whole calls in real time; under a loaded CI box they need room.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
   },
 });
