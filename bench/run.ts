@@ -7,6 +7,7 @@ const SUITES: Suite[] = [
   { name: 'g711', load: () => import('./g711.js') },
   { name: 'resolve', load: () => import('./resolve.js') },
   { name: 'providers', load: () => import('./providers.js') },
+  { name: 'vad', load: () => import('./vad.js') },
 ];
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

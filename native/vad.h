@@ -1,0 +1,76 @@
+// Voice activity detection for 8 kHz telephony audio, no N-API inside: the
+// JS class (vad.cc) and the fused per-frame channel (media_channel.cc) both
+// drive this one class.
+//
+// Per call of Process() (10, 20 or 30 ms of PCM16): a 128-sample (16 ms)
+// Hann-windowed spectrum of the most recent audio (a 256-point transform
+// costs more than WebRTC VAD's whole frame) → eight sub-band energies
+// → a noise floor per band tracked like minimum statistics (falls at once,
+// rises slowly) → a-posteriori SNR per band, their short-term context,
+// spectral flatness and zero-crossing rate → a small MLP trained offline on
+// a seeded corpus (bench/vad/) whose weights are committed in vad_model.h.
+// Above the frame probability: a hangover for the frame flag, and an
+// onset/hangover state machine (minimum speech and silence durations) that
+// turns the flags into stable speech-start and speech-end events.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace aybiza::vad {
+
+constexpr int kWindow = 256;   // audio history kept, samples
+constexpr int kSpectrum = 128; // spectral window (16 ms, the frame's latest)
+constexpr int kBands = 8;
+constexpr int kFeatures = 24;  // must match vad_model.h
+
+struct Options {
+  float threshold = -1;     // frame decision on the probability; <0: the model's tuned value
+  int hangoverFrames = -1;  // frame-flag hangover in 20 ms units; <0: the model's tuned value
+  int minSpeechMs = 60;     // speech-start after this much continuous speech
+  int minSilenceMs = 300;   // speech-end after this much continuous silence
+};
+
+enum Event : int { kNone = 0, kStart = 1, kEnd = 2 };
+
+struct Result {
+  float probability;
+  bool speech;   // this frame, with the short hangover
+  bool active;   // the smoothed state (events move it)
+  Event event;
+};
+
+class Detector {
+ public:
+  explicit Detector(const Options& options);
+  void Reset();
+  // pcm: n samples, n in {80, 160, 240}. features (optional) receives the
+  // kFeatures model inputs, for training and inspection.
+  Result Process(const int16_t* pcm, int n, float* features = nullptr);
+
+ private:
+  void Analyse(int n, float* f);
+  float Model(const float* f) const;
+
+  Options opt_;
+  float threshold_;
+  int hangover_;  // in frames of the current size
+  int16_t history_[kWindow];  // most recent samples, oldest first
+  float noise_[kBands];       // per-band noise floor, log2 energy
+  float context_[kBands];     // short-term mean of band SNR
+  float slowSnr_;
+  float lastSnr_;
+  int lastN_ = 0;  // frame size the per-frame constants below were computed for
+  float rise_ = 0, ctxKeep_ = 0, slowKeep_ = 0;
+  bool primed_;
+  int frames_;
+  int hangLeft_;
+  int speechRunMs_;
+  int silenceRunMs_;
+  bool active_;
+};
+
+// Packs a result into one JS number (see vad.cc).
+double Encode(const Result& r);
+
+}  // namespace aybiza::vad
