@@ -1,3 +1,5 @@
 // aybiza/media: the media core usable on its own (CONTRACT §6).
 export * from './g711.js';
 export { Framer } from './framer.js';
+export { DtmfDetector } from './dtmf.js';
+export type { DtmfDetectorOptions, DtmfDigit } from './dtmf.js';
