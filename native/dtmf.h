@@ -27,8 +27,8 @@ class Detector {
   // and still accept tones 1.5 % off frequency.
   static constexpr int kHop = 51;
   static constexpr int kWindow = 2 * kHop;
-  // Four agreeing windows span 32 ms; a tone shorter than ~23 ms cannot fill
-  // four of them (see dtmf.cc), a 40 ms tone always does.
+  // Four agreeing windows span 32 ms; a tone shorter than about 25 ms cannot
+  // fill four of them (see kToTotal in dtmf.cc), a 40 ms tone always does.
   static constexpr int kHitsToStart = 4;
   // About 26 ms without the digit ends a key press: Q.24 requires 40 ms
   // pauses to be seen, and shorter dropouts inside a tone must not re-report.
