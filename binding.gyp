@@ -5,7 +5,8 @@
       "sources": [
         "native/addon.cc",
         "native/g711.cc",
-        "native/vad.cc"
+        "native/vad.cc",
+        "native/dtmf.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

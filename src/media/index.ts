@@ -3,3 +3,5 @@ export * from './g711.js';
 export { Framer } from './framer.js';
 export { Vad, decodeVadResult, VAD_FEATURES } from './vad.js';
 export type { VadOptions, VadResult, VadEncoding } from './vad.js';
+export { DtmfDetector } from './dtmf.js';
+export type { DtmfDetectorOptions, DtmfDigit } from './dtmf.js';

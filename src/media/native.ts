@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
+import type { NativeDtmfDetectorClass } from './dtmf.js';
 
 export interface NativeAddon {
   ulawEncodeInto(src: Int16Array | Uint8Array, dst: Uint8Array): number;
@@ -13,6 +14,7 @@ export interface NativeAddon {
   alawDecodeInto(src: Uint8Array, dst: Int16Array | Uint8Array): number;
   ulawToAlawInto(src: Uint8Array, dst: Uint8Array): number;
   alawToUlawInto(src: Uint8Array, dst: Uint8Array): number;
+  DtmfDetector: NativeDtmfDetectorClass;
   [name: string]: unknown;
 }
 
