@@ -6,7 +6,8 @@
         "native/addon.cc",
         "native/g711.cc",
         "native/vad.cc",
-        "native/dtmf.cc"
+        "native/dtmf.cc",
+        "native/media_channel.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

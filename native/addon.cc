@@ -13,12 +13,17 @@ namespace aybiza::dtmf {
 void Register(Napi::Env env, Napi::Object exports);
 }
 
+namespace aybiza::channel {
+void Register(Napi::Env env, Napi::Object exports);
+}
+
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   aybiza::g711::Register(env, exports);
   aybiza::vad::Register(env, exports);
   aybiza::dtmf::Register(env, exports);
+  aybiza::channel::Register(env, exports);
   return exports;
 }
 

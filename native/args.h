@@ -128,4 +128,12 @@ inline double RequireNumber(const Napi::CallbackInfo& info, size_t index, const 
   return v;
 }
 
+// Any use of a native object after close(): a TypeError, like any use of a
+// released handle in Node, with a code that tells it from a bad argument.
+[[noreturn]] inline void ThrowClosed(Napi::Env env, const char* what) {
+  Napi::Error err = Napi::TypeError::New(env, std::string(what) + " is closed");
+  err.Set("code", Napi::String::New(env, "ERR_AYBIZA_CLOSED"));
+  throw err;
+}
+
 }  // namespace aybiza

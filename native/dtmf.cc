@@ -258,9 +258,7 @@ class JsDetector : public Napi::ObjectWrap<JsDetector> {
     if (!detector_) {
       // TypeError, like any use of a released handle in Node; the code lets
       // callers tell it apart from a bad argument.
-      Napi::Error err = Napi::TypeError::New(info.Env(), "DtmfDetector is closed");
-      err.Set("code", Napi::String::New(info.Env(), "ERR_AYBIZA_CLOSED"));
-      throw err;
+      ThrowClosed(info.Env(), "DtmfDetector");
     }
     return *detector_;
   }

@@ -261,7 +261,7 @@ class VadWrap : public Napi::ObjectWrap<VadWrap> {
 
  private:
   Detector* Live(const Napi::CallbackInfo& info) {
-    if (!detector_) throw Napi::Error::New(info.Env(), "Vad is closed");
+    if (!detector_) ThrowClosed(info.Env(), "Vad");
     return detector_;
   }
 

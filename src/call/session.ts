@@ -1,14 +1,14 @@
-// One call, whatever carries it: inbound frames → native decode → VAD → the
-// STT stream; agent text → TTS → the playout queue → the transport on the
+// One call, whatever carries it: inbound frames → the native media channel
+// (decode + VAD in one call per frame) → events, and the frames → the STT stream; agent text → TTS → the playout queue → the transport on the
 // shared 20 ms clock. The conversation (src/pipeline) drives it through
 // say()/flush()/clear()/hangup() and listens to its events.
-import { ulawDecodeInto } from '../media/g711.js';
+import { Framer } from '../media/framer.js';
+import { FRAME_END, FRAME_SPEECH, FRAME_START, MediaChannel } from '../media/media-channel.js';
 import { log as rootLog, type Logger } from '../log.js';
 import { callsActive, callsTotal, mediaFrames } from '../metrics/index.js';
 import type { Providers, SttStream, Transcript, TtsStream } from '../providers/types.js';
 import type { CallStore, ResolvedAgent } from '../store/types.js';
 import { clock, type Tickable } from './clock.js';
-import { EnergyVad } from './energy-vad.js';
 import { Playout } from './playout.js';
 import type { CallTransport } from './transport.js';
 
@@ -37,6 +37,9 @@ export interface SessionInit {
   log?: Logger;
 }
 
+// Silence that ends the caller's speech (the VAD's hangover into 'end').
+const SILENCE_MS = 300;
+
 export class CallSession implements Tickable {
   readonly callId: string;
   readonly transport: CallTransport;
@@ -45,8 +48,9 @@ export class CallSession implements Tickable {
   readonly log: Logger;
   events: SessionEvents = {};
   readonly startedAt = performance.now();
-  private readonly pcm = new Int16Array(1600);
-  private readonly vad = new EnergyVad();
+  private readonly media = new MediaChannel({ minSilenceMs: SILENCE_MS });
+  private readonly framer = new Framer(160);
+  private speaking = false;
   private stt: SttStream | null = null;
   private tts: TtsStream | null = null;
   /** TTS flush groups awaiting their audio, oldest first. */
@@ -131,15 +135,29 @@ export class CallSession implements Tickable {
     if (this.ended) return;
     this.framesIn++;
     this.framesInCounter.inc();
-    const n = ulawDecodeInto(ulaw, this.pcm);
-    const v = this.vad.process(this.pcm, n);
-    const now = performance.now();
-    if (v.change === 'start') this.events.onSpeechStart?.(now);
-    else if (v.change === 'end') this.events.onSpeechEnd?.(now - 300);
-    if (v.speech) this.lastSpeechAt = now;
+    let speech = false;
+    // Twilio sends 20 ms frames; anything else is re-framed for the VAD.
+    if (ulaw.length === 160 && this.framer.buffered === 0) speech = this.frame(ulaw);
+    else for (const f of this.framer.push(ulaw)) speech = this.frame(f);
     // The quiet frames that may end a turn go out at once (the STT's endpointing
-    // counts them); loud frames and long silence are batched.
-    this.stt?.send(ulaw, !v.loud && now - this.lastSpeechAt < 600);
+    // counts them); speech and long silence are batched.
+    this.stt?.send(ulaw, !speech && performance.now() - this.lastSpeechAt < 600);
+  }
+
+  /** Runs one 20 ms frame through the media channel; returns its speech flag. */
+  private frame(f: Uint8Array): boolean {
+    const code = this.media.process(f);
+    const now = performance.now();
+    if (code & FRAME_START) {
+      this.speaking = true;
+      this.events.onSpeechStart?.(now);
+    } else if (code & FRAME_END) {
+      this.speaking = false;
+      this.events.onSpeechEnd?.(now - SILENCE_MS);
+    }
+    const speech = (code & FRAME_SPEECH) !== 0;
+    if (speech) this.lastSpeechAt = now;
+    return speech;
   }
 
   dtmf(digit: string): void {
@@ -147,7 +165,7 @@ export class CallSession implements Tickable {
   }
 
   get callerSpeaking(): boolean {
-    return this.vad.speaking;
+    return this.speaking;
   }
 
   /** Queues text for the agent's voice; it is synthesised at the next flush(). */
@@ -227,6 +245,7 @@ export class CallSession implements Tickable {
     if (this.ended) return;
     this.ended = true;
     clock.delete(this);
+    this.media.close();
     callsActive.dec({ transport: this.transport.kind });
     callsTotal.inc({ transport: this.transport.kind, outcome });
     this.events.onEnd?.(reason);

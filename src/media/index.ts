@@ -5,3 +5,5 @@ export { Vad, decodeVadResult, VAD_FEATURES } from './vad.js';
 export type { VadOptions, VadResult, VadEncoding } from './vad.js';
 export { DtmfDetector } from './dtmf.js';
 export type { DtmfDetectorOptions, DtmfDigit } from './dtmf.js';
+export { MediaChannel, FRAME_SPEECH, FRAME_ACTIVE, FRAME_START, FRAME_END, FRAME_DIGITS } from './media-channel.js';
+export type { MediaChannelOptions } from './media-channel.js';

@@ -31,3 +31,8 @@ function findAddon(): string {
 
 const require = createRequire(import.meta.url);
 export const native: NativeAddon = require(findAddon()) as NativeAddon;
+
+/** What every native wrapper throws once closed (the native side throws the same). */
+export function closedError(what: string): TypeError {
+  return Object.assign(new TypeError(`${what} is closed`), { code: 'ERR_AYBIZA_CLOSED' });
+}

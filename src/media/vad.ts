@@ -1,7 +1,7 @@
 // Voice activity detection for 8 kHz telephony audio (native/vad.cc): a
 // speech flag and a probability per 10/20/30 ms frame, plus speech-start and
 // speech-end events from an onset/hangover state machine.
-import { native } from './native.js';
+import { closedError, native } from './native.js';
 
 export type VadEncoding = 'ulaw' | 'alaw' | 'pcm16';
 
@@ -79,7 +79,7 @@ export class Vad {
   }
 
   private live(): NativeVad {
-    if (!this.handle) throw new Error('Vad is closed');
+    if (!this.handle) throw closedError('Vad');
     return this.handle;
   }
 
