@@ -4,7 +4,8 @@
       "target_name": "aybiza_media",
       "sources": [
         "native/addon.cc",
-        "native/g711.cc"
+        "native/g711.cc",
+        "native/jitter_buffer.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

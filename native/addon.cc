@@ -5,11 +5,15 @@
 namespace aybiza::g711 {
 void Register(Napi::Env env, Napi::Object exports);
 }
+namespace aybiza::jitter {
+void Register(Napi::Env env, Napi::Object exports);
+}
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  aybiza::g711::Register(env, exports);
+  aybiza::g711::Register(env, exports);  // first: builds the tables the jitter buffer uses
+  aybiza::jitter::Register(env, exports);
   return exports;
 }
 

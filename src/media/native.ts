@@ -13,6 +13,8 @@ export interface NativeAddon {
   alawDecodeInto(src: Uint8Array, dst: Int16Array | Uint8Array): number;
   ulawToAlawInto(src: Uint8Array, dst: Uint8Array): number;
   alawToUlawInto(src: Uint8Array, dst: Uint8Array): number;
+  /** Native class behind src/media/jitter-buffer.ts (positional push arguments). */
+  JitterBuffer: unknown;
   [name: string]: unknown;
 }
 
