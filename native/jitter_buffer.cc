@@ -131,7 +131,7 @@ void Buffer::Restart() {
   last_played_seq_ = -1;
   std::fill(std::begin(hist_), std::end(hist_), 0.0);
   // A weak prior at 40 ms: start cautious, then let measurements take over.
-  hist_[8] = 0.2;
+  hist_[8] = 0.02;
   target_ms_ = std::clamp(Quantile(kQuantile) + kMarginMs, opt_.min_delay_ms, opt_.max_delay_ms);
 }
 
@@ -142,9 +142,10 @@ double Buffer::Quantile(double q) const {
   double total = 0;
   for (double h : hist_) total += h;
   double above = 0;
+  double want = (1 - q) * total;
   for (int i = kBins - 1; i >= 0; i--) {
+    if (above + hist_[i] > want) return (i + 1 - (want - above) / hist_[i]) * kBinMs;  // interpolate in the bin
     above += hist_[i];
-    if (above > (1 - q) * total) return (i + 1) * kBinMs;
   }
   return 0;
 }
@@ -306,16 +307,16 @@ PopResult Buffer::Pop(double now_ms, uint8_t* out) {
   held_ = 0;
   Slot* slot = const_cast<Slot*>(next);
   bool due = slot->ts < play_ + kFrameSamples / 2;
-  if (due && cur < target_ms_ - 20 && !last_quiet_) {
+  if (due && cur < target_ms_ - kMarginMs && !last_quiet_) {
     // Too little delay buffered: stretch by one synthetic period-repeat frame.
     return ConcealFrame(out);
   }
-  if (due && cur < target_ms_ - 20) return SilenceFrame(out);
+  if (due && cur < target_ms_ - kMarginMs) return SilenceFrame(out);
   if (due) {
     // Too much delay: drop a quiet frame whenever possible, a voiced one
     // only rarely; the drop is one 20 ms frame either way.
-    bool over = cur > target_ms_ + 20;
-    bool far_over = cur > target_ms_ + 40 && since_voiced_drop_ >= 10;
+    bool over = cur > target_ms_ + 15;  // still at or above target after the drop
+    bool far_over = cur > target_ms_ + 35 && since_voiced_drop_ >= 10;
     bool has_after = false;
     for (const Slot& s : slots_) has_after |= s.seq > slot->seq && s.ts <= slot->ts + kFrameSamples;
     if (over && has_after && (Quiet(slot->payload) || far_over || cur > opt_.max_delay_ms)) {
@@ -332,7 +333,7 @@ PopResult Buffer::Pop(double now_ms, uint8_t* out) {
   bool dtx = next->seq == last_played_seq_ + 1;
   play_ += kFrameSamples;
   if (dtx) {
-    if (cur > target_ms_ + 20 && next->ts >= play_ + kFrameSamples) play_ += kFrameSamples;  // shrink in silence
+    if (cur > target_ms_ + 15 && next->ts >= play_ + kFrameSamples) play_ += kFrameSamples;  // shrink in silence
     return SilenceFrame(out);
   }
   return ConcealFrame(out);

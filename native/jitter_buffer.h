@@ -122,9 +122,9 @@ class Buffer {
   double dmin_prev_ = 0, dmin_cur_ = 0, dmin_block_start_ = 0;
   static constexpr int kBins = 200;  // 0..1000 ms
   static constexpr double kBinMs = 5;
-  static constexpr double kForget = 0.995;   // per packet: about 4 s of memory
-  static constexpr double kQuantile = 0.99;  // late loss is counted, so aim high
-  static constexpr double kMarginMs = 10;
+  static constexpr double kForget = 0.998;   // per packet: about 10 s of memory
+  static constexpr double kQuantile = 0.995; // late loss is counted, so aim high
+  static constexpr double kMarginMs = 5;
   static constexpr int64_t kRestartJump = 1000;  // packets (20 s): a new stream
   double hist_[kBins] = {};
   double target_ms_ = 0;
