@@ -123,7 +123,7 @@ class Buffer {
   static constexpr int kBins = 200;  // 0..1000 ms
   static constexpr double kBinMs = 5;
   static constexpr double kForget = 0.998;   // per packet: about 10 s of memory
-  static constexpr double kQuantile = 0.995; // late loss is counted, so aim high
+  static constexpr double kQuantile = 0.998; // late loss is counted, so aim high
   static constexpr double kMarginMs = 5;
   static constexpr int64_t kRestartJump = 1000;  // packets (20 s): a new stream
   double hist_[kBins] = {};
