@@ -118,6 +118,7 @@ Buffer::Buffer(const Options& options) : opt_(options) { Reset(); }
 void Buffer::Reset() {
   stats_ = Stats();
   has_ssrc_ = false;
+  playing_ = false;
   Restart();
 }
 
@@ -125,13 +126,16 @@ void Buffer::Restart() {
   for (auto& s : slots_) s.seq = -1;
   std::fill(std::begin(seen_), std::end(seen_), int64_t(-1));
   plc_.Reset();
+  // After a mid-call restart the caller's output keeps running: fill the new
+  // build-up with silence rather than null. Buffered old-stream packets go.
+  resumed_ = playing_;
   started_ = playing_ = false;
   held_ = since_voiced_drop_ = 0;
   last_quiet_ = true;
   last_played_seq_ = -1;
   std::fill(std::begin(hist_), std::end(hist_), 0.0);
   // A weak prior at 40 ms: start cautious, then let measurements take over.
-  hist_[8] = 0.02;
+  hist_[8] = 0.005;
   target_ms_ = std::clamp(Quantile(kQuantile) + kMarginMs, opt_.min_delay_ms, opt_.max_delay_ms);
 }
 
@@ -288,7 +292,7 @@ PopResult Buffer::Pop(double now_ms, uint8_t* out) {
   if (!started_) return PopResult::kNone;
   double cur = CurrentDelay(now_ms);
   if (!playing_) {
-    if (cur < target_ms_) return PopResult::kNone;
+    if (cur < target_ms_) return resumed_ ? SilenceFrame(out) : PopResult::kNone;
     playing_ = true;
   }
   stats_.current_delay_ms = cur;

@@ -108,6 +108,7 @@ class Buffer {
 
   bool started_ = false;  // a packet has been received since the last restart
   bool playing_ = false;  // playout has begun
+  bool resumed_ = false;  // restarted mid-call: silence, not null, while rebuilding
   bool has_ssrc_ = false;
   uint32_t ssrc_ = 0;
   int64_t max_seq_ = 0, max_ts_ = 0;  // highest extended seq / its timestamp
@@ -122,7 +123,7 @@ class Buffer {
   double dmin_prev_ = 0, dmin_cur_ = 0, dmin_block_start_ = 0;
   static constexpr int kBins = 200;  // 0..1000 ms
   static constexpr double kBinMs = 5;
-  static constexpr double kForget = 0.998;   // per packet: about 10 s of memory
+  static constexpr double kForget = 0.995;   // per packet: a 4 s time constant
   static constexpr double kQuantile = 0.998; // late loss is counted, so aim high
   static constexpr double kMarginMs = 5;
   static constexpr int64_t kRestartJump = 1000;  // packets (20 s): a new stream
