@@ -156,7 +156,7 @@ double Buffer::Quantile(double q) const {
 
 // Relative delay = transit minus the fastest transit of the last 5-10 s; the
 // window lets the reference follow a route change and clock drift.
-void Buffer::ObserveDelay(double arrival_ms, int64_t ts) {
+void Buffer::ObserveDelay(double arrival_ms, int64_t ts, bool late) {
   double transit = arrival_ms - double(ts - base_ts_) / 8.0;
   if (arrival_ms - dmin_block_start_ >= 5000) {
     dmin_prev_ = dmin_cur_;
@@ -168,7 +168,9 @@ void Buffer::ObserveDelay(double arrival_ms, int64_t ts) {
   double r = transit - std::min(dmin_prev_, dmin_cur_);
   int bin = std::clamp(int(r / kBinMs), 0, kBins - 1);
   for (double& h : hist_) h *= kForget;
-  hist_[bin] += 1 - kForget;
+  // A packet that missed its slot weighs more: the target covers it at once
+  // (grow fast) and forgets it over ~10 s like the rest (shrink slowly).
+  hist_[bin] += (1 - kForget) * (late ? kLateWeight : 1);
   target_ms_ = std::clamp(Quantile(kQuantile) + kMarginMs, opt_.min_delay_ms, opt_.max_delay_ms);
 }
 
@@ -204,8 +206,9 @@ PushResult Buffer::Push(uint16_t seq, uint32_t timestamp, const uint8_t* payload
     return PushResult::kDuplicate;
   }
   seen = es;
-  ObserveDelay(arrival_ms, ets);
-  if (playing_ && (es <= last_played_seq_ || ets < play_ - kFrameSamples / 2)) {
+  bool late = playing_ && (es <= last_played_seq_ || ets < play_ - kFrameSamples / 2);
+  ObserveDelay(arrival_ms, ets, late);
+  if (late) {
     stats_.late++;
     // Counted lost when playout passed it; it did arrive, just too late.
     if (es < last_played_seq_ && stats_.lost > 0) stats_.lost--;

@@ -89,7 +89,7 @@ class Buffer {
   void Restart();
   int64_t ExtendSeq(uint16_t seq) const;
   int64_t ExtendTs(uint32_t ts) const;
-  void ObserveDelay(double arrival_ms, int64_t ts);
+  void ObserveDelay(double arrival_ms, int64_t ts, bool late);
   double Quantile(double q) const;
   double CurrentDelay(double now_ms) const;
   const Slot* NextBuffered() const;
@@ -126,6 +126,7 @@ class Buffer {
   static constexpr double kForget = 0.995;   // per packet: a 4 s time constant
   static constexpr double kQuantile = 0.998; // late loss is counted, so aim high
   static constexpr double kMarginMs = 5;
+  static constexpr double kLateWeight = 5;
   static constexpr int64_t kRestartJump = 1000;  // packets (20 s): a new stream
   double hist_[kBins] = {};
   double target_ms_ = 0;
