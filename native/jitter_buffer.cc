@@ -186,8 +186,11 @@ PushResult Buffer::Push(uint16_t seq, uint32_t timestamp, const uint8_t* payload
     int64_t d = ExtendSeq(seq) - max_seq_;
     int64_t dts = ExtendTs(timestamp) - play_;
     // A jump of thousands of packets, or time running back over a second while
-    // the sequence moves on, is a new stream (sender restart, re-INVITE).
-    if (d >= kRestartJump || d <= -kRestartJump || (d > 0 && dts < -8000)) Restart(), result = PushResult::kRestarted;
+    // the sequence moves on, is a new stream (sender restart, re-INVITE). So is
+    // time leaping further ahead than a hold can explain: after a real DTX
+    // pause the playout point has kept up with the wall clock.
+    bool ts_leap = d > 0 && (dts < -8000 || dts > 8 * (opt_.max_delay_ms + 2000));
+    if (d >= kRestartJump || d <= -kRestartJump || ts_leap) Restart(), result = PushResult::kRestarted;
   }
   if (has_ssrc) has_ssrc_ = true, ssrc_ = ssrc;
   stats_.received++;

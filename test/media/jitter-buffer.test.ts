@@ -164,6 +164,10 @@ describe('JitterBuffer', () => {
     expect(outs.slice(firstB - 2, firstB).every((o) => o.silent)).toBe(true);
     expect(jb.push({ ...c[0], arrivalMs: 5000 })).toBe('duplicate');
     expect(jb.push({ ...b[0], seq: 0, arrivalMs: 5000 })).toBe('restarted');
+    // Next sequence number but a timestamp an hour ahead: a sender restart, not a pause.
+    jb.pop(5010);
+    jb.pop(5030);
+    expect(jb.push({ ...b[1], seq: 1, timestamp: (b[0].timestamp + 8000 * 3600) >>> 0, arrivalMs: 5040 })).toBe('restarted');
     expect(jb.stats()).toMatchObject({ late: 0, lost: 0 });
   });
 
