@@ -2,6 +2,22 @@
 // (native/jitter_buffer.{h,cc}: playout model, target delay, concealment).
 // Feed every RTP packet to push() as it arrives and call pop() every 20 ms of
 // the same clock; pop returns the frame to play, concealment included.
+//
+// Behaviour worth knowing:
+// - pop() returns null until the initial target delay has built up; after a
+//   mid-call restart (SSRC change, sequence jump ≥ 1000, timestamp leap) it
+//   returns silence while rebuilding, so the output never stops.
+// - Target delay = 99.8th percentile of relative transit delay (histogram
+//   forgetting with a 4 s time constant; a late packet weighs 5×) + 5 ms,
+//   within [minDelayMs, maxDelayMs]. Growth: one synthetic frame is inserted,
+//   or playout holds on underrun. Shrink: a quiet frame (or a DTX-silence
+//   slot) is skipped whenever delay exceeds target + 15 ms; a voiced frame
+//   only beyond target + 35 ms and at most once per 200 ms.
+// - A timestamp gap with no sequence gap is DTX: comfort silence, not loss.
+//   While the buffer is empty the two cannot be told apart yet; the buffer
+//   then conceals if the last frame was voiced and plays silence if it was
+//   quiet (senders enter DTX on silence). `lost` counts by sequence number
+//   only, so DTX never counts as loss.
 import { native } from './native.js';
 
 export interface JitterBufferOptions {
@@ -34,13 +50,20 @@ export interface JitterFrame {
 }
 
 export interface JitterStats {
+  /** Valid packets pushed, duplicates and late ones included. */
   received: number;
+  /** Frames played from a received packet. */
   played: number;
+  /** Packets that arrived after their frame was played (or concealed). */
   late: number;
+  /** Sequence numbers that never arrived. */
   lost: number;
+  /** Frames synthesised by concealment (including its silent tail after 60 ms). */
   concealed: number;
   duplicate: number;
+  /** Packets that arrived after a higher sequence number. */
   reordered: number;
+  /** Delay of the frame played last, over the fastest recent transit, ms. */
   currentDelayMs: number;
   targetDelayMs: number;
 }
