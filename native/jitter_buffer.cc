@@ -228,9 +228,9 @@ PushResult Buffer::Push(uint16_t seq, uint32_t timestamp, const uint8_t* payload
   return result;
 }
 
-const Buffer::Slot* Buffer::NextBuffered() const {
-  const Slot* best = nullptr;
-  for (const Slot& s : slots_) {
+Buffer::Slot* Buffer::NextBuffered() {
+  Slot* best = nullptr;
+  for (Slot& s : slots_) {
     if (s.seq >= 0 && (!best || s.ts < best->ts)) best = &s;
   }
   return best;
@@ -294,6 +294,30 @@ PopResult Buffer::SilenceFrame(uint8_t* out) {
   return PopResult::kSilence;
 }
 
+// The frame at the playout point is here; adapt the delay around playing it.
+PopResult Buffer::PlayDue(Slot& slot, double cur, uint8_t* out) {
+  if (cur < target_ms_ - kMarginMs) {
+    // Too little delay buffered: insert one frame, a period repeat mid-speech.
+    return last_quiet_ ? SilenceFrame(out) : ConcealFrame(out);
+  }
+  // Too much delay: drop a quiet frame whenever possible, a voiced one only
+  // rarely; either way one 20 ms frame, and only if its successor is here.
+  bool over = cur > target_ms_ + 15;  // still at or above target after the drop
+  bool far_over = (cur > target_ms_ + 35 && since_voiced_drop_ >= 10) || cur > opt_.max_delay_ms;
+  if (!over) return PlaySlot(slot, out);
+  Slot* after = nullptr;
+  for (Slot& s : slots_) {
+    if (s.seq > slot.seq && s.ts <= slot.ts + kFrameSamples) after = &s;
+  }
+  bool quiet = Quiet(slot.payload);
+  if (!after || !(quiet || far_over)) return PlaySlot(slot, out);
+  if (!quiet) since_voiced_drop_ = 0;
+  last_played_seq_ = std::max(last_played_seq_, slot.seq);
+  slot.seq = -1;
+  play_ = slot.ts + kFrameSamples;
+  return PlaySlot(*after, out);
+}
+
 PopResult Buffer::Pop(double now_ms, uint8_t* out) {
   if (!started_) return PopResult::kNone;
   double cur = CurrentDelay(now_ms);
@@ -303,7 +327,7 @@ PopResult Buffer::Pop(double now_ms, uint8_t* out) {
   }
   stats_.current_delay_ms = cur;
   since_voiced_drop_++;
-  const Slot* next = NextBuffered();
+  Slot* next = NextBuffered();
   if (!next) {
     // Underrun: loss, lateness and DTX look alike until the next packet, so
     // hold the playout point (bounded by maxDelayMs) and bridge the wait.
@@ -315,29 +339,7 @@ PopResult Buffer::Pop(double now_ms, uint8_t* out) {
   int64_t gap = (next->ts - play_ + kFrameSamples / 2) / kFrameSamples;
   if (held_ > 0 && gap > 0) play_ += std::min<int64_t>(held_, gap) * kFrameSamples;
   held_ = 0;
-  Slot* slot = const_cast<Slot*>(next);
-  bool due = slot->ts < play_ + kFrameSamples / 2;
-  if (due && cur < target_ms_ - kMarginMs && !last_quiet_) {
-    // Too little delay buffered: stretch by one synthetic period-repeat frame.
-    return ConcealFrame(out);
-  }
-  if (due && cur < target_ms_ - kMarginMs) return SilenceFrame(out);
-  if (due) {
-    // Too much delay: drop a quiet frame whenever possible, a voiced one
-    // only rarely; the drop is one 20 ms frame either way.
-    bool over = cur > target_ms_ + 15;  // still at or above target after the drop
-    bool far_over = cur > target_ms_ + 35 && since_voiced_drop_ >= 10;
-    bool has_after = false;
-    for (const Slot& s : slots_) has_after |= s.seq > slot->seq && s.ts <= slot->ts + kFrameSamples;
-    if (over && has_after && (Quiet(slot->payload) || far_over || cur > opt_.max_delay_ms)) {
-      if (!Quiet(slot->payload)) since_voiced_drop_ = 0;
-      last_played_seq_ = std::max(last_played_seq_, slot->seq);
-      slot->seq = -1;
-      play_ = slot->ts + kFrameSamples;
-      slot = const_cast<Slot*>(NextBuffered());
-    }
-    return PlaySlot(*slot, out);
-  }
+  if (next->ts < play_ + kFrameSamples / 2) return PlayDue(*next, cur, out);
   // A known gap before the next packet: no missing sequence numbers means the
   // sender stopped sending (DTX), so it is silence, not loss.
   bool dtx = next->seq == last_played_seq_ + 1;

@@ -11,10 +11,13 @@
 //    against the gap it reveals; a packet that was merely late is then
 //    played (the delay grew by the hold) instead of being dropped as late.
 //  - current delay below target: one frame is inserted (grows fast).
-//  - current delay above target: a quiet frame is skipped at once; a voiced
-//    frame at most once per 200 ms (shrinks slowly, mostly in silence).
-// Target delay = 99th percentile of relative transit delay (histogram with
-// exponential forgetting) + a margin, clamped to [min, max].
+//  - current delay above target + 15 ms: a quiet frame (or a DTX silence
+//    slot) is skipped at once; a voiced frame only above target + 35 ms and
+//    at most once per 200 ms (shrinks mostly in silence).
+// Target delay = 99.8th percentile of relative transit delay (transit minus
+// the fastest of the last 5-10 s) from a histogram with exponential
+// forgetting (4 s time constant, late packets weigh 5x) + 5 ms, clamped to
+// [min, max]. A high percentile because late loss is what callers hear.
 #pragma once
 
 #include <cstddef>
@@ -92,7 +95,8 @@ class Buffer {
   void ObserveDelay(double arrival_ms, int64_t ts, bool late);
   double Quantile(double q) const;
   double CurrentDelay(double now_ms) const;
-  const Slot* NextBuffered() const;
+  Slot* NextBuffered();
+  PopResult PlayDue(Slot& slot, double cur, uint8_t* out);
   PopResult PlaySlot(Slot& s, uint8_t* out);
   PopResult ConcealFrame(uint8_t* out);
   PopResult SilenceFrame(uint8_t* out);
