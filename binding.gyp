@@ -7,7 +7,8 @@
         "native/g711.cc",
         "native/vad.cc",
         "native/dtmf.cc",
-        "native/media_channel.cc"
+        "native/media_channel.cc",
+        "native/jitter_buffer.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

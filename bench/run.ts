@@ -6,6 +6,7 @@ type Suite = { name: string; load: () => Promise<{ default: () => Promise<void> 
 const SUITES: Suite[] = [
   { name: 'g711', load: () => import('./g711.js') },
   { name: 'dtmf', load: () => import('./dtmf.js') },
+  { name: 'jitter', load: () => import('./jitter.js') },
   { name: 'resolve', load: () => import('./resolve.js') },
   { name: 'providers', load: () => import('./providers.js') },
   { name: 'vad', load: () => import('./vad.js') },

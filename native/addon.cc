@@ -17,13 +17,18 @@ namespace aybiza::channel {
 void Register(Napi::Env env, Napi::Object exports);
 }
 
+namespace aybiza::jitter {
+void Register(Napi::Env env, Napi::Object exports);
+}
+
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  aybiza::g711::Register(env, exports);
+  aybiza::g711::Register(env, exports);  // first: builds the tables the others use
   aybiza::vad::Register(env, exports);
   aybiza::dtmf::Register(env, exports);
   aybiza::channel::Register(env, exports);
+  aybiza::jitter::Register(env, exports);
   return exports;
 }
 

@@ -7,3 +7,5 @@ export { DtmfDetector } from './dtmf.js';
 export type { DtmfDetectorOptions, DtmfDigit } from './dtmf.js';
 export { MediaChannel, FRAME_SPEECH, FRAME_ACTIVE, FRAME_START, FRAME_END, FRAME_DIGITS } from './media-channel.js';
 export type { MediaChannelOptions } from './media-channel.js';
+export { JitterBuffer } from './jitter-buffer.js';
+export type { JitterBufferOptions, JitterFrame, JitterPacket, JitterStats, PushOutcome } from './jitter-buffer.js';

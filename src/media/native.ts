@@ -15,6 +15,8 @@ export interface NativeAddon {
   ulawToAlawInto(src: Uint8Array, dst: Uint8Array): number;
   alawToUlawInto(src: Uint8Array, dst: Uint8Array): number;
   DtmfDetector: NativeDtmfDetectorClass;
+  /** Native class behind src/media/jitter-buffer.ts (positional push arguments). */
+  JitterBuffer: unknown;
   [name: string]: unknown;
 }
 

@@ -1,0 +1,144 @@
+// Adaptive jitter buffer for 20 ms G.711 RTP frames over the native core
+// (native/jitter_buffer.{h,cc}: playout model, target delay, concealment).
+// Feed every RTP packet to push() as it arrives and call pop() every 20 ms of
+// the same clock; pop returns the frame to play, concealment included.
+//
+// Behaviour worth knowing:
+// - pop() returns null until the initial target delay has built up; after a
+//   mid-call restart (SSRC change, sequence jump ≥ 1000, timestamp leap) it
+//   returns silence while rebuilding, so the output never stops.
+// - Target delay = 99.8th percentile of relative transit delay (histogram
+//   forgetting with a 4 s time constant; a late packet weighs 5×) + 5 ms,
+//   within [minDelayMs, maxDelayMs]. Growth: one synthetic frame is inserted,
+//   or playout holds on underrun. Shrink: a quiet frame (or a DTX-silence
+//   slot) is skipped whenever delay exceeds target + 15 ms; a voiced frame
+//   only beyond target + 35 ms and at most once per 200 ms.
+// - A timestamp gap with no sequence gap is DTX: comfort silence, not loss.
+//   While the buffer is empty the two cannot be told apart yet; the buffer
+//   then conceals if the last frame was voiced and plays silence if it was
+//   quiet (senders enter DTX on silence). `lost` counts by sequence number
+//   only, so DTX never counts as loss.
+import { native } from './native.js';
+
+export interface JitterBufferOptions {
+  /** Payload codec; concealment decodes and re-encodes in it. Default 'pcmu'. */
+  codec?: 'pcmu' | 'pcma';
+  /** Lower bound of the adaptive target delay, ms. Default 20. */
+  minDelayMs?: number;
+  /** Upper bound of the target delay and of underrun holds, ms (20..1000). Default 400. */
+  maxDelayMs?: number;
+}
+
+export interface JitterPacket {
+  /** RTP sequence number, 0..65535 (wraps). */
+  seq: number;
+  /** RTP timestamp at 8 kHz, 0..2^32-1 (wraps). */
+  timestamp: number;
+  /** Exactly 160 bytes: one 20 ms G.711 frame. Copied; the caller may reuse it. */
+  payload: Uint8Array;
+  /** Arrival time on the clock later passed to pop(), ms. */
+  arrivalMs: number;
+  /** RTP SSRC; a change restarts the stream state. */
+  ssrc?: number;
+}
+
+export interface JitterFrame {
+  /** 160 codec bytes: the packet as received, concealment, or silence (0xFF μ-law / 0xD5 A-law). */
+  payload: Uint8Array;
+  /** True when the frame was synthesised for a missing packet. */
+  concealed: boolean;
+}
+
+export interface JitterStats {
+  /** Valid packets pushed, duplicates and late ones included. */
+  received: number;
+  /** Frames played from a received packet. */
+  played: number;
+  /** Packets that arrived after their frame was played (or concealed). */
+  late: number;
+  /** Sequence numbers that never arrived. */
+  lost: number;
+  /** Frames synthesised by concealment (including its silent tail after 60 ms). */
+  concealed: number;
+  duplicate: number;
+  /** Packets that arrived after a higher sequence number. */
+  reordered: number;
+  /** Delay of the frame played last, over the fastest recent transit, ms. */
+  currentDelayMs: number;
+  targetDelayMs: number;
+}
+
+export type PushOutcome = 'accepted' | 'duplicate' | 'late' | 'restarted';
+const PUSH_OUTCOMES: PushOutcome[] = ['accepted', 'duplicate', 'late', 'restarted'];
+
+interface NativeJitterBuffer {
+  push(seq: number, timestamp: number, payload: Uint8Array, arrivalMs: number, ssrc?: number): number;
+  pop(nowMs: number, dst: Uint8Array): number;
+  stats(): JitterStats;
+  reset(): void;
+  close(): void;
+}
+export type NativeJitterBufferClass = new (opts?: JitterBufferOptions) => NativeJitterBuffer;
+
+const POP_NONE = 0;
+const POP_CONCEALED = 2;
+const FRAME_BYTES = 160;
+
+// Frames are views into pooled slabs (as in g711.ts): no ArrayBuffer per pop.
+const SLAB_FRAMES = 64;
+let slab = new Uint8Array(FRAME_BYTES * SLAB_FRAMES);
+let slabOff = 0;
+
+export class JitterBuffer {
+  #native: NativeJitterBuffer | undefined;
+
+  constructor(opts: JitterBufferOptions = {}) {
+    this.#native = new (native.JitterBuffer as NativeJitterBufferClass)(opts);
+  }
+
+  get closed(): boolean {
+    return this.#native === undefined;
+  }
+
+  /** Queues one packet. Duplicates and packets behind the playout point are counted and dropped. */
+  push(packet: JitterPacket): PushOutcome {
+    const n = this.#open();
+    if (typeof packet !== 'object' || packet === null) throw new TypeError('argument 0 (packet) must be an object');
+    // The native side validates each field (type, range, 160-byte payload).
+    return PUSH_OUTCOMES[n.push(packet.seq, packet.timestamp, packet.payload, packet.arrivalMs, packet.ssrc)];
+  }
+
+  /** The next 20 ms frame to play at `nowMs`, or null while the initial delay builds up. */
+  pop(nowMs: number): JitterFrame | null {
+    const n = this.#open();
+    if (slabOff + FRAME_BYTES > slab.length) {
+      slab = new Uint8Array(FRAME_BYTES * SLAB_FRAMES);
+      slabOff = 0;
+    }
+    const out = slab.subarray(slabOff, slabOff + FRAME_BYTES);
+    const r = n.pop(nowMs, out);
+    if (r === POP_NONE) return null;
+    slabOff += FRAME_BYTES;
+    return { payload: out, concealed: r === POP_CONCEALED };
+  }
+
+  stats(): JitterStats {
+    return this.#open().stats();
+  }
+
+  /** Drops buffered packets, stream state and statistics. */
+  reset(): void {
+    this.#open().reset();
+  }
+
+  /** Releases the native buffer; later calls (other than close) throw a TypeError. */
+  close(): void {
+    this.#native?.close();
+    this.#native = undefined;
+  }
+
+  #open(): NativeJitterBuffer {
+    if (this.#native === undefined) throw new TypeError('JitterBuffer is closed');
+    return this.#native;
+  }
+}
