@@ -3,6 +3,7 @@
 // key-press sequences at a given level, twist and frequency error, and the
 // material that must never produce a digit: speech, music-like tones, noise.
 import { execFileSync } from 'node:child_process';
+import { speak, synthesise } from './vad/corpus.js';
 
 export const RATE = 8000;
 export const ROWS = [697, 770, 852, 941];
@@ -147,19 +148,11 @@ export function haveSpeechTools(): boolean {
   }
 }
 
-/** Synthesised speech at 8 kHz, about 100 s, several voices and languages. */
+/** Synthesised speech at 8 kHz, about 100 s, several voices and languages (cached like the VAD corpus). */
 export function speech(): Int16Array {
-  const parts: Int16Array[] = [];
-  for (const [lang, voice, wpm] of VOICES) {
-    for (const text of SENTENCES[lang]) {
-      const wav = execFileSync('espeak-ng', ['-v', voice, '-s', String(wpm), '--stdout', text], { maxBuffer: 64 << 20 });
-      const raw = execFileSync('sox', ['-t', 'wav', '-', '-r', '8000', '-c', '1', '-b', '16', '-e', 'signed-integer', '-t', 'raw', '-L', '-'], {
-        input: wav,
-        maxBuffer: 64 << 20,
-      });
-      parts.push(new Int16Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + (raw.length & ~1))));
-    }
-  }
+  const requests = VOICES.flatMap(([lang, voice, rate]) => SENTENCES[lang].map((text) => ({ voice, rate, pitch: 50, text })));
+  synthesise(requests);
+  const parts = requests.map((r) => speak(r.voice, r.rate, r.pitch, r.text));
   const total = parts.reduce((n, p) => n + p.length, 0);
   const out = new Int16Array(total);
   let at = 0;

@@ -113,6 +113,10 @@ Detector::Detector(const Options& options) : opt_(options) { Reset(); }
 void Detector::Reset() {
   std::memset(history_, 0, sizeof history_);
   std::fill(noise_, noise_ + kBands, 0.f);
+  std::fill(smooth_, smooth_ + kBands, 0.f);
+  std::fill(subMin_, subMin_ + kBands, 1e9f);
+  for (auto& row : ring_) std::fill(row, row + kBands, 1e9f);
+  subFrames_ = ringAt_ = 0;
   std::fill(context_, context_ + kBands, 0.f);
   slowSnr_ = lastSnr_ = 0;
   primed_ = false;
@@ -130,12 +134,11 @@ void Detector::Analyse(int n, float* f) {
   // Time constants are per 20 ms; scale them to this frame size.
   if (n != lastN_) {
     const float scale = float(n) / 160.f;
-    rise_ = 0.02f * scale;
     ctxKeep_ = std::pow(0.65f, scale);
     slowKeep_ = std::pow(0.9f, scale);
     lastN_ = n;
   }
-  const float rise = rise_, ctxKeep = ctxKeep_, slowKeep = slowKeep_;
+  const float ctxKeep = ctxKeep_, slowKeep = slowKeep_;
   float total = 0, totalNoise = 0, low = 0, high = 0;
   for (int b = 0; b < kBands; b++) {
     float e = kEps;
@@ -143,9 +146,13 @@ void Detector::Analyse(int n, float* f) {
     total += e;
     (b < 4 ? low : high) += e;
     float x = FastLog2(e);
-    if (!primed_) noise_[b] = x;
-    else if (x < noise_[b]) noise_[b] += 0.5f * (x - noise_[b]);
-    else noise_[b] += std::min(x - noise_[b], rise);
+    smooth_[b] = primed_ ? 0.5f * (smooth_[b] + x) : x;
+    subMin_[b] = std::min(subMin_[b], smooth_[b]);
+    float floor = subMin_[b];
+    for (int w = 0; w < kSubwindows; w++) floor = std::min(floor, ring_[w][b]);
+    // Falls with the minimum at once; rises when an old minimum leaves the
+    // window (a step up in steady noise is learned within the window).
+    noise_[b] = floor;
     float snr = std::clamp(x - noise_[b], -4.f, 20.f);
     context_[b] = ctxKeep * context_[b] + (1 - ctxKeep) * snr;
     f[b] = snr;
@@ -153,6 +160,12 @@ void Detector::Analyse(int n, float* f) {
     totalNoise += FastExp2(noise_[b]);
   }
   primed_ = true;
+  if (++subFrames_ * n >= kSubwindowFrames * 160) {
+    std::copy(subMin_, subMin_ + kBands, ring_[ringAt_]);
+    ringAt_ = (ringAt_ + 1) % kSubwindows;
+    std::fill(subMin_, subMin_ + kBands, 1e9f);
+    subFrames_ = 0;
+  }
   float snr = std::clamp(FastLog2(total) - FastLog2(totalNoise), -4.f, 20.f);
   slowSnr_ = slowKeep * slowSnr_ + (1 - slowKeep) * snr;
   f[16] = snr;

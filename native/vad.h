@@ -6,7 +6,7 @@
 // Hann-windowed spectrum of the most recent audio (a 256-point transform
 // costs more than WebRTC VAD's whole frame) → eight sub-band energies
 // → a noise floor per band tracked like minimum statistics (falls at once,
-// rises slowly) → a-posteriori SNR per band, their short-term context,
+// rises when the old minimum leaves a 2.5 s window) → a-posteriori SNR per band, their short-term context,
 // spectral flatness and zero-crossing rate → a small MLP trained offline on
 // a seeded corpus (bench/vad/) whose weights are committed in vad_model.h.
 // Above the frame probability: a hangover for the frame flag, and an
@@ -57,11 +57,19 @@ class Detector {
   int hangover_;  // in frames of the current size
   int16_t history_[kWindow];  // most recent samples, oldest first
   float noise_[kBands];       // per-band noise floor, log2 energy
+  // Minimum statistics: the floor is the least smoothed band level over the
+  // last kSubwindows × kSubwindowFrames frames (about 2.5 s), so a new steady
+  // noise is learned within that time and speech never is.
+  static constexpr int kSubwindows = 8, kSubwindowFrames = 16;
+  float smooth_[kBands];
+  float subMin_[kBands];
+  float ring_[kSubwindows][kBands];
+  int subFrames_ = 0, ringAt_ = 0;
   float context_[kBands];     // short-term mean of band SNR
   float slowSnr_;
   float lastSnr_;
   int lastN_ = 0;  // frame size the per-frame constants below were computed for
-  float rise_ = 0, ctxKeep_ = 0, slowKeep_ = 0;
+  float ctxKeep_ = 0, slowKeep_ = 0;
   bool primed_;
   int frames_;
   int hangLeft_;

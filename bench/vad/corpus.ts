@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ulawEncode } from '../../src/media/g711.js';
+import { rng } from '../signals.js';
 
 export const FRAME = 160; // 20 ms at 8 kHz
 export const SNRS = [Infinity, 20, 10, 5, 0] as const;
@@ -40,17 +41,7 @@ const BABBLE_VOICES: Record<Split, string[]> = {
 const UTTERANCES: Record<Split, number> = { train: 90, test: 70 };
 const SEEDS: Record<Split, number> = { train: 1, test: 7 };
 
-// Seeded PRNG (mulberry32) so every run builds the same corpus.
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 const WORDS = {
   names: ['Anna', 'Marcus', 'Priya', 'Jonas', 'Elena', 'Tom', 'Keiko', 'Omar', 'Lucia', 'Sam'],
@@ -82,26 +73,42 @@ function corpusDir(): string {
   return dir;
 }
 
-/** Speaks `text` with espeak-ng and returns 8 kHz PCM16 (cached). */
-export function speak(voice: string, rate: number, pitch: number, text: string): Int16Array {
-  const key = createHash('sha1').update(`${voice}|${rate}|${pitch}|${text}`).digest('hex').slice(0, 16);
-  const file = path.join(corpusDir(), `${key}.s16`);
-  if (!fs.existsSync(file)) {
-    const wav = spawnSync('espeak-ng', ['-v', voice, '-s', String(rate), '-p', String(pitch), '--stdout', text], {
-      maxBuffer: 64 << 20,
-    });
-    if (wav.status !== 0 || wav.stdout.length < 100) {
-      throw new Error(`espeak-ng failed for voice ${voice}: ${wav.stderr?.toString() || wav.error?.message}`);
-    }
-    const raw = spawnSync('sox', ['-t', 'wav', '-', '-t', 'raw', '-r', '8000', '-c', '1', '-b', '16', '-e', 'signed', '-L', '-'], {
-      input: wav.stdout,
-      maxBuffer: 64 << 20,
-    });
-    if (raw.status !== 0) throw new Error(`sox failed: ${raw.stderr?.toString() || raw.error?.message}`);
-    fs.writeFileSync(`${file}.tmp`, raw.stdout);
-    fs.renameSync(`${file}.tmp`, file);
+interface Speech {
+  voice: string;
+  rate: number;
+  pitch: number;
+  text: string;
+}
+
+function cacheFile(s: Speech): string {
+  const key = createHash('sha1').update(`${s.voice}|${s.rate}|${s.pitch}|${s.text}`).digest('hex').slice(0, 16);
+  return path.join(corpusDir(), `${key}.s16`);
+}
+
+/**
+ * Synthesises every request not yet cached with espeak-ng → sox (8 kHz PCM16)
+ * in one shell, not a process pair per utterance from Node: forking a Node
+ * process that holds the corpus costs more than the synthesis itself.
+ */
+export function synthesise(requests: Speech[]): void {
+  const missing = requests.filter((r) => !fs.existsSync(cacheFile(r)));
+  if (missing.length === 0) return;
+  const jobs = missing.map((r) => [r.voice, r.rate, r.pitch, cacheFile(r), r.text.replace(/[\t\n]/g, ' ')].join('\t')).join('\n') + '\n';
+  const script = `while IFS=$'\\t' read -r voice rate pitch out text; do
+    espeak-ng -v "$voice" -s "$rate" -p "$pitch" --stdout "$text" | sox -t wav - -t raw -r 8000 -c 1 -b 16 -e signed -L "$out.tmp" || exit 1
+    mv "$out.tmp" "$out"
+  done`;
+  const run = spawnSync('bash', ['-c', script], { input: jobs, stdio: ['pipe', 'ignore', 'pipe'] });
+  if (run.status !== 0) {
+    throw new Error(`espeak-ng/sox failed (are they installed? apt-get install espeak-ng sox): ${run.stderr?.toString() || run.error?.message}`);
   }
-  const buf = fs.readFileSync(file);
+}
+
+/** 8 kHz PCM16 of one utterance, synthesising it if needed. */
+export function speak(voice: string, rate: number, pitch: number, text: string): Int16Array {
+  const req = { voice, rate, pitch, text };
+  synthesise([req]);
+  const buf = fs.readFileSync(cacheFile(req));
   return new Int16Array(buf.buffer, buf.byteOffset, buf.length >> 1).slice();
 }
 
@@ -133,11 +140,19 @@ function cleanTrack(split: Split): Clean {
   };
   pause(1.0); // calls start with line noise before anyone speaks
   const voices = VOICES[split];
-  for (let u = 0; u < UTTERANCES[split]; u++) {
-    const voice = voices[u % voices.length];
-    const rate = 120 + Math.floor(r() * 100);
-    const pitch = 25 + Math.floor(r() * 50);
-    const pcm = speak(voice, rate, pitch, sentence(r));
+  // Plan every utterance first (the random draws do not depend on the audio),
+  // then synthesise them in one batch.
+  const plan = Array.from({ length: UTTERANCES[split] }, (_, u) => ({
+    voice: voices[u % voices.length],
+    rate: 120 + Math.floor(r() * 100),
+    pitch: 25 + Math.floor(r() * 50),
+    text: sentence(r),
+    level: -32 + 16 * r(),
+    pause: 0.2 + r() * 1.6,
+  }));
+  synthesise(plan);
+  for (const u of plan) {
+    const pcm = speak(u.voice, u.rate, u.pitch, u.text);
     const frames = Math.floor(pcm.length / FRAME);
     const x = new Float64Array(frames * FRAME);
     for (let i = 0; i < x.length; i++) x[i] = pcm[i];
@@ -147,12 +162,12 @@ function cleanTrack(split: Split): Clean {
     let active = 0;
     let n = 0;
     for (const v of e) if (v > peak * 1e-4) (active += v), n++;
-    const gain = Math.sqrt((32768 ** 2 * 10 ** ((-32 + 16 * r()) / 10)) / (active / Math.max(1, n)));
+    const gain = Math.sqrt((32768 ** 2 * 10 ** (u.level / 10)) / (active / Math.max(1, n)));
     for (let i = 0; i < x.length; i++) x[i] *= gain;
     parts.push(x);
     // Speech where the clean frame is within 40 dB of the utterance's peak.
     for (const v of e) labels.push(v > peak * 1e-4 ? 1 : 0);
-    pause(0.2 + r() * 1.6);
+    pause(u.pause);
   }
   const total = parts.reduce((s, p) => s + p.length, 0);
   const speech = new Float64Array(total);
@@ -196,12 +211,18 @@ export function noise(type: Noise, n: number, seed: number, split: Split): Float
       out[i] = v + 0.05 * gaussian(r);
     }
   } else {
-    // Babble: six talkers from voices used nowhere else, overlapped.
+    // Babble: six talkers from voices used nowhere else, overlapped, each
+    // cycling through eight sentences of its own.
     const voices = BABBLE_VOICES[split];
-    for (let talker = 0; talker < 6; talker++) {
+    const lines = voices.map((voice) =>
+      Array.from({ length: 8 }, () => ({ voice, rate: 130 + Math.floor(r() * 80), pitch: 30 + Math.floor(r() * 40), text: sentence(r) })),
+    );
+    synthesise(lines.flat());
+    for (let talker = 0; talker < voices.length; talker++) {
+      const audio = lines[talker].map((l) => speak(l.voice, l.rate, l.pitch, l.text));
       let at = -Math.floor(r() * 8000 * 3);
-      while (at < n) {
-        const pcm = speak(voices[talker], 130 + Math.floor(r() * 80), 30 + Math.floor(r() * 40), sentence(r));
+      for (let k = 0; at < n; k++) {
+        const pcm = audio[k % audio.length];
         for (let i = 0; i < pcm.length; i++) if (at + i >= 0 && at + i < n) out[at + i] += pcm[i];
         at += pcm.length + Math.floor(r() * 1200);
       }

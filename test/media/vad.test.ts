@@ -1,0 +1,142 @@
+// The native VAD: behaviour on crafted input, the event state machine, frame
+// sizes and encodings, and its quality on the corpus's test split (F1 floors
+// per SNR and against WebRTC VAD measured in the same run). Quality only:
+// speed is measured by `npm run bench -- vad`.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { alawEncode, ulawEncode } from '../../src/media/g711.js';
+import { Vad, VAD_FEATURES } from '../../src/media/vad.js';
+import { DtmfDetector } from '../../src/media/dtmf.js';
+import { buildCorpus, FRAME, type Item } from '../../bench/vad/corpus.js';
+import { fvad, loadFvad, ours, scoreBySnr, scores, type Counts } from '../../bench/vad/score.js';
+import { speak } from '../../bench/vad/corpus.js';
+
+const SILENCE = new Uint8Array(FRAME).fill(0xff);
+
+function run(vad: Vad, audio: Uint8Array | Int16Array, size = FRAME) {
+  const out = [];
+  for (let i = 0; i + size <= audio.length; i += size) out.push(vad.process(audio.subarray(i, i + size)));
+  return out;
+}
+
+/** One utterance with a second of silence before and after, as μ-law. */
+function utterance(): { pcm: Int16Array; speechFrom: number; speechTo: number } {
+  const s = speak('en-us', 160, 50, 'Hello, I would like to change my appointment to Friday, please.');
+  const pcm = new Int16Array(16000 + s.length);
+  for (let i = 0; i < s.length; i++) pcm[8000 + i] = s[i] * 3;
+  // espeak-ng pads its output with silence: find where the voice really is.
+  let first = 0;
+  while (Math.abs(s[first]) < 100) first++;
+  let last = s.length - 1;
+  while (Math.abs(s[last]) < 100) last--;
+  return { pcm, speechFrom: Math.floor((8000 + first) / FRAME), speechTo: Math.ceil((8000 + last) / FRAME) };
+}
+
+describe('Vad', () => {
+  it('finds no speech in digital silence or steady noise, and learns a new steady noise within 3 s', () => {
+    const hum = new Int16Array(FRAME * 500);
+    for (let i = 0; i < hum.length; i++) hum[i] = Math.round(900 * Math.sin(i * 0.37) + 600 * Math.sin(i * 1.9) + 300 * Math.sin(i * 0.05));
+    const humU = ulawEncode(hum).slice();
+    const fromStart = new Vad();
+    expect(run(fromStart, humU).slice(5).filter((r) => r.speech).length).toBe(0);
+    fromStart.close();
+    const vad = new Vad();
+    for (const r of run(vad, new Uint8Array(FRAME * 250).fill(0xff))) expect(r.speech).toBe(false);
+    // Line noise that starts mid-call is speech-like at first, then floor.
+    const results = run(vad, humU);
+    expect(results.slice(150).filter((r) => r.speech).length).toBe(0);
+    vad.close();
+  });
+
+  it('raises start once inside the utterance and end after minSilenceMs of silence', () => {
+    const { pcm, speechFrom, speechTo } = utterance();
+    const vad = new Vad({ minSpeechMs: 60, minSilenceMs: 300 });
+    const results = run(vad, ulawEncode(pcm).slice());
+    const starts = results.flatMap((r, i) => (r.event === 'start' ? [i] : []));
+    const ends = results.flatMap((r, i) => (r.event === 'end' ? [i] : []));
+    expect(starts.length).toBeGreaterThanOrEqual(1);
+    expect(starts[0]).toBeGreaterThanOrEqual(speechFrom);
+    expect(starts[0]).toBeLessThan(speechFrom + 25);
+    expect(ends.at(-1)).toBeGreaterThanOrEqual(speechTo);
+    expect(ends.at(-1)).toBeLessThan(speechTo + 15 + 300 / 20);
+    // Stable: the pauses between words do not end the turn.
+    expect(starts.length).toBeLessThanOrEqual(2);
+    expect(results.at(-1)!.active).toBe(false);
+    const share = results.slice(speechFrom, speechTo).filter((r) => r.speech).length / (speechTo - speechFrom);
+    expect(share).toBeGreaterThan(0.7);
+    for (const r of results) expect(r.probability).toBeGreaterThanOrEqual(0), expect(r.probability).toBeLessThan(1);
+    vad.close();
+  });
+
+  it('gives the same decisions for μ-law, A-law, Int16Array and little-endian PCM16 bytes (within codec noise)', () => {
+    const { pcm } = utterance();
+    const a = run(new Vad(), ulawEncode(pcm).slice()).map((r) => r.speech);
+    const b = run(new Vad({ encoding: 'alaw' }), alawEncode(pcm).slice()).map((r) => r.speech);
+    const c = run(new Vad({ encoding: 'pcm16' }), pcm).map((r) => r.speech);
+    const d = run(new Vad({ encoding: 'pcm16' }), new Uint8Array(pcm.buffer.slice(0)), FRAME * 2).map((r) => r.speech);
+    const agree = (x: boolean[], y: boolean[]) => x.filter((v, i) => v === y[i]).length / x.length;
+    expect(agree(a, b)).toBeGreaterThan(0.95);
+    expect(agree(a, c)).toBeGreaterThan(0.95);
+    expect(c).toEqual(d);
+  });
+
+  it('handles 10 and 30 ms frames', () => {
+    const { pcm, speechFrom, speechTo } = utterance();
+    const u = ulawEncode(pcm).slice();
+    for (const size of [80, 240]) {
+      const results = run(new Vad(), u, size);
+      const perFrame = size / FRAME;
+      const inSpeech = results.filter((r, i) => i * perFrame >= speechFrom && (i + 1) * perFrame <= speechTo);
+      const outside = results.filter((r, i) => (i + 1) * perFrame < speechFrom - 2 || i * perFrame > speechTo + 20);
+      expect(inSpeech.filter((r) => r.speech).length / inSpeech.length).toBeGreaterThan(0.7);
+      expect(outside.filter((r) => r.speech).length).toBe(0);
+      expect(results.filter((r) => r.event === 'start').length).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('reset() forgets the noise floor and state; features() writes the model inputs', () => {
+    const vad = new Vad();
+    const { pcm } = utterance();
+    const u = ulawEncode(pcm).slice();
+    const first = run(vad, u).map((r) => r.probability);
+    vad.reset();
+    expect(run(vad, u).map((r) => r.probability)).toEqual(first);
+    const f = new Float32Array(VAD_FEATURES);
+    vad.features(SILENCE, f);
+    expect(f.every(Number.isFinite)).toBe(true);
+    vad.close();
+    expect(vad.closed).toBe(true);
+    expect(() => vad.process(SILENCE)).toThrow(expect.objectContaining({ code: 'ERR_AYBIZA_CLOSED' }));
+  });
+});
+
+describe('Vad on the corpus test split (never used for training)', () => {
+  let items: Item[] = [];
+  beforeAll(async () => {
+    items = buildCorpus('test');
+    await loadFvad();
+  }, 300_000);
+
+  it('beats WebRTC VAD (its best mode per SNR) in F1 at every SNR, above floors', () => {
+    const mine = scoreBySnr(items, ours);
+    const theirs = [0, 1, 2, 3].map((m) => scoreBySnr(items, () => fvad(m)));
+    // Floors a little under the measured figures (README), so a regression shows.
+    const floors = new Map([[Infinity, 0.97], [20, 0.94], [10, 0.89], [5, 0.88], [0, 0.85]]);
+    for (const [snr, floor] of floors) {
+      const o = scores(mine.get(snr) as Counts);
+      const best = Math.max(...theirs.map((t) => scores(t.get(snr) as Counts).f1));
+      expect(o.f1, `F1 at ${snr} dB`).toBeGreaterThanOrEqual(floor);
+      expect(o.f1, `ours vs fvad at ${snr} dB`).toBeGreaterThanOrEqual(best);
+      expect(o.f1, `ours vs always-speech at ${snr} dB`).toBeGreaterThan(o.alwaysSpeechF1);
+    }
+  }, 300_000);
+
+  it('the DTMF detector reports no digit anywhere in the corpus (speech in every noise)', () => {
+    let digits = '';
+    for (const item of items) {
+      const d = new DtmfDetector();
+      for (let i = 0; i + FRAME <= item.ulaw.length; i += FRAME) digits += d.process(item.ulaw.subarray(i, i + FRAME)).join('');
+      d.close();
+    }
+    expect(digits).toBe('');
+  }, 300_000);
+});
