@@ -10,6 +10,7 @@ const SUITES: Suite[] = [
   { name: 'resolve', load: () => import('./resolve.js') },
   { name: 'providers', load: () => import('./providers.js') },
   { name: 'vad', load: () => import('./vad.js') },
+  { name: 'channel', load: () => import('./channel.js') },
 ];
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
