@@ -1,6 +1,6 @@
-// Adaptive jitter buffer for 20 ms G.711 RTP frames, with G.711 Appendix I
-// style loss concealment. Plain C++ (no N-API) so the SIP RTP path can own a
-// Buffer directly; the JS binding lives at the bottom of jitter_buffer.cc.
+// Adaptive jitter buffer for 20 ms G.711 RTP frames, concealing with plc.h.
+// Plain C++ (no N-API) so the SIP RTP path can own a Buffer directly; the JS
+// binding is native/jitter_buffer_js.cc.
 //
 // Playout model. Frames are placed on the sender's timestamp axis; `play_`
 // is the timestamp of the next frame to output and advances 160 per Pop,
@@ -23,10 +23,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "plc.h"
+
 namespace aybiza::jitter {
 
-constexpr int kFrameSamples = 160;  // 20 ms at 8 kHz
-constexpr int kSlots = 64;          // buffered frames (1.28 s); more is late or a restart
+constexpr int kSlots = 64;  // buffered frames (1.28 s); more is late or a restart
 
 enum class Codec { kPcmu, kPcma };
 
@@ -44,33 +45,6 @@ struct Stats {
 enum class PushResult { kAccepted, kDuplicate, kLate, kRestarted };
 // kNone: still building up delay (nothing to play yet).
 enum class PopResult { kNone, kPlayed, kConcealed, kSilence };
-
-// Pitch-repetition concealment on 8 kHz PCM (ITU-T G.711 Appendix I, without
-// its 3.75 ms output delay: joins are smoothed inside the pitch buffer).
-class Concealer {
- public:
-  void Reset();
-  // Feeds a frame about to be played; after an erasure its head is merged with
-  // the synthetic continuation. Returns how many leading samples changed.
-  int Good(int16_t* pcm);
-  // Feeds a silence frame (DTX): ends any erasure without a merge.
-  void Silence();
-  // Synthesises the next 20 ms of an erasure into pcm.
-  void Conceal(int16_t* pcm);
-  bool InErasure() const { return erased_ > 0; }
-
- private:
-  static constexpr int kHistory = 390;  // 48.75 ms: three periods of the longest pitch
-  void Push(const int16_t* pcm);
-  int EstimatePitch() const;
-  void BuildPeriods(int periods);
-  float Next();
-
-  int16_t history_[kHistory] = {};
-  float pitch_buf_[kHistory] = {};
-  int pitch_ = 0, seg_len_ = 0, pos_ = 0, periods_ = 0;
-  int erased_ = 0;  // samples synthesised in the current erasure
-};
 
 class Buffer {
  public:
