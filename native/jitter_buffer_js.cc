@@ -64,8 +64,7 @@ class JitterBufferWrap : public Napi::ObjectWrap<JitterBufferWrap> {
 
  private:
   Buffer& Open(const Napi::CallbackInfo& info) {
-    // Like a detached ArrayBuffer: using a closed object is a TypeError.
-    if (!buffer_) throw Napi::TypeError::New(info.Env(), "JitterBuffer is closed");
+    if (!buffer_) ThrowClosed(info.Env(), "JitterBuffer");
     return *buffer_;
   }
 
@@ -114,7 +113,8 @@ class JitterBufferWrap : public Napi::ObjectWrap<JitterBufferWrap> {
     return info.Env().Undefined();
   }
 
-  // Idempotent: the owner may close from several teardown paths.
+  // Idempotent (a second close is a no-op, not ERR_AYBIZA_CLOSED): the owner
+  // may close from several teardown paths.
   Napi::Value CloseJs(const Napi::CallbackInfo& info) {
     buffer_.reset();
     return info.Env().Undefined();

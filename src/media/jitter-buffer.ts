@@ -18,7 +18,7 @@
 //   then conceals if the last frame was voiced and plays silence if it was
 //   quiet (senders enter DTX on silence). `lost` counts by sequence number
 //   only, so DTX never counts as loss.
-import { native } from './native.js';
+import { closedError, native } from './native.js';
 
 export interface JitterBufferOptions {
   /** Payload codec; concealment decodes and re-encodes in it. Default 'pcmu'. */
@@ -131,14 +131,18 @@ export class JitterBuffer {
     this.#open().reset();
   }
 
-  /** Releases the native buffer; later calls (other than close) throw a TypeError. */
+  /**
+   * Releases the native buffer. Every later call throws a TypeError with code
+   * 'ERR_AYBIZA_CLOSED', except close() itself: it is idempotent, so several
+   * teardown paths may call it.
+   */
   close(): void {
     this.#native?.close();
     this.#native = undefined;
   }
 
   #open(): NativeJitterBuffer {
-    if (this.#native === undefined) throw new TypeError('JitterBuffer is closed');
+    if (this.#native === undefined) throw closedError('JitterBuffer');
     return this.#native;
   }
 }

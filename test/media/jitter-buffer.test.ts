@@ -228,9 +228,12 @@ describe('JitterBuffer', () => {
     jb.close();
     jb.close(); // idempotent
     expect(jb.closed).toBe(true);
-    expect(() => jb.pop(0)).toThrow(TypeError);
-    expect(() => jb.push(stream(0, 1)[0])).toThrow(/closed/);
-    expect(() => jb.stats()).toThrow(TypeError);
-    expect(() => jb.reset()).toThrow(TypeError);
+    const closed = { name: 'TypeError', code: 'ERR_AYBIZA_CLOSED', message: 'JitterBuffer is closed' };
+    for (const call of [() => jb.pop(0), () => jb.push(stream(0, 1)[0]), () => jb.stats(), () => jb.reset()]) {
+      expect(call).toThrow(TypeError);
+      expect(call).toThrow(expect.objectContaining(closed));
+    }
+    // The closed check comes first: even a bad argument reports the closed object.
+    expect(() => jb.push(null as never)).toThrow(expect.objectContaining(closed));
   });
 });
