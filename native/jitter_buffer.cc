@@ -28,26 +28,44 @@ void Buffer::Restart() {
   // build-up with silence rather than null. Buffered old-stream packets go.
   resumed_ = playing_;
   started_ = playing_ = false;
-  held_ = since_voiced_drop_ = 0;
+  held_ = since_voiced_drop_ = debt_ = 0;
   last_quiet_ = true;
+  disorder_seen_ = false;
+  waited_seq_ = -1;
   last_played_seq_ = -1;
-  std::fill(std::begin(hist_), std::end(hist_), 0.0);
   // A weak prior at 40 ms: start cautious, then let measurements take over.
-  hist_[8] = 0.005;
-  target_ms_ = std::clamp(Quantile(kQuantile) + kMarginMs, opt_.min_delay_ms, opt_.max_delay_ms);
+  delays_.Reset(40);
+  UpdateTarget();
 }
 
 int64_t Buffer::ExtendSeq(uint16_t seq) const { return max_seq_ + int16_t(uint16_t(seq - uint16_t(max_seq_))); }
 int64_t Buffer::ExtendTs(uint32_t ts) const { return max_ts_ + int32_t(uint32_t(ts - uint32_t(max_ts_))); }
 
-double Buffer::Quantile(double q) const {
-  double total = 0;
-  for (double h : hist_) total += h;
+void DelayHistogram::Reset(double prior_ms) {
+  std::fill(std::begin(bins_), std::end(bins_), 0.0);
+  scale_ = 1;
+  total_ = 0;
+  Add(prior_ms, 1);
+}
+
+void DelayHistogram::Add(double delay_ms, double weight) {
+  scale_ /= forget_;
+  if (scale_ > 1e200) {
+    for (double& b : bins_) b /= scale_;
+    total_ /= scale_;
+    scale_ = 1;
+  }
+  int bin = std::clamp(int(delay_ms / kBinMs), 0, kBins - 1);
+  bins_[bin] += weight * scale_;
+  total_ += weight * scale_;
+}
+
+double DelayHistogram::Quantile() const {
   double above = 0;
-  double want = (1 - q) * total;
+  double want = (1 - quantile_) * total_;
   for (int i = kBins - 1; i >= 0; i--) {
-    if (above + hist_[i] > want) return (i + 1 - (want - above) / hist_[i]) * kBinMs;  // interpolate in the bin
-    above += hist_[i];
+    if (above + bins_[i] > want) return (i + 1 - (want - above) / bins_[i]) * kBinMs;  // interpolate in the bin
+    above += bins_[i];
   }
   return 0;
 }
@@ -64,12 +82,15 @@ void Buffer::ObserveDelay(double arrival_ms, int64_t ts, bool late) {
     dmin_cur_ = std::min(dmin_cur_, transit);
   }
   double r = transit - std::min(dmin_prev_, dmin_cur_);
-  int bin = std::clamp(int(r / kBinMs), 0, kBins - 1);
-  for (double& h : hist_) h *= kForget;
   // A packet that missed its slot weighs more: the target covers it at once
-  // (grow fast) and forgets it over ~10 s like the rest (shrink slowly).
-  hist_[bin] += (1 - kForget) * (late ? kLateWeight : 1);
-  target_ms_ = std::clamp(Quantile(kQuantile) + kMarginMs, opt_.min_delay_ms, opt_.max_delay_ms);
+  // (grow fast) and forgets it slowly like the rest (shrink slowly).
+  double w = late ? kLateWeight : 1;
+  delays_.Add(r, w);
+  UpdateTarget();
+}
+
+void Buffer::UpdateTarget() {
+  target_ms_ = std::clamp(delays_.Quantile() + kMarginMs, opt_.min_delay_ms, opt_.max_delay_ms);
 }
 
 double Buffer::CurrentDelay(double now_ms) const {
@@ -109,6 +130,7 @@ PushResult Buffer::Push(uint16_t seq, uint32_t timestamp, const uint8_t* payload
   seen = es;
   bool late = playing_ && (es <= last_played_seq_ || ets < play_ - kFrameSamples / 2);
   ObserveDelay(arrival_ms, ets, late);
+  if (late || es < max_seq_) disorder_seen_ = true, last_disorder_ms_ = arrival_ms;
   if (late) {
     stats_.late++;
     // Counted lost when playout passed it; it did arrive, just too late.
@@ -200,7 +222,8 @@ PopResult Buffer::PlayDue(Slot& slot, double cur, uint8_t* out) {
   }
   // Too much delay: drop a quiet frame whenever possible, a voiced one only
   // rarely; either way one 20 ms frame, and only if its successor is here.
-  bool over = cur > target_ms_ + 15;  // still at or above target after the drop
+  // Still at or above target after the drop; or waiting put us 20 ms up.
+  bool over = cur > target_ms_ + 15 || (debt_ > 0 && cur - 20 >= target_ms_ - kMarginMs);
   bool far_over = (cur > target_ms_ + 35 && since_voiced_drop_ >= 10) || cur > opt_.max_delay_ms;
   if (!over) return PlaySlot(slot, out);
   Slot* after = nullptr;
@@ -210,6 +233,7 @@ PopResult Buffer::PlayDue(Slot& slot, double cur, uint8_t* out) {
   bool quiet = Quiet(slot.payload);
   if (!after || !(quiet || far_over)) return PlaySlot(slot, out);
   if (!quiet) since_voiced_drop_ = 0;
+  if (debt_ > 0) debt_--;
   last_played_seq_ = std::max(last_played_seq_, slot.seq);
   slot.seq = -1;
   play_ = slot.ts + kFrameSamples;
@@ -241,9 +265,24 @@ PopResult Buffer::Pop(double now_ms, uint8_t* out) {
   // A known gap before the next packet: no missing sequence numbers means the
   // sender stopped sending (DTX), so it is silence, not loss.
   bool dtx = next->seq == last_played_seq_ + 1;
+  if (!dtx && last_played_seq_ >= 0 && waited_seq_ != last_played_seq_ + 1 && disorder_seen_ &&
+      now_ms - last_disorder_ms_ < kDisorderMemoryMs && cur + 20 <= opt_.max_delay_ms) {
+    // The next packet is missing but later ones are here. On a path that has
+    // reordered lately it is more likely in flight than lost (reordered
+    // packets trail their successors by tens of ms): conceal one frame without
+    // moving the playout point, so it can still play, as NetEQ expands before
+    // it gives up on a packet. The 20 ms are won back on a later quiet frame.
+    waited_seq_ = last_played_seq_ + 1;
+    debt_++;
+    return ConcealFrame(out);
+  }
   play_ += kFrameSamples;
   if (dtx) {
-    if (cur > target_ms_ + 15 && next->ts >= play_ + kFrameSamples) play_ += kFrameSamples;  // shrink in silence
+    bool shrink = cur > target_ms_ + 15 || (debt_ > 0 && cur - 20 >= target_ms_ - kMarginMs);
+    if (shrink && next->ts >= play_ + kFrameSamples) {
+      play_ += kFrameSamples;  // shrink in silence
+      if (debt_ > 0) debt_--;
+    }
     return SilenceFrame(out);
   }
   return ConcealFrame(out);
