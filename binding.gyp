@@ -8,7 +8,9 @@
         "native/vad.cc",
         "native/dtmf.cc",
         "native/media_channel.cc",
-        "native/jitter_buffer.cc"
+        "native/plc.cc",
+        "native/jitter_buffer.cc",
+        "native/jitter_buffer_js.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

@@ -1,117 +1,15 @@
-// Jitter buffer and concealment (see jitter_buffer.h for the playout model),
-// then the JS class that wraps one Buffer.
+// Jitter buffer core (see jitter_buffer.h for the playout model). No N-API:
+// the binding is jitter_buffer_js.cc.
 #include "jitter_buffer.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <memory>
-#include <string>
+#include <iterator>
 
 #include "g711.h"
 
 namespace aybiza::jitter {
-
-namespace {
-constexpr int kPitchMin = 40;   // 5 ms: 200 Hz
-constexpr int kPitchMax = 120;  // 15 ms: 66 Hz
-constexpr int kCorrLen = 160;
-constexpr int kFadeStart = 80;  // full level for the first 10 ms of an erasure
-constexpr int kFadeStep = 80;   // then -20 % per 10 ms: silent after 60 ms
-
-int16_t Clamp16(float v) { return int16_t(std::lrint(std::max(-32768.f, std::min(32767.f, v)))); }
-float Gain(int erased) {
-  if (erased < kFadeStart) return 1.f;
-  return std::max(0.f, 1.f - 0.2f * float(erased - kFadeStart) / kFadeStep);
-}
-}  // namespace
-
-void Concealer::Reset() { *this = Concealer(); }
-
-void Concealer::Push(const int16_t* pcm) {
-  std::memmove(history_, history_ + kFrameSamples, (kHistory - kFrameSamples) * sizeof(int16_t));
-  std::memcpy(history_ + kHistory - kFrameSamples, pcm, kFrameSamples * sizeof(int16_t));
-}
-
-void Concealer::Silence() {
-  static const int16_t kZero[kFrameSamples] = {};
-  erased_ = 0;
-  Push(kZero);
-}
-
-// Lag maximising the normalised cross-correlation of the last 20 ms with the
-// signal one lag earlier; only the candidate's energy varies with the lag.
-int Concealer::EstimatePitch() const {
-  const int16_t* x = history_ + kHistory - kCorrLen;
-  int best = kPitchMin;
-  double best_score = 0;
-  for (int lag = kPitchMin; lag <= kPitchMax; lag++) {
-    const int16_t* y = x - lag;
-    double c = 0, e = 1;
-    for (int i = 0; i < kCorrLen; i++) {
-      c += double(x[i]) * y[i];
-      e += double(y[i]) * y[i];
-    }
-    double score = c / std::sqrt(e);
-    if (score > best_score) best_score = score, best = lag;
-  }
-  return best;
-}
-
-// Loops the last `periods` pitch periods. The buffer's tail is cross-faded
-// over a quarter period into the samples that precede its start, so each
-// wrap-around continues the waveform instead of clicking.
-void Concealer::BuildPeriods(int periods) {
-  int len = periods * pitch_;
-  for (int i = 0; i < len; i++) pitch_buf_[i] = history_[kHistory - len + i];
-  int q = pitch_ / 4;
-  for (int i = 0; i < q; i++) {
-    float w = float(i + 1) / float(q + 1);
-    int at = len - q + i;
-    pitch_buf_[at] = (1 - w) * pitch_buf_[at] + w * history_[kHistory - len - q + i];
-  }
-  // Keep the same point of the waveform: both buffers end at the history's end.
-  if (periods_ > 0) pos_ += len - seg_len_;
-  seg_len_ = len;
-  periods_ = periods;
-}
-
-float Concealer::Next() {
-  float v = pitch_buf_[pos_];
-  if (++pos_ >= seg_len_) pos_ = 0;
-  return v;
-}
-
-void Concealer::Conceal(int16_t* pcm) {
-  if (erased_ == 0) {
-    pitch_ = EstimatePitch();
-    periods_ = 0;
-    pos_ = 0;
-    BuildPeriods(1);
-  }
-  for (int i = 0; i < kFrameSamples; i++, erased_++) {
-    // Appendix I: 1, then 2, then 3 periods after 10 and 20 ms, against buzz.
-    int want = erased_ < 80 ? 1 : erased_ < 160 ? 2 : 3;
-    if (want != periods_) BuildPeriods(want);
-    pcm[i] = erased_ >= kFadeStart + 5 * kFadeStep ? 0 : Clamp16(Next() * Gain(erased_));
-  }
-}
-
-int Concealer::Good(int16_t* pcm) {
-  int merged = 0;
-  if (erased_ > 0) {
-    // Appendix I: merge over 4 ms, plus 4 ms per extra 10 ms of erasure, at most 10 ms.
-    merged = std::min(80, 32 * std::max(1, erased_ / 80));
-    for (int i = 0; i < merged; i++) {
-      float syn = Next() * Gain(erased_ + i);
-      float w = float(i + 1) / float(merged + 1);
-      pcm[i] = Clamp16((1 - w) * syn + w * pcm[i]);
-    }
-    erased_ = 0;
-  }
-  Push(pcm);
-  return merged;
-}
 
 Buffer::Buffer(const Options& options) : opt_(options) { Reset(); }
 
@@ -130,26 +28,44 @@ void Buffer::Restart() {
   // build-up with silence rather than null. Buffered old-stream packets go.
   resumed_ = playing_;
   started_ = playing_ = false;
-  held_ = since_voiced_drop_ = 0;
+  held_ = since_voiced_drop_ = debt_ = 0;
   last_quiet_ = true;
+  disorder_seen_ = false;
+  waited_seq_ = -1;
   last_played_seq_ = -1;
-  std::fill(std::begin(hist_), std::end(hist_), 0.0);
   // A weak prior at 40 ms: start cautious, then let measurements take over.
-  hist_[8] = 0.005;
-  target_ms_ = std::clamp(Quantile(kQuantile) + kMarginMs, opt_.min_delay_ms, opt_.max_delay_ms);
+  delays_.Reset(40);
+  UpdateTarget();
 }
 
 int64_t Buffer::ExtendSeq(uint16_t seq) const { return max_seq_ + int16_t(uint16_t(seq - uint16_t(max_seq_))); }
 int64_t Buffer::ExtendTs(uint32_t ts) const { return max_ts_ + int32_t(uint32_t(ts - uint32_t(max_ts_))); }
 
-double Buffer::Quantile(double q) const {
-  double total = 0;
-  for (double h : hist_) total += h;
+void DelayHistogram::Reset(double prior_ms) {
+  std::fill(std::begin(bins_), std::end(bins_), 0.0);
+  scale_ = 1;
+  total_ = 0;
+  Add(prior_ms, 1);
+}
+
+void DelayHistogram::Add(double delay_ms, double weight) {
+  scale_ /= forget_;
+  if (scale_ > 1e200) {
+    for (double& b : bins_) b /= scale_;
+    total_ /= scale_;
+    scale_ = 1;
+  }
+  int bin = std::clamp(int(delay_ms / kBinMs), 0, kBins - 1);
+  bins_[bin] += weight * scale_;
+  total_ += weight * scale_;
+}
+
+double DelayHistogram::Quantile() const {
   double above = 0;
-  double want = (1 - q) * total;
+  double want = (1 - quantile_) * total_;
   for (int i = kBins - 1; i >= 0; i--) {
-    if (above + hist_[i] > want) return (i + 1 - (want - above) / hist_[i]) * kBinMs;  // interpolate in the bin
-    above += hist_[i];
+    if (above + bins_[i] > want) return (i + 1 - (want - above) / bins_[i]) * kBinMs;  // interpolate in the bin
+    above += bins_[i];
   }
   return 0;
 }
@@ -166,12 +82,15 @@ void Buffer::ObserveDelay(double arrival_ms, int64_t ts, bool late) {
     dmin_cur_ = std::min(dmin_cur_, transit);
   }
   double r = transit - std::min(dmin_prev_, dmin_cur_);
-  int bin = std::clamp(int(r / kBinMs), 0, kBins - 1);
-  for (double& h : hist_) h *= kForget;
   // A packet that missed its slot weighs more: the target covers it at once
-  // (grow fast) and forgets it over ~10 s like the rest (shrink slowly).
-  hist_[bin] += (1 - kForget) * (late ? kLateWeight : 1);
-  target_ms_ = std::clamp(Quantile(kQuantile) + kMarginMs, opt_.min_delay_ms, opt_.max_delay_ms);
+  // (grow fast) and forgets it slowly like the rest (shrink slowly).
+  double w = late ? kLateWeight : 1;
+  delays_.Add(r, w);
+  UpdateTarget();
+}
+
+void Buffer::UpdateTarget() {
+  target_ms_ = std::clamp(delays_.Quantile() + kMarginMs, opt_.min_delay_ms, opt_.max_delay_ms);
 }
 
 double Buffer::CurrentDelay(double now_ms) const {
@@ -211,6 +130,7 @@ PushResult Buffer::Push(uint16_t seq, uint32_t timestamp, const uint8_t* payload
   seen = es;
   bool late = playing_ && (es <= last_played_seq_ || ets < play_ - kFrameSamples / 2);
   ObserveDelay(arrival_ms, ets, late);
+  if (late || es < max_seq_) disorder_seen_ = true, last_disorder_ms_ = arrival_ms;
   if (late) {
     stats_.late++;
     // Counted lost when playout passed it; it did arrive, just too late.
@@ -302,7 +222,8 @@ PopResult Buffer::PlayDue(Slot& slot, double cur, uint8_t* out) {
   }
   // Too much delay: drop a quiet frame whenever possible, a voiced one only
   // rarely; either way one 20 ms frame, and only if its successor is here.
-  bool over = cur > target_ms_ + 15;  // still at or above target after the drop
+  // Still at or above target after the drop; or waiting put us 20 ms up.
+  bool over = cur > target_ms_ + 15 || (debt_ > 0 && cur - 20 >= target_ms_ - kMarginMs);
   bool far_over = (cur > target_ms_ + 35 && since_voiced_drop_ >= 10) || cur > opt_.max_delay_ms;
   if (!over) return PlaySlot(slot, out);
   Slot* after = nullptr;
@@ -312,6 +233,7 @@ PopResult Buffer::PlayDue(Slot& slot, double cur, uint8_t* out) {
   bool quiet = Quiet(slot.payload);
   if (!after || !(quiet || far_over)) return PlaySlot(slot, out);
   if (!quiet) since_voiced_drop_ = 0;
+  if (debt_ > 0) debt_--;
   last_played_seq_ = std::max(last_played_seq_, slot.seq);
   slot.seq = -1;
   play_ = slot.ts + kFrameSamples;
@@ -343,9 +265,24 @@ PopResult Buffer::Pop(double now_ms, uint8_t* out) {
   // A known gap before the next packet: no missing sequence numbers means the
   // sender stopped sending (DTX), so it is silence, not loss.
   bool dtx = next->seq == last_played_seq_ + 1;
+  if (!dtx && last_played_seq_ >= 0 && waited_seq_ != last_played_seq_ + 1 && disorder_seen_ &&
+      now_ms - last_disorder_ms_ < kDisorderMemoryMs && cur + 20 <= opt_.max_delay_ms) {
+    // The next packet is missing but later ones are here. On a path that has
+    // reordered lately it is more likely in flight than lost (reordered
+    // packets trail their successors by tens of ms): conceal one frame without
+    // moving the playout point, so it can still play, as NetEQ expands before
+    // it gives up on a packet. The 20 ms are won back on a later quiet frame.
+    waited_seq_ = last_played_seq_ + 1;
+    debt_++;
+    return ConcealFrame(out);
+  }
   play_ += kFrameSamples;
   if (dtx) {
-    if (cur > target_ms_ + 15 && next->ts >= play_ + kFrameSamples) play_ += kFrameSamples;  // shrink in silence
+    bool shrink = cur > target_ms_ + 15 || (debt_ > 0 && cur - 20 >= target_ms_ - kMarginMs);
+    if (shrink && next->ts >= play_ + kFrameSamples) {
+      play_ += kFrameSamples;  // shrink in silence
+      if (debt_ > 0) debt_--;
+    }
     return SilenceFrame(out);
   }
   return ConcealFrame(out);
@@ -356,129 +293,5 @@ Stats Buffer::GetStats() const {
   s.target_delay_ms = target_ms_;
   return s;
 }
-
-}  // namespace aybiza::jitter
-
-// ---- JS binding: class JitterBuffer. Positional arguments (the TS wrapper
-// unpacks the packet object) keep the per-frame path to a few N-API calls.
-#include "args.h"
-
-namespace aybiza::jitter {
-namespace {
-
-double RequireInteger(const Napi::CallbackInfo& info, size_t index, const char* name, double max) {
-  double v = RequireNumber(info, index, name, 0, max);
-  if (v != std::floor(v)) throw Napi::RangeError::New(info.Env(), ArgName(index, name) + " must be an integer");
-  return v;
-}
-
-double OptionNumber(Napi::Object opts, const char* name, double fallback, double min, double max) {
-  Napi::Value v = opts.Get(name);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber()) throw Napi::TypeError::New(opts.Env(), std::string("options.") + name + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= min && d <= max)) {
-    throw Napi::RangeError::New(opts.Env(), std::string("options.") + name + " must be between " +
-                                                std::to_string(int(min)) + " and " + std::to_string(int(max)));
-  }
-  return d;
-}
-
-class JitterBufferWrap : public Napi::ObjectWrap<JitterBufferWrap> {
- public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "JitterBuffer",
-                       {InstanceMethod<&JitterBufferWrap::PushJs>("push"), InstanceMethod<&JitterBufferWrap::PopJs>("pop"),
-                        InstanceMethod<&JitterBufferWrap::StatsJs>("stats"),
-                        InstanceMethod<&JitterBufferWrap::ResetJs>("reset"),
-                        InstanceMethod<&JitterBufferWrap::CloseJs>("close")});
-  }
-
-  explicit JitterBufferWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JitterBufferWrap>(info) {
-    Napi::Env env = info.Env();
-    Options o;
-    if (info.Length() > 0 && !info[0].IsUndefined()) {
-      if (!info[0].IsObject()) throw Napi::TypeError::New(env, "argument 0 (options) must be an object");
-      Napi::Object opts = info[0].As<Napi::Object>();
-      Napi::Value codec = opts.Get("codec");
-      if (!codec.IsUndefined()) {
-        if (!codec.IsString()) throw Napi::TypeError::New(env, "options.codec must be 'pcmu' or 'pcma'");
-        std::string c = codec.As<Napi::String>().Utf8Value();
-        if (c != "pcmu" && c != "pcma") throw Napi::RangeError::New(env, "options.codec must be 'pcmu' or 'pcma'");
-        o.codec = c == "pcmu" ? Codec::kPcmu : Codec::kPcma;
-      }
-      o.min_delay_ms = OptionNumber(opts, "minDelayMs", o.min_delay_ms, 0, 1000);
-      o.max_delay_ms = OptionNumber(opts, "maxDelayMs", std::max(o.max_delay_ms, o.min_delay_ms), 20, 1000);
-      if (o.max_delay_ms < o.min_delay_ms) {
-        throw Napi::RangeError::New(env, "options.maxDelayMs must not be below options.minDelayMs");
-      }
-    }
-    buffer_ = std::make_unique<Buffer>(o);
-  }
-
- private:
-  Buffer& Open(const Napi::CallbackInfo& info) {
-    // Like a detached ArrayBuffer: using a closed object is a TypeError.
-    if (!buffer_) throw Napi::TypeError::New(info.Env(), "JitterBuffer is closed");
-    return *buffer_;
-  }
-
-  // push(seq, timestamp, payload, arrivalMs, ssrc?) -> PushResult as a number
-  Napi::Value PushJs(const Napi::CallbackInfo& info) {
-    Buffer& b = Open(info);
-    auto seq = uint16_t(RequireInteger(info, 0, "seq", 65535));
-    auto ts = uint32_t(RequireInteger(info, 1, "timestamp", 4294967295.0));
-    ByteSpan payload = RequireBytes(info, 2, "payload");
-    if (payload.length != kFrameSamples) {
-      throw Napi::RangeError::New(info.Env(), "argument 2 (payload) must be 160 bytes (one 20 ms G.711 frame), got " +
-                                                  std::to_string(payload.length));
-    }
-    double arrival = RequireNumber(info, 3, "arrivalMs", -9e15, 9e15);
-    bool has_ssrc = info.Length() > 4 && !info[4].IsUndefined();
-    uint32_t ssrc = has_ssrc ? uint32_t(RequireInteger(info, 4, "ssrc", 4294967295.0)) : 0;
-    return Napi::Number::New(info.Env(), double(b.Push(seq, ts, payload.data, arrival, has_ssrc, ssrc)));
-  }
-
-  // pop(nowMs, dst) -> PopResult as a number; dst receives the frame.
-  Napi::Value PopJs(const Napi::CallbackInfo& info) {
-    Buffer& b = Open(info);
-    double now = RequireNumber(info, 0, "nowMs", -9e15, 9e15);
-    ByteSpan dst = RequireBytes(info, 1, "dst");
-    RequireRoom(info, kFrameSamples, dst.length, "dst");
-    return Napi::Number::New(info.Env(), double(b.Pop(now, dst.data)));
-  }
-
-  Napi::Value StatsJs(const Napi::CallbackInfo& info) {
-    Stats s = Open(info).GetStats();
-    Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("received", double(s.received));
-    o.Set("played", double(s.played));
-    o.Set("late", double(s.late));
-    o.Set("lost", double(s.lost));
-    o.Set("concealed", double(s.concealed));
-    o.Set("duplicate", double(s.duplicate));
-    o.Set("reordered", double(s.reordered));
-    o.Set("currentDelayMs", s.current_delay_ms);
-    o.Set("targetDelayMs", s.target_delay_ms);
-    return o;
-  }
-
-  Napi::Value ResetJs(const Napi::CallbackInfo& info) {
-    Open(info).Reset();
-    return info.Env().Undefined();
-  }
-
-  // Idempotent: the owner may close from several teardown paths.
-  Napi::Value CloseJs(const Napi::CallbackInfo& info) {
-    buffer_.reset();
-    return info.Env().Undefined();
-  }
-
-  std::unique_ptr<Buffer> buffer_;
-};
-
-}  // namespace
-
-void Register(Napi::Env env, Napi::Object exports) { exports.Set("JitterBuffer", JitterBufferWrap::Define(env)); }
 
 }  // namespace aybiza::jitter

@@ -13,12 +13,17 @@
 //   or playout holds on underrun. Shrink: a quiet frame (or a DTX-silence
 //   slot) is skipped whenever delay exceeds target + 15 ms; a voiced frame
 //   only beyond target + 35 ms and at most once per 200 ms.
+// - Reordering: when the next packet is missing but later ones are buffered,
+//   and a packet arrived out of order or late in the last 10 s, the buffer
+//   conceals one frame without moving the playout point (once per missing
+//   packet), so a reordered packet still plays; the 20 ms are won back on the
+//   next quiet frame that keeps the delay at or above target - 5 ms.
 // - A timestamp gap with no sequence gap is DTX: comfort silence, not loss.
 //   While the buffer is empty the two cannot be told apart yet; the buffer
 //   then conceals if the last frame was voiced and plays silence if it was
 //   quiet (senders enter DTX on silence). `lost` counts by sequence number
 //   only, so DTX never counts as loss.
-import { native } from './native.js';
+import { closedError, native } from './native.js';
 
 export interface JitterBufferOptions {
   /** Payload codec; concealment decodes and re-encodes in it. Default 'pcmu'. */
@@ -131,14 +136,18 @@ export class JitterBuffer {
     this.#open().reset();
   }
 
-  /** Releases the native buffer; later calls (other than close) throw a TypeError. */
+  /**
+   * Releases the native buffer. Every later call throws a TypeError with code
+   * 'ERR_AYBIZA_CLOSED', except close() itself: it is idempotent, so several
+   * teardown paths may call it.
+   */
   close(): void {
     this.#native?.close();
     this.#native = undefined;
   }
 
   #open(): NativeJitterBuffer {
-    if (this.#native === undefined) throw new TypeError('JitterBuffer is closed');
+    if (this.#native === undefined) throw closedError('JitterBuffer');
     return this.#native;
   }
 }

@@ -102,7 +102,13 @@ describe('JitterBuffer under hostile input', () => {
     expect(() => n.pop(0, new Uint8Array(100))).toThrow(/dst/);
     expect(() => n.push()).toThrow(TypeError);
     n.close();
-    expect(() => n.stats()).toThrow(/closed/);
+    n.close(); // idempotent on the native side too
+    const closed = { name: 'TypeError', code: 'ERR_AYBIZA_CLOSED', message: 'JitterBuffer is closed' };
+    expect(() => n.stats()).toThrow(expect.objectContaining(closed));
+    expect(() => n.reset()).toThrow(expect.objectContaining(closed));
+    expect(() => n.pop(0, new Uint8Array(160))).toThrow(expect.objectContaining(closed));
+    expect(() => n.push(1, 160, new Uint8Array(160), 0)).toThrow(expect.objectContaining(closed));
+    expect(() => n.push()).toThrow(expect.objectContaining(closed));
   });
 
   it('survives 20,000 random calls on wrapped and native buffers, including after close', () => {

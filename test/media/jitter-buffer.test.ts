@@ -100,6 +100,48 @@ describe('JitterBuffer', () => {
     expect(s).toMatchObject({ late: 0, lost: 0 });
   });
 
+  it('waits for reordered packets instead of losing them, and wins the wait back in pauses', () => {
+    const jb = make();
+    // 60 s of talkspurts (1.4 s) and quiet pauses (0.6 s); one packet in 29
+    // trails its successor by 25 ms, and every 10 s one by 50 ms: deeper than
+    // anything the last few seconds showed, so the target cannot cover it.
+    const transit = (k: number) => 30 + ((k * 13) % 5) + (k % 29 === 7 ? 25 : 0) + (k % 500 === 250 ? 50 : 0);
+    const packets = stream(0, 3000, { transit, voiced: (k) => k % 100 < 70 });
+    // Sampled before the stream ends (after it, underrun holds grow the delay).
+    const outs = replay(jb, packets, 59_000);
+    // Nothing is dropped as late or counted lost; every voiced frame plays, in
+    // order (quiet ones may be skipped to win a wait back).
+    const played = tags(outs);
+    expect(played.length).toBeGreaterThan(2900);
+    expect(played.every((t, i) => i === 0 || t > played[i - 1])).toBe(true);
+    const last = played[played.length - 1];
+    const voiced = Array.from({ length: last + 1 }, (_, k) => k).filter((k) => k % 100 < 70);
+    expect(voiced.filter((k) => !played.includes(k))).toEqual([]);
+    const s = jb.stats();
+    expect(s.reordered).toBeGreaterThan(90);
+    expect(s).toMatchObject({ late: 0, lost: 0, played: played.length });
+    // The waits (one concealed frame each) do not ratchet the delay up: it
+    // stays in the band the target sets.
+    expect(s.currentDelayMs).toBeLessThan(s.targetDelayMs + 20);
+    expect(s.currentDelayMs).toBeLessThan(90);
+  });
+
+  it('does not wait for a missing packet on a path that never reorders', () => {
+    const jb = make();
+    // Isolated losses on a steady path: each gap is concealed in place, and
+    // the stream keeps its timing (no held frames to win back).
+    const packets = stream(0, 500).filter((_, k) => k % 50 !== 25);
+    const outs = replay(jb, packets, 10_300);
+    // 490 minus at most one frame shed while the start-up target settles.
+    expect(tags(outs).length).toBeGreaterThanOrEqual(489);
+    for (let k = 25; k < 500; k += 50) {
+      const at = outs.findIndex((o) => o.tag === k + 1);
+      expect(outs[at - 1].concealed).toBe(true);
+      expect(outs[at - 2].tag).toBe(k - 1);
+    }
+    expect(jb.stats()).toMatchObject({ lost: 10, late: 0, reordered: 0 });
+  });
+
   it('drops and counts duplicates', () => {
     const jb = make();
     const packets = stream(0, 100);
@@ -228,9 +270,12 @@ describe('JitterBuffer', () => {
     jb.close();
     jb.close(); // idempotent
     expect(jb.closed).toBe(true);
-    expect(() => jb.pop(0)).toThrow(TypeError);
-    expect(() => jb.push(stream(0, 1)[0])).toThrow(/closed/);
-    expect(() => jb.stats()).toThrow(TypeError);
-    expect(() => jb.reset()).toThrow(TypeError);
+    const closed = { name: 'TypeError', code: 'ERR_AYBIZA_CLOSED', message: 'JitterBuffer is closed' };
+    for (const call of [() => jb.pop(0), () => jb.push(stream(0, 1)[0]), () => jb.stats(), () => jb.reset()]) {
+      expect(call).toThrow(TypeError);
+      expect(call).toThrow(expect.objectContaining(closed));
+    }
+    // The closed check comes first: even a bad argument reports the closed object.
+    expect(() => jb.push(null as never)).toThrow(expect.objectContaining(closed));
   });
 });
