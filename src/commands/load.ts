@@ -18,6 +18,39 @@ import { parseArgs, numberArg } from './args.js';
 import { setLogSink } from '../log.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli.js');
+const ADMIN_KEY = 'load-admin-key';
+// The provider delays the load's emulators are configured with (the same
+// variables as `aybiza emulators`), so each turn can be compared with them.
+const STT_ENDPOINTING_MS = 300; // the demo agent's STT setting (the default)
+
+interface TurnRow {
+  latencies: Partial<Record<'eou' | 'llm_ttft' | 'first_sentence' | 'tts_ttfb' | 'e2e' | 'server', number>>;
+}
+
+/** Every stored turn of the run's calls, read back through the admin API. */
+async function storedTurns(url: string): Promise<TurnRow[]> {
+  const headers = { authorization: `Bearer ${ADMIN_KEY}` };
+  const ids: string[] = [];
+  let cursor = '';
+  for (;;) {
+    const res = await fetch(`${url}/v1/calls?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { headers });
+    if (!res.ok) break;
+    const page = (await res.json()) as { items: { id: string }[]; nextCursor?: string | null };
+    ids.push(...page.items.map((c) => c.id));
+    if (!page.nextCursor) break;
+    cursor = page.nextCursor;
+  }
+  const turns: TurnRow[] = [];
+  for (let i = 0; i < ids.length; i += 10) {
+    const details = await Promise.all(ids.slice(i, i + 10).map(async (id) => (await fetch(`${url}/v1/calls/${id}`, { headers })).json()));
+    for (const d of details as { turns?: TurnRow[] }[]) turns.push(...(d.turns ?? []));
+  }
+  return turns;
+}
+
+function spread(xs: number[]): { p50: number; p99: number; max: number } {
+  return { p50: +pct(xs, 0.5).toFixed(1), p99: +pct(xs, 0.99).toFixed(1), max: +Math.max(...xs).toFixed(1) };
+}
 const CLK_TCK = 100;
 
 function cpuSeconds(pid: number): number {
@@ -78,13 +111,24 @@ export async function run(argv: string[]): Promise<void> {
   const calls = numberArg(a.calls, 'calls', 50, 1, 5000);
   const seconds = numberArg(a.seconds, 'seconds', 30, 5, 3600);
   const token = process.env.TWILIO_AUTH_TOKEN ?? 'load-test-token';
+  const emulated = {
+    sttFinalMs: numberArg(process.env.EMULATOR_STT_FINAL_DELAY_MS, 'EMULATOR_STT_FINAL_DELAY_MS', 250, 0, 60_000),
+    llmTtftMs: numberArg(process.env.EMULATOR_LLM_TTFT_MS, 'EMULATOR_LLM_TTFT_MS', 480, 0, 60_000),
+    ttsTtfbMs: numberArg(process.env.EMULATOR_TTS_TTFB_MS, 'EMULATOR_TTS_TTFB_MS', 90, 0, 60_000),
+  };
   const children: ChildProcess[] = [];
   let url = a.url ? String(a.url) : '';
   let publicUrl = a['public-url'] ? String(a['public-url']) : url;
   let serverPid = 0;
   try {
     if (!url) {
-      const emu = spawn(process.execPath, [CLI, 'emulators'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } });
+      const emu = spawn(process.execPath, [CLI, 'emulators'], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: {
+          ...process.env, LOG_LEVEL: 'warn', EMULATOR_STT_FINAL_DELAY_MS: String(emulated.sttFinalMs),
+          EMULATOR_LLM_TTFT_MS: String(emulated.llmTtftMs), EMULATOR_TTS_TTFB_MS: String(emulated.ttsTtfbMs),
+        },
+      });
       children.push(emu);
       const urls = await firstJsonLine(emu, (o) => typeof o.deepgramUrl === 'string', 'emulators');
       const port = 20000 + Math.floor(Math.random() * 20000);
@@ -98,7 +142,7 @@ export async function run(argv: string[]): Promise<void> {
         stdio: ['ignore', logFd, logFd],
         env: {
           ...process.env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: url, SIP_PORT: '0', LOG_LEVEL: 'warn',
-          DATA_DIR: dataDir, TWILIO_AUTH_TOKEN: token,
+          DATA_DIR: dataDir, TWILIO_AUTH_TOKEN: token, ADMIN_API_KEY: ADMIN_KEY,
           DEEPGRAM_URL: String(urls.deepgramUrl), DEEPGRAM_API_KEY: 'load', BEDROCK_ENDPOINT: String(urls.bedrockUrl),
           AWS_ACCESS_KEY_ID: 'load', AWS_SECRET_ACCESS_KEY: 'load', AWS_REGION: 'us-east-1', MAX_CONCURRENT_CALLS: String(calls * 2),
         },
@@ -182,6 +226,27 @@ export async function run(argv: string[]): Promise<void> {
       turnLatencyMs: Object.fromEntries(['eou', 'llm_ttft', 'tts_ttfb', 'e2e', 'server'].map((s) => [s, histogramQuantiles(metrics, s)])),
     };
     await Promise.allSettled(callers.map((c) => (c.isClosed ? undefined : c.hangup())));
+    if (serverPid) {
+      // Exact per-turn figures (the histograms above are bucketed): our own
+      // time, and e2e against what the emulators were configured to take.
+      await new Promise((r) => setTimeout(r, 1000)); // the last turns are written as the calls end
+      const turns = (await storedTurns(url)).map((t) => t.latencies).filter((l) => l.e2e !== undefined && l.server !== undefined);
+      const configured = (l: TurnRow['latencies']) =>
+        STT_ENDPOINTING_MS + emulated.sttFinalMs + emulated.llmTtftMs + (l.first_sentence ?? 0) + emulated.ttsTtfbMs + (l.server ?? 0);
+      Object.assign(report, {
+        turns: {
+          count: turns.length,
+          configuredMs: { sttEndpointing: STT_ENDPOINTING_MS, sttFinal: emulated.sttFinalMs, llmTtft: emulated.llmTtftMs, ttsTtfb: emulated.ttsTtfbMs },
+          serverMs: spread(turns.map((l) => l.server!)),
+          e2eMinusConfiguredMs: spread(turns.map((l) => l.e2e! - configured(l))),
+          stageMinusConfiguredMs: {
+            eou: spread(turns.filter((l) => l.eou !== undefined).map((l) => l.eou! - STT_ENDPOINTING_MS - emulated.sttFinalMs)),
+            llm_ttft: spread(turns.filter((l) => l.llm_ttft !== undefined).map((l) => l.llm_ttft! - emulated.llmTtftMs)),
+            tts_ttfb: spread(turns.filter((l) => l.tts_ttfb !== undefined).map((l) => l.tts_ttfb! - emulated.ttsTtfbMs)),
+          },
+        },
+      });
+    }
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   } finally {
     for (const ch of children) ch.kill('SIGTERM');
