@@ -173,19 +173,25 @@ export async function run(argv: string[]): Promise<void> {
       dialing.push(new Promise<void>((r) => setTimeout(r, (i * rampMs) / calls)).then(() => c.dial().then(() => undefined)));
     }
     // One clock drives every caller's 20 ms frames; each caller speaks every ~8 s.
+    // Real calls are not phase-aligned: the callers are spread over four 5 ms
+    // phases, so the server sees a steady stream rather than every call's
+    // frame in the same millisecond.
+    const PHASES = 4;
     const t0 = performance.now();
     let slot = 0;
     let running = true;
     const clockLoop = () => {
       if (!running) return;
       slot++;
-      for (let i = 0; i < callers.length; i++) {
+      const phase = slot % PHASES;
+      const frameSlot = Math.floor(slot / PHASES);
+      for (let i = phase; i < callers.length; i += PHASES) {
         const c = callers[i];
         if (c.isClosed) continue;
-        if ((slot + i * 37) % 400 === 0) c.speak(speech);
+        if ((frameSlot + i * 37) % 400 === 0) c.speak(speech);
         c.sendNextFrame();
       }
-      setTimeout(clockLoop, Math.max(0, t0 + (slot + 1) * 20 - performance.now()));
+      setTimeout(clockLoop, Math.max(0, t0 + (slot + 1) * (20 / PHASES) - performance.now()));
     };
     const results = await Promise.allSettled(dialing);
     const failedDials = results.filter((r) => r.status === 'rejected').length;

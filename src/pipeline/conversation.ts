@@ -75,7 +75,10 @@ export class Conversation implements Tickable {
     this.detector = new TurnDetector((c) => this.onCommit(c), opts.turn ?? { ...DEFAULT_TURN_SETTINGS, ...(endpointing ? { silenceMs: Math.max(200, endpointing) } : {}) });
     Object.assign(session.events, {
       onTranscript: (t: { text: string; isFinal: boolean; speechFinal: boolean }) => this.onTranscript(t.text, t.isFinal, t.speechFinal),
-      onUtteranceEnd: () => this.detector.utteranceEnd(),
+      onUtteranceEnd: () => {
+        this.detector.utteranceEnd();
+        this.detector.tick(performance.now());
+      },
       onSpeechStart: () => this.onSpeechStart(),
       onSpeechEnd: (at: number) => this.detector.speechEnd(at),
       onDtmf: (d: string) => {
@@ -136,6 +139,9 @@ export class Conversation implements Tickable {
     if (this.pendingBargeIn && words && !BACKCHANNEL.test(words)) this.confirmBargeIn();
     else if (this.pendingBargeIn && words) this.pendingBargeIn.words = false;
     this.detector.transcript(text, isFinal, speechFinal);
+    // The endpoint may complete the turn: commit now, not at the next 20 ms
+    // tick (that wait would sit on every turn's critical path).
+    if (isFinal) this.detector.tick(performance.now());
   }
 
   private onSpeechStart(): void {

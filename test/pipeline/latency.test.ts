@@ -28,7 +28,6 @@ describe('turn latency timeline', () => {
     const t0 = Date.now();
     while (conv.turns.length === 0 && Date.now() - t0 < 20_000) await sleep(20);
     const l = conv.turns[0].latencies;
-    console.log("LATENCIES", JSON.stringify(l));
     expect(l.llm_ttft).toBeGreaterThanOrEqual(300);
     expect(l.llm_ttft).toBeLessThan(300 + 60);
     expect(l.tts_ttfb).toBeGreaterThanOrEqual(150);
