@@ -1,0 +1,120 @@
+// A SIP call as a CallTransport: the agent's frames go out as RTP the moment
+// playout hands them over on the shared 20 ms clock (lead 20: RTP is played
+// as it arrives, so marks count as heard when sent); the caller's audio comes
+// out of the jitter buffer on the same clock into the call session. The call
+// ends on BYE (ours or theirs), on media timeout, or when the agent hangs up.
+import type { Session } from 'sip.js/lib/core/index.js';
+import { clock, type Tickable } from '../src/call/clock.js';
+import type { CallSession } from '../src/call/session.js';
+import type { CallTransport } from '../src/call/transport.js';
+import { mediaFrames, rtpPackets } from '../src/metrics/index.js';
+import type { RtpSession } from './rtp.js';
+
+const framesOut = mediaFrames.labels('sip', 'out');
+const STATS_EVERY_TICKS = 50;
+
+export interface SipCallOptions {
+  rtp: RtpSession;
+  dialog: Session;
+  mediaTimeoutMs: number;
+  allowRefer: boolean;
+  /** Called once when the call is over, whoever ended it. */
+  onClosed(reason: string, stats: ReturnType<RtpSession['stats']>): void;
+}
+
+export class SipCall implements CallTransport, Tickable {
+  readonly kind = 'sip' as const;
+  readonly leadMs = 20;
+  session: CallSession | null = null;
+  private closed = false;
+  private ticks = 0;
+  /** Caller is on hold (sendonly/inactive): silence is expected, not a timeout. */
+  held = false;
+  private reported = { lost: 0, late: 0, concealed: 0 };
+
+  constructor(readonly o: SipCallOptions) {
+    clock.add(this);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  sendFrame(frame: Uint8Array): boolean {
+    if (this.closed) return false;
+    this.o.rtp.send(frame);
+    framesOut.inc();
+    return true;
+  }
+
+  sendMark(name: string): void {
+    // RTP has no far-end buffer to wait for: sent is heard. Reported after the
+    // current playout tick returns, not from inside it.
+    queueMicrotask(() => this.session?.onMarkPlayed(name));
+  }
+
+  clearPlayout(): void {
+    // Nothing is buffered on the far side of RTP.
+  }
+
+  tick(): void {
+    if (this.closed) return;
+    const now = performance.now();
+    for (const f of this.o.rtp.takeUnbuffered()) this.session?.inbound(f);
+    const frame = this.o.rtp.pop(now);
+    if (frame && this.session) this.session.inbound(frame.payload);
+    this.o.rtp.maybeSendRtcp(now);
+    if (++this.ticks % STATS_EVERY_TICKS === 0) this.reportStats();
+    if (!this.held && now - this.o.rtp.lastPacketAt > this.o.mediaTimeoutMs) this.hangup('media timeout');
+  }
+
+  /** Adds the jitter buffer's loss/late/concealment since the last report to the counters. */
+  private reportStats(): void {
+    const s = this.o.rtp.jitter.stats();
+    for (const k of ['lost', 'late', 'concealed'] as const) {
+      const d = s[k] - this.reported[k];
+      if (d > 0) rtpPackets.inc({ direction: 'in', event: k }, d);
+      this.reported[k] = s[k];
+    }
+  }
+
+  hangup(reason: string): void {
+    if (this.closed) return;
+    try {
+      this.o.dialog.bye();
+    } catch {
+      // The dialog may already be gone (a BYE crossed ours).
+    }
+    this.close(reason);
+  }
+
+  /** Blind transfer (RFC 3515) where the trunk allows it; the carrier ends our leg. */
+  async transfer(target: string): Promise<boolean> {
+    if (this.closed || !this.o.allowRefer) return false;
+    const uri = /^sips?:/i.test(target) ? target : `sip:${target}`;
+    return new Promise<boolean>((resolve) => {
+      try {
+        this.o.dialog.refer(
+          {
+            onAccept: () => resolve(true),
+            onReject: () => resolve(false),
+          },
+          { extraHeaders: [`Refer-To: <${uri}>`, `Referred-By: <sip:aybiza@${'localhost'}>`] },
+        );
+      } catch {
+        resolve(false);
+      }
+    });
+  }
+
+  /** Releases media and the clock slot; the session is ended by its owner. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    clock.delete(this);
+    this.reportStats();
+    const stats = this.o.rtp.stats();
+    this.o.rtp.close();
+    this.o.onClosed(reason, stats);
+  }
+}

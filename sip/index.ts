@@ -1,0 +1,222 @@
+// The SIP trunk component: sockets on SIP_PORT (UDP + TCP), the UAS, and the
+// INVITE → admission → SDP answer → RTP → CallSession + Conversation path.
+// Mirrors the Twilio gateway: same capacity rules, same call records, same
+// session and pipeline; only the transport differs.
+import os from 'node:os';
+import type { IncomingInviteRequest, Session } from 'sip.js/lib/core/index.js';
+import type { Config } from '../src/config.js';
+import { log } from '../src/log.js';
+import { countBadInput } from '../src/metrics/index.js';
+import type { Component } from '../src/server/server.js';
+import type { ControlPlane } from '../src/store/index.js';
+import type { Providers } from '../src/providers/types.js';
+import { CallSession } from '../src/call/session.js';
+import { Admitter } from './admission.js';
+import { SipCall } from './call.js';
+import { allocateRtpPorts, RtpSession } from './rtp.js';
+import { buildAnswer, negotiate, parseSdp, type Negotiated } from './sdp.js';
+import { SipSockets } from './transport.js';
+import { SipUas, type InviteContext } from './uas.js';
+
+export interface SipServerOptions {
+  config: Config;
+  store: ControlPlane;
+  providers: Providers;
+  onSession(session: CallSession): { start(): void };
+  /** Calls on other transports, for the process-wide MAX_CONCURRENT_CALLS. */
+  otherCalls?(): number;
+  /** RTP silence that ends a call (not while the caller holds). Default 30 s. */
+  mediaTimeoutMs?: number;
+}
+
+const NODE_ID = `${os.hostname()}:${process.pid}`;
+const RETRY_AFTER_S = 5;
+
+export class SipServer implements Component {
+  readonly name = 'sip';
+  readonly calls = new Map<string, SipCall>();
+  private sockets: SipSockets | null = null;
+  private uas: SipUas | null = null;
+  private readonly admitter: Admitter;
+  private draining = false;
+  private drained: (() => void) | null = null;
+  private pending = 0;
+
+  constructor(private readonly o: SipServerOptions) {
+    this.admitter = new Admitter(o.store, o.config.sipRealm);
+  }
+
+  get port(): number {
+    return this.sockets?.localPort ?? 0;
+  }
+
+  async start(): Promise<void> {
+    const c = this.o.config;
+    this.sockets = new SipSockets(c.sipHost, c.sipPort, (text, src) => this.uas?.receive(text, src));
+    const port = await this.sockets.listen();
+    this.uas = new SipUas(this.sockets, { publicIp: c.sipPublicIp, port, log, onInvite: (req, ctx) => void this.invite(req, ctx) });
+    log.info('sip listening', { host: c.sipHost, port, publicIp: c.sipPublicIp, rtp: `${c.rtpPortMin}-${c.rtpPortMax}` });
+  }
+
+  private async invite(req: IncomingInviteRequest, ctx: InviteContext): Promise<void> {
+    const msg = req.message;
+    try {
+      req.trying();
+    } catch {
+      // already sent by the transaction
+    }
+    let cancelled = false;
+    req.delegate = {
+      // sip.js answers the CANCEL with 200; the 487 to the INVITE is ours (reference §10.3.6).
+      onCancel: () => {
+        cancelled = true;
+        safe(() => req.reject({ statusCode: 487 }));
+      },
+    };
+    const reject = (statusCode: number, reason: string, extraHeaders?: string[]) => {
+      if (!cancelled) safe(() => req.reject({ statusCode, extraHeaders }));
+      log.info('sip call refused', { callId: msg.callId, status: statusCode, reason, from: ctx.source.address });
+    };
+    const type = (msg.getHeader('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    if (!msg.body || type !== 'application/sdp') {
+      // Delayed offer (no SDP) is not supported yet; other bodies are not understood.
+      if (msg.body) return reject(415, 'unsupported_body', ['Accept: application/sdp']);
+      return reject(488, 'no_offer');
+    }
+    const offer = parseSdp(msg.body);
+    if (!offer) {
+      countBadInput('sip', 'bad_sdp');
+      return reject(400, 'bad_sdp');
+    }
+    this.pending++;
+    try {
+      const a = await this.admitter.admit({ sourceIp: ctx.source.address, method: 'INVITE', dialled: ctx.dialled, authorization: msg.getHeader('authorization') ?? msg.getHeader('proxy-authorization') });
+      if (cancelled) return;
+      if (!a.ok) return reject(a.status, a.reason, a.headers);
+      const n = negotiate(offer);
+      if (!n) return reject(488, 'no_common_codec', ['Warning: 304 aybiza "Media type not available"']);
+      const limit = a.agent.maxConcurrentCalls;
+      const busy = this.draining || this.calls.size + (this.o.otherCalls?.() ?? 0) >= this.o.config.maxConcurrentCalls
+        || (limit !== null && (await this.o.store.state.activeCalls(a.agent.tenantId)) >= limit);
+      if (busy) return reject(503, 'busy', [`Retry-After: ${RETRY_AFTER_S}`]);
+      const ports = await allocateRtpPorts(this.o.config.sipHost, this.o.config.rtpPortMin, this.o.config.rtpPortMax);
+      if (!ports) return reject(503, 'no_rtp_port', [`Retry-After: ${RETRY_AFTER_S}`]);
+      if (cancelled) {
+        ports.rtp.close();
+        ports.rtcp.close();
+        return;
+      }
+      await this.answer(req, ctx, n, offer, ports, a);
+    } catch (err) {
+      log.error('sip call setup failed', { callId: msg.callId, err });
+      reject(500, 'setup_failed');
+    } finally {
+      this.pending--;
+      if (this.draining && this.calls.size === 0 && this.pending === 0) this.drained?.();
+    }
+  }
+
+  private async answer(
+    req: IncomingInviteRequest, ctx: InviteContext, n: Negotiated, offer: NonNullable<ReturnType<typeof parseSdp>>,
+    ports: NonNullable<Awaited<ReturnType<typeof allocateRtpPorts>>>, a: Extract<Awaited<ReturnType<Admitter['admit']>>, { ok: true }>,
+  ): Promise<void> {
+    const msg = req.message;
+    const c = this.o.config;
+    const record = await this.o.store.calls.createCall({
+      tenantId: a.agent.tenantId, agentId: a.agent.agentId, agentVersion: a.agent.agentVersion, transport: 'sip',
+      externalId: msg.callId, from: msg.from.uri.user ?? null, to: a.number, status: 'ringing',
+    });
+    if (a.agent.maxConcurrentCalls !== null && !(await this.o.store.state.acquireCallSlot(a.agent.tenantId, record.id, a.agent.maxConcurrentCalls))) {
+      ports.rtp.close();
+      ports.rtcp.close();
+      return void safe(() => req.reject({ statusCode: 503, extraHeaders: [`Retry-After: ${RETRY_AFTER_S}`] }));
+    }
+    const rtp = new RtpSession({
+      rtp: ports.rtp, rtcp: ports.rtcp, localPort: ports.port, codec: n.codec, pt: n.pt, dtmfPt: n.dtmfPt,
+      remote: n.remoteAddress ? { address: n.remoteAddress, port: n.remotePort } : null,
+      latchFrom: [...new Set([n.remoteAddress ?? ctx.source.address, ctx.source.address])],
+      onDigit: (d) => call.session?.dtmf(d),
+    });
+    rtp.sending = n.direction === 'sendrecv' || n.direction === 'sendonly';
+    const sdp = { sessionId: Math.floor(Math.random() * 2 ** 31), version: 1, last: '' };
+    sdp.last = buildAnswer(offer, n, { ip: c.sipPublicIp, port: ports.port, sessionId: sdp.sessionId, version: sdp.version });
+    let dialog: Session;
+    try {
+      dialog = req.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: sdp.last } }).session;
+    } catch (err) {
+      // CANCEL won the race: the INVITE is already answered with 487.
+      rtp.close();
+      void this.o.store.state.releaseCallSlot(a.agent.tenantId, record.id);
+      void this.o.store.calls.updateCallStatus(record.id, 'canceled', 'caller cancelled');
+      log.info('sip call cancelled before answer', { callId: msg.callId, err: (err as Error).message });
+      return;
+    }
+    const call: SipCall = new SipCall({
+      rtp, dialog, allowRefer: a.trunk.allowRefer, mediaTimeoutMs: this.o.mediaTimeoutMs ?? 30_000,
+      onClosed: (reason, stats) => {
+        this.calls.delete(record.id);
+        this.uas?.forgetDialog(msg.callId);
+        void this.o.store.calls.setMediaStats(record.id, { ...stats, codec: n.codec }).catch(() => {});
+        void session.end(reason);
+        void this.o.store.state.releaseCallSlot(a.agent.tenantId, record.id);
+        void this.o.store.state.unregisterCall(record.id);
+        if (this.draining && this.calls.size === 0 && this.pending === 0) this.drained?.();
+      },
+    });
+    call.held = n.direction === 'recvonly' || n.direction === 'inactive';
+    dialog.delegate = {
+      onBye: (bye) => {
+        safe(() => bye.accept());
+        call.close('caller hung up');
+      },
+      onAckTimeout: () => call.hangup('no ACK for 200 OK'),
+      // re-INVITE: hold/unhold, media move, session refresh (RFC 3264 §8, RFC 4028).
+      onInvite: (re) => {
+        const o2 = re.message.body ? parseSdp(re.message.body) : offer;
+        const n2 = o2 ? negotiate(o2) : null;
+        if (!o2 || !n2) return void safe(() => re.reject({ statusCode: 488 }));
+        const answer = buildAnswer(o2, { ...n2, pt: n.pt, codec: n.codec, dtmfPt: n2.dtmfPt === null ? null : n.dtmfPt }, { ip: c.sipPublicIp, port: ports.port, sessionId: sdp.sessionId, version: sdp.version });
+        // The o= version moves only when our description changes (RFC 3264 §8).
+        if (answer !== sdp.last) {
+          sdp.version++;
+          sdp.last = buildAnswer(o2, { ...n2, pt: n.pt, codec: n.codec, dtmfPt: n2.dtmfPt === null ? null : n.dtmfPt }, { ip: c.sipPublicIp, port: ports.port, sessionId: sdp.sessionId, version: sdp.version });
+        }
+        rtp.remote = n2.remoteAddress ? { address: n2.remoteAddress, port: n2.remotePort } : null;
+        rtp.sending = n2.direction === 'sendrecv' || n2.direction === 'sendonly';
+        call.held = n2.direction === 'recvonly' || n2.direction === 'inactive';
+        rtp.lastPacketAt = performance.now();
+        safe(() => re.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: sdp.last } }));
+      },
+    };
+    const session = new CallSession({ callId: record.id, transport: call, agent: a.agent, providers: this.o.providers, calls: this.o.store.calls });
+    call.session = session;
+    this.calls.set(record.id, call);
+    session.whenEnded((reason) => call.hangup(reason));
+    await this.o.store.state.registerCall(record.id, NODE_ID, 4 * 3600_000);
+    await this.o.store.calls.updateCallStatus(record.id, 'in-progress');
+    log.info('sip call answered', { callId: record.id, sipCallId: msg.callId, codec: n.codec, rtpPort: ports.port, trunk: a.trunk.id });
+    const conversation = this.o.onSession(session);
+    await session.start();
+    if (!session.isEnded) conversation.start();
+  }
+
+  async drain(): Promise<void> {
+    this.draining = true;
+    if (this.calls.size === 0 && this.pending === 0) return;
+    await new Promise<void>((resolve) => (this.drained = resolve));
+  }
+
+  async close(): Promise<void> {
+    for (const call of [...this.calls.values()]) call.hangup('server shutting down');
+    this.uas?.close();
+    await this.sockets?.close();
+  }
+}
+
+function safe(fn: () => unknown): void {
+  try {
+    fn();
+  } catch {
+    // A transaction that already ended (e.g. CANCEL raced the answer).
+  }
+}

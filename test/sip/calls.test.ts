@@ -1,0 +1,117 @@
+// SIP trunk calls against SIPp: OPTIONS, a PCMU call with RTP both ways, the
+// refusals (403, 404, 487, 488) and digest authentication (401, then 200).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registry } from '../../src/metrics/index.js';
+import { addTrunk, RtpPeer, sipp, speechFrames, startSipApp, waitFor, type SipTestApp } from './helpers.js';
+
+async function metric(name: string, labels: Record<string, string>): Promise<number> {
+  const m = (await registry.getSingleMetric(name)?.get())?.values ?? [];
+  return m.filter((v) => Object.entries(labels).every(([k, x]) => (v.labels as Record<string, string>)[k] === x)).reduce((a, v) => a + v.value, 0);
+}
+
+describe('SIP trunk (source-address trunks)', () => {
+  let t: SipTestApp;
+  beforeAll(async () => {
+    t = await startSipApp();
+    await addTrunk(t, { allowedCidrs: ['127.0.0.1/32'] });
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it('answers OPTIONS with 200', async () => {
+    const r = await sipp(t, 'options.xml');
+    expect(r.code, r.errors).toBe(0);
+  });
+
+  it('a PCMU call: 200 with an SDP answer, greeting as paced RTP, caller audio in, BYE → 200', async () => {
+    const peer = new RtpPeer();
+    const rtpPort = await peer.open();
+    const before = await metric('aybiza_rtp_packets_total', { direction: 'in', event: 'received' });
+    const run = sipp(t, 'uac_call.xml', { rtpPort, args: ['-d', '6000'] });
+    // The greeting arrives first; then the caller speaks from the same port (symmetric RTP).
+    await waitFor(() => peer.packets.length > 0, 20_000, 'first RTP packet');
+    peer.stream(speechFrames(100));
+    await waitFor(() => peer.packets.filter((p) => p.payload.some((b) => b !== 0xff && b !== 0x7f)).length > 50, 20_000, 'non-silent greeting');
+    const r = await run;
+    peer.close();
+    expect(r.code, r.errors).toBe(0);
+    // The SDP answer as SIPp received it.
+    const log = (await import('node:fs')).readFileSync(`${r.dir}/${(await import('node:fs')).readdirSync(r.dir).find((f) => f.endsWith('_messages.log'))}`, 'utf8');
+    const answer = /SIP\/2\.0 200 OK[\s\S]*?\r?\n\r?\n(v=0[\s\S]*?)(?:\r?\n\r?\n|-{5})/.exec(log)?.[1] ?? '';
+    expect(answer).toMatch(/^m=audio \d+ RTP\/AVP 0 101$/m);
+    expect(answer).toMatch(/^a=rtpmap:0 PCMU\/8000$/m);
+    expect(answer).toMatch(/^a=rtpmap:101 telephone-event\/8000$/m);
+    expect(answer).toMatch(/^a=ptime:20$/m);
+    expect(answer).toMatch(/^a=sendrecv$/m);
+    expect(answer).toMatch(/^c=IN IP4 127\.0\.0\.1$/m);
+    const port = Number(/^m=audio (\d+)/m.exec(answer)![1]);
+    expect(port % 2).toBe(0);
+    // Our RTP comes from the port we answered with, one stream, correctly numbered.
+    const pk = peer.packets;
+    expect(pk.every((p) => p.from.port === port && p.pt === 0 && p.payload.length === 160)).toBe(true);
+    expect(new Set(pk.map((p) => p.ssrc)).size).toBe(1);
+    expect(pk[0]!.marker).toBe(true);
+    for (let i = 1; i < pk.length; i++) {
+      expect((pk[i]!.seq - pk[i - 1]!.seq) & 0xffff).toBe(1);
+      const dts = (pk[i]!.ts - pk[i - 1]!.ts) >>> 0;
+      expect(dts % 160).toBe(0);
+      // Within a talkspurt timestamps advance one frame per packet; a new talkspurt is marked.
+      if (dts !== 160) expect(pk[i]!.marker).toBe(true);
+    }
+    // Paced, not burst: the packets span (roughly) their own duration in real time.
+    const spanMs = pk[pk.length - 1]!.at - pk[0]!.at;
+    expect(spanMs).toBeGreaterThan(pk.length * 20 * 0.5);
+    // The caller's audio reached the server and the call record.
+    expect(await metric('aybiza_rtp_packets_total', { direction: 'in', event: 'received' }) - before).toBeGreaterThan(50);
+    const calls = await t.app.store.calls.list(null, 10);
+    const rec = calls.items.find((c) => c.transport === 'sip');
+    expect(rec).toBeDefined();
+    await waitFor(() => t.app.sip!.calls.size === 0, 10_000, 'call torn down');
+  });
+
+  it('refuses an unknown number with 404', async () => {
+    const r = await sipp(t, 'uac_expect_404.xml', { service: '+19995550000' });
+    expect(r.code, r.errors).toBe(0);
+  });
+
+  it('refuses a G.729-only offer with 488', async () => {
+    const r = await sipp(t, 'uac_expect_488.xml');
+    expect(r.code, r.errors).toBe(0);
+  });
+
+  it('CANCEL before the answer gets 200, and the INVITE 487', async () => {
+    const r = await sipp(t, 'uac_cancel.xml');
+    expect(r.code, r.errors).toBe(0);
+    expect(t.app.sip!.calls.size).toBe(0);
+  });
+
+  it('refuses a source outside every trunk with 403', async () => {
+    const r = await sipp(t, 'uac_expect_403.xml', { localIp: '127.0.0.2' });
+    expect(r.code, r.errors).toBe(0);
+  });
+});
+
+describe('SIP trunk (digest credentials)', () => {
+  let t: SipTestApp;
+  beforeAll(async () => {
+    t = await startSipApp();
+    await addTrunk(t, { allowedCidrs: [], username: 'trunkuser', password: 's3cret' });
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it('a digest-authenticated INVITE (MD5) is answered 200 and ends with BYE', async () => {
+    const peer = new RtpPeer();
+    const rtpPort = await peer.open();
+    const r = await sipp(t, 'uac_auth_ok.xml', { rtpPort, args: ['-au', 'trunkuser', '-ap', 's3cret', '-d', '1500'] });
+    peer.close();
+    expect(r.code, r.errors).toBe(0);
+  });
+
+  it('a wrong password gets a fresh 401', async () => {
+    const r = await sipp(t, 'uac_auth_wrong.xml', { args: ['-au', 'trunkuser', '-ap', 'wrong'] });
+    expect(r.code, r.errors).toBe(0);
+  });
+});
