@@ -113,10 +113,10 @@ export class RtpSession {
   private onPacket(buf: Buffer, from: dgram.RemoteInfo): void {
     if (this.closed) return;
     if (buf.length < 12 || buf[0]! >> 6 !== 2) return countBadInput('rtp', 'not_rtp');
+    if (!this.acceptSource(from)) return;
     const second = buf[1]!;
     // rtcp-mux (RFC 5761): RTCP packet types 192..223 on the RTP port; never audio.
     if (second >= 192 && second <= 223) return this.onRtcp(buf);
-    if (!this.acceptSource(from)) return;
     const cc = buf[0]! & 0x0f;
     let off = 12 + cc * 4;
     if (buf[0]! & 0x10) {

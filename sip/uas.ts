@@ -98,7 +98,7 @@ export class SipUas {
   receive(text: string, source: Source): void {
     let msg: IncomingRequestMessage | IncomingResponseMessage | undefined;
     try {
-      msg = Parser.parseMessage(text, parseLogger);
+      msg = Parser.parseMessage(unfold(text), parseLogger);
     } catch {
       msg = undefined;
     }
@@ -116,12 +116,17 @@ export class SipUas {
     }
     const req = msg as IncomingRequestMessage;
     sipMessages.inc({ method: req.method, direction: 'in', code: '' });
-    if (!req.ruri || !fixTopVia(req, source)) return countBadInput('sip', 'bad_via');
+    if (!fixTopVia(req, source)) return countBadInput('sip', 'bad_via');
+    const reply = (statusCode: number, reason: string, reasonPhrase?: string) => {
+      countBadInput('sip', reason);
+      if (req.method !== 'ACK') this.guard(() => core.replyStateless(req, { statusCode, reasonPhrase }));
+    };
+    // The parser leaves ruri unset for schemes it cannot read (e.g. soap.beep:).
+    if (!req.ruri) return reply(416, 'unsupported_uri_scheme');
+    if (!/ SIP\/2\.0$/.test(text.slice(0, text.indexOf('\r\n')))) return reply(505, 'bad_sip_version');
+    if (!Number.isSafeInteger(req.cseq) || req.cseq > 0x7fffffff) return reply(400, 'bad_cseq', 'Bad CSeq');
     const cseqMethod = /^\s*\d+\s+(\S+)/.exec(req.getHeader('cseq') ?? '')?.[1];
-    if (cseqMethod !== req.method && !(req.method === 'ACK' && cseqMethod === 'ACK')) {
-      countBadInput('sip', 'cseq_method_mismatch');
-      return this.guard(() => core.replyStateless(req, { statusCode: 400, reasonPhrase: 'CSeq Method Mismatch' }));
-    }
+    if (cseqMethod !== req.method) return reply(400, 'cseq_method_mismatch', 'CSeq Method Mismatch');
     const maxForwards = req.getHeader('max-forwards');
     if (maxForwards !== undefined && Number(maxForwards.trim()) === 0 && req.method !== 'ACK') {
       return this.guard(() => core.replyStateless(req, { statusCode: 483 }));
@@ -166,7 +171,10 @@ export class SipUas {
     const status = /^SIP\/2\.0 (\d{3})/.exec(firstLine);
     if (status) {
       const dest = responseTarget(via);
-      if (!dest) return Promise.resolve();
+      if (!dest) {
+        countBadInput('sip', 'unroutable_response');
+        return Promise.resolve();
+      }
       sipMessages.inc({ method: cseq, direction: 'out', code: status[1]! });
       const branch = /;branch=([^;,\s]+)/i.exec(via)?.[1];
       const cached = branch ? this.answered.get(`${branch}|${cseq}`) : undefined;
@@ -245,6 +253,14 @@ function fixTopVia(req: IncomingRequestMessage, src: Source): boolean {
   return true;
 }
 
+/** Joins folded header lines (RFC 3261 §7.3.1: CRLF + whitespace is one SP); the body is left alone. */
+function unfold(text: string): string {
+  const end = text.indexOf('\r\n\r\n');
+  const head = end < 0 ? text : text.slice(0, end);
+  if (!/\r?\n[ \t]/.test(head)) return text;
+  return head.replace(/[ \t]*\r?\n[ \t]+/g, ' ') + (end < 0 ? '' : text.slice(end));
+}
+
 function splitTopLevel(v: string): string[] {
   const out: string[] = [];
   let depth = 0;
@@ -266,7 +282,7 @@ function splitTopLevel(v: string): string[] {
 
 /** received/rport from our rewritten Via, else the sent-by (RFC 3261 §18.2.2). */
 function responseTarget(via: string): { address: string; port: number } | null {
-  const m = /^SIP\s*\/\s*2\.0\s*\/\s*\w+\s+(\[[^\]]+\]|[^;:\s]+)(?::(\d+))?/i.exec(via);
+  const m = /^SIP\s*\/\s*\d+\.\d+\s*\/\s*\w+\s+(\[[^\]]+\]|[^;:\s]+)(?::(\d+))?/i.exec(via);
   if (!m) return null;
   const received = /;\s*received=([^;,\s]+)/i.exec(via)?.[1];
   const rport = /;\s*rport=(\d+)/i.exec(via)?.[1];

@@ -1,0 +1,144 @@
+// RFC 4475 torture messages (fixtures adapted in test/sip/fixtures/rfc4475)
+// and random garbage on the SIP (UDP and TCP) and RTP ports, sent while a
+// healthy SIPp call is up: every message is answered or dropped and counted,
+// and the healthy call completes with audio both ways.
+import crypto from 'node:crypto';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registry } from '../../src/metrics/index.js';
+import { addTrunk, RtpPeer, sipp, speechFrames, startSipApp, waitFor, type SipTestApp } from './helpers.js';
+
+const FIXTURES = path.resolve(__dirname, 'fixtures/rfc4475');
+
+async function badInput(source: string): Promise<number> {
+  const m = (await registry.getSingleMetric('aybiza_bad_input_total')?.get())?.values ?? [];
+  return m.filter((v) => v.labels.source === source).reduce((a, v) => a + v.value, 0);
+}
+async function rtpEvent(event: string): Promise<number> {
+  const m = (await registry.getSingleMetric('aybiza_rtp_packets_total')?.get())?.values ?? [];
+  return m.filter((v) => v.labels.event === event).reduce((a, v) => a + v.value, 0);
+}
+
+/** Fills {{LEN}} with the body's byte length (the RFC's lengths were exact). */
+function load(name: string): Buffer {
+  const raw = fs.readFileSync(path.join(FIXTURES, name));
+  const sep = raw.indexOf('\r\n\r\n');
+  const body = raw.subarray(sep + 4);
+  return Buffer.from(raw.subarray(0, sep + 4).toString('latin1').replace('{{LEN}}', String(body.length)), 'latin1').length
+    ? Buffer.concat([Buffer.from(raw.subarray(0, sep + 4).toString('latin1').replace('{{LEN}}', String(body.length)), 'latin1'), body])
+    : raw;
+}
+
+// What each fixture must get: a status code, or 'dropped' (no answer, counted as bad input).
+const EXPECT: Record<string, number | 'dropped'> = {
+  'wsinv.sip': 481, // valid but tortuous; a To-tag for a dialog we do not have
+  'intmeth.sip': 405, // unknown method with legal but unusual tokens
+  'esc01.sip': 404, // escaped R-URI user is no phone number
+  'zeromf.sip': 483, // Max-Forwards 0
+  'mismatch01.sip': 400, // CSeq method differs from the request method
+  'insuf.sip': 'dropped', // no From/To/Call-ID: nothing to answer with
+  'ncl.sip': 'dropped', // negative Content-Length
+  'scalar02.sip': 400, // CSeq beyond 2^31
+  'unksm2.sip': 'dropped', // To/From/Contact with non-SIP schemes
+  'novelsc.sip': 416, // unknown Request-URI scheme
+  'badvers.sip': 505, // SIP/7.0
+  'ltgtruri.sip': 'dropped', // Request-URI in <>
+  'inv2543.sip': 'dropped', // RFC 2543 INVITE without a branch
+};
+
+/** Random bytes that are not blank (a blank datagram is a keepalive, not garbage). */
+function garbage(max: number): Buffer {
+  const b = crypto.randomBytes(1 + crypto.randomInt(max));
+  b[0] = 0x21 + (b[0]! % 0x5e);
+  return b;
+}
+
+describe('SIP hostile input', () => {
+  let t: SipTestApp;
+  beforeAll(async () => {
+    t = await startSipApp();
+    await addTrunk(t, { allowedCidrs: ['127.0.0.1/32'] });
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it('answers or drops (and counts) torture messages and garbage while a healthy call continues', async () => {
+    const peer = new RtpPeer();
+    const rtpPort = await peer.open();
+    const run = sipp(t, 'uac_call.xml', { rtpPort, args: ['-d', '8000'] });
+    await waitFor(() => peer.packets.length > 0, 20_000, 'healthy call media');
+    peer.stream(speechFrames(300));
+
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const answers: string[] = [];
+    sock.on('message', (m) => answers.push(m.toString('latin1')));
+    const outcomes: Record<string, number | 'dropped'> = {};
+    const finalCode = (from: number) => answers.slice(from).map((a) => Number(/^SIP\/2\.0 (\d{3})/.exec(a)?.[1])).find((c) => c >= 200);
+    for (const [name, expected] of Object.entries(EXPECT)) {
+      const before = await badInput('sip');
+      const n = answers.length;
+      sock.send(load(name), t.sipPort, '127.0.0.1');
+      if (expected === 'dropped') {
+        let counted = false;
+        await waitFor(() => counted || (void badInput('sip').then((v) => (counted = v > before)), false), 10_000, `a count for ${name}`);
+        outcomes[name] = finalCode(n) ?? 'dropped';
+      } else {
+        await waitFor(() => finalCode(n) !== undefined, 10_000, `a final answer to ${name}`);
+        outcomes[name] = finalCode(n)!;
+      }
+    }
+    expect(outcomes).toEqual(EXPECT);
+
+    // Random garbage: UDP datagrams and a TCP stream on the SIP port, datagrams on the RTP port.
+    const sipBefore = await badInput('sip');
+    // In batches, so the kernel's socket buffer never drops any: each one must be counted.
+    for (let b = 0; b < 10; b++) {
+      const at = await badInput('sip');
+      for (let i = 0; i < 20; i++) sock.send(garbage(1400), t.sipPort, '127.0.0.1');
+      let now = at;
+      await waitFor(() => now >= at + 20 || (void badInput('sip').then((v) => (now = v)), false), 10_000, 'SIP garbage counted');
+    }
+    const tcp = net.connect(t.sipPort, '127.0.0.1');
+    await new Promise<void>((r) => tcp.once('connect', () => r()));
+    tcp.write(crypto.randomBytes(4000));
+    tcp.write('INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/TCP 1.2.3.4;branch=z9hG4bKx\r\n\r\n'); // no Content-Length on a stream
+    await waitFor(() => tcp.destroyed || tcp.readableEnded, 10_000, 'TCP garbage connection closed');
+    tcp.destroy();
+    const rtpTarget = peer.server!;
+    const unexpectedBefore = await rtpEvent('unexpected_source');
+    const rtpBadBefore = await badInput('rtp');
+    const intruder = dgram.createSocket('udp4');
+    await new Promise<void>((r) => intruder.bind(0, '127.0.0.1', () => r()));
+    for (let i = 0; i < 200; i++) intruder.send(garbage(300), rtpTarget.port, rtpTarget.address);
+    // Well-formed RTP from a port that is not the caller's: dropped as an unexpected source.
+    const fake = Buffer.alloc(172);
+    fake[0] = 0x80;
+    for (let i = 0; i < 20; i++) intruder.send(fake, rtpTarget.port, rtpTarget.address);
+    let sipNow = 0;
+    let rtpNow = 0;
+    let unexpectedNow = 0;
+    await waitFor(() => {
+      void Promise.all([badInput('sip'), badInput('rtp'), rtpEvent('unexpected_source')]).then(([a, b, c]) => ([sipNow, rtpNow, unexpectedNow] = [a, b, c]));
+      return sipNow >= sipBefore + 201 && rtpNow + unexpectedNow >= rtpBadBefore + unexpectedBefore + 220;
+    }, 10_000, 'garbage counted').catch((err) => {
+      throw new Error(`${(err as Error).message}: sip ${sipNow - sipBefore}, rtp ${rtpNow - rtpBadBefore}, unexpected ${unexpectedNow - unexpectedBefore}`);
+    });
+    expect(unexpectedNow - unexpectedBefore).toBeGreaterThanOrEqual(20);
+    intruder.close();
+    sock.close();
+
+    // The healthy call finished normally, with the agent's audio and ours both flowing.
+    const r = await run;
+    peer.close();
+    expect(r.code, r.errors).toBe(0);
+    expect(peer.packets.filter((p) => p.payload.some((b) => b !== 0xff && b !== 0x7f)).length).toBeGreaterThan(50);
+    expect(peer.packets.every((p) => p.from.port === rtpTarget.port)).toBe(true);
+    // And the server still answers.
+    expect((await sipp(t, 'options.xml')).code).toBe(0);
+  });
+});
