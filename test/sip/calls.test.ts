@@ -70,6 +70,42 @@ describe('SIP trunk (source-address trunks)', () => {
     await waitFor(() => t.app.sip!.calls.size === 0, 10_000, 'call torn down');
   });
 
+  it('the same call over TCP', async () => {
+    const peer = new RtpPeer();
+    const rtpPort = await peer.open();
+    const r = await sipp(t, 'uac_call.xml', { rtpPort, args: ['-t', 't1', '-d', '3000'] });
+    peer.close();
+    expect(r.code, r.errors).toBe(0);
+    expect(peer.packets.length).toBeGreaterThan(0);
+  });
+
+  it('sends BYE when the agent ends the call; the caller answers 200', async () => {
+    const peer = new RtpPeer();
+    const rtpPort = await peer.open();
+    const run = sipp(t, 'uac_server_bye.xml', { rtpPort });
+    await waitFor(() => peer.packets.length > 0, 20_000, 'call media');
+    const call = [...t.app.sip!.calls.values()][0]!;
+    await call.session!.end('agent ended the call');
+    const r = await run;
+    peer.close();
+    expect(r.code, r.errors).toBe(0);
+    expect(t.app.sip!.calls.size).toBe(0);
+  });
+
+  it('hold and resume by re-INVITE: sendonly is answered recvonly, then sendrecv', async () => {
+    const peer = new RtpPeer();
+    const rtpPort = await peer.open();
+    const r = await sipp(t, 'uac_hold.xml', { rtpPort });
+    peer.close();
+    expect(r.code, r.errors).toBe(0);
+    const fs = await import('node:fs');
+    const log = fs.readFileSync(`${r.dir}/${fs.readdirSync(r.dir).find((f) => f.endsWith('_messages.log'))}`, 'utf8');
+    const answers = [...log.matchAll(/SIP\/2\.0 200 OK[\s\S]*?a=(sendrecv|recvonly|sendonly|inactive)/g)].map((m) => m[1]);
+    expect(answers.slice(0, 3)).toEqual(['sendrecv', 'recvonly', 'sendrecv']);
+    const versions = [...log.matchAll(/SIP\/2\.0 200 OK[\s\S]*?o=aybiza \d+ (\d+)/g)].map((m) => Number(m[1]));
+    expect(versions.slice(0, 3)).toEqual([1, 2, 3]);
+  });
+
   it('refuses an unknown number with 404', async () => {
     const r = await sipp(t, 'uac_expect_404.xml', { service: '+19995550000' });
     expect(r.code, r.errors).toBe(0);
