@@ -18,6 +18,10 @@ export interface SipCallOptions {
   dialog: Session;
   mediaTimeoutMs: number;
   allowRefer: boolean;
+  /** The caller's host, for Refer-To when the target is a bare number. */
+  remoteHost: string;
+  /** Our URI, for Referred-By. */
+  localUri: string;
   /** Called once when the call is over, whoever ended it. */
   onClosed(reason: string, stats: ReturnType<RtpSession['stats']>): void;
 }
@@ -91,7 +95,9 @@ export class SipCall implements CallTransport, Tickable {
   /** Blind transfer (RFC 3515) where the trunk allows it; the carrier ends our leg. */
   async transfer(target: string): Promise<boolean> {
     if (this.closed || !this.o.allowRefer) return false;
-    const uri = /^sips?:/i.test(target) ? target : `sip:${target}`;
+    // A bare number becomes a SIP URI the carrier routes (Twilio: sip:+1555…@<trunk domain> also works).
+    if (/[<>\s"]/.test(target)) return false;
+    const uri = /^sips?:/i.test(target) ? target : `sip:${target}@${this.o.remoteHost}`;
     return new Promise<boolean>((resolve) => {
       try {
         this.o.dialog.refer(
@@ -99,7 +105,7 @@ export class SipCall implements CallTransport, Tickable {
             onAccept: () => resolve(true),
             onReject: () => resolve(false),
           },
-          { extraHeaders: [`Refer-To: <${uri}>`, `Referred-By: <sip:aybiza@${'localhost'}>`] },
+          { extraHeaders: [`Refer-To: <${uri}>`, `Referred-By: <${this.o.localUri}>`] },
         );
       } catch {
         resolve(false);

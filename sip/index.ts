@@ -16,7 +16,7 @@ import { SipCall } from './call.js';
 import { allocateRtpPorts, RtpSession } from './rtp.js';
 import { buildAnswer, negotiate, parseSdp, type Negotiated } from './sdp.js';
 import { SipSockets } from './transport.js';
-import { SipUas, type InviteContext } from './uas.js';
+import { LOCAL_USER, SipUas, type InviteContext } from './uas.js';
 
 export interface SipServerOptions {
   config: Config;
@@ -41,9 +41,12 @@ export class SipServer implements Component {
   private draining = false;
   private drained: (() => void) | null = null;
   private pending = 0;
+  /** RTP silence that ends a call (not while the caller holds). */
+  mediaTimeoutMs: number;
 
   constructor(private readonly o: SipServerOptions) {
     this.admitter = new Admitter(o.store, o.config.sipRealm);
+    this.mediaTimeoutMs = o.mediaTimeoutMs ?? 30_000;
   }
 
   get port(): number {
@@ -152,7 +155,8 @@ export class SipServer implements Component {
       return;
     }
     const call: SipCall = new SipCall({
-      rtp, dialog, allowRefer: a.trunk.allowRefer, mediaTimeoutMs: this.o.mediaTimeoutMs ?? 30_000,
+      rtp, dialog, allowRefer: a.trunk.allowRefer, mediaTimeoutMs: this.mediaTimeoutMs,
+      localUri: `sip:${LOCAL_USER}@${c.sipPublicIp}:${this.port}`, remoteHost: msg.from.uri.host,
       onClosed: (reason, stats) => {
         this.calls.delete(record.id);
         this.uas?.forgetDialog(msg.callId);
@@ -175,12 +179,11 @@ export class SipServer implements Component {
         const o2 = re.message.body ? parseSdp(re.message.body) : offer;
         const n2 = o2 ? negotiate(o2) : null;
         if (!o2 || !n2) return void safe(() => re.reject({ statusCode: 488 }));
-        const answer = buildAnswer(o2, { ...n2, pt: n.pt, codec: n.codec, dtmfPt: n2.dtmfPt === null ? null : n.dtmfPt }, { ip: c.sipPublicIp, port: ports.port, sessionId: sdp.sessionId, version: sdp.version });
+        // Codec and payload types stay as first agreed; address and direction may change.
+        const keep: Negotiated = { ...n2, pt: n.pt, codec: n.codec, dtmfPt: n2.dtmfPt === null ? null : n.dtmfPt };
+        const answer = (version: number) => buildAnswer(o2, keep, { ip: c.sipPublicIp, port: ports.port, sessionId: sdp.sessionId, version });
         // The o= version moves only when our description changes (RFC 3264 §8).
-        if (answer !== sdp.last) {
-          sdp.version++;
-          sdp.last = buildAnswer(o2, { ...n2, pt: n.pt, codec: n.codec, dtmfPt: n2.dtmfPt === null ? null : n.dtmfPt }, { ip: c.sipPublicIp, port: ports.port, sessionId: sdp.sessionId, version: sdp.version });
-        }
+        if (answer(sdp.version) !== sdp.last) sdp.last = answer(++sdp.version);
         rtp.remote = n2.remoteAddress ? { address: n2.remoteAddress, port: n2.remotePort } : null;
         rtp.sending = n2.direction === 'sendrecv' || n2.direction === 'sendonly';
         call.held = n2.direction === 'recvonly' || n2.direction === 'inactive';

@@ -13,7 +13,7 @@ describe('SIP trunk (source-address trunks)', () => {
   let t: SipTestApp;
   beforeAll(async () => {
     t = await startSipApp();
-    await addTrunk(t, { allowedCidrs: ['127.0.0.1/32'] });
+    await addTrunk(t, { allowedCidrs: ['127.0.0.1/32'], allowRefer: true });
   });
   afterAll(async () => {
     await t?.stop();
@@ -68,6 +68,11 @@ describe('SIP trunk (source-address trunks)', () => {
     const rec = calls.items.find((c) => c.transport === 'sip');
     expect(rec).toBeDefined();
     await waitFor(() => t.app.sip!.calls.size === 0, 10_000, 'call torn down');
+    // Jitter-buffer and loss figures are stored with the call.
+    let stored: Record<string, unknown> | null = null;
+    await waitFor(() => stored !== null || (void t.app.store.calls.findCall("sip", rec!.externalId).then((c) => (stored = c?.mediaStats ?? null)), false), 10_000, 'media stats stored');
+    expect(stored).toMatchObject({ codec: 'pcmu', lost: 0 });
+    expect((stored as unknown as { received: number }).received).toBeGreaterThan(50);
   });
 
   it('the same call over TCP', async () => {
@@ -104,6 +109,46 @@ describe('SIP trunk (source-address trunks)', () => {
     expect(answers.slice(0, 3)).toEqual(['sendrecv', 'recvonly', 'sendrecv']);
     const versions = [...log.matchAll(/SIP\/2\.0 200 OK[\s\S]*?o=aybiza \d+ (\d+)/g)].map((m) => Number(m[1]));
     expect(versions.slice(0, 3)).toEqual([1, 2, 3]);
+  });
+
+  it('transfer_call is a blind REFER where the trunk allows it; the carrier NOTIFYs and hangs up', async () => {
+    const peer = new RtpPeer();
+    const rtpPort = await peer.open();
+    const run = sipp(t, 'uac_refer.xml', { rtpPort });
+    await waitFor(() => peer.packets.length > 0, 20_000, 'call media');
+    const call = [...t.app.sip!.calls.values()][0]!;
+    expect(await call.transfer!('+15559998888')).toBe(true);
+    const r = await run;
+    peer.close();
+    expect(r.code, r.errors).toBe(0);
+    const fs = await import('node:fs');
+    const log = fs.readFileSync(`${r.dir}/${fs.readdirSync(r.dir).find((f) => f.endsWith('_messages.log'))}`, 'utf8');
+    expect(log).toMatch(/^Refer-To: <sip:\+15559998888@127\.0\.0\.1>/m);
+    await waitFor(() => t.app.sip!.calls.size === 0, 10_000, 'call torn down');
+  });
+
+  it('ends a call whose RTP stops (media timeout) with BYE, and records why', async () => {
+    const before = t.app.sip!.mediaTimeoutMs;
+    t.app.sip!.mediaTimeoutMs = 1500;
+    try {
+      const r = await sipp(t, 'uac_server_bye.xml');
+      expect(r.code, r.errors).toBe(0);
+    } finally {
+      t.app.sip!.mediaTimeoutMs = before;
+    }
+    const calls = await t.app.store.calls.list(null, 50);
+    expect(calls.items.some((c) => c.transport === 'sip' && c.endReason === 'media timeout')).toBe(true);
+  });
+
+  it('answers 503 with Retry-After when over capacity', async () => {
+    const before = t.app.config.maxConcurrentCalls;
+    t.app.config.maxConcurrentCalls = 0;
+    try {
+      const r = await sipp(t, 'uac_expect_503.xml');
+      expect(r.code, r.errors).toBe(0);
+    } finally {
+      t.app.config.maxConcurrentCalls = before;
+    }
   });
 
   it('refuses an unknown number with 404', async () => {
