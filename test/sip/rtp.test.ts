@@ -103,4 +103,32 @@ describe('RtpSession', () => {
     await waitFor(() => rtp.packetsIn === 20, 5000, 'all event packets');
     expect(digits).toEqual(['5', '#']);
   });
+
+  it('sends an RTCP sender report with SDES CNAME to the peer\'s RTP port + 1 every 5 s', async () => {
+    const peerRtcp = dgram.createSocket('udp4');
+    open.push(peerRtcp);
+    // The peer's RTP port is even so its RTCP port (+1) can be bound here.
+    let base = 0;
+    for (let p = 44000 + 2 * Math.floor(Math.random() * 2000); !base; p += 2) {
+      base = await new Promise<number>((resolve) => {
+        peerRtcp.once('error', () => resolve(0));
+        peerRtcp.bind(p + 1, '127.0.0.1', () => resolve(p));
+      }).catch(() => 0);
+    }
+    const reports: Buffer[] = [];
+    peerRtcp.on('message', (b) => reports.push(b));
+    const rtp = await session('pcmu', base);
+    rtp.send(new Uint8Array(160).fill(0xff));
+    rtp.maybeSendRtcp(performance.now()); // too early: nothing
+    rtp.maybeSendRtcp(performance.now() + 5001);
+    await waitFor(() => reports.length === 1, 5000, 'a sender report');
+    const sr = reports[0]!;
+    expect(sr[0]! >> 6).toBe(2);
+    expect(sr[1]).toBe(200);
+    expect(sr.readUInt32BE(4)).toBe(rtp.ssrcOut);
+    expect(sr.readUInt32BE(20)).toBe(1); // packets sent
+    const sdes = 4 * (sr.readUInt16BE(2) + 1);
+    expect(sr[sdes + 1]).toBe(202);
+    expect(sr.subarray(sdes + 10, sdes + 16).toString()).toBe('aybiza');
+  });
 });
