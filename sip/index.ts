@@ -56,7 +56,9 @@ export class SipServer implements Component {
   async start(): Promise<void> {
     const c = this.o.config;
     this.sockets = new SipSockets(c.sipHost, c.sipPort, (text, src) => this.uas?.receive(text, src));
-    const port = await this.sockets.listen();
+    const port = await this.sockets.listen().catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`cannot listen for SIP on ${c.sipHost}:${c.sipPort} (SIP_HOST/SIP_PORT; SIP_PORT=0 disables SIP): ${err.code ?? err.message}`);
+    });
     this.uas = new SipUas(this.sockets, { publicIp: c.sipPublicIp, port, log, onInvite: (req, ctx) => void this.invite(req, ctx) });
     log.info('sip listening', { host: c.sipHost, port, publicIp: c.sipPublicIp, rtp: `${c.rtpPortMin}-${c.rtpPortMax}` });
   }
@@ -154,6 +156,7 @@ export class SipServer implements Component {
       log.info('sip call cancelled before answer', { callId: msg.callId, err: (err as Error).message });
       return;
     }
+    this.uas?.rememberDialog(msg.callId, ctx.source);
     const call: SipCall = new SipCall({
       rtp, dialog, allowRefer: a.trunk.allowRefer, mediaTimeoutMs: this.mediaTimeoutMs,
       localUri: `sip:${LOCAL_USER}@${c.sipPublicIp}:${this.port}`, remoteHost: msg.from.uri.host,
@@ -205,6 +208,7 @@ export class SipServer implements Component {
 
   async drain(): Promise<void> {
     this.draining = true;
+    if (this.uas) this.uas.draining = true;
     if (this.calls.size === 0 && this.pending === 0) return;
     await new Promise<void>((resolve) => (this.drained = resolve));
   }

@@ -56,6 +56,8 @@ export class SipUas {
   /** TCP connection per dialog (Call-ID): in-dialog requests we send go back on it. */
   private readonly tcpDialogs = new Map<string, Source>();
   private current: { source: Source; dialled: string } | null = null;
+  /** Set while the server drains: health checks get 503. */
+  draining = false;
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly sockets: SipSockets, private readonly o: UasOptions) {
@@ -127,6 +129,10 @@ export class SipUas {
     if (!Number.isSafeInteger(req.cseq) || req.cseq > 0x7fffffff) return reply(400, 'bad_cseq', 'Bad CSeq');
     const cseqMethod = /^\s*\d+\s+(\S+)/.exec(req.getHeader('cseq') ?? '')?.[1];
     if (cseqMethod !== req.method) return reply(400, 'cseq_method_mismatch', 'CSeq Method Mismatch');
+    if (this.draining && req.method === 'OPTIONS' && !req.toTag) {
+      // Carriers probe with OPTIONS: 503 while draining makes them fail over (reference §2).
+      return this.guard(() => core.replyStateless(req, { statusCode: 503, extraHeaders: ['Retry-After: 30'] }));
+    }
     const maxForwards = req.getHeader('max-forwards');
     if (maxForwards !== undefined && Number(maxForwards.trim()) === 0 && req.method !== 'ACK') {
       return this.guard(() => core.replyStateless(req, { statusCode: 483 }));
@@ -144,7 +150,6 @@ export class SipUas {
     const dialled = req.ruri.user ?? req.to.uri.user ?? '';
     // sip.js 404s any R-URI user but its own; carriers dial DIDs (pitfall 4).
     req.ruri.user = LOCAL_USER;
-    if (source.proto === 'tcp' && req.method === 'INVITE') this.tcpDialogs.set(req.callId, source);
     this.current = { source, dialled };
     try {
       this.guard(() => core.receiveIncomingRequestFromTransport(req));
@@ -210,6 +215,11 @@ export class SipUas {
       this.retransmits.set(branch, setTimeout(again, interval));
     };
     this.retransmits.set(branch, setTimeout(again, interval));
+  }
+
+  /** In-dialog requests we send for this call go back on the caller's TCP connection. */
+  rememberDialog(callId: string, source: Source): void {
+    if (source.proto === 'tcp') this.tcpDialogs.set(callId, source);
   }
 
   /** Forgets TCP dialog routes for calls that ended. */

@@ -2,7 +2,8 @@
 // refusals (403, 404, 487, 488) and digest authentication (401, then 200).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registry } from '../../src/metrics/index.js';
-import { addTrunk, RtpPeer, sipp, speechFrames, startSipApp, waitFor, type SipTestApp } from './helpers.js';
+import { spawnServer } from '../helpers/spawn-server.js';
+import { addTrunk, freeSipPort, RtpPeer, sipp, speechFrames, startSipApp, waitFor, type SipTestApp } from './helpers.js';
 
 async function metric(name: string, labels: Record<string, string>): Promise<number> {
   const m = (await registry.getSingleMetric(name)?.get())?.values ?? [];
@@ -171,6 +172,13 @@ describe('SIP trunk (source-address trunks)', () => {
     const r = await sipp(t, 'uac_expect_403.xml', { localIp: '127.0.0.2' });
     expect(r.code, r.errors).toBe(0);
   });
+
+  it('while draining, OPTIONS and new INVITEs get 503', async () => {
+    void t.app.sip!.drain();
+    expect((await sipp(t, 'options_draining.xml')).code).toBe(0);
+    const r = await sipp(t, 'uac_expect_503.xml');
+    expect(r.code, r.errors).toBe(0);
+  });
 });
 
 describe('SIP trunk (digest credentials)', () => {
@@ -194,5 +202,20 @@ describe('SIP trunk (digest credentials)', () => {
   it('a wrong password gets a fresh 401', async () => {
     const r = await sipp(t, 'uac_auth_wrong.xml', { args: ['-au', 'trunkuser', '-ap', 'wrong'] });
     expect(r.code, r.errors).toBe(0);
+  });
+});
+
+describe('aybiza serve (npm start)', () => {
+  it('serves SIP on SIP_PORT: OPTIONS → 200', async () => {
+    const sipPort = await freeSipPort();
+    const min = 20000 + 2 * Math.floor(Math.random() * 10000);
+    const server = await spawnServer({ SIP_PORT: String(sipPort), SIP_HOST: '127.0.0.1', SIP_PUBLIC_IP: '127.0.0.1', RTP_PORT_MIN: String(min), RTP_PORT_MAX: String(min + 100) });
+    try {
+      expect(server.logs.some((l) => l.includes('"sip listening"') && l.includes(`"port":${sipPort}`))).toBe(true);
+      const r = await sipp({ sipPort, number: '+15555550100' }, 'options.xml');
+      expect(r.code, r.errors).toBe(0);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
   });
 });

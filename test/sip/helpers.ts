@@ -50,7 +50,7 @@ export interface SippResult {
 }
 
 /** Runs SIPp with a scenario from test/sip/scenarios against the server; resolves on exit. */
-export function sipp(t: SipTestApp, scenario: string, opts: { service?: string; args?: string[]; rtpPort?: number; localIp?: string; timeoutS?: number } = {}): Promise<SippResult> {
+export function sipp(t: Pick<SipTestApp, 'sipPort' | 'number'>, scenario: string, opts: { service?: string; args?: string[]; rtpPort?: number; localIp?: string; timeoutS?: number } = {}): Promise<SippResult> {
   const dir = tempDir('sipp-');
   const args = [
     `127.0.0.1:${t.sipPort}`, '-sf', path.join(SCENARIOS, scenario), '-s', opts.service ?? t.number,
