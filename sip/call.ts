@@ -8,6 +8,7 @@ import { clock, type Tickable } from '../src/call/clock.js';
 import type { CallSession } from '../src/call/session.js';
 import type { CallTransport } from '../src/call/transport.js';
 import { mediaFrames, rtpPackets } from '../src/metrics/index.js';
+import type { CallMedia } from './media.js';
 import type { RtpSession } from './rtp.js';
 
 const framesOut = mediaFrames.labels('sip', 'out');
@@ -15,6 +16,7 @@ const STATS_EVERY_TICKS = 50;
 
 export interface SipCallOptions {
   rtp: RtpSession;
+  media: CallMedia;
   dialog: Session;
   mediaTimeoutMs: number;
   allowRefer: boolean;
@@ -32,8 +34,6 @@ export class SipCall implements CallTransport, Tickable {
   session: CallSession | null = null;
   private closed = false;
   private ticks = 0;
-  /** Caller is on hold (sendonly/inactive): silence is expected, not a timeout. */
-  held = false;
   private reported = { lost: 0, late: 0, concealed: 0 };
 
   constructor(readonly o: SipCallOptions) {
@@ -69,7 +69,8 @@ export class SipCall implements CallTransport, Tickable {
     if (frame && this.session) this.session.inbound(frame.payload);
     this.o.rtp.maybeSendRtcp(now);
     if (++this.ticks % STATS_EVERY_TICKS === 0) this.reportStats();
-    if (!this.held && now - this.o.rtp.lastPacketAt > this.o.mediaTimeoutMs) this.hangup('media timeout');
+    // On hold (sendonly/inactive) the caller's silence is expected, not a timeout.
+    if (!this.o.media.held && now - this.o.rtp.lastPacketAt > this.o.mediaTimeoutMs) this.hangup('media timeout');
   }
 
   /** Adds the jitter buffer's loss/late/concealment since the last report to the counters. */

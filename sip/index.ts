@@ -14,7 +14,8 @@ import { CallSession } from '../src/call/session.js';
 import { Admitter } from './admission.js';
 import { SipCall } from './call.js';
 import { allocateRtpPorts, RtpSession } from './rtp.js';
-import { buildAnswer, negotiate, parseSdp, type Negotiated } from './sdp.js';
+import { CallMedia } from './media.js';
+import { negotiate, OUR_OFFER, parseSdp, type Negotiated, type SdpOffer } from './sdp.js';
 import { SipSockets } from './transport.js';
 import { LOCAL_USER, SipUas, type InviteContext } from './uas.js';
 
@@ -83,13 +84,10 @@ export class SipServer implements Component {
       log.info('sip call refused', { callId: msg.callId, status: statusCode, reason, from: ctx.source.address });
     };
     const type = (msg.getHeader('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-    if (!msg.body || type !== 'application/sdp') {
-      // Delayed offer (no SDP) is not supported yet; other bodies are not understood.
-      if (msg.body) return reject(415, 'unsupported_body', ['Accept: application/sdp']);
-      return reject(488, 'no_offer');
-    }
-    const offer = parseSdp(msg.body);
-    if (!offer) {
+    if (msg.body && type !== 'application/sdp') return reject(415, 'unsupported_body', ['Accept: application/sdp']);
+    // No body: a delayed offer; we offer in the 200 and the answer comes in the ACK.
+    const offer = msg.body ? parseSdp(msg.body) : null;
+    if (msg.body && !offer) {
       countBadInput('sip', 'bad_sdp');
       return reject(400, 'bad_sdp');
     }
@@ -98,8 +96,8 @@ export class SipServer implements Component {
       const a = await this.admitter.admit({ sourceIp: ctx.source.address, method: 'INVITE', dialled: ctx.dialled, authorization: msg.getHeader('authorization') ?? msg.getHeader('proxy-authorization') });
       if (cancelled) return;
       if (!a.ok) return reject(a.status, a.reason, a.headers);
-      const n = negotiate(offer);
-      if (!n) return reject(488, 'no_common_codec', ['Warning: 304 aybiza "Media type not available"']);
+      const n = offer ? negotiate(offer) : null;
+      if (offer && !n) return reject(488, 'no_common_codec', ['Warning: 304 aybiza "Media type not available"']);
       const limit = a.agent.maxConcurrentCalls;
       const busy = this.draining || this.calls.size + (this.o.otherCalls?.() ?? 0) >= this.o.config.maxConcurrentCalls
         || (limit !== null && (await this.o.store.state.activeCalls(a.agent.tenantId)) >= limit);
@@ -122,7 +120,7 @@ export class SipServer implements Component {
   }
 
   private async answer(
-    req: IncomingInviteRequest, ctx: InviteContext, n: Negotiated, offer: NonNullable<ReturnType<typeof parseSdp>>,
+    req: IncomingInviteRequest, ctx: InviteContext, n: Negotiated | null, offer: SdpOffer | null,
     ports: NonNullable<Awaited<ReturnType<typeof allocateRtpPorts>>>, a: Extract<Awaited<ReturnType<Admitter['admit']>>, { ok: true }>,
   ): Promise<void> {
     const msg = req.message;
@@ -136,18 +134,15 @@ export class SipServer implements Component {
       ports.rtcp.close();
       return void safe(() => req.reject({ statusCode: 503, extraHeaders: [`Retry-After: ${RETRY_AFTER_S}`] }));
     }
+    const f = n ?? OUR_OFFER;
     const rtp = new RtpSession({
-      rtp: ports.rtp, rtcp: ports.rtcp, localPort: ports.port, codec: n.codec, pt: n.pt, dtmfPt: n.dtmfPt,
-      remote: n.remoteAddress ? { address: n.remoteAddress, port: n.remotePort } : null,
-      latchFrom: [...new Set([n.remoteAddress ?? ctx.source.address, ctx.source.address])],
-      onDigit: (d) => call.session?.dtmf(d),
+      rtp: ports.rtp, rtcp: ports.rtcp, localPort: ports.port, codec: f.codec, pt: f.pt, dtmfPt: f.dtmfPt,
+      remote: null, latchFrom: [ctx.source.address], onDigit: (d) => call.session?.dtmf(d),
     });
-    rtp.sending = n.direction === 'sendrecv' || n.direction === 'sendonly';
-    const sdp = { sessionId: Math.floor(Math.random() * 2 ** 31), version: 1, last: '' };
-    sdp.last = buildAnswer(offer, n, { ip: c.sipPublicIp, port: ports.port, sessionId: sdp.sessionId, version: sdp.version });
+    const media = new CallMedia(rtp, c.sipPublicIp, offer, n);
     let dialog: Session;
     try {
-      dialog = req.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: sdp.last } }).session;
+      dialog = req.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: media.last } }).session;
     } catch (err) {
       // CANCEL won the race: the INVITE is already answered with 487.
       rtp.close();
@@ -158,40 +153,32 @@ export class SipServer implements Component {
     }
     this.uas?.rememberDialog(msg.callId, ctx.source);
     const call: SipCall = new SipCall({
-      rtp, dialog, allowRefer: a.trunk.allowRefer, mediaTimeoutMs: this.mediaTimeoutMs,
+      rtp, media, dialog, allowRefer: a.trunk.allowRefer, mediaTimeoutMs: this.mediaTimeoutMs,
       localUri: `sip:${LOCAL_USER}@${c.sipPublicIp}:${this.port}`, remoteHost: msg.from.uri.host,
       onClosed: (reason, stats) => {
         this.calls.delete(record.id);
         this.uas?.forgetDialog(msg.callId);
-        void this.o.store.calls.setMediaStats(record.id, { ...stats, codec: n.codec }).catch(() => {});
+        void this.o.store.calls.setMediaStats(record.id, { ...stats, codec: media.codec }).catch(() => {});
         void session.end(reason);
         void this.o.store.state.releaseCallSlot(a.agent.tenantId, record.id);
         void this.o.store.state.unregisterCall(record.id);
         if (this.draining && this.calls.size === 0 && this.pending === 0) this.drained?.();
       },
     });
-    call.held = n.direction === 'recvonly' || n.direction === 'inactive';
     dialog.delegate = {
       onBye: (bye) => {
         safe(() => bye.accept());
         call.close('caller hung up');
       },
+      onAck: (ack) => {
+        if (!media.answerInAck(ack.message.body || undefined)) call.hangup('no usable SDP answer in the ACK');
+      },
       onAckTimeout: () => call.hangup('no ACK for 200 OK'),
       // re-INVITE: hold/unhold, media move, session refresh (RFC 3264 §8, RFC 4028).
       onInvite: (re) => {
-        const o2 = re.message.body ? parseSdp(re.message.body) : offer;
-        const n2 = o2 ? negotiate(o2) : null;
-        if (!o2 || !n2) return void safe(() => re.reject({ statusCode: 488 }));
-        // Codec and payload types stay as first agreed; address and direction may change.
-        const keep: Negotiated = { ...n2, pt: n.pt, codec: n.codec, dtmfPt: n2.dtmfPt === null ? null : n.dtmfPt };
-        const answer = (version: number) => buildAnswer(o2, keep, { ip: c.sipPublicIp, port: ports.port, sessionId: sdp.sessionId, version });
-        // The o= version moves only when our description changes (RFC 3264 §8).
-        if (answer(sdp.version) !== sdp.last) sdp.last = answer(++sdp.version);
-        rtp.remote = n2.remoteAddress ? { address: n2.remoteAddress, port: n2.remotePort } : null;
-        rtp.sending = n2.direction === 'sendrecv' || n2.direction === 'sendonly';
-        call.held = n2.direction === 'recvonly' || n2.direction === 'inactive';
-        rtp.lastPacketAt = performance.now();
-        safe(() => re.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: sdp.last } }));
+        const sdp = media.reinvite(re.message.body || undefined);
+        if (sdp === null) return void safe(() => re.reject({ statusCode: 488 }));
+        safe(() => re.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: sdp } }));
       },
     };
     const session = new CallSession({ callId: record.id, transport: call, agent: a.agent, providers: this.o.providers, calls: this.o.store.calls });
@@ -200,7 +187,7 @@ export class SipServer implements Component {
     session.whenEnded((reason) => call.hangup(reason));
     await this.o.store.state.registerCall(record.id, NODE_ID, 4 * 3600_000);
     await this.o.store.calls.updateCallStatus(record.id, 'in-progress');
-    log.info('sip call answered', { callId: record.id, sipCallId: msg.callId, codec: n.codec, rtpPort: ports.port, trunk: a.trunk.id });
+    log.info('sip call answered', { callId: record.id, sipCallId: msg.callId, codec: n?.codec ?? 'offered', rtpPort: ports.port, trunk: a.trunk.id });
     const conversation = this.o.onSession(session);
     await session.start();
     if (!session.isEnded) conversation.start();

@@ -102,6 +102,18 @@ export class RtpSession {
     o.rtcp.on('message', (buf) => this.onRtcp(buf));
   }
 
+  /** The payload formats agreed (set again when a delayed offer's answer arrives in the ACK). */
+  setFormat(codec: Codec, pt: number, dtmfPt: number | null): void {
+    this.o.codec = codec;
+    this.o.pt = pt;
+    this.o.dtmfPt = dtmfPt;
+  }
+
+  /** Another address the first packets may come from (a new SDP address). */
+  allowSource(address: string): void {
+    if (!this.o.latchFrom.includes(address)) this.o.latchFrom.push(address);
+  }
+
   get localPort(): number {
     return this.o.localPort;
   }

@@ -139,3 +139,15 @@ export function buildAnswer(offer: SdpOffer, n: Negotiated, o: AnswerOptions): s
   });
   return out.join('\r\n') + '\r\n';
 }
+
+/** Our offer, for an INVITE that came without one (delayed offer, RFC 3261 §13.2.1): PCMU, PCMA, telephone-event 101. */
+export function buildOffer(o: AnswerOptions): string {
+  return [
+    'v=0', `o=aybiza ${o.sessionId} ${o.version} IN IP4 ${o.ip}`, 's=aybiza', `c=IN IP4 ${o.ip}`, 't=0 0',
+    `m=audio ${o.port} RTP/AVP 0 8 101`, 'a=rtpmap:0 PCMU/8000', 'a=rtpmap:8 PCMA/8000', 'a=rtpmap:101 telephone-event/8000',
+    'a=fmtp:101 0-16', 'a=ptime:20', 'a=sendrecv',
+  ].join('\r\n') + '\r\n';
+}
+
+/** What we assume until the answer to our offer arrives in the ACK. */
+export const OUR_OFFER: Negotiated = { codec: 'pcmu', pt: 0, dtmfPt: 101, remoteAddress: null, remotePort: 0, direction: 'sendrecv', index: 0 };

@@ -85,6 +85,21 @@ describe('SIP trunk (source-address trunks)', () => {
     expect(peer.packets.length).toBeGreaterThan(0);
   });
 
+  it('a delayed offer: our offer in the 200, the answer in the ACK, then RTP to the answer\'s address', async () => {
+    const peer = new RtpPeer();
+    const rtpPort = await peer.open();
+    const run = sipp(t, 'uac_delayed_offer.xml', { rtpPort, args: ['-d', '3000'] });
+    await waitFor(() => peer.packets.length > 0, 20_000, 'RTP after the ACK');
+    peer.stream(speechFrames(50));
+    const r = await run;
+    peer.close();
+    expect(r.code, r.errors).toBe(0);
+    const fs = await import('node:fs');
+    const log = fs.readFileSync(`${r.dir}/${fs.readdirSync(r.dir).find((f) => f.endsWith('_messages.log'))}`, 'utf8');
+    expect(log).toMatch(/SIP\/2\.0 200 OK[\s\S]*?m=audio \d+ RTP\/AVP 0 8 101/);
+    expect(peer.packets.every((p) => p.pt === 0)).toBe(true);
+  });
+
   it('sends BYE when the agent ends the call; the caller answers 200', async () => {
     const peer = new RtpPeer();
     const rtpPort = await peer.open();
