@@ -67,6 +67,7 @@ export class SipCall implements CallTransport, Tickable {
     for (const f of this.o.rtp.takeUnbuffered()) this.session?.inbound(f);
     const frame = this.o.rtp.pop(now);
     if (frame && this.session) this.session.inbound(frame.payload);
+    this.o.rtp.tickDigits();
     this.o.rtp.maybeSendRtcp(now);
     if (++this.ticks % STATS_EVERY_TICKS === 0) this.reportStats();
     // On hold (sendonly/inactive) the caller's silence is expected, not a timeout.
@@ -91,6 +92,11 @@ export class SipCall implements CallTransport, Tickable {
       // The dialog may already be gone (a BYE crossed ours).
     }
     this.close(reason);
+  }
+
+  /** Sends DTMF to the caller as RFC 4733 events (e.g. to drive an IVR); false without telephone-event. */
+  sendDigits(digits: string): boolean {
+    return !this.closed && this.o.rtp.sendDigits(digits);
   }
 
   /** Blind transfer (RFC 3515) where the trunk allows it; the carrier ends our leg. */

@@ -1,7 +1,8 @@
 // One call's RTP (RFC 3550) on its own even UDP port, RTCP on the next one.
 // In: validate, latch to the caller's real source (symmetric RTP), A-law →
 // μ-law, into the native jitter buffer; RFC 4733 events become digits once
-// per event (deduplicated by SSRC + timestamp). Out: one packet per 20 ms
+// per event (deduplicated by SSRC + timestamp), and digits go out as events.
+// Out: one packet per 20 ms
 // frame, sent when the shared clock's playout hands it over, with a random
 // SSRC/sequence/timestamp start, timestamps that follow wall-clock frame
 // slots across silences, and the marker bit on each talkspurt's first packet.
@@ -15,6 +16,8 @@ import type { Codec } from './sdp.js';
 const FRAME = 160;
 const DIGITS = '0123456789*#ABCD';
 const RTCP_EVERY_MS = 5000;
+const DIGIT_FRAMES = 8; // 160 ms per digit
+const DIGIT_GAP_FRAMES = 5; // 100 ms between digits
 
 const received = rtpPackets.labels('in', 'received');
 const sent = rtpPackets.labels('out', 'sent');
@@ -93,6 +96,9 @@ export class RtpSession {
   /** Payloads of another size than 20 ms, passed on without the jitter buffer. */
   private unbuffered: Uint8Array[] = [];
   private remoteSsrc = 0;
+  private digitQueue: string[] = [];
+  private digit: { event: number; slot: number; frames: number } | null = null;
+  private digitGap = 0;
   private maxSeq = -1;
   private closed = false;
 
@@ -218,28 +224,78 @@ export class RtpSession {
     return this.latched ?? this.remote;
   }
 
-  /** Sends one 160-byte μ-law frame now. */
+  /** Sends one 160-byte μ-law frame now (dropped while a digit is being sent: the event replaces audio). */
   send(ulaw: Uint8Array): void {
-    const to = this.target();
-    if (this.closed || !this.sending || !to) return;
+    if (this.digit) return;
+    const slot = this.nextSlot();
+    if (slot < 0) return;
+    const pkt = Buffer.allocUnsafe(12 + FRAME);
+    if (this.o.codec === 'pcma') ulawToAlawInto(ulaw, pkt.subarray(12));
+    else pkt.set(ulaw, 12);
+    this.emit(pkt, this.o.pt, slot !== this.lastSlot + 1, slot);
+    this.lastSlot = slot;
+  }
+
+  /** The frame slot for a packet sent now, or -1 when we may not send. */
+  private nextSlot(): number {
+    if (this.closed || !this.sending || !this.target()) return -1;
     // The timestamp follows the sender's clock: a pause in speech advances it
     // (RFC 3550 §5.1), and a new talkspurt sets the marker bit.
-    const slot = Math.max(Math.round((performance.now() - this.t0) / 20), this.lastSlot + 1);
-    const marker = slot !== this.lastSlot + 1;
-    this.lastSlot = slot;
-    const pkt = Buffer.allocUnsafe(12 + FRAME);
+    return Math.max(Math.round((performance.now() - this.t0) / 20), this.lastSlot + 1);
+  }
+
+  private emit(pkt: Buffer, pt: number, marker: boolean, slot: number): void {
+    const to = this.target()!;
     pkt[0] = 0x80;
-    pkt[1] = (marker ? 0x80 : 0) | this.o.pt;
+    pkt[1] = (marker ? 0x80 : 0) | pt;
     pkt.writeUInt16BE(this.seq, 2);
     this.seq = (this.seq + 1) & 0xffff;
     pkt.writeUInt32BE((this.tsBase + slot * FRAME) >>> 0, 4);
     pkt.writeUInt32BE(this.ssrc, 8);
-    if (this.o.codec === 'pcma') ulawToAlawInto(ulaw, pkt.subarray(12));
-    else pkt.set(ulaw, 12);
     this.o.rtp.send(pkt, to.port, to.address);
     this.packetsOut++;
-    this.octetsOut += FRAME;
+    this.octetsOut += pkt.length - 12;
     sent.inc();
+  }
+
+  /** Queues digits to send as RFC 4733 events; false when the peer did not offer telephone-event. */
+  sendDigits(digits: string): boolean {
+    if (this.o.dtmfPt === null || !/^[0-9*#A-D]+$/.test(digits)) return false;
+    this.digitQueue.push(...digits);
+    return true;
+  }
+
+  /**
+   * One 20 ms step of digit sending, from the call's clock tick: each event
+   * keeps its start timestamp while its duration grows (M=1 on the first
+   * packet), lasts DIGIT_FRAMES frames, and ends with three E=1 packets;
+   * DIGIT_GAP_FRAMES of ordinary audio separate two digits.
+   */
+  tickDigits(): void {
+    if (!this.digit) {
+      if (this.digitGap > 0) return void this.digitGap--;
+      const next = this.digitQueue.shift();
+      if (next === undefined) return;
+      const slot = this.nextSlot();
+      if (slot < 0) return;
+      this.digit = { event: DIGITS.indexOf(next), slot, frames: 0 };
+    }
+    const d = this.digit;
+    d.frames++;
+    const end = d.frames >= DIGIT_FRAMES;
+    for (let i = 0; i < (end ? 3 : 1); i++) {
+      const pkt = Buffer.alloc(16);
+      pkt[12] = d.event;
+      pkt[13] = (end ? 0x80 : 0) | 10; // volume -10 dBm0
+      pkt.writeUInt16BE(d.frames * FRAME, 14);
+      if (this.target() && !this.closed) this.emit(pkt, this.o.dtmfPt!, d.frames === 1 && i === 0, d.slot);
+    }
+    if (end) {
+      // Audio resumes at the slot after the event.
+      this.lastSlot = d.slot + d.frames - 1;
+      this.digit = null;
+      this.digitGap = DIGIT_GAP_FRAMES;
+    }
   }
 
   /** RTCP sender report every ~5 s (RFC 3550 §6.4.1), driven by the call's clock tick. */

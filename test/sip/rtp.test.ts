@@ -131,4 +131,36 @@ describe('RtpSession', () => {
     expect(sr[sdes + 1]).toBe(202);
     expect(sr.subarray(sdes + 10, sdes + 16).toString()).toBe('aybiza');
   });
+
+  it('sends digits as RFC 4733 events: one timestamp per event, growing duration, marker first, three end packets', async () => {
+    const peer = await udp();
+    open.push(peer.s);
+    const rtp = await session('pcmu', peer.port);
+    expect(rtp.sendDigits('1#')).toBe(true);
+    expect(rtp.sendDigits('x')).toBe(false);
+    for (let i = 0; i < 40; i++) rtp.tickDigits();
+    await waitFor(() => peer.got.length === 20, 5000, 'twenty event packets');
+    const g = peer.got;
+    expect(g.every((p) => p.pt === 101 && p.payload.length === 4)).toBe(true);
+    for (let i = 1; i < g.length; i++) expect((g[i]!.seq - g[i - 1]!.seq) & 0xffff).toBe(1);
+    const [one, hash] = [g.slice(0, 10), g.slice(10)];
+    for (const [ev, code] of [[one, 1], [hash, 11]] as const) {
+      expect(new Set(ev.map((p) => p.ts)).size).toBe(1);
+      expect(ev.map((p) => p.payload[0])).toEqual(Array(10).fill(code));
+      expect(ev.map((p) => p.marker)).toEqual([true, ...Array(9).fill(false)]);
+      expect(ev.map((p) => p.payload.readUInt16BE(2))).toEqual([160, 320, 480, 640, 800, 960, 1120, 1280, 1280, 1280]);
+      expect(ev.map((p) => (p.payload[1]! & 0x80) !== 0)).toEqual([...Array(7).fill(false), true, true, true]);
+    }
+    expect((hash[0]!.ts - one[0]!.ts) >>> 0).toBeGreaterThanOrEqual(8 * 160);
+  });
+
+  it('a session without telephone-event cannot send digits', async () => {
+    const peer = await udp();
+    open.push(peer.s);
+    const min = 40000 + 2 * Math.floor(Math.random() * 5000);
+    const ports = (await allocateRtpPorts('127.0.0.1', min, min + 200))!;
+    const rtp = new RtpSession({ rtp: ports.rtp, rtcp: ports.rtcp, localPort: ports.port, codec: 'pcmu', pt: 0, dtmfPt: null, remote: { address: '127.0.0.1', port: peer.port }, latchFrom: [], onDigit: () => {} });
+    open.push(rtp);
+    expect(rtp.sendDigits('1')).toBe(false);
+  });
 });
