@@ -1,5 +1,6 @@
 // SIP trunk calls against SIPp: OPTIONS, a PCMU call with RTP both ways, the
 // refusals (403, 404, 487, 488) and digest authentication (401, then 200).
+import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registry } from '../../src/metrics/index.js';
 import { spawnServer } from '../helpers/spawn-server.js';
@@ -100,6 +101,34 @@ describe('SIP trunk (source-address trunks)', () => {
     expect(peer.packets.every((p) => p.pt === 0)).toBe(true);
   });
 
+  it('a BYE retransmitted after its 200 gets the same 200 again (Timer J), not 481', async () => {
+    // A raw UDP caller: SIPp takes an identical second 200 for a retransmission and ignores it.
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const got: string[] = [];
+    sock.on('message', (m) => got.push(m.toString()));
+    const port = sock.address().port;
+    const callId = `retx-${Date.now()}@127.0.0.1`;
+    const head = (method: string, branch: string, cseq: number, toTag = '') => [
+      `${method} sip:${t.number}@127.0.0.1:${t.sipPort} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=${branch};rport`,
+      `From: <sip:+15550001111@127.0.0.1:${port}>;tag=retx1`, `To: <sip:${t.number}@127.0.0.1>${toTag}`, `Call-ID: ${callId}`,
+      `CSeq: ${cseq} ${method}`, `Contact: <sip:+15550001111@127.0.0.1:${port}>`, 'Max-Forwards: 70',
+    ];
+    const send = (lines: string[], body = '') => sock.send([...lines, ...(body ? ['Content-Type: application/sdp'] : []), `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n'), t.sipPort, '127.0.0.1');
+    send(head('INVITE', 'z9hG4bK-retx-1', 1), 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n');
+    await waitFor(() => got.some((m) => m.startsWith('SIP/2.0 200')), 10_000, '200 to the INVITE');
+    const toTag = ';tag=' + /^To:.*;tag=([^;\s]+)/m.exec(got.find((m) => m.startsWith('SIP/2.0 200'))!)![1];
+    send(head('ACK', 'z9hG4bK-retx-2', 1, toTag));
+    const n = got.length;
+    send(head('BYE', 'z9hG4bK-retx-3', 2, toTag));
+    await waitFor(() => got.slice(n).some((m) => /^SIP\/2\.0 200[\s\S]*CSeq: 2 BYE/.test(m)), 10_000, '200 to the BYE');
+    const m = got.length;
+    send(head('BYE', 'z9hG4bK-retx-3', 2, toTag));
+    await waitFor(() => got.length > m, 10_000, 'an answer to the retransmitted BYE');
+    expect(got[m]).toMatch(/^SIP\/2\.0 200[\s\S]*CSeq: 2 BYE/);
+    sock.close();
+  });
+
   it('sends BYE when the agent ends the call; the caller answers 200', async () => {
     const peer = new RtpPeer();
     const rtpPort = await peer.open();
@@ -178,7 +207,17 @@ describe('SIP trunk (source-address trunks)', () => {
   });
 
   it('CANCEL before the answer gets 200, and the INVITE 487', async () => {
-    const r = await sipp(t, 'uac_cancel.xml');
+    // Admission waits until the CANCEL has arrived, so the INVITE is surely still pending.
+    const trunks = t.app.store.trunks;
+    const lookup = trunks.trunksForAddress.bind(trunks);
+    const cancels = () => metric('aybiza_sip_messages_total', { method: 'CANCEL', direction: 'in' });
+    const before = await cancels();
+    trunks.trunksForAddress = async (ip: string) => {
+      let seen = false;
+      await waitFor(() => seen || (void cancels().then((n) => (seen = n > before)), false), 20_000, 'CANCEL received');
+      return lookup(ip);
+    };
+    const r = await sipp(t, 'uac_cancel.xml').finally(() => (trunks.trunksForAddress = lookup));
     expect(r.code, r.errors).toBe(0);
     expect(t.app.sip!.calls.size).toBe(0);
   });

@@ -50,11 +50,12 @@ export interface SippResult {
 }
 
 /** Runs SIPp with a scenario from test/sip/scenarios against the server; resolves on exit. */
-export function sipp(t: Pick<SipTestApp, 'sipPort' | 'number'>, scenario: string, opts: { service?: string; args?: string[]; rtpPort?: number; localIp?: string; timeoutS?: number } = {}): Promise<SippResult> {
+export async function sipp(t: Pick<SipTestApp, 'sipPort' | 'number'>, scenario: string, opts: { service?: string; args?: string[]; rtpPort?: number; localIp?: string; timeoutS?: number } = {}): Promise<SippResult> {
   const dir = tempDir('sipp-');
+  const localPort = await freeSipPort();
   const args = [
     `127.0.0.1:${t.sipPort}`, '-sf', path.join(SCENARIOS, scenario), '-s', opts.service ?? t.number,
-    '-i', opts.localIp ?? '127.0.0.1', '-mi', '127.0.0.1', '-key', 'rtp_port', String(opts.rtpPort ?? 9),
+    '-i', opts.localIp ?? '127.0.0.1', '-p', String(localPort), '-mi', '127.0.0.1', '-key', 'rtp_port', String(opts.rtpPort ?? 9),
     '-m', '1', '-nostdin', '-timeout', `${opts.timeoutS ?? 40}s`, '-timeout_error', '-trace_err', '-trace_msg',
     ...(opts.args ?? []),
   ];
