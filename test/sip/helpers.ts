@@ -190,3 +190,48 @@ function linearToUlaw(sample: number): number {
   const mant = (s >> (exp + 3)) & 0x0f;
   return ~(sign | (exp << 4) | mant) & 0xff;
 }
+
+/** A bare-bones UDP caller for what SIPp cannot show (it hides retransmissions). */
+export class RawUac {
+  readonly sock = dgram.createSocket('udp4');
+  readonly got: string[] = [];
+  port = 0;
+  toTag = '';
+  readonly callId = `raw-${Date.now()}-${Math.random().toString(36).slice(2)}@127.0.0.1`;
+
+  constructor(private readonly t: Pick<SipTestApp, 'sipPort' | 'number'>) {}
+
+  async open(): Promise<void> {
+    await new Promise<void>((r) => this.sock.bind(0, '127.0.0.1', () => r()));
+    this.port = this.sock.address().port;
+    this.sock.on('message', (m) => this.got.push(m.toString()));
+  }
+
+  send(method: string, branch: string, cseq: number, body = ''): void {
+    const { number, sipPort } = this.t;
+    const lines = [
+      `${method} sip:${number}@127.0.0.1:${sipPort} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=${branch};rport`,
+      `From: <sip:+15550001111@127.0.0.1:${this.port}>;tag=raw1`, `To: <sip:${number}@127.0.0.1>${this.toTag}`, `Call-ID: ${this.callId}`,
+      `CSeq: ${cseq} ${method}`, `Contact: <sip:+15550001111@127.0.0.1:${this.port}>`, 'Max-Forwards: 70',
+      ...(body ? ['Content-Type: application/sdp'] : []), `Content-Length: ${Buffer.byteLength(body)}`, '', body,
+    ];
+    this.sock.send(lines.join('\r\n'), sipPort, '127.0.0.1');
+  }
+
+  invite(branch: string): void {
+    this.send('INVITE', branch, 1, 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n');
+  }
+
+  /** Answers (status line first) to `cseq METHOD` received since index `from`. */
+  answers(cseq: string, from = 0): string[] {
+    return this.got.slice(from).filter((m) => m.startsWith('SIP/2.0 ') && new RegExp(`^CSeq: ${cseq}\\s*$`, 'm').test(m));
+  }
+
+  learnToTag(response: string): void {
+    this.toTag = ';tag=' + /^To:.*;tag=([^;\s]+)/m.exec(response)![1];
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}
