@@ -5,7 +5,8 @@
 // - non-INVITE requests retransmitted over UDP get the cached final response
 //   (sip.js sets Timer J to 0, so a resent BYE would otherwise meet 481);
 // - our own requests (BYE, REFER) are retransmitted over UDP (Timer E) until
-//   a response comes;
+//   a response comes, and our non-2xx INVITE answers until the ACK (Timer G);
+// - a request that Requires an extension gets 420 (sip.js leaves this TODO);
 // - dialled numbers are arbitrary DIDs, so the Request-URI user is saved and
 //   replaced by ours before the core's "does it point to us" check.
 // One core per transport protocol, so Via and Contact name the right one.
@@ -51,6 +52,8 @@ export class SipUas {
   readonly cores: Record<Proto, UserAgentCore>;
   /** Non-INVITE server transactions by branch: the final response to resend. */
   private readonly answered = new Map<string, Cached>();
+  /** Our non-2xx final INVITE answers over UDP awaiting their ACK (Timer G), by branch. */
+  private readonly awaitingAck = new Map<string, NodeJS.Timeout>();
   /** Our UDP client requests awaiting a response, by branch. */
   private readonly retransmits = new Map<string, NodeJS.Timeout>();
   /** TCP connection per dialog (Call-ID): in-dialog requests we send go back on it. */
@@ -109,11 +112,7 @@ export class SipUas {
     const core = this.cores[source.proto];
     if (msg instanceof IncomingResponseMessage) {
       sipMessages.inc({ method: msg.method ?? '', direction: 'in', code: String(msg.statusCode ?? '') });
-      const t = this.retransmits.get(msg.viaBranch);
-      if (t) {
-        clearTimeout(t);
-        this.retransmits.delete(msg.viaBranch);
-      }
+      this.stopTimer(this.retransmits, msg.viaBranch);
       return this.guard(() => core.receiveIncomingResponseFromTransport(msg as IncomingResponseMessage));
     }
     const req = msg as IncomingRequestMessage;
@@ -129,10 +128,16 @@ export class SipUas {
     if (!Number.isSafeInteger(req.cseq) || req.cseq > 0x7fffffff) return reply(400, 'bad_cseq', 'Bad CSeq');
     const cseqMethod = /^\s*\d+\s+(\S+)/.exec(req.getHeader('cseq') ?? '')?.[1];
     if (cseqMethod !== req.method) return reply(400, 'cseq_method_mismatch', 'CSeq Method Mismatch');
+    const require = req.method === 'ACK' || req.method === 'CANCEL' ? undefined : req.getHeader('require');
+    if (require?.trim()) {
+      // We support no extensions that a request may require (RFC 3261 §8.2.2.3).
+      return this.guard(() => core.replyStateless(req, { statusCode: 420, extraHeaders: [`Unsupported: ${require.trim()}`] }));
+    }
     if (this.draining && req.method === 'OPTIONS' && !req.toTag) {
       // Carriers probe with OPTIONS: 503 while draining makes them fail over (reference §2).
       return this.guard(() => core.replyStateless(req, { statusCode: 503, extraHeaders: ['Retry-After: 30'] }));
     }
+    if (req.method === 'ACK') this.stopTimer(this.awaitingAck, req.viaBranch);
     const maxForwards = req.getHeader('max-forwards');
     if (maxForwards !== undefined && Number(maxForwards.trim()) === 0 && req.method !== 'ACK') {
       return this.guard(() => core.replyStateless(req, { statusCode: 483 }));
@@ -185,6 +190,10 @@ export class SipUas {
       const cached = branch ? this.answered.get(`${branch}|${cseq}`) : undefined;
       if (cached && Number(status[1]) >= 200) cached.response = text;
       this.send(proto, text, { proto, ...dest });
+      // Timer G (RFC 3261 §17.2.1): sip.js leaves non-2xx INVITE answers to the caller's retransmissions.
+      if (proto === 'udp' && cseq === 'INVITE' && Number(status[1]) >= 300 && branch && !this.awaitingAck.has(branch)) {
+        this.retransmit(this.awaitingAck, branch, text, { proto, ...dest });
+      }
       return Promise.resolve();
     }
     const method = firstLine.split(' ')[0] ?? '';
@@ -194,7 +203,7 @@ export class SipUas {
     const src: Source = proto === 'tcp' ? (this.tcpDialogs.get(callId) ?? { proto, ...dest }) : { proto, ...dest };
     this.send(proto, text, src);
     const branch = /;branch=([^;,\s]+)/i.exec(via)?.[1];
-    if (proto === 'udp' && method !== 'ACK' && branch) this.retransmit(branch, text, src);
+    if (proto === 'udp' && method !== 'ACK' && branch) this.retransmit(this.retransmits, branch, text, src);
     return Promise.resolve();
   }
 
@@ -203,18 +212,26 @@ export class SipUas {
     else if (!this.sockets.sendTcp(text, to.address, to.port, to.conn)) countBadInput('sip', 'tcp_no_connection');
   }
 
-  /** Timer E/F for our non-INVITE requests over UDP: T1 doubling to T2, for 64·T1. */
-  private retransmit(branch: string, text: string, to: Source): void {
+  /** Resends over UDP at T1 doubling to T2 for 64·T1 (Timers E/F for our requests, G/H for our non-2xx answers). */
+  private retransmit(timers: Map<string, NodeJS.Timeout>, branch: string, text: string, to: Source): void {
     let interval = T1;
     let elapsed = 0;
     const again = () => {
       elapsed += interval;
-      if (elapsed >= 64 * T1) return void this.retransmits.delete(branch);
+      if (elapsed >= 64 * T1) return void timers.delete(branch);
       this.send('udp', text, to);
       interval = Math.min(interval * 2, T2);
-      this.retransmits.set(branch, setTimeout(again, interval));
+      timers.set(branch, setTimeout(again, interval));
     };
-    this.retransmits.set(branch, setTimeout(again, interval));
+    timers.set(branch, setTimeout(again, interval));
+  }
+
+  private stopTimer(timers: Map<string, NodeJS.Timeout>, branch: string): void {
+    const t = timers.get(branch);
+    if (t) {
+      clearTimeout(t);
+      timers.delete(branch);
+    }
   }
 
   /** In-dialog requests we send for this call go back on the caller's TCP connection. */
@@ -234,8 +251,9 @@ export class SipUas {
 
   close(): void {
     clearInterval(this.sweeper);
-    for (const t of this.retransmits.values()) clearTimeout(t);
+    for (const t of [...this.retransmits.values(), ...this.awaitingAck.values()]) clearTimeout(t);
     this.retransmits.clear();
+    this.awaitingAck.clear();
     this.answered.clear();
   }
 }

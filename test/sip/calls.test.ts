@@ -113,6 +113,26 @@ describe('SIP trunk (source-address trunks)', () => {
     uac.close();
   });
 
+  it('retransmits a non-2xx INVITE answer over UDP until the ACK (Timer G)', async () => {
+    const uac = new RawUac({ sipPort: t.sipPort, number: '+19995550001' });
+    await uac.open();
+    uac.invite('z9hG4bK-raw-g-1');
+    await waitFor(() => uac.answers('1 INVITE').filter((m) => m.startsWith('SIP/2.0 404')).length >= 2, 10_000, 'the 404 sent twice');
+    uac.send('ACK', 'z9hG4bK-raw-g-1', 1);
+    uac.close();
+  });
+
+  it('answers 420 with Unsupported when a request requires an extension', async () => {
+    const uac = new RawUac(t);
+    await uac.open();
+    uac.sock.send([`OPTIONS sip:${t.number}@127.0.0.1:${t.sipPort} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${uac.port};branch=z9hG4bK-raw-420;rport`,
+      'From: <sip:a@127.0.0.1>;tag=1', `To: <sip:${t.number}@127.0.0.1>`, 'Call-ID: raw-420@127.0.0.1', 'CSeq: 1 OPTIONS', 'Require: 100rel, foo',
+      'Max-Forwards: 70', 'Content-Length: 0', '', ''].join('\r\n'), t.sipPort, '127.0.0.1');
+    await waitFor(() => uac.answers('1 OPTIONS').length > 0, 10_000, 'an answer');
+    expect(uac.answers('1 OPTIONS')[0]).toMatch(/^SIP\/2\.0 420[\s\S]*^Unsupported: 100rel, foo\r$/m);
+    uac.close();
+  });
+
   it('a BYE retransmitted after its 200 gets the same 200 again (Timer J), not 481', async () => {
     // SIPp takes an identical second 200 for a retransmission and hides it, so a raw caller.
     const uac = new RawUac(t);
