@@ -1,8 +1,9 @@
 // A SIP call as a CallTransport: the agent's frames go out as RTP the moment
 // playout hands them over on the shared 20 ms clock (lead 20: RTP is played
 // as it arrives, so marks count as heard when sent); the caller's audio comes
-// out of the jitter buffer on the same clock into the call session. The call
-// ends on BYE (ours or theirs), on media timeout, or when the agent hangs up.
+// out of the jitter buffer on the same clock into the call session. It owns
+// the dialog's events (BYE, ACK, re-INVITE). The call ends on BYE (ours or
+// theirs), on media timeout, or when the agent hangs up.
 import type { Session } from 'sip.js/lib/core/index.js';
 import { clock, type Tickable } from '../src/call/clock.js';
 import type { CallSession } from '../src/call/session.js';
@@ -37,6 +38,24 @@ export class SipCall implements CallTransport, Tickable {
   private reported = { lost: 0, late: 0, concealed: 0 };
 
   constructor(readonly o: SipCallOptions) {
+    const { dialog, media } = o;
+    dialog.delegate = {
+      onBye: (bye) => {
+        safe(() => bye.accept());
+        this.close('caller hung up');
+      },
+      // A delayed offer's answer comes in the ACK.
+      onAck: (ack) => {
+        if (!media.answerInAck(ack.message.body || undefined)) this.hangup('no usable SDP answer in the ACK');
+      },
+      onAckTimeout: () => this.hangup('no ACK for 200 OK'),
+      // re-INVITE: hold/resume, media move, session refresh (RFC 3264 §8, RFC 4028).
+      onInvite: (re) => {
+        const sdp = media.reinvite(re.message.body || undefined);
+        if (sdp === null) return void safe(() => re.reject({ statusCode: 488 }));
+        safe(() => re.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: sdp } }));
+      },
+    };
     clock.add(this);
   }
 
@@ -129,5 +148,13 @@ export class SipCall implements CallTransport, Tickable {
     const stats = this.o.rtp.stats();
     this.o.rtp.close();
     this.o.onClosed(reason, stats);
+  }
+}
+
+function safe(fn: () => unknown): void {
+  try {
+    fn();
+  } catch {
+    // The transaction already ended (e.g. a BYE crossed ours).
   }
 }

@@ -132,6 +132,7 @@ export class SipServer implements Component {
     if (a.agent.maxConcurrentCalls !== null && !(await this.o.store.state.acquireCallSlot(a.agent.tenantId, record.id, a.agent.maxConcurrentCalls))) {
       ports.rtp.close();
       ports.rtcp.close();
+      void this.o.store.calls.updateCallStatus(record.id, 'busy', 'tenant at its call limit');
       return void safe(() => req.reject({ statusCode: 503, extraHeaders: [`Retry-After: ${RETRY_AFTER_S}`] }));
     }
     const f = n ?? OUR_OFFER;
@@ -165,22 +166,6 @@ export class SipServer implements Component {
         if (this.draining && this.calls.size === 0 && this.pending === 0) this.drained?.();
       },
     });
-    dialog.delegate = {
-      onBye: (bye) => {
-        safe(() => bye.accept());
-        call.close('caller hung up');
-      },
-      onAck: (ack) => {
-        if (!media.answerInAck(ack.message.body || undefined)) call.hangup('no usable SDP answer in the ACK');
-      },
-      onAckTimeout: () => call.hangup('no ACK for 200 OK'),
-      // re-INVITE: hold/unhold, media move, session refresh (RFC 3264 §8, RFC 4028).
-      onInvite: (re) => {
-        const sdp = media.reinvite(re.message.body || undefined);
-        if (sdp === null) return void safe(() => re.reject({ statusCode: 488 }));
-        safe(() => re.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: sdp } }));
-      },
-    };
     const session = new CallSession({ callId: record.id, transport: call, agent: a.agent, providers: this.o.providers, calls: this.o.store.calls });
     call.session = session;
     this.calls.set(record.id, call);
