@@ -2,7 +2,9 @@
 // (emulated providers, embedded database): N concurrent PCMU calls with RTP
 // both ways (SIPp streams a μ-law file; the agent greets and answers), then
 // the server's own counters. Prints calls per second, peak concurrency,
-// failed calls and the RTP received/sent/lost/late/concealed figures.
+// failed calls, the server's CPU and the RTP received/sent/lost/late/concealed
+// figures. SIPp's -l caps concurrency, so the sustained rate is at most
+// calls / hold time.
 //   npm run sip:load -- --calls 50 --rate 10 --total 100 --hold-ms 10000
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -86,6 +88,16 @@ async function startServer(env: Record<string, string>): Promise<{ child: ChildP
   return { child, port };
 }
 
+/** User + system CPU seconds of a process (Linux /proc; NaN elsewhere). */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 async function api(base: string, key: string, p: string, body: unknown): Promise<Record<string, unknown>> {
   const r = await fetch(base + p, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
   if (!r.ok) throw new Error(`${p}: ${r.status} ${await r.text()}`);
@@ -131,9 +143,11 @@ async function main(): Promise<void> {
       '-nostdin', '-timeout', `${Math.ceil(total / rate + holdMs / 1000 + 60)}s`, '-timeout_error', '-trace_stat', '-fd', '1', '-trace_err',
     ];
     console.log(`sipp ${args.join(' ')}`);
+    const cpu0 = cpuSeconds(child.pid!);
     const t0 = performance.now();
     const code = await new Promise<number | null>((resolve) => spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] }).on('exit', resolve));
     const seconds = (performance.now() - t0) / 1000;
+    const cpuPct = ((cpuSeconds(child.pid!) - cpu0) / seconds) * 100;
     const stat = fs.readdirSync(dir).find((f) => f.endsWith('_.csv'));
     const rows = stat ? fs.readFileSync(path.join(dir, stat), 'utf8').trim().split('\n').map((l) => l.split(';')) : [];
     const col = (name: string) => rows[0]?.indexOf(name) ?? -1;
@@ -148,7 +162,8 @@ async function main(): Promise<void> {
     console.table({
       result: {
         'sipp exit': code, 'calls ok': ok, 'calls failed': failed, 'peak concurrent': peak,
-        'offered cps': rate, 'sipp call rate (cps)': Number(Number(last[col('CallRate(C)')] ?? NaN).toFixed(2)), 'wall s': Number(seconds.toFixed(1)),
+        'offered cps': rate, 'completed cps': Number((ok / seconds).toFixed(2)), 'wall s': Number(seconds.toFixed(1)),
+        'server CPU % of a core': Number(cpuPct.toFixed(1)),
       },
     });
     console.table({
