@@ -104,7 +104,7 @@ describe('RtpSession', () => {
     expect(digits).toEqual(['5', '#']);
   });
 
-  it('sends an RTCP sender report with SDES CNAME to the peer\'s RTP port + 1 every 5 s', async () => {
+  it('sends an RTCP sender report (with a block on the caller\'s stream) and SDES CNAME to the peer\'s RTP port + 1 every 5 s', async () => {
     const peerRtcp = dgram.createSocket('udp4');
     open.push(peerRtcp);
     // The peer's RTP port is even so its RTCP port (+1) can be bound here.
@@ -118,6 +118,12 @@ describe('RtpSession', () => {
     const reports: Buffer[] = [];
     peerRtcp.on('message', (b) => reports.push(b));
     const rtp = await session('pcmu', base);
+    // One packet from the peer first, so the report carries a block about it.
+    const caller = dgram.createSocket('udp4');
+    open.push(caller);
+    await new Promise<void>((r) => caller.bind(base, '127.0.0.1', () => r()));
+    caller.send(packet(0, 4242, 1000, 0xabcdef01, new Uint8Array(160).fill(0xff)), rtp.localPort, '127.0.0.1');
+    await waitFor(() => rtp.packetsIn === 1, 5000, 'the caller\'s packet');
     rtp.send(new Uint8Array(160).fill(0xff));
     rtp.maybeSendRtcp(performance.now()); // too early: nothing
     rtp.maybeSendRtcp(performance.now() + 5001);
@@ -127,6 +133,9 @@ describe('RtpSession', () => {
     expect(sr[1]).toBe(200);
     expect(sr.readUInt32BE(4)).toBe(rtp.ssrcOut);
     expect(sr.readUInt32BE(20)).toBe(1); // packets sent
+    expect(sr[0]! & 0x1f).toBe(1); // one report block: the caller's stream
+    expect(sr.readUInt32BE(28)).toBe(0xabcdef01);
+    expect(sr.readUInt32BE(36)).toBe(4242); // highest sequence number received
     const sdes = 4 * (sr.readUInt16BE(2) + 1);
     expect(sr[sdes + 1]).toBe(202);
     expect(sr.subarray(sdes + 10, sdes + 16).toString()).toBe('aybiza');
