@@ -23,6 +23,7 @@ const T1 = 500;
 const T2 = 4000;
 const TIMER_J_MS = 64 * T1;
 const SWEEP_MS = 5000;
+const MAX_ANSWERED = 50_000;
 
 export interface InviteContext {
   source: Source;
@@ -62,6 +63,7 @@ export class SipUas {
   /** Set while the server drains: health checks get 503. */
   draining = false;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly loggedAt = new Map<string, number>();
 
   constructor(private readonly sockets: SipSockets, private readonly o: UasOptions) {
     this.cores = { udp: this.makeCore('udp'), tcp: this.makeCore('tcp') };
@@ -107,8 +109,8 @@ export class SipUas {
     } catch {
       msg = undefined;
     }
-    if (!msg) return countBadInput('sip', 'unparseable');
-    if (!msg.callId || !msg.from || !msg.to || !msg.cseq || !msg.via || !msg.viaBranch) return countBadInput('sip', 'missing_headers');
+    if (!msg) return this.bad('unparseable', source);
+    if (!msg.callId || !msg.from || !msg.to || !msg.cseq || !msg.via || !msg.viaBranch) return this.bad('missing_headers', source);
     const core = this.cores[source.proto];
     if (msg instanceof IncomingResponseMessage) {
       sipMessages.inc({ method: msg.method ?? '', direction: 'in', code: String(msg.statusCode ?? '') });
@@ -117,31 +119,9 @@ export class SipUas {
     }
     const req = msg as IncomingRequestMessage;
     sipMessages.inc({ method: req.method, direction: 'in', code: '' });
-    if (!fixTopVia(req, source)) return countBadInput('sip', 'bad_via');
-    const reply = (statusCode: number, reason: string, reasonPhrase?: string) => {
-      countBadInput('sip', reason);
-      if (req.method !== 'ACK') this.guard(() => core.replyStateless(req, { statusCode, reasonPhrase }));
-    };
-    // The parser leaves ruri unset for schemes it cannot read (e.g. soap.beep:).
-    if (!req.ruri) return reply(416, 'unsupported_uri_scheme');
-    if (!/ SIP\/2\.0$/.test(text.slice(0, text.indexOf('\r\n')))) return reply(505, 'bad_sip_version');
-    if (!Number.isSafeInteger(req.cseq) || req.cseq > 0x7fffffff) return reply(400, 'bad_cseq', 'Bad CSeq');
-    const cseqMethod = /^\s*\d+\s+(\S+)/.exec(req.getHeader('cseq') ?? '')?.[1];
-    if (cseqMethod !== req.method) return reply(400, 'cseq_method_mismatch', 'CSeq Method Mismatch');
-    const require = req.method === 'ACK' || req.method === 'CANCEL' ? undefined : req.getHeader('require');
-    if (require?.trim()) {
-      // We support no extensions that a request may require (RFC 3261 §8.2.2.3).
-      return this.guard(() => core.replyStateless(req, { statusCode: 420, extraHeaders: [`Unsupported: ${require.trim()}`] }));
-    }
-    if (this.draining && req.method === 'OPTIONS' && !req.toTag) {
-      // Carriers probe with OPTIONS: 503 while draining makes them fail over (reference §2).
-      return this.guard(() => core.replyStateless(req, { statusCode: 503, extraHeaders: ['Retry-After: 30'] }));
-    }
+    if (!fixTopVia(req, source)) return this.bad('bad_via', source);
+    if (this.refused(req, text, core, source)) return;
     if (req.method === 'ACK') this.stopTimer(this.awaitingAck, req.viaBranch);
-    const maxForwards = req.getHeader('max-forwards');
-    if (maxForwards !== undefined && Number(maxForwards.trim()) === 0 && req.method !== 'ACK') {
-      return this.guard(() => core.replyStateless(req, { statusCode: 483 }));
-    }
     if (req.method !== 'INVITE' && req.method !== 'ACK' && req.method !== 'CANCEL') {
       const key = `${req.viaBranch}|${req.method}`;
       const seen = this.answered.get(key);
@@ -150,11 +130,14 @@ export class SipUas {
         if (seen.response) this.send(seen.source.proto, seen.response, seen.source);
         return;
       }
+      // Bounded: a flood of distinct requests must not grow this without limit (the oldest go first).
+      if (this.answered.size >= MAX_ANSWERED) this.answered.delete(this.answered.keys().next().value!);
       this.answered.set(key, { response: null, source, at: Date.now() });
     }
-    const dialled = req.ruri.user ?? req.to.uri.user ?? '';
+    const ruri = req.ruri!; // refused() answered 416 without one
+    const dialled = ruri.user ?? req.to.uri.user ?? '';
     // sip.js 404s any R-URI user but its own; carriers dial DIDs (pitfall 4).
-    req.ruri.user = LOCAL_USER;
+    ruri.user = LOCAL_USER;
     this.current = { source, dialled };
     try {
       this.guard(() => core.receiveIncomingRequestFromTransport(req));
@@ -163,12 +146,44 @@ export class SipUas {
     }
   }
 
+  /** Answers what we will not process (RFC 3261 §8.2, §16.3); true when it did. */
+  private refused(req: IncomingRequestMessage, text: string, core: UserAgentCore, source: Source): boolean {
+    const reply = (statusCode: number, reason: string | null, opts: { reasonPhrase?: string; extraHeaders?: string[] } = {}) => {
+      if (reason) this.bad(reason, source);
+      if (req.method !== 'ACK') this.guard(() => core.replyStateless(req, { statusCode, ...opts }));
+      return true;
+    };
+    // The parser leaves ruri unset for schemes it cannot read (e.g. soap.beep:).
+    if (!req.ruri) return reply(416, 'unsupported_uri_scheme');
+    if (!/ SIP\/2\.0$/.test(text.slice(0, text.indexOf('\r\n')))) return reply(505, 'bad_sip_version');
+    if (!Number.isSafeInteger(req.cseq) || req.cseq > 0x7fffffff) return reply(400, 'bad_cseq', { reasonPhrase: 'Bad CSeq' });
+    const cseqMethod = /^\s*\d+\s+(\S+)/.exec(req.getHeader('cseq') ?? '')?.[1];
+    if (cseqMethod !== req.method) return reply(400, 'cseq_method_mismatch', { reasonPhrase: 'CSeq Method Mismatch' });
+    const require = req.method === 'ACK' || req.method === 'CANCEL' ? '' : (req.getHeader('require') ?? '').trim();
+    // We support no extension a request may require (§8.2.2.3).
+    if (require) return reply(420, null, { extraHeaders: [`Unsupported: ${require}`] });
+    // Carriers probe with OPTIONS: 503 while draining makes them fail over (reference §2).
+    if (this.draining && req.method === 'OPTIONS' && !req.toTag) return reply(503, null, { extraHeaders: ['Retry-After: 30'] });
+    const maxForwards = req.getHeader('max-forwards');
+    if (maxForwards !== undefined && Number(maxForwards.trim()) === 0 && req.method !== 'ACK') return reply(483, null);
+    return false;
+  }
+
+  /** Counts bad input; logs each reason at most once a minute (a flood must not flood the logs). */
+  private bad(reason: string, source?: Source): void {
+    countBadInput('sip', reason);
+    const now = Date.now();
+    if ((this.loggedAt.get(reason) ?? -Infinity) > now - 60_000) return;
+    this.loggedAt.set(reason, now);
+    this.o.log.warn('bad SIP input', { reason, from: source ? `${source.proto}:${source.address}:${source.port}` : undefined });
+  }
+
   private guard(fn: () => void): void {
     try {
       fn();
     } catch (err) {
-      countBadInput('sip', 'core_error');
-      this.o.log.warn('sip core rejected a message', { err });
+      this.bad('core_error');
+      this.o.log.debug('sip core rejected a message', { err });
     }
   }
 
@@ -182,7 +197,7 @@ export class SipUas {
     if (status) {
       const dest = responseTarget(via);
       if (!dest) {
-        countBadInput('sip', 'unroutable_response');
+        this.bad('unroutable_response');
         return Promise.resolve();
       }
       sipMessages.inc({ method: cseq, direction: 'out', code: status[1]! });
@@ -209,7 +224,7 @@ export class SipUas {
 
   private send(proto: Proto, text: string, to: Source): void {
     if (proto === 'udp') this.sockets.sendUdp(text, to.address, to.port);
-    else if (!this.sockets.sendTcp(text, to.address, to.port, to.conn)) countBadInput('sip', 'tcp_no_connection');
+    else if (!this.sockets.sendTcp(text, to.address, to.port, to.conn)) this.bad('tcp_no_connection', to);
   }
 
   /** Resends over UDP at T1 doubling to T2 for 64·T1 (Timers E/F for our requests, G/H for our non-2xx answers). */
