@@ -76,6 +76,26 @@ describe('SIP trunk (source-address trunks)', () => {
     expect((stored as unknown as { received: number }).received).toBeGreaterThan(50);
   });
 
+  it('SIPp\'s uac_pcap: a PCMA + telephone-event offer is answered PCMA, its 30 ms A-law audio and an RFC 4733 digit arrive', async () => {
+    const digits: string[] = [];
+    const before = await metric('aybiza_rtp_packets_total', { direction: 'in', event: 'received' });
+    const run = sipp(t, 'sn:uac_pcap', { args: ['-mp', String(await freeSipPort())] });
+    await waitFor(() => t.app.sip!.calls.size === 1, 20_000, 'the call');
+    const session = [...t.app.sip!.calls.values()][0]!.session!;
+    const dtmf = session.dtmf.bind(session);
+    session.dtmf = (d: string) => {
+      digits.push(d);
+      dtmf(d);
+    };
+    const r = await run;
+    expect(r.code, r.errors).toBe(0);
+    expect(digits).toEqual(['1']);
+    expect(await metric('aybiza_rtp_packets_total', { direction: 'in', event: 'received' }) - before).toBeGreaterThan(200);
+    const fs = await import('node:fs');
+    const log = fs.readFileSync(`${r.dir}/${fs.readdirSync(r.dir).find((f) => f.endsWith('_messages.log'))}`, 'utf8');
+    expect(log).toMatch(/SIP\/2\.0 200 OK[\s\S]*?m=audio \d+ RTP\/AVP 8 101/);
+  });
+
   it('the same call over TCP', async () => {
     const peer = new RtpPeer();
     const rtpPort = await peer.open();

@@ -8,6 +8,7 @@ import { ADMIN, freePort, startTestApp, type TestApp } from '../helpers/app.js';
 import { tempDir } from '../helpers/spawn-server.js';
 
 export const SCENARIOS = path.resolve(__dirname, 'scenarios');
+const PCAP_DIR = '/usr/share/sip-tester';
 
 export interface SipTestApp extends TestApp {
   sipPort: number;
@@ -50,13 +51,19 @@ export interface SippResult {
 }
 
 /** Runs SIPp with a scenario from test/sip/scenarios against the server; resolves on exit. */
+/** `scenario` is a file in test/sip/scenarios, or `sn:<name>` for one of SIPp's built-in scenarios. */
 export async function sipp(t: Pick<SipTestApp, 'sipPort' | 'number'>, scenario: string, opts: { service?: string; args?: string[]; rtpPort?: number; localIp?: string; timeoutS?: number } = {}): Promise<SippResult> {
   const dir = tempDir('sipp-');
+  // Built-in pcap scenarios look for ./pcap/; Debian's sip-tester keeps the captures here.
+  if (fs.existsSync(PCAP_DIR)) fs.symlinkSync(PCAP_DIR, path.join(dir, 'pcap'));
   const localPort = await freeSipPort();
+  const which = scenario.startsWith('sn:') ? ['-sn', scenario.slice(3)] : ['-sf', path.join(SCENARIOS, scenario)];
   const args = [
-    `127.0.0.1:${t.sipPort}`, '-sf', path.join(SCENARIOS, scenario), '-s', opts.service ?? t.number,
+    `127.0.0.1:${t.sipPort}`, ...which, '-s', opts.service ?? t.number,
     '-i', opts.localIp ?? '127.0.0.1', '-p', String(localPort), '-mi', '127.0.0.1', '-key', 'rtp_port', String(opts.rtpPort ?? 9),
     '-m', '1', '-nostdin', '-timeout', `${opts.timeoutS ?? 40}s`, '-timeout_error', '-trace_err', '-trace_msg',
+    // SIPp binds media sockets even when unused; its default (6000) would clash between parallel runs.
+    ...(opts.args?.includes('-mp') ? [] : ['-mp', String(await freeSipPort())]),
     ...(opts.args ?? []),
   ];
   return new Promise((resolve) => {
