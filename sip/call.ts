@@ -49,6 +49,13 @@ export class SipCall implements CallTransport, Tickable {
         if (!media.answerInAck(ack.message.body || undefined)) this.hangup('no usable SDP answer in the ACK');
       },
       onAckTimeout: () => this.hangup('no ACK for 200 OK'),
+      // SIP INFO DTMF (application/dtmf-relay "Signal=5", or application/dtmf "5"), which some PBXs send instead of RFC 4733.
+      onInfo: (info) => {
+        const digit = infoDigit(info.message.getHeader('content-type'), info.message.body);
+        if (digit === null) return void safe(() => info.reject({ statusCode: 415 }));
+        safe(() => info.accept());
+        this.session?.dtmf(digit);
+      },
       // re-INVITE: hold/resume, media move, session refresh (RFC 3264 §8, RFC 4028).
       onInvite: (re) => {
         const sdp = media.reinvite(re.message.body || undefined);
@@ -157,4 +164,15 @@ function safe(fn: () => unknown): void {
   } catch {
     // The transaction already ended (e.g. a BYE crossed ours).
   }
+}
+
+/** The digit of a SIP INFO DTMF body, or null when it is not one. */
+export function infoDigit(contentType: string | undefined, body: string): string | null {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  const raw = type === 'application/dtmf-relay' ? /^\s*Signal\s*=\s*(\S+)/im.exec(body)?.[1] : type === 'application/dtmf' ? body.trim() : undefined;
+  if (raw === undefined) return null;
+  const d = raw.toUpperCase();
+  if (/^[0-9*#A-D]$/.test(d)) return d;
+  // Some send the RFC 4733 event code (10 = *, 11 = #).
+  return d === '10' ? '*' : d === '11' ? '#' : null;
 }

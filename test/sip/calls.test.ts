@@ -153,6 +153,26 @@ describe('SIP trunk (source-address trunks)', () => {
     uac.close();
   });
 
+  it('SIP INFO DTMF (application/dtmf-relay) reaches the session as a digit', async () => {
+    const uac = new RawUac(t);
+    await uac.open();
+    uac.invite('z9hG4bK-raw-info-1');
+    await waitFor(() => uac.answers('1 INVITE').some((m) => m.startsWith('SIP/2.0 200')), 10_000, '200 to the INVITE');
+    uac.learnToTag(uac.answers('1 INVITE').find((m) => m.startsWith('SIP/2.0 200'))!);
+    uac.send('ACK', 'z9hG4bK-raw-info-2', 1);
+    await waitFor(() => t.app.sip!.calls.size === 1, 10_000, 'the call');
+    const session = [...t.app.sip!.calls.values()][0]!.session!;
+    const digits: string[] = [];
+    session.dtmf = (d: string) => void digits.push(d);
+    uac.send('INFO', 'z9hG4bK-raw-info-3', 2, 'Signal=7\r\nDuration=160\r\n', 'application/dtmf-relay');
+    await waitFor(() => uac.answers('2 INFO').length > 0, 10_000, 'an answer to INFO');
+    expect(uac.answers('2 INFO')[0]).toMatch(/^SIP\/2\.0 200/);
+    expect(digits).toEqual(['7']);
+    uac.send('BYE', 'z9hG4bK-raw-info-4', 3);
+    await waitFor(() => uac.answers('3 BYE').length > 0, 10_000, '200 to the BYE');
+    uac.close();
+  });
+
   it('a BYE retransmitted after its 200 gets the same 200 again (Timer J), not 481', async () => {
     // SIPp takes an identical second 200 for a retransmission and hides it, so a raw caller.
     const uac = new RawUac(t);

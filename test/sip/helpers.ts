@@ -214,13 +214,13 @@ export class RawUac {
     this.sock.on('message', (m) => this.got.push(m.toString()));
   }
 
-  send(method: string, branch: string, cseq: number, body = ''): void {
+  send(method: string, branch: string, cseq: number, body = '', contentType = 'application/sdp'): void {
     const { number, sipPort } = this.t;
     const lines = [
       `${method} sip:${number}@127.0.0.1:${sipPort} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=${branch};rport`,
       `From: <sip:+15550001111@127.0.0.1:${this.port}>;tag=raw1`, `To: <sip:${number}@127.0.0.1>${this.toTag}`, `Call-ID: ${this.callId}`,
       `CSeq: ${cseq} ${method}`, `Contact: <sip:+15550001111@127.0.0.1:${this.port}>`, 'Max-Forwards: 70',
-      ...(body ? ['Content-Type: application/sdp'] : []), `Content-Length: ${Buffer.byteLength(body)}`, '', body,
+      ...(body ? [`Content-Type: ${contentType}`] : []), `Content-Length: ${Buffer.byteLength(body)}`, '', body,
     ];
     this.sock.send(lines.join('\r\n'), sipPort, '127.0.0.1');
   }
