@@ -69,9 +69,10 @@ describe('SIP hostile input', () => {
   it('answers or drops (and counts) torture messages and garbage while a healthy call continues', async () => {
     const peer = new RtpPeer();
     const rtpPort = await peer.open();
-    const run = sipp(t, 'uac_call.xml', { rtpPort, args: ['-d', '8000'] });
+    // The healthy call lasts until we end it (the server's BYE), however long the abuse takes.
+    const run = sipp(t, 'uac_server_bye.xml', { rtpPort, timeoutS: 90 });
     await waitFor(() => peer.packets.length > 0, 20_000, 'healthy call media');
-    peer.stream(speechFrames(300));
+    peer.stream(speechFrames(1500));
 
     const sock = dgram.createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
@@ -133,7 +134,11 @@ describe('SIP hostile input', () => {
     intruder.close();
     sock.close();
 
-    // The healthy call finished normally, with the agent's audio and ours both flowing.
+    // The healthy call is still up, with the agent's audio and ours both flowing; it ends normally.
+    expect(t.app.sip!.calls.size).toBe(1);
+    const call = [...t.app.sip!.calls.values()][0]!;
+    await waitFor(() => call.o.rtp.packetsIn >= 100, 20_000, 'the caller\'s audio received');
+    await call.session!.end('test done');
     const r = await run;
     peer.close();
     expect(r.code, r.errors).toBe(0);
