@@ -29,7 +29,7 @@ describe('SIP trunk (source-address trunks)', () => {
     const peer = new RtpPeer();
     const rtpPort = await peer.open();
     const before = await metric('aybiza_rtp_packets_total', { direction: 'in', event: 'received' });
-    const run = sipp(t, 'uac_call.xml', { rtpPort, args: ['-d', '6000'] });
+    const run = sipp(t, 'uac_call.xml', { rtpPort, args: ['-d', '8000'] });
     // The greeting arrives first; then the caller speaks from the same port (symmetric RTP).
     await waitFor(() => peer.packets.length > 0, 20_000, 'first RTP packet');
     peer.stream(speechFrames(100));
