@@ -56,7 +56,15 @@ export class SipServer implements Component {
 
   async start(): Promise<void> {
     const c = this.o.config;
-    this.sockets = new SipSockets(c.sipHost, c.sipPort, (text, src) => this.uas?.receive(text, src));
+    this.sockets = new SipSockets(c.sipHost, c.sipPort, (text, src) => {
+      // A socket handler must never throw: that would take every call down with it.
+      try {
+        this.uas?.receive(text, src);
+      } catch (err) {
+        countBadInput('sip', 'internal_error');
+        log.error('sip message handling failed', { err, from: `${src.proto}:${src.address}:${src.port}` });
+      }
+    });
     const port = await this.sockets.listen().catch((err: NodeJS.ErrnoException) => {
       throw new Error(`cannot listen for SIP on ${c.sipHost}:${c.sipPort} (SIP_HOST/SIP_PORT; SIP_PORT=0 disables SIP): ${err.code ?? err.message}`);
     });

@@ -104,7 +104,14 @@ export class RtpSession {
 
   constructor(private readonly o: RtpOptions) {
     this.remote = o.remote;
-    o.rtp.on('message', (buf, rinfo) => this.onPacket(buf, rinfo));
+    o.rtp.on('message', (buf, rinfo) => {
+      // A socket handler must never throw: that would take the whole process down.
+      try {
+        this.onPacket(buf, rinfo);
+      } catch {
+        countBadInput('rtp', 'internal_error');
+      }
+    });
     o.rtcp.on('message', (buf) => this.onRtcp(buf));
   }
 
