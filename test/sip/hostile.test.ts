@@ -134,10 +134,26 @@ describe('SIP hostile input', () => {
     intruder.close();
     sock.close();
 
+    // Mangled RTP from the caller's own (latched) address: odd header bits, payload types,
+    // sizes, sequence and timestamp jumps, all into the jitter buffer's path.
+    const rtpCall = [...t.app.sip!.calls.values()][0]!;
+    for (let b = 0; b < 10; b++) {
+      const at = rtpCall.o.rtp.packetsIn + (await badInput('rtp'));
+      for (let i = 0; i < 20; i++) {
+        const p = crypto.randomBytes(12 + [0, 4, 80, 160, 160, 240, 1600][crypto.randomInt(7)]!);
+        p[0] = 0x80 | (p[0]! & 0x3f);
+        p[1] = [0, 8, 101, 13, 96, 0x80][crypto.randomInt(6)]!;
+        peer.socket.send(p, rtpTarget.port, rtpTarget.address);
+      }
+      let now = at;
+      await waitFor(() => now >= at + 20 || (void badInput('rtp').then((v) => (now = rtpCall.o.rtp.packetsIn + v)), false), 10_000, 'mangled RTP handled');
+    }
+
     // The healthy call is still up, with the agent's audio and ours both flowing; it ends normally.
     expect(t.app.sip!.calls.size).toBe(1);
     const call = [...t.app.sip!.calls.values()][0]!;
     await waitFor(() => call.o.rtp.packetsIn >= 100, 20_000, 'the caller\'s audio received');
+    await waitFor(() => peer.packets.filter((p) => p.payload.some((b) => b !== 0xff && b !== 0x7f)).length > 50, 20_000, 'the agent\'s greeting');
     await call.session!.end('test done');
     const r = await run;
     peer.close();
@@ -145,6 +161,41 @@ describe('SIP hostile input', () => {
     expect(peer.packets.filter((p) => p.payload.some((b) => b !== 0xff && b !== 0x7f)).length).toBeGreaterThan(50);
     expect(peer.packets.every((p) => p.from.port === rtpTarget.port)).toBe(true);
     // And the server still answers.
+    expect((await sipp(t, 'options.xml')).code).toBe(0);
+  });
+
+  it('survives mutated INVITE, OPTIONS and BYE messages (seeded byte flips) and keeps answering', async () => {
+    let seed = 4475;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const port = sock.address().port;
+    const got: string[] = [];
+    sock.on('message', (m) => got.push(m.toString('latin1')));
+    const msg = (method: string, i: number, body = '') => Buffer.from([
+      `${method} sip:+19995550123@127.0.0.1:${t.sipPort} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK-fuzz-${i};rport`,
+      `From: <sip:+15550001111@127.0.0.1:${port}>;tag=f${i}`, `To: <sip:+19995550123@127.0.0.1>${method === 'BYE' ? ';tag=x' : ''}`,
+      `Call-ID: fuzz-${i}@127.0.0.1`, `CSeq: 1 ${method}`, `Contact: <sip:+15550001111@127.0.0.1:${port}>`, 'Max-Forwards: 70',
+      ...(body ? ['Content-Type: application/sdp'] : []), `Content-Length: ${body.length}`, '', body,
+    ].join('\r\n'), 'latin1');
+    const sdp = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n';
+    const CHARS = Buffer.from(' \t\r\n:;,<>"=@/\\0aZ9%\x00\xff', 'latin1');
+    for (let batch = 0; batch < 15; batch++) {
+      for (let k = 0; k < 20; k++) {
+        const i = batch * 20 + k;
+        const m = [msg('INVITE', i, sdp), msg('OPTIONS', i), msg('BYE', i)][i % 3]!;
+        for (let f = 1 + rand(5); f > 0; f--) m[rand(m.length)] = rand(2) ? CHARS[rand(CHARS.length)]! : rand(256);
+        sock.send(m, t.sipPort, '127.0.0.1');
+      }
+      // Messages on one socket are handled in order: once this ping is answered, the batch is through.
+      const ping = msg('OPTIONS', 100_000 + batch);
+      sock.send(ping, t.sipPort, '127.0.0.1');
+      await waitFor(() => got.some((a) => a.startsWith('SIP/2.0 200') && a.includes(`fuzz-${100_000 + batch}@`)), 10_000, `ping after batch ${batch}`);
+    }
+    sock.close();
     expect((await sipp(t, 'options.xml')).code).toBe(0);
   });
 });
