@@ -11,6 +11,7 @@ import { createProviders } from './providers/index.js';
 import type { Providers } from './providers/types.js';
 import { TwilioGateway } from './twilio/gateway.js';
 import { Conversation } from './pipeline/conversation.js';
+import { SipServer } from '../sip/index.js';
 
 export interface App {
   config: Config;
@@ -18,6 +19,8 @@ export interface App {
   store: ControlPlane;
   providers: Providers;
   twilio: TwilioGateway;
+  /** null when SIP_PORT=0 (disabled). */
+  sip: SipServer | null;
 }
 
 export interface AppOptions {
@@ -44,5 +47,10 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   server.use({ name: 'providers', close: () => providers.close() });
   const twilioGateway = new TwilioGateway({ config, server, store, providers, onSession: (s) => new Conversation(s, { llm: providers.llm, calls: store.calls }) });
   server.use(twilioGateway);
-  return { config, server, store, providers, twilio: twilioGateway };
+  const sip = config.sipPort === 0 ? null : new SipServer({
+    config, store, providers, otherCalls: () => twilioGateway.sessions.size,
+    onSession: (s) => new Conversation(s, { llm: providers.llm, calls: store.calls }),
+  });
+  if (sip) server.use(sip);
+  return { config, server, store, providers, twilio: twilioGateway, sip };
 }

@@ -125,6 +125,11 @@ export class Trunks implements TrunkDirectory {
     return rows.map((r) => this.fix(toSecrets(r)));
   }
 
+  /** Whether any trunk has digest credentials (the SIP server then challenges unknown sources instead of refusing them). */
+  async hasCredentialTrunks(): Promise<boolean> {
+    return ((await this.db.pool.query('select 1 from sip_trunks where username is not null limit 1')).rowCount ?? 0) > 0;
+  }
+
   async trunkForUsername(username: string): Promise<SipTrunkSecrets | null> {
     const r = (await this.db.pool.query('select * from sip_trunks where username = $1', [username])).rows[0];
     return r ? this.fix(toSecrets(r)) : null;

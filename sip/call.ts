@@ -1,0 +1,178 @@
+// A SIP call as a CallTransport: the agent's frames go out as RTP the moment
+// playout hands them over on the shared 20 ms clock (lead 20: RTP is played
+// as it arrives, so marks count as heard when sent); the caller's audio comes
+// out of the jitter buffer on the same clock into the call session. It owns
+// the dialog's events (BYE, ACK, re-INVITE). The call ends on BYE (ours or
+// theirs), on media timeout, or when the agent hangs up.
+import type { Session } from 'sip.js/lib/core/index.js';
+import { clock, type Tickable } from '../src/call/clock.js';
+import type { CallSession } from '../src/call/session.js';
+import type { CallTransport } from '../src/call/transport.js';
+import { mediaFrames, rtpPackets } from '../src/metrics/index.js';
+import type { CallMedia } from './media.js';
+import type { RtpSession } from './rtp.js';
+
+const framesOut = mediaFrames.labels('sip', 'out');
+const STATS_EVERY_TICKS = 50;
+
+export interface SipCallOptions {
+  rtp: RtpSession;
+  media: CallMedia;
+  dialog: Session;
+  mediaTimeoutMs: number;
+  allowRefer: boolean;
+  /** The caller's host, for Refer-To when the target is a bare number. */
+  remoteHost: string;
+  /** Our URI, for Referred-By. */
+  localUri: string;
+  /** Called once when the call is over, whoever ended it. */
+  onClosed(reason: string, stats: ReturnType<RtpSession['stats']>): void;
+}
+
+export class SipCall implements CallTransport, Tickable {
+  readonly kind = 'sip' as const;
+  readonly leadMs = 20;
+  session: CallSession | null = null;
+  private closed = false;
+  private ticks = 0;
+  private reported = { lost: 0, late: 0, concealed: 0 };
+
+  constructor(readonly o: SipCallOptions) {
+    const { dialog, media } = o;
+    dialog.delegate = {
+      onBye: (bye) => {
+        safe(() => bye.accept());
+        this.close('caller hung up');
+      },
+      // A delayed offer's answer comes in the ACK.
+      onAck: (ack) => {
+        if (!media.answerInAck(ack.message.body || undefined)) this.hangup('no usable SDP answer in the ACK');
+      },
+      onAckTimeout: () => this.hangup('no ACK for 200 OK'),
+      // SIP INFO DTMF (application/dtmf-relay "Signal=5", or application/dtmf "5"), which some PBXs send instead of RFC 4733.
+      onInfo: (info) => {
+        const digit = infoDigit(info.message.getHeader('content-type'), info.message.body);
+        if (digit === null) return void safe(() => info.reject({ statusCode: 415 }));
+        safe(() => info.accept());
+        this.session?.dtmf(digit);
+      },
+      // re-INVITE: hold/resume, media move, session refresh (RFC 3264 §8, RFC 4028).
+      onInvite: (re) => {
+        const sdp = media.reinvite(re.message.body || undefined);
+        if (sdp === null) return void safe(() => re.reject({ statusCode: 488 }));
+        safe(() => re.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: sdp } }));
+      },
+    };
+    clock.add(this);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  sendFrame(frame: Uint8Array): boolean {
+    if (this.closed) return false;
+    this.o.rtp.send(frame);
+    framesOut.inc();
+    return true;
+  }
+
+  sendMark(name: string): void {
+    // RTP has no far-end buffer to wait for: sent is heard. Reported after the
+    // current playout tick returns, not from inside it.
+    queueMicrotask(() => this.session?.onMarkPlayed(name));
+  }
+
+  clearPlayout(): void {
+    // Nothing is buffered on the far side of RTP.
+  }
+
+  tick(): void {
+    if (this.closed) return;
+    const now = performance.now();
+    for (const f of this.o.rtp.takeUnbuffered()) this.session?.inbound(f);
+    const frame = this.o.rtp.pop(now);
+    if (frame && this.session) this.session.inbound(frame.payload);
+    this.o.rtp.tickDigits();
+    this.o.rtp.maybeSendRtcp(now);
+    if (++this.ticks % STATS_EVERY_TICKS === 0) this.reportStats();
+    // On hold (sendonly/inactive) the caller's silence is expected, not a timeout.
+    if (!this.o.media.held && now - this.o.rtp.lastPacketAt > this.o.mediaTimeoutMs) this.hangup('media timeout');
+  }
+
+  /** Adds the jitter buffer's loss/late/concealment since the last report to the counters. */
+  private reportStats(): void {
+    const s = this.o.rtp.jitter.stats();
+    for (const k of ['lost', 'late', 'concealed'] as const) {
+      const d = s[k] - this.reported[k];
+      if (d > 0) rtpPackets.inc({ direction: 'in', event: k }, d);
+      this.reported[k] = s[k];
+    }
+  }
+
+  hangup(reason: string): void {
+    if (this.closed) return;
+    try {
+      this.o.dialog.bye();
+    } catch {
+      // The dialog may already be gone (a BYE crossed ours).
+    }
+    this.close(reason);
+  }
+
+  /** Sends DTMF to the caller as RFC 4733 events (e.g. to drive an IVR); false without telephone-event. */
+  sendDigits(digits: string): boolean {
+    return !this.closed && this.o.rtp.sendDigits(digits);
+  }
+
+  /** Blind transfer (RFC 3515) where the trunk allows it; the carrier ends our leg. */
+  async transfer(target: string): Promise<boolean> {
+    if (this.closed || !this.o.allowRefer) return false;
+    // A bare number becomes a SIP URI the carrier routes (Twilio: sip:+1555…@<trunk domain> also works).
+    if (/[<>\s"]/.test(target)) return false;
+    const uri = /^sips?:/i.test(target) ? target : `sip:${target}@${this.o.remoteHost}`;
+    return new Promise<boolean>((resolve) => {
+      try {
+        this.o.dialog.refer(
+          {
+            onAccept: () => resolve(true),
+            onReject: () => resolve(false),
+          },
+          { extraHeaders: [`Refer-To: <${uri}>`, `Referred-By: <${this.o.localUri}>`] },
+        );
+      } catch {
+        resolve(false);
+      }
+    });
+  }
+
+  /** Releases media and the clock slot; the session is ended by its owner. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    clock.delete(this);
+    this.reportStats();
+    const stats = this.o.rtp.stats();
+    this.o.rtp.close();
+    this.o.onClosed(reason, stats);
+  }
+}
+
+function safe(fn: () => unknown): void {
+  try {
+    fn();
+  } catch {
+    // The transaction already ended (e.g. a BYE crossed ours).
+  }
+}
+
+/** The digit of a SIP INFO DTMF body, or null when it is not one. */
+export function infoDigit(contentType: string | undefined, body: string): string | null {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  const raw = type === 'application/dtmf-relay' ? /^\s*Signal\s*=\s*(\S+)/im.exec(body)?.[1] : type === 'application/dtmf' ? body.trim() : undefined;
+  if (raw === undefined) return null;
+  const d = raw.toUpperCase();
+  if (/^[0-9*#A-D]$/.test(d)) return d;
+  // Some send the RFC 4733 event code (10 = *, 11 = #).
+  return d === '10' ? '*' : d === '11' ? '#' : null;
+}

@@ -1,0 +1,209 @@
+// The SIP trunk component: sockets on SIP_PORT (UDP + TCP), the UAS, and the
+// INVITE → admission → SDP answer → RTP → CallSession + Conversation path.
+// Mirrors the Twilio gateway: same capacity rules, same call records, same
+// session and pipeline; only the transport differs.
+import os from 'node:os';
+import type { IncomingInviteRequest, Session } from 'sip.js/lib/core/index.js';
+import type { Config } from '../src/config.js';
+import { log } from '../src/log.js';
+import { countBadInput } from '../src/metrics/index.js';
+import type { Component } from '../src/server/server.js';
+import type { ControlPlane } from '../src/store/index.js';
+import type { Providers } from '../src/providers/types.js';
+import { CallSession } from '../src/call/session.js';
+import { Admitter } from './admission.js';
+import { SipCall } from './call.js';
+import { allocateRtpPorts, RtpSession } from './rtp.js';
+import { CallMedia } from './media.js';
+import { negotiate, OUR_OFFER, parseSdp, type Negotiated, type SdpOffer } from './sdp.js';
+import { SipSockets } from './transport.js';
+import { LOCAL_USER, SipUas, type InviteContext } from './uas.js';
+
+export interface SipServerOptions {
+  config: Config;
+  store: ControlPlane;
+  providers: Providers;
+  onSession(session: CallSession): { start(): void };
+  /** Calls on other transports, for the process-wide MAX_CONCURRENT_CALLS. */
+  otherCalls?(): number;
+  /** RTP silence that ends a call (not while the caller holds). Default 30 s. */
+  mediaTimeoutMs?: number;
+}
+
+const NODE_ID = `${os.hostname()}:${process.pid}`;
+const RETRY_AFTER_S = 5;
+
+export class SipServer implements Component {
+  readonly name = 'sip';
+  readonly calls = new Map<string, SipCall>();
+  private sockets: SipSockets | null = null;
+  private uas: SipUas | null = null;
+  private readonly admitter: Admitter;
+  private draining = false;
+  private drained: (() => void) | null = null;
+  private pending = 0;
+  /** RTP silence that ends a call (not while the caller holds). */
+  mediaTimeoutMs: number;
+
+  constructor(private readonly o: SipServerOptions) {
+    this.admitter = new Admitter(o.store, o.config.sipRealm);
+    this.mediaTimeoutMs = o.mediaTimeoutMs ?? 30_000;
+  }
+
+  get port(): number {
+    return this.sockets?.localPort ?? 0;
+  }
+
+  async start(): Promise<void> {
+    const c = this.o.config;
+    this.sockets = new SipSockets(c.sipHost, c.sipPort, (text, src) => {
+      // A socket handler must never throw: that would take every call down with it.
+      try {
+        this.uas?.receive(text, src);
+      } catch (err) {
+        countBadInput('sip', 'internal_error');
+        log.error('sip message handling failed', { err, from: `${src.proto}:${src.address}:${src.port}` });
+      }
+    });
+    const port = await this.sockets.listen().catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`cannot listen for SIP on ${c.sipHost}:${c.sipPort} (SIP_HOST/SIP_PORT; SIP_PORT=0 disables SIP): ${err.code ?? err.message}`);
+    });
+    this.uas = new SipUas(this.sockets, { publicIp: c.sipPublicIp, port, log, onInvite: (req, ctx) => void this.invite(req, ctx) });
+    log.info('sip listening', { host: c.sipHost, port, publicIp: c.sipPublicIp, rtp: `${c.rtpPortMin}-${c.rtpPortMax}` });
+  }
+
+  private async invite(req: IncomingInviteRequest, ctx: InviteContext): Promise<void> {
+    const msg = req.message;
+    try {
+      req.trying();
+    } catch {
+      // already sent by the transaction
+    }
+    let cancelled = false;
+    req.delegate = {
+      // sip.js answers the CANCEL with 200; the 487 to the INVITE is ours (reference §10.3.6).
+      onCancel: () => {
+        cancelled = true;
+        safe(() => req.reject({ statusCode: 487 }));
+      },
+    };
+    const reject = (statusCode: number, reason: string, extraHeaders?: string[]) => {
+      if (!cancelled) safe(() => req.reject({ statusCode, extraHeaders }));
+      log.info('sip call refused', { callId: msg.callId, status: statusCode, reason, from: ctx.source.address });
+    };
+    const type = (msg.getHeader('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    if (msg.body && type !== 'application/sdp') return reject(415, 'unsupported_body', ['Accept: application/sdp']);
+    // No body: a delayed offer; we offer in the 200 and the answer comes in the ACK.
+    const offer = msg.body ? parseSdp(msg.body) : null;
+    if (msg.body && !offer) {
+      countBadInput('sip', 'bad_sdp');
+      return reject(400, 'bad_sdp');
+    }
+    this.pending++;
+    try {
+      const a = await this.admitter.admit({ sourceIp: ctx.source.address, method: 'INVITE', dialled: ctx.dialled, authorization: msg.getHeader('authorization') ?? msg.getHeader('proxy-authorization') });
+      if (cancelled) return;
+      if (!a.ok) return reject(a.status, a.reason, a.headers);
+      const n = offer ? negotiate(offer) : null;
+      if (offer && !n) return reject(488, 'no_common_codec', ['Warning: 304 aybiza "Media type not available"']);
+      const limit = a.agent.maxConcurrentCalls;
+      const busy = this.draining || this.calls.size + (this.o.otherCalls?.() ?? 0) >= this.o.config.maxConcurrentCalls
+        || (limit !== null && (await this.o.store.state.activeCalls(a.agent.tenantId)) >= limit);
+      if (busy) return reject(503, 'busy', [`Retry-After: ${RETRY_AFTER_S}`]);
+      const ports = await allocateRtpPorts(this.o.config.sipHost, this.o.config.rtpPortMin, this.o.config.rtpPortMax);
+      if (!ports) return reject(503, 'no_rtp_port', [`Retry-After: ${RETRY_AFTER_S}`]);
+      if (cancelled) {
+        ports.rtp.close();
+        ports.rtcp.close();
+        return;
+      }
+      await this.answer(req, ctx, n, offer, ports, a);
+    } catch (err) {
+      log.error('sip call setup failed', { callId: msg.callId, err });
+      reject(500, 'setup_failed');
+    } finally {
+      this.pending--;
+      if (this.draining && this.calls.size === 0 && this.pending === 0) this.drained?.();
+    }
+  }
+
+  private async answer(
+    req: IncomingInviteRequest, ctx: InviteContext, n: Negotiated | null, offer: SdpOffer | null,
+    ports: NonNullable<Awaited<ReturnType<typeof allocateRtpPorts>>>, a: Extract<Awaited<ReturnType<Admitter['admit']>>, { ok: true }>,
+  ): Promise<void> {
+    const msg = req.message;
+    const c = this.o.config;
+    const record = await this.o.store.calls.createCall({
+      tenantId: a.agent.tenantId, agentId: a.agent.agentId, agentVersion: a.agent.agentVersion, transport: 'sip',
+      externalId: msg.callId, from: msg.from.uri.user ?? null, to: a.number, status: 'ringing',
+    });
+    if (a.agent.maxConcurrentCalls !== null && !(await this.o.store.state.acquireCallSlot(a.agent.tenantId, record.id, a.agent.maxConcurrentCalls))) {
+      ports.rtp.close();
+      ports.rtcp.close();
+      void this.o.store.calls.updateCallStatus(record.id, 'busy', 'tenant at its call limit');
+      return void safe(() => req.reject({ statusCode: 503, extraHeaders: [`Retry-After: ${RETRY_AFTER_S}`] }));
+    }
+    const f = n ?? OUR_OFFER;
+    const rtp = new RtpSession({
+      rtp: ports.rtp, rtcp: ports.rtcp, localPort: ports.port, codec: f.codec, pt: f.pt, dtmfPt: f.dtmfPt,
+      remote: null, latchFrom: [ctx.source.address], onDigit: (d) => call.session?.dtmf(d),
+    });
+    const media = new CallMedia(rtp, c.sipPublicIp, offer, n);
+    let dialog: Session;
+    try {
+      dialog = req.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: media.last } }).session;
+    } catch (err) {
+      // CANCEL won the race: the INVITE is already answered with 487.
+      rtp.close();
+      void this.o.store.state.releaseCallSlot(a.agent.tenantId, record.id);
+      void this.o.store.calls.updateCallStatus(record.id, 'canceled', 'caller cancelled');
+      log.info('sip call cancelled before answer', { callId: msg.callId, err: (err as Error).message });
+      return;
+    }
+    this.uas?.rememberDialog(msg.callId, ctx.source);
+    const call: SipCall = new SipCall({
+      rtp, media, dialog, allowRefer: a.trunk.allowRefer, mediaTimeoutMs: this.mediaTimeoutMs,
+      localUri: `sip:${LOCAL_USER}@${c.sipPublicIp}:${this.port}`, remoteHost: msg.from.uri.host,
+      onClosed: (reason, stats) => {
+        this.calls.delete(record.id);
+        this.uas?.forgetDialog(msg.callId);
+        void this.o.store.calls.setMediaStats(record.id, { ...stats, codec: media.codec }).catch(() => {});
+        void session.end(reason);
+        void this.o.store.state.releaseCallSlot(a.agent.tenantId, record.id);
+        void this.o.store.state.unregisterCall(record.id);
+        if (this.draining && this.calls.size === 0 && this.pending === 0) this.drained?.();
+      },
+    });
+    const session = new CallSession({ callId: record.id, transport: call, agent: a.agent, providers: this.o.providers, calls: this.o.store.calls });
+    call.session = session;
+    this.calls.set(record.id, call);
+    session.whenEnded((reason) => call.hangup(reason));
+    await this.o.store.state.registerCall(record.id, NODE_ID, 4 * 3600_000);
+    await this.o.store.calls.updateCallStatus(record.id, 'in-progress');
+    log.info('sip call answered', { callId: record.id, sipCallId: msg.callId, codec: n?.codec ?? 'offered', rtpPort: ports.port, trunk: a.trunk.id });
+    const conversation = this.o.onSession(session);
+    await session.start();
+    if (!session.isEnded) conversation.start();
+  }
+
+  async drain(): Promise<void> {
+    this.draining = true;
+    if (this.uas) this.uas.draining = true;
+    if (this.calls.size === 0 && this.pending === 0) return;
+    await new Promise<void>((resolve) => (this.drained = resolve));
+  }
+
+  async close(): Promise<void> {
+    for (const call of [...this.calls.values()]) call.hangup('server shutting down');
+    this.uas?.close();
+    await this.sockets?.close();
+  }
+}
+
+function safe(fn: () => unknown): void {
+  try {
+    fn();
+  } catch {
+    // A transaction that already ended (e.g. CANCEL raced the answer).
+  }
+}
