@@ -45,9 +45,14 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   mountApi(server.router, store, { rateLimit: config.apiRateLimit });
   const providers = await createProviders(config);
   server.use({ name: 'providers', close: () => providers.close() });
-  const twilioGateway = new TwilioGateway({ config, server, store, providers, onSession: (s) => new Conversation(s, { llm: providers.llm, calls: store.calls }) });
+  // Each transport counts the other's calls against MAX_CONCURRENT_CALLS.
+  let sip: SipServer | null = null;
+  const twilioGateway = new TwilioGateway({
+    config, server, store, providers, otherCalls: () => sip?.calls.size ?? 0,
+    onSession: (s) => new Conversation(s, { llm: providers.llm, calls: store.calls }),
+  });
   server.use(twilioGateway);
-  const sip = config.sipPort === 0 ? null : new SipServer({
+  sip = config.sipPort === 0 ? null : new SipServer({
     config, store, providers, otherCalls: () => twilioGateway.sessions.size,
     onSession: (s) => new Conversation(s, { llm: providers.llm, calls: store.calls }),
   });

@@ -21,6 +21,8 @@ export interface GatewayOptions {
   providers: Providers;
   /** Attaches the conversation to a new session (src/pipeline); start() runs once the streams are open. */
   onSession(session: CallSession): { start(): void };
+  /** Calls this node carries on other transports (SIP): MAX_CONCURRENT_CALLS covers them all. */
+  otherCalls?(): number;
 }
 
 const E164 = /^\+[1-9]\d{6,14}$/;
@@ -85,7 +87,7 @@ export class TwilioGateway implements Component {
     }
     const limit = agent.maxConcurrentCalls;
     const tenantFull = limit !== null && (await this.o.store.state.activeCalls(agent.tenantId)) >= limit;
-    if (this.draining || this.sessions.size >= this.o.config.maxConcurrentCalls || tenantFull) {
+    if (this.draining || this.sessions.size + (this.o.otherCalls?.() ?? 0) >= this.o.config.maxConcurrentCalls || tenantFull) {
       vr.reject({ reason: 'busy' });
       log.info('call rejected: busy', { callSid, draining: this.draining, tenantFull });
       return this.twiml(vr);
