@@ -2,6 +2,9 @@
 // per entry with the sender's RTP fields and the receiver's arrival time.
 // Models follow the media reference (§3): Gaussian and Pareto jitter,
 // Gilbert–Elliott burst loss, a route change, reordering, DTX, clock drift.
+import { rng } from './signals.js';
+
+export { rng };
 
 export interface TracePacket {
   seq: number; // RTP sequence number (16-bit, wraps)
@@ -14,17 +17,6 @@ export interface TracePacket {
 
 export type TraceName = 'calm' | 'gaussian' | 'pareto' | 'burst-loss' | 'delay-spike' | 'reorder' | 'dtx' | 'drift';
 export const TRACE_NAMES: TraceName[] = ['calm', 'gaussian', 'pareto', 'burst-loss', 'delay-spike', 'reorder', 'dtx', 'drift'];
-
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());

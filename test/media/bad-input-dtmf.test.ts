@@ -2,26 +2,10 @@
 // constructor options and frames: the only acceptable outcomes are a result
 // or a TypeError/RangeError (and after close(), always the TypeError).
 import { describe, expect, it } from 'vitest';
+import { detached, detachedView16, HUGE, noisy, outcome, rng } from '../helpers/hostile.js';
 import { DtmfDetector } from '../../src/media/dtmf.js';
 import { native } from '../../src/media/native.js';
-import { rng } from '../../bench/signals.js';
 
-function detached(): Uint8Array {
-  const view = new Uint8Array(160);
-  structuredClone(view.buffer, { transfer: [view.buffer] });
-  return view;
-}
-function detachedView16(): Int16Array {
-  const i16 = new Int16Array(160);
-  structuredClone(i16.buffer, { transfer: [i16.buffer] });
-  return i16;
-}
-function noisy(n: number, seed: number): Uint8Array {
-  const r = rng(seed);
-  return Uint8Array.from({ length: n }, () => Math.floor(r() * 256));
-}
-
-const HUGE = new Uint8Array((1 << 25) + 2);
 const VALUES: (() => unknown)[] = [
   () => undefined, () => null, () => 0, () => -1, () => NaN, () => Infinity, () => -Infinity, () => 1e300, () => 'abc',
   () => '', () => 'ulaw', () => 'alaw', () => 'pcm16', () => true, () => ({}), () => [], () => Symbol('x'), () => 10n,
@@ -38,19 +22,6 @@ const FRAMES: (() => unknown)[] = [
   () => new Uint8Array(new ArrayBuffer(161), 1, 160), () => new Int16Array(new ArrayBuffer(322), 2, 160),
 ];
 const OPTION_KEYS = ['encoding', 'normalTwistDb', 'reverseTwistDb', 'minLevelDbm0', 'other'];
-
-function outcome(fn: () => unknown): 'ok' | 'rejected' {
-  try {
-    fn();
-    return 'ok';
-  } catch (err) {
-    if (err instanceof TypeError || err instanceof RangeError) {
-      expect((err as Error).message.length).toBeGreaterThan(5);
-      return 'rejected';
-    }
-    throw err;
-  }
-}
 
 describe('DtmfDetector under hostile input', () => {
   it('rejects specific bad arguments with clear errors', () => {

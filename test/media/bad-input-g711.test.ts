@@ -1,34 +1,10 @@
 // Hammers every G.711 export, native and wrapped, with hostile arguments: the
 // only acceptable outcomes are a result or a TypeError/RangeError.
 import { describe, expect, it } from 'vitest';
+import { detached, detachedView16, HUGE, outcome, rng } from '../helpers/hostile.js';
 import * as g711 from '../../src/media/g711.js';
 import { native } from '../../src/media/native.js';
 
-function detached(): Uint8Array {
-  const view = new Uint8Array(160);
-  structuredClone(view.buffer, { transfer: [view.buffer] });
-  return view;
-}
-
-function detachedView16(): Int16Array {
-  const i16 = new Int16Array(160);
-  structuredClone(i16.buffer, { transfer: [i16.buffer] });
-  return i16;
-}
-
-// Seeded PRNG so a failure is reproducible.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const HUGE = new Uint8Array((1 << 25) + 2); // over the native per-call limit
 const POOL: (() => unknown)[] = [
   () => undefined, () => null, () => 0, () => -1, () => NaN, () => Infinity, () => 1e300, () => 'abc', () => '',
   () => true, () => ({}), () => [], () => [1, 2, 3], () => Symbol('x'), () => 10n, () => () => 0,
@@ -42,19 +18,6 @@ const POOL: (() => unknown)[] = [
 
 const NATIVE_FNS = ['ulawEncodeInto', 'alawEncodeInto', 'ulawDecodeInto', 'alawDecodeInto', 'ulawToAlawInto', 'alawToUlawInto'];
 const WRAPPED = Object.entries(g711).filter(([, v]) => typeof v === 'function') as [string, (...a: unknown[]) => unknown][];
-
-function callSafely(fn: (...a: unknown[]) => unknown, args: unknown[]): 'ok' | 'rejected' {
-  try {
-    fn(...args);
-    return 'ok';
-  } catch (err) {
-    if (err instanceof TypeError || err instanceof RangeError) {
-      expect((err as Error).message.length).toBeGreaterThan(5);
-      return 'rejected';
-    }
-    throw err;
-  }
-}
 
 describe('G.711 exports under hostile input', () => {
   it('native entry points reject specific bad arguments with clear errors', () => {
@@ -84,7 +47,7 @@ describe('G.711 exports under hostile input', () => {
       const [, fn] = fns[Math.floor(rand() * fns.length)];
       const argc = Math.floor(rand() * 4);
       const args = Array.from({ length: argc }, () => POOL[Math.floor(rand() * POOL.length)]());
-      outcomes[callSafely(fn, args)]++;
+      outcomes[outcome(() => fn(...args))]++;
     }
     expect(outcomes.rejected).toBeGreaterThan(1000);
     expect(outcomes.ok).toBeGreaterThan(100);

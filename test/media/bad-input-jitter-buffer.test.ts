@@ -3,6 +3,7 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
+import { detached, HUGE, outcome, rng } from '../helpers/hostile.js';
 import { JitterBuffer } from '../../src/media/jitter-buffer.js';
 import { native } from '../../src/media/native.js';
 
@@ -10,25 +11,6 @@ type Fn = (...a: unknown[]) => unknown;
 type NativeJb = Record<'push' | 'pop' | 'stats' | 'reset' | 'close', Fn>;
 const NativeJitterBuffer = native.JitterBuffer as new (...a: unknown[]) => NativeJb;
 
-function detached(n = 160): Uint8Array {
-  const view = new Uint8Array(n);
-  structuredClone(view.buffer, { transfer: [view.buffer] });
-  return view;
-}
-
-// Seeded PRNG so a failure is reproducible.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const HUGE = new Uint8Array((1 << 25) + 2);
 const VALUES: (() => unknown)[] = [
   () => undefined, () => null, () => 0, () => 1, () => -1, () => 0.5, () => NaN, () => Infinity, () => -Infinity,
   () => 1e300, () => -1e300, () => 65535, () => 65536, () => 2 ** 32 - 1, () => 2 ** 32, () => 2 ** 53,
@@ -55,19 +37,6 @@ function packet(rand: () => number, k: number): unknown {
   const fields = ['seq', 'timestamp', 'payload', 'arrivalMs', 'ssrc'];
   for (let n = Math.floor(rand() * 3); n > 0; n--) p[fields[Math.floor(rand() * fields.length)]] = rand0(rand);
   return p;
-}
-
-function callSafely(fn: () => unknown): 'ok' | 'rejected' {
-  try {
-    fn();
-    return 'ok';
-  } catch (err) {
-    if (err instanceof TypeError || err instanceof RangeError) {
-      expect((err as Error).message.length).toBeGreaterThan(5);
-      return 'rejected';
-    }
-    throw err;
-  }
 }
 
 const good = () => ({ seq: 1, timestamp: 160, payload: new Uint8Array(160), arrivalMs: 0 });
@@ -137,7 +106,7 @@ describe('JitterBuffer under hostile input', () => {
         const method = (['push', 'pop', 'stats', 'reset'] as const)[Math.floor(rand() * 4)];
         call = () => njb[method](...args);
       }
-      outcomes[callSafely(call)]++;
+      outcomes[outcome(call)]++;
       if (wrapped.length > 20) wrapped = wrapped.slice(-5);
       if (natives.length > 20) natives = natives.slice(-5);
     }

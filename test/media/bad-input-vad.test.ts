@@ -3,22 +3,11 @@
 // a result or a TypeError/RangeError; after close(), always the TypeError
 // with code ERR_AYBIZA_CLOSED. The process never aborts.
 import { describe, expect, it } from 'vitest';
+import { detached, HUGE, noisy, outcome, rng } from '../helpers/hostile.js';
 import { MediaChannel } from '../../src/media/media-channel.js';
 import { native } from '../../src/media/native.js';
 import { Vad, VAD_FEATURES } from '../../src/media/vad.js';
-import { rng } from '../../bench/signals.js';
 
-function detached(): Uint8Array {
-  const view = new Uint8Array(160);
-  structuredClone(view.buffer, { transfer: [view.buffer] });
-  return view;
-}
-function noisy(n: number, seed: number): Uint8Array {
-  const r = rng(seed);
-  return Uint8Array.from({ length: n }, () => Math.floor(r() * 256));
-}
-
-const HUGE = new Uint8Array((1 << 25) + 2);
 const VALUES: (() => unknown)[] = [
   () => undefined, () => null, () => 0, () => 1, () => 2, () => 3, () => -1, () => -2, () => NaN, () => Infinity,
   () => 1e300, () => 0.5, () => 'abc', () => 'ulaw', () => 'alaw', () => 'pcm16', () => true, () => false, () => ({}),
@@ -34,19 +23,6 @@ const FRAMES: (() => unknown)[] = [
   () => new Int16Array(new SharedArrayBuffer(320)), () => detached(), () => HUGE, () => new Uint8Array(new ArrayBuffer(161), 1, 160),
 ];
 const pick = <T>(r: () => number, xs: (() => T)[]) => xs[Math.floor(r() * xs.length)]();
-
-function attempt(fn: () => unknown): 'ok' | 'rejected' {
-  try {
-    fn();
-    return 'ok';
-  } catch (err) {
-    if (err instanceof TypeError || err instanceof RangeError) {
-      expect((err as Error).message.length).toBeGreaterThan(5);
-      return 'rejected';
-    }
-    throw err;
-  }
-}
 
 type Obj = Record<string, (...a: unknown[]) => unknown>;
 type Ctor = new (...a: unknown[]) => Obj;
@@ -97,7 +73,7 @@ describe('Vad and MediaChannel under hostile input', () => {
     const METHODS = ['process', 'features', 'takeDigits', 'reset', 'close'];
     for (let i = 0; i < 20_000; i++) {
       if (live.length === 0 || r() < 0.05) {
-        outcomes[attempt(() => live.push(makers[Math.floor(r() * makers.length)]()))]++;
+        outcomes[outcome(() => live.push(makers[Math.floor(r() * makers.length)]()))]++;
         continue;
       }
       const obj = live[Math.floor(r() * live.length)];
@@ -105,7 +81,7 @@ describe('Vad and MediaChannel under hostile input', () => {
       if (typeof obj[name] !== 'function') continue;
       const args = Array.from({ length: Math.floor(r() * 3) }, () => pick(r, FRAMES));
       if (name === 'process' && r() < 0.5) args[0] = noisy(160, i);
-      outcomes[attempt(() => obj[name](...args))]++;
+      outcomes[outcome(() => obj[name](...args))]++;
     }
     expect(outcomes.ok).toBeGreaterThan(1000);
     expect(outcomes.rejected).toBeGreaterThan(1000);
