@@ -5,7 +5,6 @@
 // exact at marks and interpolated between them. `clear()` drops everything
 // queued and settles the mark FIFO (Twilio also echoes marks on clear, so
 // echoes from before the clear are recognised by their generation and ignored).
-import { Framer } from '../media/framer.js';
 import { ULAW_SILENCE } from '../media/g711.js';
 import type { CallTransport } from './transport.js';
 import { FRAME_MS } from './clock.js';
@@ -35,9 +34,22 @@ interface Mark {
   posMs: number;
 }
 
+/**
+ * Queued audio: whole frames of one segment in one contiguous chunk (as TTS
+ * delivered it), sent 160 bytes at a time from `offset`. One entry per TTS
+ * chunk, not per frame: queued seconds of audio for hundreds of calls would
+ * otherwise be tens of thousands of small buffers surviving every GC.
+ */
+interface Queued {
+  audio: Uint8Array;
+  offset: number;
+  segment: number;
+}
+
 export class Playout {
-  private readonly framer = new Framer(FRAME_BYTES);
-  private frames: { frame: Uint8Array; segment: number }[] = [];
+  /** Bytes of the open segment that do not fill a frame yet. */
+  private pending = new Uint8Array(0);
+  private frames: Queued[] = [];
   private head = 0;
   private readonly segments: Segment[] = [];
   private marks: Mark[] = [];
@@ -83,16 +95,29 @@ export class Playout {
     const s = this.segment(id);
     if (!s || s.complete) return;
     s.audioMs += audio.length / 8;
-    for (const frame of this.framer.push(audio)) this.frames.push({ frame, segment: id });
+    let bytes = audio;
+    if (this.pending.length > 0) {
+      bytes = new Uint8Array(this.pending.length + audio.length);
+      bytes.set(this.pending);
+      bytes.set(audio, this.pending.length);
+    }
+    const whole = bytes.length - (bytes.length % FRAME_BYTES);
+    // Copied: the caller's buffer may be reused (the queue outlives this call).
+    if (whole > 0) this.frames.push({ audio: bytes.slice(0, whole), offset: 0, segment: id });
+    this.pending = bytes.slice(whole);
   }
 
   endSegment(id: number): void {
     const s = this.segment(id);
     if (!s || s.complete) return;
-    const last = this.framer.flush(ULAW_SILENCE);
-    if (last) this.frames.push({ frame: last, segment: id });
+    if (this.pending.length > 0) {
+      const last = new Uint8Array(FRAME_BYTES).fill(ULAW_SILENCE);
+      last.set(this.pending);
+      this.frames.push({ audio: last, offset: 0, segment: id });
+      this.pending = new Uint8Array(0);
+    }
     s.complete = true;
-    this.frames.push({ frame: MARKER, segment: id }); // end-of-segment marker
+    this.frames.push({ audio: MARKER, offset: 0, segment: id }); // end-of-segment marker
   }
 
   private segment(id: number): Segment | undefined {
@@ -102,9 +127,9 @@ export class Playout {
 
   /** Audio queued here, not yet sent (ms). */
   get queuedMs(): number {
-    let n = 0;
-    for (let i = this.head; i < this.frames.length; i++) if (this.frames[i].frame !== MARKER) n++;
-    return n * FRAME_MS;
+    let bytes = 0;
+    for (let i = this.head; i < this.frames.length; i++) bytes += this.frames[i].audio.length - this.frames[i].offset;
+    return (bytes / FRAME_BYTES) * FRAME_MS;
   }
 
   /** True while the agent is audible or about to be. */
@@ -135,7 +160,7 @@ export class Playout {
     if (this.paused) return;
     while (this.head < this.frames.length) {
       const item = this.frames[this.head];
-      if (item.frame === MARKER) {
+      if (item.audio === MARKER) {
         this.head++;
         const s = this.segment(item.segment);
         if (s) {
@@ -146,7 +171,7 @@ export class Playout {
         continue;
       }
       if (this.sentMs - this.playheadMs >= this.transport.leadMs) break;
-      if (!this.transport.sendFrame(item.frame)) {
+      if (!this.transport.sendFrame(item.audio.subarray(item.offset, item.offset + FRAME_BYTES))) {
         this.deferred++;
         playoutDeferredFrames.inc({ transport: this.transport.kind });
         break;
@@ -156,7 +181,8 @@ export class Playout {
         s.startMs = this.sentMs;
         this.onSegmentStart?.(s);
       }
-      this.head++;
+      item.offset += FRAME_BYTES;
+      if (item.offset >= item.audio.length) this.head++;
       this.framesSent++;
       this.sentMs += FRAME_MS;
       this.wasBusy = true;
@@ -224,7 +250,7 @@ export class Playout {
     this.generation++;
     this.frames = [];
     this.head = 0;
-    this.framer.reset();
+    this.pending = new Uint8Array(0);
     this.marks = [];
     for (const s of this.segments) (s as { heard?: boolean }).heard = true;
     this.segments.length = 0;

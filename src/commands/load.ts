@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { TwilioCaller } from '../twilio/caller.js';
 import { synthesize } from '../providers/emulators/voice.js';
 import { DEMO_NUMBER } from '../store/seed.js';
@@ -196,6 +197,10 @@ export async function run(argv: string[]): Promise<void> {
     const results = await Promise.allSettled(dialing);
     const failedDials = results.filter((r) => r.status === 'rejected').length;
     clockLoop();
+    // The callers' own event-loop delay: their timestamps are taken on it, so
+    // it bounds how much of a measured gap is the measurement's own.
+    const callerLoop = monitorEventLoopDelay({ resolution: 1 });
+    callerLoop.enable();
     const cpu0 = serverPid ? cpuSeconds(serverPid) : 0;
     const w0 = performance.now();
     const gapStart = callers.map((c) => c.gaps.length);
@@ -227,6 +232,9 @@ export async function run(argv: string[]): Promise<void> {
       outboundGapMs: { p50: +pct(gaps, 0.5).toFixed(2), p99: +pct(gaps, 0.99).toFixed(2), max: +Math.max(...gaps).toFixed(2) },
       lateFrames: late, partialFrames: partial, deferredFrames: deferred, pacingLateTicks: lateTicks,
       serverEventLoopDelayMs: { p50: +loop('p50').toFixed(1), p99: +loop('p99').toFixed(1), max: +loop('max').toFixed(1) },
+      callerEventLoopDelayMs: {
+        p50: +(callerLoop.percentile(50) / 1e6).toFixed(1), p99: +(callerLoop.percentile(99) / 1e6).toFixed(1), max: +(callerLoop.max / 1e6).toFixed(1),
+      },
       serverRssMiB: serverPid ? { idle: Math.round(baseRss / 1048576), peak: Math.round(peakRss / 1048576) } : null,
       rssPerCallKiB: serverPid ? Math.max(0, Math.round((peakRss - baseRss) / connected / 1024)) : null,
       turnLatencyMs: Object.fromEntries(['eou', 'llm_ttft', 'tts_ttfb', 'e2e', 'server'].map((s) => [s, histogramQuantiles(metrics, s)])),
