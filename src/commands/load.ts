@@ -1,7 +1,8 @@
 // `npm run load -- --calls N --seconds S [--url URL --public-url URL --to NUMBER]`
 // N concurrent simulated Twilio calls with a speech/silence pattern. Without
-// --url it starts the provider emulators and the server as their own
-// processes (so only the server's CPU is charged to the calls) and reports:
+// --url it starts the provider emulators (at lower CPU priority) and the
+// server as their own processes (so only the server's CPU is charged to the
+// calls) and reports:
 // server CPU-seconds per call-second (→ calls per core), the outbound
 // inter-frame gap p50/p99/max as the callers measure it inside the agent's
 // speech, late/dropped frames, RSS per call, and turn latency percentiles.
@@ -131,6 +132,13 @@ export async function run(argv: string[]): Promise<void> {
         },
       });
       children.push(emu);
+      // The emulators stand in for remote providers: on a real node they do not
+      // compete with the server for its cores, so they yield to it here.
+      try {
+        os.setPriority(emu.pid!, 10);
+      } catch {
+        /* not permitted: measure without */
+      }
       const urls = await firstJsonLine(emu, (o) => typeof o.deepgramUrl === 'string', 'emulators');
       const port = 20000 + Math.floor(Math.random() * 20000);
       url = publicUrl = `http://127.0.0.1:${port}`;
