@@ -12,31 +12,47 @@ export interface Tickable {
   tick(slot: number, lateMs: number): void;
 }
 
+// Members are spread over PHASES groups ticked 5 ms apart: each member still
+// ticks once per 20 ms, but no tick sends every call's frame at once (a
+// 200-call tick would otherwise hold the event loop for milliseconds and
+// delay everything behind it, including the next calls' frames).
+const PHASES = 4;
+const STEP_MS = FRAME_MS / PHASES;
+
 export class PacingClock {
-  private readonly members = new Set<Tickable>();
+  private readonly groups: Set<Tickable>[] = Array.from({ length: PHASES }, () => new Set<Tickable>());
+  private readonly phaseOf = new Map<Tickable, number>();
   private timer: NodeJS.Timeout | null = null;
   private origin = 0;
-  private slot = 0;
+  /** Steps of STEP_MS run so far. */
+  private step = 0;
   /** Slots that ran more than one frame late (event-loop stalls). */
   stalls = 0;
 
   add(t: Tickable): void {
-    this.members.add(t);
+    if (this.phaseOf.has(t)) return;
+    let phase = 0;
+    for (let p = 1; p < PHASES; p++) if (this.groups[p].size < this.groups[phase].size) phase = p;
+    this.groups[phase].add(t);
+    this.phaseOf.set(t, phase);
     if (!this.timer) this.start();
   }
 
   delete(t: Tickable): void {
-    this.members.delete(t);
-    if (this.members.size === 0) this.stop();
+    const phase = this.phaseOf.get(t);
+    if (phase === undefined) return;
+    this.groups[phase].delete(t);
+    this.phaseOf.delete(t);
+    if (this.phaseOf.size === 0) this.stop();
   }
 
   get size(): number {
-    return this.members.size;
+    return this.phaseOf.size;
   }
 
   private start(): void {
     this.origin = performance.now();
-    this.slot = 0;
+    this.step = 0;
     this.schedule();
   }
 
@@ -46,26 +62,29 @@ export class PacingClock {
   }
 
   private schedule(): void {
-    const due = this.origin + (this.slot + 1) * FRAME_MS;
+    const due = this.origin + (this.step + 1) * STEP_MS;
     this.timer = setTimeout(() => this.run(), Math.max(0, due - performance.now()));
   }
 
   private run(): void {
     const now = performance.now();
-    let behind = Math.floor((now - this.origin) / FRAME_MS) - this.slot;
-    if (behind > MAX_CATCH_UP) {
+    let behind = Math.floor((now - this.origin) / STEP_MS) - this.step;
+    if (behind > MAX_CATCH_UP * PHASES) {
       // A long stall: skip ahead rather than blast a burst of audio.
       this.stalls++;
-      this.slot += behind - MAX_CATCH_UP;
-      behind = MAX_CATCH_UP;
+      this.step += behind - MAX_CATCH_UP * PHASES;
+      behind = MAX_CATCH_UP * PHASES;
     }
     for (let i = 0; i < Math.max(1, behind); i++) {
-      this.slot++;
-      const late = now - (this.origin + this.slot * FRAME_MS);
+      this.step++;
+      const late = now - (this.origin + this.step * STEP_MS);
+      const group = this.groups[this.step % PHASES];
+      if (group.size === 0) continue;
       if (late > 10) pacingLateTicks.inc();
-      for (const m of this.members) m.tick(this.slot, late);
+      const slot = Math.floor(this.step / PHASES);
+      for (const m of group) m.tick(slot, late);
     }
-    if (this.members.size > 0) this.schedule();
+    if (this.phaseOf.size > 0) this.schedule();
     else this.timer = null;
   }
 }
