@@ -95,16 +95,13 @@ export class Playout {
     const s = this.segment(id);
     if (!s || s.complete) return;
     s.audioMs += audio.length / 8;
-    let bytes = audio;
-    if (this.pending.length > 0) {
-      bytes = new Uint8Array(this.pending.length + audio.length);
-      bytes.set(this.pending);
-      bytes.set(audio, this.pending.length);
-    }
+    // One copy: the caller's buffer may be reused (the queue outlives this call).
+    const bytes = new Uint8Array(this.pending.length + audio.length);
+    bytes.set(this.pending);
+    bytes.set(audio, this.pending.length);
     const whole = bytes.length - (bytes.length % FRAME_BYTES);
-    // Copied: the caller's buffer may be reused (the queue outlives this call).
-    if (whole > 0) this.frames.push({ audio: bytes.slice(0, whole), offset: 0, segment: id });
-    this.pending = bytes.slice(whole);
+    if (whole > 0) this.frames.push({ audio: bytes.subarray(0, whole), offset: 0, segment: id });
+    this.pending = bytes.subarray(whole);
   }
 
   endSegment(id: number): void {

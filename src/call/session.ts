@@ -1,6 +1,7 @@
 // One call, whatever carries it: inbound frames → the native media channel
-// (decode + VAD in one call per frame) → events, and the frames → the STT stream; agent text → TTS → the playout queue → the transport on the
-// shared 20 ms clock. The conversation (src/pipeline) drives it through
+// (decode + VAD in one call per frame) → speech events, and the untouched
+// frames → the STT stream; agent text → TTS → the playout queue → the
+// transport on the shared 20 ms clock. The conversation (src/pipeline) drives it through
 // say()/flush()/clear()/hangup() and listens to its events.
 import { Framer } from '../media/framer.js';
 import { FRAME_END, FRAME_SPEECH, FRAME_START, MediaChannel } from '../media/media-channel.js';
@@ -135,19 +136,19 @@ export class CallSession implements Tickable {
     if (this.ended) return;
     this.framesIn++;
     this.framesInCounter.inc();
+    const now = performance.now();
     let speech = false;
     // Twilio sends 20 ms frames; anything else is re-framed for the VAD.
-    if (ulaw.length === 160 && this.framer.buffered === 0) speech = this.frame(ulaw);
-    else for (const f of this.framer.push(ulaw)) speech = this.frame(f);
+    if (ulaw.length === 160 && this.framer.buffered === 0) speech = this.frame(ulaw, now);
+    else for (const f of this.framer.push(ulaw)) speech = this.frame(f, now);
     // The quiet frames that may end a turn go out at once (the STT's endpointing
     // counts them); speech and long silence are batched.
-    this.stt?.send(ulaw, !speech && performance.now() - this.lastSpeechAt < 600);
+    this.stt?.send(ulaw, !speech && now - this.lastSpeechAt < 600);
   }
 
   /** Runs one 20 ms frame through the media channel; returns its speech flag. */
-  private frame(f: Uint8Array): boolean {
+  private frame(f: Uint8Array, now: number): boolean {
     const code = this.media.process(f);
-    const now = performance.now();
     if (code & FRAME_START) {
       this.speaking = true;
       this.events.onSpeechStart?.(now);

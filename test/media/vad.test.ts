@@ -6,9 +6,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { alawEncode, ulawEncode } from '../../src/media/g711.js';
 import { Vad, VAD_FEATURES } from '../../src/media/vad.js';
 import { DtmfDetector } from '../../src/media/dtmf.js';
-import { buildCorpus, FRAME, type Item } from '../../bench/vad/corpus.js';
+import { buildCorpus, FRAME, speak, type Item } from '../../bench/vad/corpus.js';
 import { fvad, loadFvad, ours, scoreBySnr, scores, type Counts } from '../../bench/vad/score.js';
-import { speak } from '../../bench/vad/corpus.js';
 
 const SILENCE = new Uint8Array(FRAME).fill(0xff);
 
