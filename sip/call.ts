@@ -8,11 +8,11 @@ import type { Session } from 'sip.js/lib/core/index.js';
 import { clock, type Tickable } from '../src/call/clock.js';
 import type { CallSession } from '../src/call/session.js';
 import type { CallTransport } from '../src/call/transport.js';
-import { mediaFrames, rtpPackets } from '../src/metrics/index.js';
+import { hotCounter, mediaFrames, rtpPackets } from '../src/metrics/index.js';
 import type { CallMedia } from './media.js';
 import type { RtpSession } from './rtp.js';
 
-const framesOut = mediaFrames.labels('sip', 'out');
+const framesOut = hotCounter(mediaFrames, 'sip', 'out');
 const STATS_EVERY_TICKS = 50;
 
 export interface SipCallOptions {
@@ -70,9 +70,9 @@ export class SipCall implements CallTransport, Tickable {
     return this.closed;
   }
 
-  sendFrame(frame: Uint8Array): boolean {
+  sendFrame(audio: Uint8Array, offset = 0, length = audio.length - offset): boolean {
     if (this.closed) return false;
-    this.o.rtp.send(frame);
+    this.o.rtp.send(offset === 0 && length === audio.length ? audio : audio.subarray(offset, offset + length));
     framesOut.inc();
     return true;
   }

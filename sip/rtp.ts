@@ -7,10 +7,11 @@
 // SSRC/sequence/timestamp start, timestamps that follow wall-clock frame
 // slots across silences, and the marker bit on each talkspurt's first packet.
 import dgram from 'node:dgram';
+import { clock } from '../src/call/clock.js';
 import crypto from 'node:crypto';
 import { JitterBuffer, type JitterFrame, type JitterStats } from '../src/media/jitter-buffer.js';
 import { alawToUlawInto, ulawToAlawInto } from '../src/media/g711.js';
-import { countBadInput, rtpPackets } from '../src/metrics/index.js';
+import { countBadInput, hotCounter, rtpPackets } from '../src/metrics/index.js';
 import type { Codec } from './sdp.js';
 
 const FRAME = 160;
@@ -19,9 +20,9 @@ const RTCP_EVERY_MS = 5000;
 const DIGIT_FRAMES = 8; // 160 ms per digit
 const DIGIT_GAP_FRAMES = 5; // 100 ms between digits
 
-const received = rtpPackets.labels('in', 'received');
-const sent = rtpPackets.labels('out', 'sent');
-const unexpected = rtpPackets.labels('in', 'unexpected_source');
+const received = hotCounter(rtpPackets, 'in', 'received');
+const sent = hotCounter(rtpPackets, 'out', 'sent');
+const unexpected = hotCounter(rtpPackets, 'in', 'unexpected_source');
 
 export interface RtpPeer {
   address: string;
@@ -105,6 +106,7 @@ export class RtpSession {
   constructor(private readonly o: RtpOptions) {
     this.remote = o.remote;
     o.rtp.on('message', (buf, rinfo) => {
+      clock.poll(); // a due pacing step goes before more packets (see src/call/clock.ts)
       // A socket handler must never throw: that would take the whole process down.
       try {
         this.onPacket(buf, rinfo);

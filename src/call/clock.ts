@@ -2,6 +2,12 @@
 // timer per call). Ticks are scheduled against an absolute timeline, so
 // timer jitter does not accumulate into drift; after an event-loop stall the
 // missed ticks are run back to back (up to a bound) so playout catches up.
+//
+// A timer only fires in the event loop's timers phase: when hundreds of
+// sockets are readable at once, their handlers all run first and the step
+// waits for the lot. The busy handlers (every inbound media message, provider
+// audio) therefore call `poll()`, which runs a due step right there: a step
+// is then late by at most one handler, not by a whole batch of them.
 import { pacingLateTicks } from '../metrics/index.js';
 
 export const FRAME_MS = 20;
@@ -23,6 +29,10 @@ export class PacingClock {
   private readonly groups: Set<Tickable>[] = Array.from({ length: PHASES }, () => new Set<Tickable>());
   private readonly phaseOf = new Map<Tickable, number>();
   private timer: NodeJS.Timeout | null = null;
+  private readonly onTimer = () => this.run();
+  /** When the next step is due (performance.now() time). */
+  private nextDue = Infinity;
+  private running = false;
   private origin = 0;
   /** Steps of STEP_MS run so far. */
   private step = 0;
@@ -59,15 +69,36 @@ export class PacingClock {
   private stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.nextDue = Infinity;
   }
 
   private schedule(): void {
-    const due = this.origin + (this.step + 1) * STEP_MS;
-    this.timer = setTimeout(() => this.run(), Math.max(0, due - performance.now()));
+    this.nextDue = this.origin + (this.step + 1) * STEP_MS;
+    this.timer = setTimeout(this.onTimer, Math.max(0, this.nextDue - performance.now()));
   }
 
-  private run(): void {
-    const now = performance.now();
+  /**
+   * Runs the due step now if there is one (cheap when there is not: one
+   * comparison). Called between units of other work; never re-entered.
+   */
+  poll(now = performance.now()): void {
+    if (now < this.nextDue || this.running) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.run(now);
+  }
+
+  private run(now = performance.now()): void {
+    this.running = true;
+    try {
+      this.steps(now);
+    } finally {
+      this.running = false;
+    }
+    if (this.phaseOf.size > 0) this.schedule();
+    else this.stop();
+  }
+
+  private steps(now: number): void {
     let behind = Math.floor((now - this.origin) / STEP_MS) - this.step;
     if (behind > MAX_CATCH_UP * PHASES) {
       // A long stall: skip ahead rather than blast a burst of audio.
@@ -84,8 +115,6 @@ export class PacingClock {
       const slot = Math.floor(this.step / PHASES);
       for (const m of group) m.tick(slot, late);
     }
-    if (this.phaseOf.size > 0) this.schedule();
-    else this.timer = null;
   }
 }
 

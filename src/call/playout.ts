@@ -168,7 +168,7 @@ export class Playout {
         continue;
       }
       if (this.sentMs - this.playheadMs >= this.transport.leadMs) break;
-      if (!this.transport.sendFrame(item.audio.subarray(item.offset, item.offset + FRAME_BYTES))) {
+      if (!this.transport.sendFrame(item.audio, item.offset, FRAME_BYTES)) {
         this.deferred++;
         playoutDeferredFrames.inc({ transport: this.transport.kind });
         break;

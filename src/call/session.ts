@@ -6,7 +6,7 @@
 import { Framer } from '../media/framer.js';
 import { FRAME_END, FRAME_SPEECH, FRAME_START, MediaChannel } from '../media/media-channel.js';
 import { log as rootLog, type Logger } from '../log.js';
-import { callsActive, callsTotal, mediaFrames } from '../metrics/index.js';
+import { callsActive, callsTotal, hotCounter, mediaFrames } from '../metrics/index.js';
 import type { Providers, SttStream, Transcript, TtsStream } from '../providers/types.js';
 import type { CallStore, ResolvedAgent } from '../store/types.js';
 import { clock, type Tickable } from './clock.js';
@@ -37,6 +37,8 @@ export interface SessionInit {
   calls: CallStore;
   log?: Logger;
 }
+
+const framesIn = { twilio: hotCounter(mediaFrames, 'twilio', 'in'), sip: hotCounter(mediaFrames, 'sip', 'in') };
 
 // Silence that ends the caller's speech (the VAD's hangover into 'end').
 const SILENCE_MS = 300;
@@ -70,7 +72,7 @@ export class CallSession implements Tickable {
     this.agent = init.agent;
     this.log = (init.log ?? rootLog).child({ callId: init.callId, transport: init.transport.kind });
     this.playout = new Playout(init.transport);
-    this.framesInCounter = mediaFrames.labels(init.transport.kind, 'in');
+    this.framesInCounter = framesIn[init.transport.kind];
     this.playout.onIdle = () => this.events.onAgentIdle?.();
     this.playout.onSegmentStart = (s) => this.events.onSegmentStart?.(s.id, performance.now());
     this.playout.onSegmentHeard = (s) => this.events.onSegmentHeard?.(s.id);
@@ -191,6 +193,7 @@ export class CallSession implements Tickable {
   }
 
   private onTtsAudio(a: Uint8Array): void {
+    clock.poll();
     const id = this.groups[0];
     if (id === undefined) return; // audio after a clear
     if (!this.firstByteSeen.has(id)) {

@@ -10,8 +10,12 @@ export interface CallTransport {
    * real time, one frame per 20 ms (lead 20).
    */
   readonly leadMs: number;
-  /** Sends one 160-byte μ-law frame. false: not now (backpressure); it stays queued. */
-  sendFrame(frame: Uint8Array): boolean;
+  /**
+   * Sends one 160-byte μ-law frame: `length` bytes of `audio` from `offset`
+   * (the playout's queued chunk, so no view is made per frame). false: not
+   * now (backpressure); it stays queued.
+   */
+  sendFrame(audio: Uint8Array, offset?: number, length?: number): boolean;
   /**
    * Marks the current end of the sent audio. The transport reports it back
    * through the session's onMarkPlayed(name) once the caller has heard

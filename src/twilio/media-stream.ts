@@ -9,6 +9,8 @@ import { countBadInput } from '../metrics/index.js';
 import { log } from '../log.js';
 import type { CallSession } from '../call/session.js';
 import { TwilioTransport } from './transport.js';
+import { clock } from '../call/clock.js';
+import { NOT_FAST, readMediaMessage } from './media-message.js';
 
 const MAX_PAYLOAD_BYTES = 1600; // 200 ms of μ-law; Twilio sends 160
 const MAX_BAD_TOTAL = 200;
@@ -40,7 +42,13 @@ interface Conn {
   badInWindow: number;
   logged: Set<string>;
   closed: boolean;
+  /** The streamSid's UTF-8 bytes, for the allocation-free media reader. */
+  sid: Uint8Array;
+  /** Where that reader decodes a 20 ms payload (reused for every frame). */
+  frame: Uint8Array;
 }
+
+const FRAME_BYTES = 160;
 
 export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string, authToken: () => string, hooks: MediaStreamHooks): void {
   app.ws<Conn>(path, {
@@ -65,12 +73,20 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
       const conn: Conn = {
         state: 'new', streamSid: '', callSid: '', session: null, transport: null, early: [],
         bad: 0, badWindowStart: Date.now(), badInWindow: 0, logged: new Set(), closed: false,
+        sid: new Uint8Array(0), frame: new Uint8Array(FRAME_BYTES),
       };
       res.upgrade(conn, key, protocol, extensions, context);
     },
     message: (ws, message, isBinary) => {
+      clock.poll(); // a due pacing step goes before more messages (see src/call/clock.ts)
       const c = ws.getUserData();
       if (isBinary) return bad(ws, c, 'binary_frame');
+      // The common case, a well-formed media message of a started stream,
+      // is read from the bytes without parsing (see media-message.ts).
+      if (c.state === 'started' || c.state === 'starting') {
+        const n = readMediaMessage(new Uint8Array(message), c.sid, c.frame);
+        if (n !== NOT_FAST) return deliver(c, n === FRAME_BYTES ? c.frame : c.frame.subarray(0, n));
+      }
       let msg: Record<string, unknown>;
       try {
         msg = JSON.parse(Buffer.from(message).toString('utf8')) as Record<string, unknown>;
@@ -172,6 +188,7 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
     }
     c.state = 'starting';
     c.streamSid = streamSid;
+    c.sid = new TextEncoder().encode(streamSid);
     c.callSid = start.callSid;
     const transport = new TwilioTransport(ws as unknown as WebSocket<unknown>, streamSid, () => {});
     c.transport = transport;
@@ -212,8 +229,12 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
     if (payload.length > Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4) return bad(ws, c, 'oversized_payload');
     if (payload.length % 4 !== 0 || !BASE64.test(payload)) return bad(ws, c, 'bad_base64');
     if (media!.track !== undefined && media!.track !== 'inbound') return bad(ws, c, 'bad_track');
-    const frame = Buffer.from(payload, 'base64');
+    deliver(c, Buffer.from(payload, 'base64'));
+  }
+
+  /** A caller frame to the session (which copies what it keeps), or held until the session exists. */
+  function deliver(c: Conn, frame: Uint8Array): void {
     if (c.session) c.session.inbound(frame);
-    else if (c.early.length < MAX_EARLY_FRAMES) c.early.push(frame);
+    else if (c.early.length < MAX_EARLY_FRAMES) c.early.push(frame.buffer === c.frame.buffer ? frame.slice() : frame);
   }
 }

@@ -5,17 +5,17 @@
 // which keeps the garbage collector's pauses off the pacing clock.
 import type { WebSocket } from '../server/uws.js';
 import type { CallTransport } from '../call/transport.js';
-import { mediaFrames } from '../metrics/index.js';
+import { hotCounter, mediaFrames } from '../metrics/index.js';
 
-const framesOut = mediaFrames.labels('twilio', 'out');
+const framesOut = hotCounter(mediaFrames, 'twilio', 'out');
 
 const B64 = new TextEncoder().encode('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/');
 const SUFFIX = new TextEncoder().encode('"}}');
 
-/** Standard base64 of src into dst at offset; returns the end offset. */
-function base64Into(src: Uint8Array, dst: Uint8Array, at: number): number {
-  const n = src.length;
-  let i = 0;
+/** Standard base64 of src[from, to) into dst at offset; returns the end offset. */
+function base64Into(src: Uint8Array, from: number, to: number, dst: Uint8Array, at: number): number {
+  const n = to;
+  let i = from;
   for (; i + 3 <= n; i += 3) {
     const v = (src[i] << 16) | (src[i + 1] << 8) | src[i + 2];
     dst[at++] = B64[v >>> 18];
@@ -62,20 +62,20 @@ export class TwilioTransport implements CallTransport {
     this.ws.cork(fn);
   }
 
-  sendFrame(frame: Uint8Array): boolean {
+  sendFrame(audio: Uint8Array, offset = 0, length = audio.length - offset): boolean {
     if (this.closed) return false;
     if (this.ws.getBufferedAmount() > MAX_BUFFERED) return false;
-    const room = this.mediaPrefixLength + 4 * Math.ceil(frame.length / 3) + SUFFIX.length;
+    const room = this.mediaPrefixLength + 4 * Math.ceil(length / 3) + SUFFIX.length;
     if (room > this.media.length) {
       const grown = new Uint8Array(room);
       grown.set(this.media.subarray(0, this.mediaPrefixLength));
       this.media = grown;
     }
-    const end = base64Into(frame, this.media, this.mediaPrefixLength);
+    const end = base64Into(audio, offset, offset + length, this.media, this.mediaPrefixLength);
     this.media.set(SUFFIX, end);
     // uWS copies the bytes into the socket's buffer before send() returns.
-    const length = end + SUFFIX.length;
-    this.ws.send(length === this.media.length ? this.media : this.media.subarray(0, length), false);
+    const bytes = end + SUFFIX.length;
+    this.ws.send(bytes === this.media.length ? this.media : this.media.subarray(0, bytes), false);
     framesOut.inc();
     return true;
   }
@@ -96,3 +96,4 @@ export class TwilioTransport implements CallTransport {
     this.ws.end(1000, 'call ended');
   }
 }
+

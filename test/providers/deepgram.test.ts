@@ -80,10 +80,22 @@ describe('Deepgram clients against the emulator', () => {
     let audio = 0;
     const flushed: number[] = [];
     let cleared = 0;
-    const s = await tts.open({}, { onAudio: (a) => (audio += a.length), onFlushed: (n) => flushed.push(n), onCleared: () => cleared++ });
+    let audioAtFlushed = -1;
+    const s = await tts.open({}, {
+      onAudio: (a) => (audio += a.length),
+      onFlushed: (n) => {
+        flushed.push(n);
+        audioAtFlushed = audio;
+      },
+      onCleared: () => cleared++,
+    });
+    // Audio is taken from the WebSocket itself, not through the SDK's Blobs (see rawAudio).
+    expect((s as unknown as { raw: boolean }).raw).toBe(true);
     s.speak('Hello there, this is a test of the speech synthesiser.');
     s.flush();
     await waitFor(() => flushed.length === 1, 5000, 'Flushed');
+    await sleep(50);
+    expect(audio).toBe(audioAtFlushed); // all of the segment's audio came before its Flushed
     // ~70 ms per character of speech-like audio, 8 bytes per ms
     expect(audio).toBeGreaterThan(50 * 70 * 8 * 0.8);
     s.speak('A long sentence that we will interrupt before it finishes playing out.');

@@ -32,4 +32,16 @@ describe('TwilioTransport media messages', () => {
       }
     }
   });
+
+  it('send a frame from inside a queued chunk (offset and length)', () => {
+    const sent: string[] = [];
+    const t = new TwilioTransport(fakeSocket(sent) as never, 'MZ' + 'c'.repeat(32), () => {});
+    const chunk = new Uint8Array(crypto.randomBytes(160 * 5 + 7));
+    for (const [offset, length] of [[0, 160], [160, 160], [640, 160], [800, 7], [3, 2]]) {
+      sent.length = 0;
+      expect(t.sendFrame(chunk, offset, length)).toBe(true);
+      const msg = JSON.parse(sent[0]) as { media: { payload: string } };
+      expect(msg.media.payload).toBe(Buffer.from(chunk.subarray(offset, offset + length)).toString('base64'));
+    }
+  });
 });

@@ -22,6 +22,34 @@ async function connectSocket(client: DeepgramClient, voice: string): Promise<Soc
   return s;
 }
 
+/**
+ * The SDK hands every binary message to its listeners as a Blob (its
+ * binaryAwareHandler wraps the ArrayBuffer the WebSocket delivered), and a
+ * Blob gives its bytes back only asynchronously, through a copy: at a few
+ * hundred calls that is several percent of a core and a steady stream of
+ * garbage. The pinned SDK version (5.13) keeps the WebSocket and that handler
+ * on the socket object; where both are there, binary messages are taken from
+ * the WebSocket directly and text messages still go through the SDK's
+ * handler. Returns false (and changes nothing) when the SDK is shaped
+ * differently: audio then arrives as Blobs, slower but the same.
+ */
+function rawAudio(socket: Socket, onAudio: (bytes: Uint8Array) => void): boolean {
+  type Listener = (event: { data: unknown }) => void;
+  const inner = socket as unknown as {
+    socket?: { addEventListener?: (type: string, l: Listener) => void; removeEventListener?: (type: string, l: Listener) => void };
+    binaryAwareHandler?: Listener;
+  };
+  const ws = inner.socket;
+  const sdkHandler = inner.binaryAwareHandler;
+  if (!ws || typeof ws.addEventListener !== 'function' || typeof ws.removeEventListener !== 'function' || typeof sdkHandler !== 'function') return false;
+  ws.removeEventListener('message', sdkHandler);
+  ws.addEventListener('message', (event) => {
+    if (event.data instanceof ArrayBuffer) onAudio(new Uint8Array(event.data));
+    else sdkHandler(event);
+  });
+  return true;
+}
+
 class DeepgramTtsStream implements TtsStream {
   private socket: Socket | null = null;
   private closed = false;
@@ -35,30 +63,22 @@ class DeepgramTtsStream implements TtsStream {
 
   constructor(private readonly client: DeepgramClient, private readonly voice: string, private readonly events: TtsEvents) {}
 
+  /** Whether this socket's audio comes straight from the WebSocket (see rawAudio). */
+  raw = false;
+
   attach(socket: Socket): void {
     this.socket = socket;
+    this.raw = rawAudio(socket, (bytes) => this.audio(bytes));
     socket.on('message', (m: unknown) => {
       if (m instanceof Blob) {
         // Blob → bytes is async: chain to keep audio and control messages in order.
-        this.chain = this.chain.then(async () => {
-          const bytes = new Uint8Array(await m.arrayBuffer());
-          if (!this.dropAudio && !this.closed) this.events.onAudio(bytes);
-        });
+        this.chain = this.chain.then(async () => this.audio(new Uint8Array(await m.arrayBuffer())));
         return;
       }
       const msg = m as { type?: string; sequence_id?: number; description?: string };
-      this.chain = this.chain.then(() => {
-        if (msg.type === 'Flushed') {
-          this.flushesPending = Math.max(0, this.flushesPending - 1);
-          if (this.flushesPending === 0) this.unconfirmed = [];
-          if (!this.dropAudio) this.events.onFlushed?.(msg.sequence_id ?? 0);
-        } else if (msg.type === 'Cleared') {
-          this.dropAudio = false;
-          this.events.onCleared?.();
-        } else if (msg.type === 'Warning') {
-          log.warn('deepgram tts warning', { description: msg.description });
-        }
-      });
+      // With raw audio everything is synchronous, in arrival order already.
+      if (this.raw) this.control(msg);
+      else this.chain = this.chain.then(() => this.control(msg));
     });
     socket.on('close', (e: { code?: number; reason?: string }) => {
       if (socket !== this.socket) return;
@@ -69,6 +89,23 @@ class DeepgramTtsStream implements TtsStream {
       void this.reopen();
     });
     socket.on('error', (err: unknown) => log.debug('deepgram tts socket error', { err }));
+  }
+
+  private audio(bytes: Uint8Array): void {
+    if (!this.dropAudio && !this.closed) this.events.onAudio(bytes);
+  }
+
+  private control(msg: { type?: string; sequence_id?: number; description?: string }): void {
+    if (msg.type === 'Flushed') {
+      this.flushesPending = Math.max(0, this.flushesPending - 1);
+      if (this.flushesPending === 0) this.unconfirmed = [];
+      if (!this.dropAudio) this.events.onFlushed?.(msg.sequence_id ?? 0);
+    } else if (msg.type === 'Cleared') {
+      this.dropAudio = false;
+      this.events.onCleared?.();
+    } else if (msg.type === 'Warning') {
+      log.warn('deepgram tts warning', { description: msg.description });
+    }
   }
 
   private async reopen(): Promise<void> {
