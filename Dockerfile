@@ -31,4 +31,5 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # SIGTERM drains (readyz 503, active calls finish up to DRAIN_TIMEOUT_S), then exits 0.
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/src/cli.js", "serve"]
+# V8 heap flags: see src/server/node-flags.ts (short GC pauses keep the 20 ms pacing even).
+CMD ["node", "--initial-old-space-size=256", "--max-semi-space-size=4", "--min-semi-space-size=4", "dist/src/cli.js", "serve"]

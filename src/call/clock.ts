@@ -9,6 +9,7 @@
 // audio) therefore call `poll()`, which runs a due step right there: a step
 // is then late by at most one handler, not by a whole batch of them.
 import { pacingLateTicks } from '../metrics/index.js';
+import { setCheckpoint } from '../checkpoint.js';
 
 export const FRAME_MS = 20;
 const MAX_CATCH_UP = 5;
@@ -120,3 +121,4 @@ export class PacingClock {
 
 /** The process-wide clock. */
 export const clock = new PacingClock();
+setCheckpoint(() => clock.poll());

@@ -18,6 +18,7 @@ import { synthesize } from '../providers/emulators/voice.js';
 import { DEMO_NUMBER } from '../store/seed.js';
 import { parseArgs, numberArg } from './args.js';
 import { setLogSink } from '../log.js';
+import { SERVER_NODE_FLAGS } from '../server/node-flags.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli.js');
 const ADMIN_KEY = 'load-admin-key';
@@ -147,7 +148,7 @@ export async function run(argv: string[]): Promise<void> {
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aybiza-load-'));
       // The server's log goes to a file: a pipe nobody reads would fill and block its writes.
       const logFd = fs.openSync(path.join(dataDir, 'server.log'), 'a');
-      const server = spawn(process.execPath, [...nodeArgs, CLI, 'serve'], {
+      const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, CLI, 'serve'], {
         stdio: ['ignore', logFd, logFd],
         env: {
           ...process.env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: url, SIP_PORT: '0', LOG_LEVEL: 'warn',

@@ -2,10 +2,13 @@
 import { loadConfig } from '../config.js';
 import { log, setLogLevel } from '../log.js';
 import { createApp } from '../app.js';
+import { missingServerFlags } from '../server/node-flags.js';
 
 export async function run(_args: string[]): Promise<void> {
   const config = loadConfig();
   setLogLevel(config.logLevel);
+  const missing = missingServerFlags();
+  if (missing.length) log.warn('started without the recommended V8 heap flags: longer GC pauses will show in the audio pacing', { add: missing.join(' ') });
   const { server } = await createApp(config);
   let stopping = false;
   const stop = (signal: string) => {

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { SERVER_NODE_FLAGS } from '../../src/server/node-flags.js';
 
 export const CLI = path.resolve(__dirname, '../../dist/src/cli.js');
 
@@ -24,7 +25,7 @@ export function tempDir(prefix: string): string {
 
 export async function spawnServer(env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Spawned> {
   const dataDir = env.DATA_DIR ?? tempDir('serve-');
-  const child = spawn(process.execPath, [CLI, 'serve'], {
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, CLI, 'serve'], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', SIP_PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

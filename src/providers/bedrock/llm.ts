@@ -8,6 +8,7 @@ import { BedrockRuntimeClient, ConverseStreamCommand, type ConverseStreamCommand
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import http from 'node:http';
 import https from 'node:https';
+import { checkpoint } from '../../checkpoint.js';
 import { log } from '../../log.js';
 import { providerErrors } from '../../metrics/index.js';
 import type { LanguageModel, LlmEvent, LlmRequest } from '../types.js';
@@ -125,6 +126,7 @@ export class BedrockLlm implements LanguageModel {
         const resp = await this.client.send(new ConverseStreamCommand(this.body(req, model)), { abortSignal: ac.signal });
         const tools = new Map<number, { toolUseId: string; name: string; input: string }>();
         for await (const ev of resp.stream ?? []) {
+          checkpoint();
           if (!firstToken && (ev.contentBlockDelta || ev.contentBlockStart)) {
             firstToken = true;
             clearTimeout(deadline);

@@ -4,6 +4,7 @@
 // the recent audio the old stream had not finalised (bounded), keep the
 // timeline continuous, and tell the pipeline.
 import type { DeepgramClient } from '@deepgram/sdk';
+import { checkpoint } from '../../checkpoint.js';
 import { log } from '../../log.js';
 import { providerErrors } from '../../metrics/index.js';
 import type { SpeechToText, SttEvents, SttOptions, SttStream } from '../types.js';
@@ -88,7 +89,10 @@ class DeepgramSttStream implements SttStream {
       reconnectAttempts: 0,
     } as never);
     const offset = this.offsetBytes / BYTES_PER_S;
-    socket.on('message', (m: unknown) => this.onMessage(m as { type?: string }, offset));
+    socket.on('message', (m: unknown) => {
+      checkpoint();
+      this.onMessage(m as { type?: string }, offset);
+    });
     socket.on('close', (e: { code?: number; reason?: string }) => this.onClose(socket, e));
     socket.on('error', (err: unknown) => log.debug('deepgram stt socket error', { err }));
     socket.connect();

@@ -5,6 +5,7 @@
 // after a Clear is dropped until Cleared arrives. A dropped socket is
 // reopened and the text not yet synthesised is sent again.
 import type { DeepgramClient } from '@deepgram/sdk';
+import { checkpoint } from '../../checkpoint.js';
 import { log } from '../../log.js';
 import { providerErrors } from '../../metrics/index.js';
 import type { TextToSpeech, TtsEvents, TtsOptions, TtsStream } from '../types.js';
@@ -44,6 +45,7 @@ function rawAudio(socket: Socket, onAudio: (bytes: Uint8Array) => void): boolean
   if (!ws || typeof ws.addEventListener !== 'function' || typeof ws.removeEventListener !== 'function' || typeof sdkHandler !== 'function') return false;
   ws.removeEventListener('message', sdkHandler);
   ws.addEventListener('message', (event) => {
+    checkpoint();
     if (event.data instanceof ArrayBuffer) onAudio(new Uint8Array(event.data));
     else sdkHandler(event);
   });
