@@ -248,7 +248,17 @@ export async function run(argv: string[]): Promise<void> {
       rssPerCallKiB: serverPid ? Math.max(0, Math.round((peakRss - baseRss) / connected / 1024)) : null,
       turnLatencyMs: Object.fromEntries(['eou', 'llm_ttft', 'tts_ttfb', 'e2e', 'server'].map((s) => [s, histogramQuantiles(metrics, s)])),
     };
-    await Promise.allSettled(callers.map((c) => (c.isClosed ? undefined : c.hangup())));
+    // Every frame the server sent must have reached its caller: after the
+    // hang-ups (callers keep reading for a second after their `stop`), the
+    // server's count of frames sent equals the frames the callers received.
+    await Promise.allSettled(callers.map((c) => (c.isClosed ? undefined : c.hangup(1000))));
+    if (serverPid) {
+      await new Promise((r) => setTimeout(r, 1500));
+      const after = await (await fetch(`${url}/metrics`)).text();
+      const sent = Number(/^aybiza_media_frames_total\{(?=[^}]*transport="twilio")(?=[^}]*direction="out")[^}]*\} (\d+)/m.exec(after)?.[1] ?? NaN);
+      const received = callers.reduce((n, c) => n + c.stats.frames, 0);
+      Object.assign(report, { framesSentByServer: sent, framesReceivedByCallers: received, droppedFrames: sent - received });
+    }
     if (serverPid) {
       // Exact per-turn figures (the histograms above are bucketed): our own
       // time, and e2e against what the emulators were configured to take.

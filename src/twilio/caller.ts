@@ -267,10 +267,11 @@ export class TwilioCaller {
   }
 
   /** Ends the call from the caller's side. */
-  async hangup(): Promise<number> {
+  /** Sends `stop`, keeps reading for `graceMs` (frames already on their way still count), then closes. */
+  async hangup(graceMs = 50): Promise<number> {
     this.send({ event: 'stop', sequenceNumber: String(this.seq++), streamSid: this.streamSid, stop: { accountSid: 'AC' + '0'.repeat(32), callSid: this.callSid } });
     this.stopSending();
-    setTimeout(() => this.ws?.close(1000), 50);
+    setTimeout(() => this.ws?.close(1000), graceMs);
     return this.closed;
   }
 
