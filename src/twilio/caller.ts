@@ -266,8 +266,7 @@ export class TwilioCaller {
     this.send({ event: 'mark', sequenceNumber: String(this.seq++), streamSid: this.streamSid, mark: { name } });
   }
 
-  /** Ends the call from the caller's side. */
-  /** Sends `stop`, keeps reading for `graceMs` (frames already on their way still count), then closes. */
+  /** Ends the call from the caller's side: sends `stop`, keeps reading for `graceMs` (frames already on their way still count), then closes. */
   async hangup(graceMs = 50): Promise<number> {
     this.send({ event: 'stop', sequenceNumber: String(this.seq++), streamSid: this.streamSid, stop: { accountSid: 'AC' + '0'.repeat(32), callSid: this.callSid } });
     this.stopSending();
