@@ -11,7 +11,9 @@
 // outbound gap p99 26.2-26.8 ms with the defaults, 24.1-24.8 ms with these.
 // - initial old space 256 MB: V8 starts with a high old-generation limit and
 //   keeps it higher after each full GC; measured at 200 calls, a mark-compact
-//   every 12-15 s instead of every 2-3 s. The live heap stays ~35 MB.
+//   every 12-15 s instead of every 2-3 s (and none at all once the STT replay
+//   stopped promoting buffers: see src/providers/deepgram/stt.ts). The live
+//   heap stays ~35 MB.
 // - a fixed 4 MB semi-space: more frequent, shorter scavenges (~2 ms, about
 //   four a second at 200 calls).
 export const SERVER_NODE_FLAGS = ['--initial-old-space-size=256', '--max-semi-space-size=4', '--min-semi-space-size=4'];
