@@ -193,7 +193,6 @@ export class CallSession implements Tickable {
   }
 
   private onTtsAudio(a: Uint8Array): void {
-    clock.poll();
     const id = this.groups[0];
     if (id === undefined) return; // audio after a clear
     if (!this.firstByteSeen.has(id)) {

@@ -40,8 +40,10 @@ const K_PAYLOAD = enc('payload');
 const V_MEDIA = enc('media');
 const V_INBOUND = enc('inbound');
 
+const EMPTY = new Uint8Array(0);
+
 /** Scratch shared by one parse (single-threaded, never re-entered). */
-let b: Uint8Array = new Uint8Array(0);
+let b: Uint8Array = EMPTY;
 let end = 0;
 /** Start and end (exclusive) of the last string read. */
 let strStart = 0;
@@ -103,7 +105,6 @@ function decodePayload(out: Uint8Array): number {
   return o;
 }
 
-const EMPTY = new Uint8Array(0);
 let expectedSid: Uint8Array = EMPTY;
 
 /**
@@ -124,9 +125,8 @@ export function readMediaMessage(message: Uint8Array, sid: Uint8Array, out: Uint
 }
 
 function readTop(out: Uint8Array): number {
-  let i = 0;
   if (end === 0 || b[0] !== OPEN) return NOT_FAST;
-  i = 1;
+  let i = 1;
   let seen = 0; // bits: 1 event, 2 sequenceNumber, 4 streamSid, 8 media
   let length = NOT_FAST;
   for (;;) {
