@@ -3,6 +3,7 @@ import { loadConfig } from '../config.js';
 import { log, setLogLevel } from '../log.js';
 import { createApp } from '../app.js';
 import { missingServerFlags } from '../server/node-flags.js';
+import { installProcessGuards } from '../guard.js';
 
 export async function run(_args: string[]): Promise<void> {
   const config = loadConfig();
@@ -23,8 +24,9 @@ export async function run(_args: string[]): Promise<void> {
       },
     );
   };
-  // A promise one call forgot to handle must not take every other call down with it.
-  process.on('unhandledRejection', (err) => log.error('unhandled rejection', { err }));
+  // An exception or rejection that escaped every guard must not take every
+  // other call down with it: counted as aybiza_internal_errors_total{where="uncaught"}.
+  installProcessGuards();
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   await server.listen();

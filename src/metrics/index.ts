@@ -122,6 +122,13 @@ export const providerErrors = new client.Counter({
   registers: [registry],
 });
 
+export const internalErrors = new client.Counter({
+  name: 'aybiza_internal_errors_total',
+  help: 'Exceptions caught by the callback guard (src/guard.ts), by where they ran; uncaught/unhandled_rejection escaped every guard',
+  labelNames: ['where'] as const,
+  registers: [registry],
+});
+
 /** Counts one rejected input. `reason` is a short stable token, never user data. */
 export function countBadInput(source: string, reason: string): void {
   badInput.inc({ source, reason });
