@@ -4,6 +4,7 @@ import twilio from 'twilio';
 import os from 'node:os';
 import type { Config } from '../config.js';
 import { log } from '../log.js';
+import { reportInternalError } from '../guard.js';
 import { countBadInput } from '../metrics/index.js';
 import { HttpError, type Request, type Reply } from '../server/http.js';
 import type { Component, Server } from '../server/server.js';
@@ -47,7 +48,7 @@ export class TwilioGateway implements Component {
     mountMediaStream(o.server.app, '/twilio/media', wss, () => this.authToken, {
       start: (callSid, streamSid, params, transport) => this.startCall(callSid, streamSid, params, transport),
       closed: (session, reason) => {
-        if (session) void session.end(reason);
+        if (session) session.end(reason).catch((err) => reportInternalError('twilio', err));
       },
     });
   }
