@@ -5,7 +5,7 @@ import type { ControlPlane } from '../store/index.js';
 import { TENANT_SCOPES, type AgentConfig, type Principal, type Scope } from '../store/types.js';
 import type { NewTrunk } from '../store/trunks.js';
 import { readScope, requireAdmin, requireScope, writeTenant } from './auth.js';
-import { body, limitParam, type Schema } from './validate.js';
+import { body, compile, limitParam, type Schema } from './validate.js';
 import * as S from './schemas.js';
 
 export interface Ctx {
@@ -136,6 +136,9 @@ export const ROUTES: RouteSpec[] = [
     },
   },
 ];
+
+// Every body schema is compiled once, when the API module loads (a bad schema fails startup, not a request).
+for (const r of ROUTES) if (r.body) compile(r.body);
 
 export function checkAccess(spec: RouteSpec, p: Principal): void {
   if (spec.access === 'admin') requireAdmin(p);

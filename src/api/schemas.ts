@@ -32,7 +32,7 @@ const tool: Schema = {
   properties: {
     name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
     description: { type: 'string', minLength: 1, maxLength: 1000 },
-    parameters: { type: 'json-object', description: 'JSON Schema of the tool input' },
+    parameters: { type: 'object', description: 'JSON Schema of the tool input' },
     url: { type: 'string', pattern: '^https?://', maxLength: 2000 },
     timeoutMs: { type: 'integer', minimum: 100, maximum: 60000 },
     authHeader: { type: 'string', maxLength: 2000, description: 'sent as the Authorization header' },
