@@ -1,8 +1,22 @@
-// Structured JSON logs, one object per line on stdout. Small on purpose: the
-// hot path never logs per frame, and bad input is logged once per call.
+// Structured JSON logs on stdout, one object per line, written by pino through
+// an asynchronous destination (sonic-boom): a log call only formats a string
+// and queues it, the write to the pipe happens off the 20 ms audio clock.
+// Small on purpose: the hot path never logs per frame, and bad input is logged
+// once per call.
+//
+// Line shape (what SREs' collectors expect): {"level":"info","time":"<ISO 8601>",
+// "pid":…,"hostname":…,"msg":"…", …fields}. `level` is the label string
+// (debug, info, warn, error), not pino's number, so log queries need no mapping.
+//
+// Two safety nets, whatever a call site passes:
+// - secrets: pino `redact` censors authorization headers, tool auth headers,
+//   passwords, keys and tokens (top level and one level down) as "[redacted]";
+// - PII: fields that carry conversation text (`heard`, `text`, `transcript`…)
+//   go through the transcript redactor (src/store/redact.ts) first, so a card
+//   or phone number spoken on a call never reaches a log line.
+import pino from 'pino';
 import type { LogLevel } from './config.js';
-
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+import { redactPii } from './store/redact.js';
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -12,36 +26,82 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-let threshold = ORDER[(process.env.LOG_LEVEL as LogLevel) ?? 'info'] ?? ORDER.info;
-let sink: (line: string) => void = (line) => process.stdout.write(line + '\n');
+const SECRET_KEYS = [
+  'authorization', 'Authorization', 'authHeader', 'password', 'passwd', 'secret', 'key', 'apiKey', 'api_key',
+  'token', 'accessToken', 'authToken', 'secretAccessKey', 'sessionToken', 'cookie', 'ha1',
+];
+const REDACT_PATHS = [
+  ...SECRET_KEYS,
+  ...SECRET_KEYS.map((k) => `*.${k}`),
+  ...SECRET_KEYS.map((k) => `*.*.${k}`),
+  'headers["x-twilio-signature"]', '*.headers["x-twilio-signature"]',
+];
 
-export function setLogLevel(level: LogLevel): void {
-  threshold = ORDER[level];
+/** Field names whose string values are conversation text (caller or agent words). */
+const PII_FIELDS = new Set(['heard', 'text', 'transcript', 'utterance', 'said', 'user', 'agent', 'caller', 'reply', 'prompt']);
+
+function options(level: LogLevel): pino.LoggerOptions {
+  return {
+    level,
+    messageKey: 'msg',
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    // Errors are already plain objects (fieldValue): no second serialisation.
+    serializers: { err: (v: unknown) => v },
+  };
 }
 
-/** Redirects log lines (tests capture them; the CLI's `call` sends them to stderr). */
+let level: LogLevel = (['debug', 'info', 'warn', 'error'] as const).find((l) => l === process.env.LOG_LEVEL) ?? 'info';
+const stdout = pino.destination({ dest: 1, sync: false });
+let root: pino.Logger = pino(options(level), stdout);
+
+export function setLogLevel(l: LogLevel): void {
+  level = l;
+  root.level = l;
+}
+
+/** Redirects log lines (tests capture them; the CLI's `call` sends them to stderr). Synchronous. */
 export function setLogSink(fn: (line: string) => void): void {
-  sink = fn;
+  flushLogs();
+  root = pino(options(level), { write: (s: string) => fn(s.endsWith('\n') ? s.slice(0, -1) : s) });
 }
 
-function errorFields(v: unknown): unknown {
+/**
+ * Writes out whatever the asynchronous destination still holds. pino already
+ * does this on process exit; call it before `process.exit` on fatal paths too.
+ */
+export function flushLogs(): void {
+  try {
+    stdout.flushSync();
+  } catch {
+    /* nothing buffered yet, or stdout gone: nothing to save */
+  }
+}
+
+function fieldValue(k: string, v: unknown): unknown {
   if (v instanceof Error) return { name: v.name, message: v.message, code: (v as { code?: unknown }).code, stack: v.stack };
+  if (typeof v === 'string' && PII_FIELDS.has(k)) return redactPii(v);
   return v;
 }
 
 function make(base: Record<string, unknown>): Logger {
-  const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
-    if (ORDER[level] < threshold) return;
-    const rec: Record<string, unknown> = { time: new Date().toISOString(), level, msg, ...base };
-    if (fields) for (const [k, v] of Object.entries(fields)) rec[k] = errorFields(v);
-    sink(JSON.stringify(rec));
+  const write = (l: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+    if (!root.isLevelEnabled(l)) return;
+    const rec: Record<string, unknown> = { ...base };
+    if (fields) for (const [k, v] of Object.entries(fields)) rec[k] = fieldValue(k, v);
+    root[l](rec, msg);
   };
   return {
     debug: (m, f) => write('debug', m, f),
     info: (m, f) => write('info', m, f),
     warn: (m, f) => write('warn', m, f),
     error: (m, f) => write('error', m, f),
-    child: (fields) => make({ ...base, ...fields }),
+    child: (fields) => {
+      const b: Record<string, unknown> = { ...base };
+      for (const [k, v] of Object.entries(fields)) b[k] = fieldValue(k, v);
+      return make(b);
+    },
   };
 }
 
