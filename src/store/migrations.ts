@@ -149,4 +149,19 @@ create trigger audit_log_no_truncate before truncate on audit_log
   for each statement execute function audit_log_append_only();
 `,
   },
+  {
+    version: 2,
+    name: 'sip trunk broad CIDRs; secrets shared by all nodes',
+    sql: `
+alter table sip_trunks add column allow_broad_cidr boolean not null default false;
+
+-- Secrets every node must share (e.g. the SIP digest nonce key), created once
+-- by the first node with INSERT … ON CONFLICT DO NOTHING.
+create table shared_secrets (
+  name text primary key,
+  value text not null,
+  created_at timestamptz not null default now()
+);
+`,
+  },
 ];
