@@ -43,6 +43,10 @@ export interface Config {
   apiRateLimit: number;
   bedrockFallbackModels: string[];
   llmTtftDeadlineMs: number;
+  /** AES-256-GCM key for secrets at rest (AYBIZA_ENCRYPTION_KEY); unset: generated into DATA_DIR (see src/store/secrets.ts). */
+  encryptionKey: Buffer | undefined;
+  /** Previous keys, for decrypting only (AYBIZA_ENCRYPTION_KEYS_OLD, comma-separated), so keys can rotate. */
+  encryptionKeysOld: Buffer[];
   awsCredentialsPresent: boolean;
   /** Static AWS keys from the environment, if given there (else the SDK's default chain). */
   awsStaticCredentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
@@ -101,6 +105,27 @@ function url(env: Env, name: string, protocols: readonly string[]): string | und
     throw new ConfigError(name, `must use ${protocols.join(' or ')}, got ${u.protocol}`);
   }
   return raw.replace(/\/+$/, '');
+}
+
+/** A 32-byte key given as 64 hex characters or as base64 (standard or URL-safe). Never echoes the value. */
+export function parseKey32(name: string, raw: string): Buffer {
+  const v = raw.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(v)) return Buffer.from(v, 'hex');
+  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(v)) {
+    const b = Buffer.from(v, 'base64');
+    if (b.length === 32) return b;
+    throw new ConfigError(name, `must be 32 bytes (64 hex characters or 44 base64 characters); this decodes to ${b.length} bytes`);
+  }
+  throw new ConfigError(name, 'must be 32 bytes given as 64 hex characters or as base64 (e.g. `openssl rand -base64 32`)');
+}
+
+function key32(env: Env, name: string): Buffer | undefined {
+  const raw = str(env, name);
+  return raw === undefined ? undefined : parseKey32(name, raw);
+}
+
+function keyList(env: Env, name: string): Buffer[] {
+  return (str(env, name) ?? '').split(',').map((k) => k.trim()).filter(Boolean).map((k) => parseKey32(name, k));
 }
 
 function firstNonLoopbackAddress(): string {
@@ -170,6 +195,8 @@ export function loadConfig(env: Env = process.env): Config {
     bedrockFallbackModels: (str(env, 'BEDROCK_FALLBACK_MODEL_IDS') ?? 'us.anthropic.claude-sonnet-4-5-20250929-v1:0')
       .split(',').map((m) => m.trim()).filter(Boolean),
     llmTtftDeadlineMs: int(env, 'LLM_TTFT_DEADLINE_MS', 2500, 100, 60_000),
+    encryptionKey: key32(env, 'AYBIZA_ENCRYPTION_KEY'),
+    encryptionKeysOld: keyList(env, 'AYBIZA_ENCRYPTION_KEYS_OLD'),
     awsCredentialsPresent: ['AWS_ACCESS_KEY_ID', 'AWS_PROFILE', 'AWS_BEARER_TOKEN_BEDROCK', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI']
       .some((n) => str(env, n) !== undefined),
     awsStaticCredentials: str(env, 'AWS_ACCESS_KEY_ID') && str(env, 'AWS_SECRET_ACCESS_KEY')
