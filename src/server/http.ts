@@ -2,9 +2,11 @@
 // handler goes async (uWS invalidates HttpRequest on return), bodies read with
 // a size limit (413), errors rendered as {"error":{"code","message"}}, every
 // response counted. Handlers are plain async functions returning a Reply.
+// Every callback uWS invokes goes through the guard (src/guard.ts): an
+// exception answers 500 on that request only and never reaches the event loop.
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 import { countBadInput, httpRequests } from '../metrics/index.js';
-import { log } from '../log.js';
+import { guard, guarded, reportInternalError } from '../guard.js';
 
 export type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
 
@@ -91,22 +93,27 @@ export class Router {
     const paramNames = pattern.split('/').filter((s) => s.startsWith(':')).map((s) => s.slice(1));
     const limit = opts.bodyLimit ?? this.bodyLimit;
     const hasBody = method !== 'GET' && method !== 'DELETE';
-    this.app[UWS_METHOD[method]](pattern, (res: HttpResponse, ureq: HttpRequest) => {
+    this.app[UWS_METHOD[method]](pattern, guardHttp(pattern, (res: HttpResponse, ureq: HttpRequest, state: ResponseState) => {
       const headers: Record<string, string> = {};
       ureq.forEach((k, v) => {
         headers[k] = v;
       });
-      const params: Record<string, string> = {};
-      paramNames.forEach((name, i) => {
-        params[name] = decodeURIComponent(ureq.getParameter(i) ?? '');
-      });
       const path = ureq.getUrl();
-      const query = new URLSearchParams(ureq.getQuery() ?? '');
-      const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
-      const state = { aborted: false };
-      res.onAborted(() => {
-        state.aborted = true;
+      const rawQuery = ureq.getQuery() ?? '';
+      const params: Record<string, string> = {};
+      let malformed = !wellEncoded(path) || !wellEncoded(rawQuery);
+      paramNames.forEach((name, i) => {
+        const v = decodePart(ureq.getParameter(i) ?? '');
+        if (v === null) malformed = true;
+        else params[name] = v;
       });
+      if (malformed) {
+        countBadInput('http', 'bad_percent_encoding');
+        send(res, state, pattern, BAD_ENCODING, true);
+        return;
+      }
+      const query = new URLSearchParams(rawQuery);
+      const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
       const run = (body: Buffer) => {
         let parsed: unknown;
         let parsedDone = false;
@@ -130,7 +137,7 @@ export class Router {
           .then(() => handler(req))
           .then(
             (reply) => send(res, state, pattern, reply),
-            (err) => send(res, state, pattern, errorReply(err, pattern)),
+            (err) => send(res, state, pattern, errorReply(err)),
           );
       };
       if (!hasBody) {
@@ -146,7 +153,7 @@ export class Router {
       const chunks: Buffer[] = [];
       let size = 0;
       let rejected = false;
-      res.onData((chunk, isLast) => {
+      res.onData(guard('http', (chunk: ArrayBuffer, isLast: boolean) => {
         if (rejected) return;
         size += chunk.byteLength;
         if (size > limit) {
@@ -158,17 +165,24 @@ export class Router {
         // uWS reuses the chunk's memory after this callback returns: copy.
         chunks.push(Buffer.from(new Uint8Array(chunk)));
         if (isLast) run(Buffer.concat(chunks, size));
-      });
-    });
+      }, () => {
+        rejected = true;
+        send(res, state, pattern, INTERNAL, true);
+      }));
+    }));
   }
 
   /** 404 (or 405) for everything no route matched. Register after all routes. */
   fallback(): void {
-    this.app.any('/*', (res, req) => {
+    this.app.any('/*', guardHttp('unmatched', (res, req, state) => {
       const url = req.getUrl();
       const method = req.getMethod().toUpperCase();
+      if (!wellEncoded(url) || !wellEncoded(req.getQuery() ?? '')) {
+        countBadInput('http', 'bad_percent_encoding');
+        send(res, state, 'unmatched', BAD_ENCODING, true);
+        return;
+      }
       const known = this.list.filter((r) => matches(r.pattern, url));
-      const state = { aborted: false };
       if (known.length > 0) {
         send(res, state, 'unmatched', {
           status: 405,
@@ -177,8 +191,54 @@ export class Router {
         });
         return;
       }
-      send(res, state, 'unmatched', { status: 404, body: errorBody('not_found', `no route for ${method} ${url}`) });
+      send(res, state, 'unmatched', { status: 404, body: errorBody('not_found', `no route for ${method} ${url.slice(0, 200)}`) });
+    }));
+  }
+}
+
+/** Whether a response is still ours to write (uWS throws on a write after abort or end). */
+export interface ResponseState {
+  aborted: boolean;
+}
+
+const INTERNAL: Reply = { status: 500, body: errorBody('internal', 'internal server error') };
+const BAD_ENCODING: Reply = { status: 400, body: errorBody('bad_request', 'malformed percent-encoding in the path or query') };
+
+/**
+ * Wraps a raw uWS HTTP handler under the guard: whatever it throws, at once or
+ * from a returned promise, answers 500 on that response only (if nothing was
+ * written yet), is counted in aybiza_internal_errors_total{where="http"} and
+ * logged once. The abort handler is attached before `fn` runs, so `fn` may go
+ * async and must check `state.aborted` (or use send()) before writing.
+ */
+export function guardHttp(
+  route: string,
+  fn: (res: HttpResponse, req: HttpRequest, state: ResponseState) => unknown,
+): (res: HttpResponse, req: HttpRequest) => void {
+  return (res, req) => {
+    const state: ResponseState = { aborted: false };
+    res.onAborted(() => {
+      state.aborted = true;
     });
+    guarded('http', () => fn(res, req, state), () => send(res, state, route, INTERNAL, true));
+  };
+}
+
+/** Writes a JSON reply under the guard's rules (once, not after an abort); for raw uWS routes. */
+export function sendReply(res: HttpResponse, state: ResponseState, route: string, reply: Reply): void {
+  send(res, state, route, reply);
+}
+
+/** True when every percent escape is two hex digits and the escapes decode as UTF-8. */
+function wellEncoded(s: string): boolean {
+  return !s.includes('%') || decodePart(s) !== null;
+}
+
+function decodePart(s: string): string | null {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return null;
   }
 }
 
@@ -189,12 +249,12 @@ function matches(pattern: string, url: string): boolean {
   return p.every((seg, i) => seg.startsWith(':') || seg === u[i]);
 }
 
-function errorReply(err: unknown, route: string): Reply {
+function errorReply(err: unknown): Reply {
   if (err instanceof HttpError) {
     return { status: err.status, headers: err.headers, body: errorBody(err.code, err.message) };
   }
-  log.error('request handler failed', { route, err });
-  return { status: 500, body: errorBody('internal', 'internal server error') };
+  reportInternalError('http', err);
+  return INTERNAL;
 }
 
 function send(res: HttpResponse, state: { aborted: boolean }, route: string, reply: Reply, close = false): void {
@@ -213,11 +273,16 @@ function send(res: HttpResponse, state: { aborted: boolean }, route: string, rep
     body = JSON.stringify(reply.body);
     type = 'application/json';
   }
-  res.cork(() => {
-    res.writeStatus(statusLine(reply.status));
-    const headers = reply.headers ?? {};
-    if (type && !Object.keys(headers).some((k) => k.toLowerCase() === 'content-type')) res.writeHeader('content-type', type);
-    for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
-    res.end(body, close);
-  });
+  try {
+    res.cork(() => {
+      res.writeStatus(statusLine(reply.status));
+      const headers = reply.headers ?? {};
+      if (type && !Object.keys(headers).some((k) => k.toLowerCase() === 'content-type')) res.writeHeader('content-type', type);
+      for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
+      res.end(body, close);
+    });
+  } catch (err) {
+    // The response is unusable (closed under us): nothing more to write to it.
+    reportInternalError('http', err);
+  }
 }

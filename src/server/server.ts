@@ -1,7 +1,7 @@
 // The HTTP/WebSocket front: one uWS app, the health and metrics routes, and
 // the lifecycle every other part hooks into (start → ready → draining → closed).
 import { uws, uwsNative, type TemplatedApp, type us_listen_socket } from './uws.js';
-import { Router } from './http.js';
+import { guardHttp, Router, sendReply } from './http.js';
 import { buildInfo, registry } from '../metrics/index.js';
 import { log } from '../log.js';
 import { VERSION } from '../version.js';
@@ -40,29 +40,18 @@ export class Server {
     this.app = uws.App();
     this.router = new Router(this.app, { bodyLimit: opts.bodyLimit });
     buildInfo.set({ version: VERSION, uws_native: uwsNative ? '1' : '0' }, 1);
-    this.app.get('/healthz', (res) => {
-      res.cork(() => res.writeHeader('content-type', 'application/json').end('{"status":"ok"}'));
-    });
-    this.app.get('/readyz', (res) => {
-      const state = { aborted: false };
-      res.onAborted(() => (state.aborted = true));
-      void this.isReady().then((ok) => {
-        if (state.aborted) return;
-        res.cork(() => {
-          res.writeStatus(ok ? '200 OK' : '503 Service Unavailable');
-          res.writeHeader('content-type', 'application/json');
-          res.end(JSON.stringify({ status: ok ? 'ready' : this._state === 'ready' ? 'unavailable' : this._state }));
-        });
-      });
-    });
-    this.app.get('/metrics', (res) => {
-      const state = { aborted: false };
-      res.onAborted(() => (state.aborted = true));
-      void registry.metrics().then((text) => {
-        if (state.aborted) return;
-        res.cork(() => res.writeHeader('content-type', registry.contentType).end(text));
-      });
-    });
+    // Raw uWS routes go through the same guard as the router's (src/guard.ts).
+    this.app.get('/healthz', guardHttp('/healthz', (res, _req, state) => {
+      sendReply(res, state, '/healthz', { status: 200, body: { status: 'ok' } });
+    }));
+    this.app.get('/readyz', guardHttp('/readyz', async (res, _req, state) => {
+      const ok = await this.isReady();
+      sendReply(res, state, '/readyz', { status: ok ? 200 : 503, body: { status: ok ? 'ready' : this._state === 'ready' ? 'unavailable' : this._state } });
+    }));
+    this.app.get('/metrics', guardHttp('/metrics', async (res, _req, state) => {
+      const text = await registry.metrics();
+      sendReply(res, state, '/metrics', { status: 200, headers: { 'content-type': registry.contentType }, body: text });
+    }));
   }
 
   get state(): ServerState {

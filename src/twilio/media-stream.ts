@@ -4,9 +4,11 @@
 // {source="twilio_ws"}) and logged once per reason per call; a socket that
 // keeps sending garbage is closed with 1008. Nothing here can affect another call.
 import twilio from 'twilio';
-import type { TemplatedApp, WebSocket } from '../server/uws.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from '../server/uws.js';
+import type { us_socket_context_t } from 'uWebSockets.js';
 import { countBadInput } from '../metrics/index.js';
 import { log } from '../log.js';
+import { guard, reportInternalError } from '../guard.js';
 import type { CallSession } from '../call/session.js';
 import { TwilioTransport } from './transport.js';
 import { clock } from '../call/clock.js';
@@ -56,7 +58,9 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
     maxPayloadLength: 64 * 1024,
     idleTimeout: 60,
     maxBackpressure: 1024 * 1024,
-    upgrade: (res, req, context) => {
+    // Every callback runs under the guard (src/guard.ts): a failure ends only
+    // this socket (1011) or answers this upgrade with 500, never the process.
+    upgrade: guard('ws', (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => {
       // uWS invalidates req when this returns: copy everything first.
       const sig = req.getHeader('x-twilio-signature');
       const query = req.getQuery();
@@ -75,9 +79,14 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
         bad: 0, badWindowStart: Date.now(), badInWindow: 0, logged: new Set(), closed: false,
         sid: new Uint8Array(0), frame: new Uint8Array(FRAME_BYTES),
       };
+      upgraded.add(res);
       res.upgrade(conn, key, protocol, extensions, context);
-    },
-    message: (ws, message, isBinary) => {
+    }, (_err, res) => {
+      if (upgraded.has(res)) return;
+      upgraded.add(res);
+      res.cork(() => res.writeStatus('500 Internal Server Error').end('internal server error', true));
+    }),
+    message: guard('ws', (ws: WebSocket<Conn>, message: ArrayBuffer, isBinary: boolean) => {
       clock.poll(); // a due pacing step goes before more messages (see src/call/clock.ts)
       const c = ws.getUserData();
       if (isBinary) return bad(ws, c, 'binary_frame');
@@ -120,21 +129,41 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
         case 'stop':
           if (!checkStream(ws, c, msg)) return;
           c.state = 'stopped';
-          void c.session?.end('caller hung up');
+          if (c.session) endSession(c.session, 'caller hung up');
           return;
         default:
           return bad(ws, c, 'unknown_event');
       }
-    },
-    close: (ws, code) => {
+    }, (_err, ws) => endSocket(ws, ws.getUserData())),
+    close: guard('ws', (ws: WebSocket<Conn>, code: number) => {
       const c = ws.getUserData();
       // uWS closes a socket on a message over maxPayloadLength (1009) by itself.
       if (code === 1009 || (code === 1006 && !c.closed && c.state !== 'stopped')) countBadInput('twilio_ws', code === 1009 ? 'message_too_large' : 'abnormal_close');
       c.closed = true;
       if (c.transport) c.transport.closed = true;
       hooks.closed(c.session, c.state === 'stopped' ? 'caller hung up' : `media stream closed (${code})`);
-    },
+    }, (_err, ws) => {
+      // The call must still end with its socket, whatever failed above.
+      const c = ws.getUserData();
+      c.closed = true;
+      if (c.transport) c.transport.closed = true;
+      hooks.closed(c.session, 'media stream closed');
+    }),
   });
+
+  /** Responses already upgraded or answered (a failed upgrade must not write twice). */
+  const upgraded = new WeakSet<HttpResponse>();
+
+  function endSession(session: CallSession, reason: string): void {
+    session.end(reason).catch((err) => reportInternalError('ws', err));
+  }
+
+  /** Ends one socket after a failure in its callback: 1011, as RFC 6455 §7.4.1 has it. */
+  function endSocket(ws: WebSocket<Conn>, c: Conn): void {
+    if (c.closed) return;
+    c.closed = true;
+    ws.end(1011, 'internal error');
+  }
 
   function bad(ws: WebSocket<Conn>, c: Conn, reason: string): void {
     countBadInput('twilio_ws', reason);
@@ -193,7 +222,7 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
     const transport = new TwilioTransport(ws as unknown as WebSocket<unknown>, streamSid, () => {});
     c.transport = transport;
     hooks.start(c.callSid, streamSid, params, transport).then(
-      (result) => {
+      guard('ws', (result: CallSession | string) => {
         if (typeof result === 'string') {
           bad(ws, c, `token_${result}`);
           if (!c.closed) {
@@ -203,21 +232,18 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
           return;
         }
         if (c.closed || c.state === 'stopped') {
-          void result.end(c.state === 'stopped' ? 'caller hung up' : 'media stream closed');
+          endSession(result, c.state === 'stopped' ? 'caller hung up' : 'media stream closed');
           return;
         }
         c.session = result;
         c.state = 'started';
         for (const f of c.early) result.inbound(f);
         c.early = [];
-      },
-      (err) => {
-        log.error('call start failed', { callSid: c.callSid, err });
-        if (!c.closed) {
-          c.closed = true;
-          ws.end(1011, 'start failed');
-        }
-      },
+      }, () => endSocket(ws, c)),
+      guard('ws', (err: unknown) => {
+        reportInternalError('ws', err, { callSid: c.callSid });
+        endSocket(ws, c);
+      }),
     );
   }
 
