@@ -23,7 +23,10 @@ export interface Config {
   twilioAuthToken: string | undefined;
   adminApiKey: string | undefined;
   dataDir: string;
+  /** External PostgreSQL; undefined: the embedded database in DATA_DIR. */
   databaseUrl: string | undefined;
+  /** DATABASE_URL=embedded: the embedded database chosen knowingly (allowed in production). */
+  databaseEmbedded: boolean;
   redisUrl: string | undefined;
   deepgramApiKey: string | undefined;
   deepgramUrl: string | undefined;
@@ -159,7 +162,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (nodeEnv === 'production' && !twilioAuthToken) {
     throw new ConfigError('TWILIO_AUTH_TOKEN', 'is required when NODE_ENV=production');
   }
-  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  const databaseEmbedded = str(env, 'DATABASE_URL')?.trim().toLowerCase() === 'embedded';
+  const databaseUrl = databaseEmbedded ? undefined : url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
   const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:']);
   const deepgramApiKey = str(env, 'DEEPGRAM_API_KEY');
   const deepgramUrl = url(env, 'DEEPGRAM_URL', ['http:', 'https:', 'ws:', 'wss:']) ?? (deepgramApiKey ? 'https://api.deepgram.com' : undefined);
@@ -175,6 +179,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminApiKey: str(env, 'ADMIN_API_KEY'),
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? './data'),
     databaseUrl,
+    databaseEmbedded,
     redisUrl,
     deepgramApiKey,
     deepgramUrl,
