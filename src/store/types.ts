@@ -2,8 +2,24 @@
 // The call path (Twilio gateway, SIP, pipeline) depends only on the
 // interfaces at the bottom: AgentResolver, CallStore, TrunkDirectory.
 
-export const TENANT_SCOPES = ['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read'] as const;
+export const TENANT_SCOPES = ['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read', 'keys:write'] as const;
 export type Scope = (typeof TENANT_SCOPES)[number];
+/** A new key's scopes when none are asked for: everything but keys:write (minting keys is asked for explicitly). */
+export const DEFAULT_KEY_SCOPES: readonly Scope[] = TENANT_SCOPES.filter((s) => s !== 'keys:write');
+
+/** An API key as GET /v1/api-keys shows it: never the key or its hash. */
+export interface ApiKeyInfo {
+  id: string;
+  tenantId: string | null;
+  name: string;
+  scopes: Scope[];
+  /** The key's first characters (public part), to recognise it; null for ADMIN_API_KEY and keys made before it was recorded. */
+  prefix: string | null;
+  platformAdmin: boolean;
+  createdAt: string;
+  /** Updated at most once a minute per key (batched). */
+  lastUsedAt: string | null;
+}
 
 export interface Tenant {
   id: string;
