@@ -164,4 +164,15 @@ create table shared_secrets (
 );
 `,
   },
+  {
+    version: 3,
+    name: 'api key prefix and last use',
+    sql: `
+-- The key's public first characters (to recognise it in GET /v1/api-keys) and
+-- its last use, written in batches at most once a minute per key.
+alter table api_keys add column key_prefix text;
+alter table api_keys add column last_used_at timestamptz;
+create index api_keys_tenant on api_keys (tenant_id, created_at desc, id desc);
+`,
+  },
 ];
