@@ -46,6 +46,8 @@ export interface Config {
   apiRateLimit: number;
   bedrockFallbackModels: string[];
   llmTtftDeadlineMs: number;
+  /** TOOLS_ALLOW_PRIVATE_NETWORKS: HTTP tools may reach loopback and private ranges (never link-local/metadata). */
+  toolsAllowPrivateNetworks: boolean;
   /** AES-256-GCM key for secrets at rest (AYBIZA_ENCRYPTION_KEY); unset: generated into DATA_DIR (see src/store/secrets.ts). */
   encryptionKey: Buffer | undefined;
   /** Previous keys, for decrypting only (AYBIZA_ENCRYPTION_KEYS_OLD, comma-separated), so keys can rotate. */
@@ -93,6 +95,15 @@ function oneOf<T extends string>(env: Env, name: string, def: T, allowed: readon
   const v = raw.trim().toLowerCase() as T;
   if (!allowed.includes(v)) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
   return v;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  const v = raw.trim().toLowerCase();
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new ConfigError(name, `must be true or false, got ${JSON.stringify(raw)}`);
 }
 
 function url(env: Env, name: string, protocols: readonly string[]): string | undefined {
@@ -200,6 +211,7 @@ export function loadConfig(env: Env = process.env): Config {
     bedrockFallbackModels: (str(env, 'BEDROCK_FALLBACK_MODEL_IDS') ?? 'us.anthropic.claude-sonnet-4-5-20250929-v1:0')
       .split(',').map((m) => m.trim()).filter(Boolean),
     llmTtftDeadlineMs: int(env, 'LLM_TTFT_DEADLINE_MS', 2500, 100, 60_000),
+    toolsAllowPrivateNetworks: bool(env, 'TOOLS_ALLOW_PRIVATE_NETWORKS', false),
     encryptionKey: key32(env, 'AYBIZA_ENCRYPTION_KEY'),
     encryptionKeysOld: keyList(env, 'AYBIZA_ENCRYPTION_KEYS_OLD'),
     awsCredentialsPresent: ['AWS_ACCESS_KEY_ID', 'AWS_PROFILE', 'AWS_BEARER_TOKEN_BEDROCK', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI']
