@@ -2,16 +2,50 @@
 // the call registry (call → node) and cache invalidation. Redis when
 // REDIS_URL is set; otherwise an in-process implementation of the same
 // interface (one node).
+//
+// Call slots belong to the node that took them: each slot records its node,
+// and each node keeps a heartbeat key alive (renewed every third of the slot
+// TTL). A node that dies stops renewing; its slots are reclaimed by the next
+// acquire or count on any node once the heartbeat has expired, so a crashed
+// node cannot leave its tenants permanently "busy".
+import crypto from 'node:crypto';
+import os from 'node:os';
 import { Redis } from 'ioredis';
+import { guard } from '../guard.js';
 import { log } from '../log.js';
+
+/** How long a node's call slots outlive its last heartbeat. */
+export const DEFAULT_SLOT_TTL_MS = 30_000;
+
+export interface StateOptions {
+  /**
+   * This node's identity for its call slots. Default: host, pid and a random
+   * boot id, so a restarted process (same host name, pid 1 in a container)
+   * never renews the slots of the one that died.
+   */
+  nodeId?: string;
+  /** Slots of a node whose heartbeat is older than this are reclaimed. */
+  slotTtlMs?: number;
+}
+
+function defaultNodeId(): string {
+  return `${os.hostname()}:${process.pid}:${crypto.randomBytes(4).toString('hex')}`;
+}
 
 export interface SharedState {
   readonly kind: 'memory' | 'redis';
+  /** The node identity its call slots are held under. */
+  readonly nodeId: string;
   /** Fixed-window rate limit: true when this hit is within `limit` per `windowMs`. */
   hit(key: string, limit: number, windowMs: number): Promise<boolean>;
-  /** Takes a concurrent-call slot for the tenant; false when `limit` are taken. */
+  /**
+   * Takes a concurrent-call slot for the tenant, held by this node while its
+   * heartbeat lives; false when `limit` live slots are taken. Slots of nodes
+   * whose heartbeat expired are reclaimed first.
+   */
   acquireCallSlot(tenantId: string, callId: string, limit: number): Promise<boolean>;
   releaseCallSlot(tenantId: string, callId: string): Promise<void>;
+  /** Live slots of the tenant (expired nodes' slots are reclaimed, not counted). */
   activeCalls(tenantId: string): Promise<number>;
   registerCall(callId: string, nodeId: string, ttlMs: number): Promise<void>;
   callNode(callId: string): Promise<string | null>;
@@ -25,10 +59,52 @@ export interface SharedState {
   close(): Promise<void>;
 }
 
+/** Renews this node's heartbeat every third of the TTL, from the first slot taken until close(). */
+class Heartbeat {
+  private timer: NodeJS.Timeout | null = null;
+  constructor(private readonly ttlMs: number, private readonly beat: () => Promise<unknown>) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(guard('timer', () => this.beat().catch((err) => log.warn('call slot heartbeat failed', { err: (err as Error).message }))), Math.max(50, Math.floor(this.ttlMs / 3)));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
+
 export class MemoryState implements SharedState {
   readonly kind = 'memory' as const;
+  readonly nodeId: string;
+  private readonly slotTtlMs: number;
   private windows = new Map<string, { start: number; count: number }>();
-  private slots = new Map<string, Set<string>>();
+  /** tenant → callId → owning node. */
+  private slots = new Map<string, Map<string, string>>();
+  /** node → heartbeat expiry (ms since epoch). One process is one node, but the rules are the Redis ones. */
+  private heartbeats = new Map<string, number>();
+  private readonly heartbeat: Heartbeat;
+
+  constructor(opts: StateOptions = {}) {
+    this.nodeId = opts.nodeId ?? defaultNodeId();
+    this.slotTtlMs = opts.slotTtlMs ?? DEFAULT_SLOT_TTL_MS;
+    this.heartbeat = new Heartbeat(this.slotTtlMs, async () => this.beat());
+  }
+
+  private beat(): void {
+    this.heartbeats.set(this.nodeId, Date.now() + this.slotTtlMs);
+  }
+
+  /** The tenant's live slots, after dropping those of nodes whose heartbeat expired. */
+  private live(tenantId: string): Map<string, string> {
+    let m = this.slots.get(tenantId);
+    if (!m) this.slots.set(tenantId, (m = new Map()));
+    const now = Date.now();
+    for (const [callId, node] of m) if ((this.heartbeats.get(node) ?? 0) <= now) m.delete(callId);
+    return m;
+  }
   private registry = new Map<string, { node: string; until: number }>();
   private listeners: ((m: string) => void)[] = [];
 
@@ -46,20 +122,25 @@ export class MemoryState implements SharedState {
   }
 
   async acquireCallSlot(tenantId: string, callId: string, limit: number): Promise<boolean> {
-    let set = this.slots.get(tenantId);
-    if (!set) this.slots.set(tenantId, (set = new Set()));
-    if (set.has(callId)) return true;
-    if (set.size >= limit) return false;
-    set.add(callId);
+    this.beat();
+    this.heartbeat.start();
+    const m = this.live(tenantId);
+    if (m.has(callId)) return true;
+    if (m.size >= limit) return false;
+    m.set(callId, this.nodeId);
     return true;
   }
 
   async releaseCallSlot(tenantId: string, callId: string): Promise<void> {
-    this.slots.get(tenantId)?.delete(callId);
+    const m = this.slots.get(tenantId);
+    m?.delete(callId);
+    if (m?.size === 0) this.slots.delete(tenantId);
   }
 
   async activeCalls(tenantId: string): Promise<number> {
-    return this.slots.get(tenantId)?.size ?? 0;
+    const n = this.live(tenantId).size;
+    if (n === 0) this.slots.delete(tenantId);
+    return n;
   }
 
   async registerCall(callId: string, nodeId: string, ttlMs: number): Promise<void> {
@@ -100,28 +181,65 @@ export class MemoryState implements SharedState {
   }
 
   async close(): Promise<void> {
+    this.heartbeat.stop();
     this.listeners = [];
   }
 }
 
-// Atomic "add if below limit" for call slots.
+// Call slots: a hash per tenant, callId → owning node, and a heartbeat key
+// per node (PX = slot TTL). Both scripts first drop the slots whose node has
+// no heartbeat, then count; ACQUIRE also renews the caller's own heartbeat
+// first, so its own slots are never the ones reclaimed.
+// KEYS[1] = the tenant's hash; ARGV[1] = heartbeat key prefix.
+const RECLAIM = `
+local all = redis.call('HGETALL', KEYS[1])
+local alive = {}
+local n = 0
+for i = 1, #all, 2 do
+  local node = all[i + 1]
+  local a = alive[node]
+  if a == nil then
+    a = redis.call('EXISTS', ARGV[1] .. node) == 1
+    alive[node] = a
+  end
+  if a then n = n + 1 else redis.call('HDEL', KEYS[1], all[i]) end
+end`;
+// ARGV[2] = callId, ARGV[3] = limit, ARGV[4] = node id, ARGV[5] = TTL ms.
 const ACQUIRE = `
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
-if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SET', ARGV[1] .. ARGV[4], '1', 'PX', ARGV[5])
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1 then return 1 end
+${RECLAIM}
+if n >= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
 return 1`;
+const COUNT = `${RECLAIM}
+return n`;
 
 export class RedisState implements SharedState {
   readonly kind = 'redis' as const;
+  readonly nodeId: string;
+  private readonly slotTtlMs: number;
+  private readonly heartbeat: Heartbeat;
   private readonly cmd: Redis;
   private sub: Redis | null = null;
   private readonly channel: string;
   private listeners: ((m: string) => void)[] = [];
 
-  constructor(url: string, private readonly prefix = 'aybiza:') {
+  constructor(url: string, private readonly prefix = 'aybiza:', opts: StateOptions = {}) {
     this.cmd = new Redis(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false });
     this.cmd.on('error', (err) => log.warn('redis error', { err: err.message }));
     this.channel = `${prefix}events`;
+    this.nodeId = opts.nodeId ?? defaultNodeId();
+    this.slotTtlMs = opts.slotTtlMs ?? DEFAULT_SLOT_TTL_MS;
+    this.heartbeat = new Heartbeat(this.slotTtlMs, () => this.cmd.set(this.nodeKey, '1', 'PX', this.slotTtlMs));
+  }
+
+  private get nodeKey(): string {
+    return `${this.prefix}node:${this.nodeId}`;
+  }
+
+  private slotsKey(tenantId: string): string {
+    return `${this.prefix}callslots:${tenantId}`;
   }
 
   async hit(key: string, limit: number, windowMs: number): Promise<boolean> {
@@ -133,16 +251,17 @@ export class RedisState implements SharedState {
   }
 
   async acquireCallSlot(tenantId: string, callId: string, limit: number): Promise<boolean> {
-    const r = await this.cmd.eval(ACQUIRE, 1, `${this.prefix}slots:${tenantId}`, callId, String(limit));
+    this.heartbeat.start();
+    const r = await this.cmd.eval(ACQUIRE, 1, this.slotsKey(tenantId), `${this.prefix}node:`, callId, String(limit), this.nodeId, String(this.slotTtlMs));
     return Number(r) === 1;
   }
 
   async releaseCallSlot(tenantId: string, callId: string): Promise<void> {
-    await this.cmd.srem(`${this.prefix}slots:${tenantId}`, callId);
+    await this.cmd.hdel(this.slotsKey(tenantId), callId);
   }
 
   async activeCalls(tenantId: string): Promise<number> {
-    return this.cmd.scard(`${this.prefix}slots:${tenantId}`);
+    return Number(await this.cmd.eval(COUNT, 1, this.slotsKey(tenantId), `${this.prefix}node:`));
   }
 
   async registerCall(callId: string, nodeId: string, ttlMs: number): Promise<void> {
@@ -192,16 +311,17 @@ export class RedisState implements SharedState {
   }
 
   async close(): Promise<void> {
+    this.heartbeat.stop();
     this.listeners = [];
     await Promise.allSettled([this.sub?.quit(), this.cmd.quit()]);
   }
 }
 
-export function createState(redisUrl: string | undefined, prefix?: string): SharedState {
+export function createState(redisUrl: string | undefined, prefix?: string, opts: StateOptions = {}): SharedState {
   if (redisUrl) {
     log.info('shared state: Redis', { url: redisUrl.replace(/\/\/[^@]*@/, '//***@') });
-    return new RedisState(redisUrl, prefix);
+    return new RedisState(redisUrl, prefix, opts);
   }
   log.info('shared state: in-process (set REDIS_URL for multi-node)');
-  return new MemoryState();
+  return new MemoryState(opts);
 }

@@ -120,21 +120,34 @@ export class TwilioGateway implements Component {
     if (agent.maxConcurrentCalls !== null && !(await this.o.store.state.acquireCallSlot(agent.tenantId, record.id, agent.maxConcurrentCalls))) {
       return 'tenant_busy';
     }
-    await this.o.store.state.registerCall(record.id, NODE_ID, 4 * 3600_000);
-    await this.o.store.calls.updateCallStatus(record.id, 'in-progress');
-    const session = new CallSession({ callId: record.id, transport, agent, providers: this.o.providers, calls: this.o.store.calls });
-    this.sessions.set(record.id, session);
-    session.whenEnded((reason) => {
-      this.sessions.delete(record.id);
-      void this.o.store.state.releaseCallSlot(agent.tenantId, record.id);
-      void this.o.store.state.unregisterCall(record.id);
-      transport.hangup(reason);
-      if (this.draining && this.sessions.size === 0) this.drained?.();
-    });
-    const conversation = this.o.onSession(session);
-    await session.start();
-    if (!session.isEnded) conversation.start();
-    return session;
+    // From here the call holds a slot: every way out releases it (the
+    // session's end does once it exists; before that, the catch below).
+    const state = this.o.store.state;
+    const release = () => {
+      state.releaseCallSlot(agent.tenantId, record.id).catch((err) => log.warn('call slot release failed', { callId: record.id, err: (err as Error).message }));
+      state.unregisterCall(record.id).catch(() => {});
+    };
+    let session: CallSession | null = null;
+    try {
+      await state.registerCall(record.id, NODE_ID, 4 * 3600_000);
+      await this.o.store.calls.updateCallStatus(record.id, 'in-progress');
+      const s = (session = new CallSession({ callId: record.id, transport, agent, providers: this.o.providers, calls: this.o.store.calls }));
+      this.sessions.set(record.id, s);
+      s.whenEnded((reason) => {
+        this.sessions.delete(record.id);
+        release();
+        transport.hangup(reason);
+        if (this.draining && this.sessions.size === 0) this.drained?.();
+      });
+      const conversation = this.o.onSession(s);
+      await s.start();
+      if (!s.isEnded) conversation.start();
+      return s;
+    } catch (err) {
+      if (session) await session.end('call setup failed', 'failed').catch(() => {});
+      else release();
+      throw err;
+    }
   }
 
   async drain(): Promise<void> {
