@@ -175,4 +175,16 @@ alter table api_keys add column last_used_at timestamptz;
 create index api_keys_tenant on api_keys (tenant_id, created_at desc, id desc);
 `,
   },
+  {
+    version: 4,
+    name: 'a SIP Call-ID is not a call key',
+    sql: `
+-- A new SIP dialog is a new call, even when it reuses another call's Call-ID
+-- (which anyone can choose): (transport, external_id) is no longer unique.
+-- A Twilio CallSid is issued by Twilio once per call and stays unique.
+alter table calls drop constraint if exists calls_transport_external_id_key;
+create index calls_external on calls (transport, external_id, started_at desc);
+create unique index calls_twilio_sid on calls (external_id) where transport = 'twilio';
+`,
+  },
 ];
