@@ -187,4 +187,28 @@ create index calls_external on calls (transport, external_id, started_at desc);
 create unique index calls_twilio_sid on calls (external_id) where transport = 'twilio';
 `,
   },
+  {
+    version: 5,
+    name: 'mask tool auth headers already in the audit log',
+    sql: `
+-- Tool auth headers were written into the audit log in clear before they were
+-- masked. Removing a secret is the one change this append-only log admits:
+-- the trigger is lifted for this statement only. (Stored agent versions are
+-- encrypted at startup by the application, which holds the key.)
+create function aybiza_mask_tool_headers(j jsonb) returns jsonb language sql immutable as $$
+  select case when jsonb_typeof(j->'tools') = 'array' then
+    jsonb_set(j, '{tools}', coalesce((
+      select jsonb_agg(case when jsonb_typeof(t->'authHeader') = 'string' and t->>'authHeader' not like '****%'
+                            then jsonb_set(t, '{authHeader}', to_jsonb(case when length(t->>'authHeader') >= 12 then '****' || right(t->>'authHeader', 4) else '****' end))
+                            else t end order by n)
+        from jsonb_array_elements(j->'tools') with ordinality as x(t, n)), '[]'::jsonb))
+  else j end
+$$;
+alter table audit_log disable trigger audit_log_no_change;
+update audit_log set before = aybiza_mask_tool_headers(before), after = aybiza_mask_tool_headers(after)
+ where object_type = 'agent' and (before ? 'tools' or after ? 'tools');
+alter table audit_log enable trigger audit_log_no_change;
+drop function aybiza_mask_tool_headers(jsonb);
+`,
+  },
 ];
