@@ -1,6 +1,8 @@
 // `aybiza serve`: the media server. SIGTERM/SIGINT drain and exit 0.
+// NODE_ENV=production refuses unsafe startups (src/production.ts).
 import { loadConfig } from '../config.js';
-import { log, setLogLevel } from '../log.js';
+import { flushLogs, log, setLogLevel } from '../log.js';
+import { checkProduction, detectAwsCredentials } from '../production.js';
 import { createApp } from '../app.js';
 import { missingServerFlags } from '../server/node-flags.js';
 import { installProcessGuards } from '../guard.js';
@@ -8,6 +10,11 @@ import { installProcessGuards } from '../guard.js';
 export async function run(_args: string[]): Promise<void> {
   const config = loadConfig();
   setLogLevel(config.logLevel);
+  await detectAwsCredentials(config);
+  checkProduction(config);
+  if (config.nodeEnv === 'production' && config.databaseEmbedded) {
+    log.warn('DATABASE_URL=embedded: single-node embedded database in DATA_DIR; do not run more than one replica on it', { dataDir: config.dataDir });
+  }
   const missing = missingServerFlags();
   if (missing.length) log.warn('started without the recommended V8 heap flags: longer GC pauses will show in the audio pacing', { add: missing.join(' ') });
   const { server } = await createApp(config);
@@ -16,10 +23,16 @@ export async function run(_args: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info('signal received', { signal });
+    // Logs go out through an asynchronous destination: flush before exiting.
     server.shutdown().then(
-      () => process.exit(0),
+      () => {
+        log.info('stopped', { signal });
+        flushLogs();
+        process.exit(0);
+      },
       (err) => {
         log.error('shutdown failed', { err });
+        flushLogs();
         process.exit(1);
       },
     );
