@@ -1,9 +1,11 @@
 // The admin API's routes as data: the same table mounts the handlers and
 // renders the OpenAPI document, so every route is documented.
-import type { Request } from '../server/http.js';
+import { HttpError, type Request } from '../server/http.js';
+import { countBadInput } from '../metrics/index.js';
+import { DEFAULT_NETWORK_POLICY, toolUrlProblem, type NetworkPolicy } from '../pipeline/address-policy.js';
 import type { ControlPlane } from '../store/index.js';
 import { TENANT_SCOPES, type AgentConfig, type Principal, type Scope } from '../store/types.js';
-import type { NewTrunk } from '../store/trunks.js';
+import type { NewTrunk, TrunkPatch } from '../store/trunks.js';
 import { readScope, requireAdmin, requireScope, writeTenant } from './auth.js';
 import { body, compile, limitParam, type Schema } from './validate.js';
 import * as S from './schemas.js';
@@ -12,6 +14,18 @@ export interface Ctx {
   req: Request;
   p: Principal;
   cp: ControlPlane;
+  /** Where HTTP tools may connect (TOOLS_ALLOW_PRIVATE_NETWORKS); default: public addresses only. */
+  toolNetwork?: NetworkPolicy;
+}
+
+/** Tool URLs whose host is a refused literal (loopback, metadata, …) are a 422 naming the field. */
+function checkToolUrls(config: Partial<AgentConfig>, policy: NetworkPolicy = DEFAULT_NETWORK_POLICY): void {
+  config.tools?.forEach((t, i) => {
+    const problem = toolUrlProblem(t.url, policy);
+    if (!problem) return;
+    countBadInput('api', 'tool_url_refused');
+    throw new HttpError(422, 'invalid_field', `tools[${i}].url: ${problem.message}`);
+  });
 }
 
 export interface RouteSpec {
@@ -54,8 +68,9 @@ export const ROUTES: RouteSpec[] = [
   },
   {
     method: 'POST', path: '/v1/agents', summary: 'Create an agent (version 1, live)', access: 'agents:write', body: S.agentCreate, status: 201,
-    handler: async ({ req, p, cp }) => {
+    handler: async ({ req, p, cp, toolNetwork }) => {
       const { tenantId, ...config } = body<AgentConfig & { tenantId?: string }>(req, S.agentCreate);
+      checkToolUrls(config, toolNetwork);
       return cp.agents.create(p, writeTenant(p, tenantId), config);
     },
   },
@@ -69,7 +84,11 @@ export const ROUTES: RouteSpec[] = [
   },
   {
     method: 'PATCH', path: '/v1/agents/{id}', summary: 'Change an agent: creates version n+1', access: 'agents:write', body: S.agentPatch, status: 200,
-    handler: async ({ req, p, cp }) => cp.agents.patch(p, readScope(p), req.params.id, body<Partial<AgentConfig>>(req, S.agentPatch)),
+    handler: async ({ req, p, cp, toolNetwork }) => {
+      const change = body<Partial<AgentConfig>>(req, S.agentPatch);
+      checkToolUrls(change, toolNetwork);
+      return cp.agents.patch(p, readScope(p), req.params.id, change);
+    },
   },
   {
     method: 'POST', path: '/v1/agents/{id}/deploy', summary: 'Deploy a version (blue/green) or a percentage split; rollback = deploy an older version', access: 'agents:write', body: S.agentDeploy, status: 200,
@@ -115,6 +134,10 @@ export const ROUTES: RouteSpec[] = [
   {
     method: 'GET', path: '/v1/sip-trunks/{id}', summary: 'Get a SIP trunk', access: 'trunks:write', status: 200,
     handler: async ({ req, p, cp }) => cp.trunks.get(readScope(p), req.params.id),
+  },
+  {
+    method: 'PATCH', path: '/v1/sip-trunks/{id}', summary: 'Change a SIP trunk (seen by every node at once)', access: 'trunks:write', body: S.sipTrunkPatch, status: 200,
+    handler: async ({ req, p, cp }) => cp.trunks.update(p, readScope(p), req.params.id, body<TrunkPatch>(req, S.sipTrunkPatch)),
   },
   {
     method: 'DELETE', path: '/v1/sip-trunks/{id}', summary: 'Delete a SIP trunk', access: 'trunks:write', status: 204,

@@ -1,6 +1,7 @@
 // Request bodies of the admin API (CONTRACT §4).
 import type { Schema } from './validate.js';
 import { TENANT_SCOPES } from '../store/types.js';
+import { TRANSFER_TARGET_PATTERN } from '../pipeline/transfer-policy.js';
 
 const id = (description: string): Schema => ({ type: 'string', minLength: 1, maxLength: 64, description });
 
@@ -64,6 +65,19 @@ const agentFields: Record<string, Schema> = {
   },
   tools: { type: 'array', maxItems: 32, items: tool },
   latencyBudgetMs: { type: 'integer', minimum: 100, maximum: 60000, description: 'end-to-end turn latency budget' },
+  transfer: {
+    type: 'object',
+    required: ['targets'],
+    additionalProperties: false,
+    properties: {
+      targets: {
+        type: 'array',
+        maxItems: 100,
+        items: { type: 'string', maxLength: 300, pattern: TRANSFER_TARGET_PATTERN },
+        description: 'where transfer_call may go: E.164 numbers (+14155550123), E.164 prefixes (+1415555*), sip: URIs (sip:desk@pbx.example.com, sip:*@pbx.example.com); none: transfers refused',
+      },
+    },
+  },
 };
 
 export const agentCreate: Schema = {
@@ -105,6 +119,20 @@ export const sipTrunkCreate: Schema = {
     username: { type: 'string', pattern: '^[A-Za-z0-9._~!$&*+=-]{1,64}$' },
     password: { type: 'string', minLength: 8, maxLength: 200, description: 'stored only as digest HA1 hashes; never returned' },
     allowRefer: { type: 'boolean', description: 'transfer_call may use a blind REFER on this trunk' },
+    allowBroadCidr: { type: 'boolean', description: 'allowedCidrs may hold blocks broader than /8 (IPv4) or /32 (IPv6); /0 is refused always' },
     tenantId: id('required with a platform-admin key'),
+  },
+};
+
+export const sipTrunkPatch: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 200 },
+    allowedCidrs: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 64 } },
+    username: { type: 'string', pattern: '^[A-Za-z0-9._~!$&*+=-]{1,64}$', description: 'with password: replaces the credentials' },
+    password: { type: 'string', minLength: 8, maxLength: 200, description: 'stored only as digest HA1 hashes; never returned' },
+    allowRefer: { type: 'boolean' },
+    allowBroadCidr: { type: 'boolean', description: 'turning it off re-checks allowedCidrs' },
   },
 };

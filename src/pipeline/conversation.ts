@@ -2,7 +2,7 @@
 // turn-taking) → Bedrock streaming → sentence splitter → TTS → paced
 // playout, with barge-in, tools, call policies and a latency timeline per
 // turn. It drives a CallSession and never knows which transport carries it.
-import { bargeIns, providerErrors } from '../metrics/index.js';
+import { bargeIns, countBadInput, providerErrors } from '../metrics/index.js';
 import type { CallSession } from '../call/session.js';
 import { clock, type Tickable } from '../call/clock.js';
 import type { ChatMessage, ContentBlock, LanguageModel } from '../providers/types.js';
@@ -11,7 +11,8 @@ import { synthesize } from '../providers/emulators/voice.js';
 import { SentenceSplitter } from './sentences.js';
 import { TurnDetector, DEFAULT_TURN_SETTINGS, type TurnCommit, type TurnSettings } from './turn-taking.js';
 import { TurnTimeline } from './timeline.js';
-import { callWebhookTool, toolSpecs } from './tools.js';
+import { callWebhookTool, toolSpecs, type ToolNetwork } from './tools.js';
+import { decideTransfer, maskTarget } from './transfer-policy.js';
 
 export interface ConversationOptions {
   llm: LanguageModel;
@@ -26,6 +27,8 @@ export interface ConversationOptions {
   maxCallMs?: number;
   /** Say this while a slow tool runs. */
   fillerAfterMs?: number;
+  /** Where HTTP tools may connect (TOOLS_ALLOW_PRIVATE_NETWORKS); default: public addresses only. */
+  toolNetwork?: ToolNetwork;
 }
 
 const APOLOGY = "I'm sorry, we're having technical difficulties. Please call back later. Goodbye.";
@@ -60,7 +63,7 @@ export class Conversation implements Tickable {
   private lastFinalAt = 0;
   private dtmf = '';
   private lastDtmfAt = 0;
-  private readonly o: Required<Omit<ConversationOptions, 'llm' | 'calls' | 'turn'>>;
+  private readonly o: Required<Omit<ConversationOptions, 'llm' | 'calls' | 'turn' | 'toolNetwork'>>;
 
   constructor(readonly session: CallSession, private readonly opts: ConversationOptions) {
     this.o = {
@@ -307,15 +310,22 @@ export class Conversation implements Tickable {
       return reply(true, { ended: true });
     }
     if (u.name === 'transfer_call') {
-      const target = String((u.input as { target?: unknown })?.target ?? '');
-      const ok = (await this.session.transport.transfer?.(target)) ?? false;
-      return reply(ok, ok ? { transferred: target } : { error: 'transfer is not available on this call' });
+      // The target comes from the model (so from the caller): only the agent's transfer.targets.
+      const asked = String((u.input as { target?: unknown })?.target ?? '');
+      const d = decideTransfer(this.session.agent.config.transfer?.targets, asked);
+      if (!d.allowed) {
+        countBadInput('tool', 'transfer_target_refused');
+        this.session.log.warn('transfer refused', { reason: d.reason, target: maskTarget(asked) });
+        return reply(false, { error: d.reason === 'no_targets' ? 'transfers are not enabled for this agent' : 'transfer to that destination is not allowed' });
+      }
+      const ok = (await this.session.transport.transfer?.(d.target)) ?? false;
+      return reply(ok, ok ? { transferred: d.target } : { error: 'transfer is not available on this call' });
     }
     const tool = this.session.agent.config.tools?.find((t) => t.name === u.name);
     if (!tool) return reply(false, { error: `unknown tool ${u.name}` });
     const filler = setTimeout(() => this.speak(r, 'One moment please.'), this.o.fillerAfterMs);
     try {
-      const out = await callWebhookTool(tool, u.input, r.abort.signal);
+      const out = await callWebhookTool(tool, u.input, r.abort.signal, this.opts.toolNetwork);
       return reply(out.ok, out.result);
     } finally {
       clearTimeout(filler);

@@ -56,6 +56,8 @@ export interface AgentConfig {
   stt?: { model?: string; endpointingMs?: number };
   tools?: WebhookTool[];
   latencyBudgetMs?: number;
+  /** Where transfer_call may go: E.164 numbers or sip: URIs, `*` wildcards (src/pipeline/transfer-policy.ts). None: no transfers. */
+  transfer?: { targets: string[] };
 }
 
 export interface AgentVersion {
