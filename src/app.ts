@@ -39,6 +39,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     redisPrefix: opts.redisPrefix,
     adminApiKey: config.adminApiKey,
     sipRealm: config.sipRealm,
+    encryptionKey: config.encryptionKey,
+    encryptionKeysOld: config.encryptionKeysOld,
   });
   server.use(store);
   if (config.nodeEnv !== 'production' && opts.seed !== false) await seedDemo(store);

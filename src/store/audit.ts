@@ -1,9 +1,27 @@
 // The append-only audit log: every change records who, what, when, before/after.
-// Written in the same transaction as the change it describes.
+// Written in the same transaction as the change it describes. Being
+// append-only, it must never receive a secret: callers pass masked objects,
+// and scrubSecrets() masks anything under a secret-sounding key that slipped
+// through (a rule for the future, not a substitute for masking).
 import type pg from 'pg';
 import type { Page, Principal } from './types.js';
 import { decodeCursor, encodeCursor, iso } from './ids.js';
 import { InvalidError } from './errors.js';
+import { isMask, isSealed, mask, MASK } from './secrets.js';
+
+const SECRET_KEY = /^(authHeader|authorization|apiKey|ha1\w*)$|password|secret|token$/i;
+
+/** A copy with every string under a secret-sounding key masked ("****" + last 4; "****" for ciphertext). */
+export function scrubSecrets(v: unknown, depth = 0): unknown {
+  if (v === null || typeof v !== 'object' || depth > 64) return v;
+  if (Array.isArray(v)) return v.map((x) => scrubSecrets(x, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x === 'string' && SECRET_KEY.test(k) && !isMask(x)) out[k] = isSealed(x) ? MASK : mask(x);
+    else out[k] = scrubSecrets(x, depth + 1);
+  }
+  return out;
+}
 
 export interface AuditEntry {
   at: string;
@@ -27,7 +45,11 @@ export async function audit(
 ): Promise<void> {
   await c.query(
     'insert into audit_log (tenant_id, actor, action, object_type, object_id, before, after) values ($1,$2,$3,$4,$5,$6,$7)',
-    [tenantId, actorName(who), action, objectType, objectId, before === undefined ? null : JSON.stringify(before), after === undefined ? null : JSON.stringify(after)],
+    [
+      tenantId, actorName(who), action, objectType, objectId,
+      before === undefined ? null : JSON.stringify(scrubSecrets(before)),
+      after === undefined ? null : JSON.stringify(scrubSecrets(after)),
+    ],
   );
 }
 

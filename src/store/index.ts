@@ -9,6 +9,7 @@ import { Agents } from './agents.js';
 import { Trunks } from './trunks.js';
 import { Calls } from './calls.js';
 import { CachedResolver } from './resolver.js';
+import { Keyring } from './secrets.js';
 
 export interface StoreOptions {
   databaseUrl?: string;
@@ -18,6 +19,9 @@ export interface StoreOptions {
   redisPrefix?: string;
   adminApiKey?: string;
   sipRealm: string;
+  /** AYBIZA_ENCRYPTION_KEY (else a key generated into dataDir) and previous keys for decryption only. */
+  encryptionKey?: Buffer;
+  encryptionKeysOld?: Buffer[];
 }
 
 export class ControlPlane implements Component {
@@ -28,21 +32,23 @@ export class ControlPlane implements Component {
   readonly calls: Calls;
   readonly resolver: CachedResolver;
 
-  private constructor(readonly db: Database, readonly state: SharedState, private readonly opts: StoreOptions) {
-    this.resolver = new CachedResolver(db, state);
+  private constructor(readonly db: Database, readonly state: SharedState, readonly keys: Keyring, private readonly opts: StoreOptions) {
+    this.resolver = new CachedResolver(db, state, keys);
     this.tenants = new Tenants(db);
-    this.agents = new Agents(db, () => this.resolver.invalidate());
+    this.agents = new Agents(db, () => this.resolver.invalidate(), keys);
     this.trunks = new Trunks(db, opts.sipRealm);
     this.calls = new Calls(db);
   }
 
   /** Opens the database, applies migrations, and makes ADMIN_API_KEY usable. */
   static async open(opts: StoreOptions): Promise<ControlPlane> {
+    const keys = Keyring.load({ key: opts.encryptionKey, oldKeys: opts.encryptionKeysOld, dataDir: opts.dataDir });
     const db = await openDatabase({ databaseUrl: opts.databaseUrl, dataDir: opts.dataDir });
     try {
       await migrate(db);
       const state = createState(opts.redisUrl, opts.redisPrefix);
-      const cp = new ControlPlane(db, state, opts);
+      const cp = new ControlPlane(db, state, keys, opts);
+      await cp.agents.resealSecrets();
       if (opts.adminApiKey) await cp.tenants.ensureAdminKey(opts.adminApiKey);
       return cp;
     } catch (err) {

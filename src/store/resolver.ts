@@ -1,9 +1,12 @@
 // Number → agent → live version, served from an in-process cache so the call
 // path pays microseconds. Any change to agents, deployments or numbers
 // publishes an invalidation through SharedState (Redis pub/sub across nodes),
-// and every node drops its cache at once.
+// and every node drops its cache at once. Tool secrets are decrypted here,
+// on load, so the call path holds them in plaintext in memory only.
 import type { Database } from './db.js';
 import type { SharedState } from './state.js';
+import type { Keyring } from './secrets.js';
+import { revealConfig } from './agents.js';
 import type { AgentConfig, AgentResolver, ResolvedAgent } from './types.js';
 
 interface Entry {
@@ -20,7 +23,12 @@ export class CachedResolver implements AgentResolver {
   private cache = new Map<string, Entry | null>();
   private generation = 0;
 
-  constructor(private readonly db: Database, private readonly state: SharedState, private readonly random: () => number = Math.random) {
+  constructor(
+    private readonly db: Database,
+    private readonly state: SharedState,
+    private readonly keys: Keyring,
+    private readonly random: () => number = Math.random,
+  ) {
     state.subscribe((m) => {
       if (m === INVALIDATE) this.clear();
     });
@@ -73,8 +81,10 @@ export class CachedResolver implements AgentResolver {
       tenantId: r.tenant_id,
       agentId: r.agent_id,
       maxConcurrentCalls: r.max_concurrent_calls,
-      live: { version: r.live_version, config: r.live_config },
-      canary: r.canary_version ? { version: r.canary_version, config: r.canary_config, percent: r.canary_percent } : null,
+      live: { version: r.live_version, config: revealConfig(this.keys, r.tenant_id, r.agent_id, r.live_config) },
+      canary: r.canary_version
+        ? { version: r.canary_version, config: revealConfig(this.keys, r.tenant_id, r.agent_id, r.canary_config), percent: r.canary_percent }
+        : null,
     };
   }
 }
