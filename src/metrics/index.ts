@@ -2,6 +2,9 @@
 // Names are stable: dashboards in deploy/ depend on them. Add new metrics
 // here, not inline where they are used.
 import client from 'prom-client';
+import { boundedLabel } from './labels.js';
+
+export { httpStatusLabel, providerErrorKind, wsCloseKind } from './labels.js';
 
 export const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry });
@@ -100,6 +103,26 @@ export const sipMessages = new client.Counter({
   registers: [registry],
 });
 
+// SIP methods and response codes come from the network: a label takes only
+// these values (anything else is "other"), so no packet can add a series.
+const SIP_METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'INFO', 'REFER', 'NOTIFY', 'UPDATE', 'PRACK', 'MESSAGE', 'SUBSCRIBE', 'REGISTER']);
+const SIP_CODES = new Set([
+  100, 180, 181, 182, 183, 199, 200, 202, 204, 300, 301, 302, 305, 380, 400, 401, 402, 403, 404, 405, 406, 407, 408, 410, 413, 414, 415, 416,
+  420, 421, 422, 423, 480, 481, 482, 483, 484, 485, 486, 487, 488, 489, 491, 493, 500, 501, 502, 503, 504, 505, 513, 580, 600, 603, 604, 606,
+].map(String));
+
+/** The `method` label for a SIP method token: one of the standard methods, else "other". */
+export function sipMethodLabel(method: string | undefined): string {
+  return method !== undefined && SIP_METHODS.has(method) ? method : 'other';
+}
+
+/** The `code` label for a SIP status: a code RFC 3261 and its extensions define, else "other"; "" for requests. */
+export function sipCodeLabel(code: number | string | undefined): string {
+  if (code === undefined || code === '') return '';
+  const c = String(code);
+  return SIP_CODES.has(c) ? c : 'other';
+}
+
 export const rtpPackets = new client.Counter({
   name: 'aybiza_rtp_packets_total',
   help: 'RTP packets by direction and event (received, sent, lost, late, concealed, unexpected_source, ...)',
@@ -129,9 +152,19 @@ export const internalErrors = new client.Counter({
   registers: [registry],
 });
 
-/** Counts one rejected input. `reason` is a short stable token, never user data. */
+const badInputSource = boundedLabel(32);
+const badInputReasons = new Map<string, (reason: string) => string>();
+
+/**
+ * Counts one rejected input. `reason` is a short stable token, never user data;
+ * should one ever be built from input by mistake, the labels stay bounded
+ * (at most 32 sources and 64 reasons each, then "other").
+ */
 export function countBadInput(source: string, reason: string): void {
-  badInput.inc({ source, reason });
+  const s = badInputSource(source);
+  let r = badInputReasons.get(s);
+  if (!r) badInputReasons.set(s, (r = boundedLabel(64)));
+  badInput.inc({ source: s, reason: r(reason) });
 }
 
 export const pacingLateTicks = new client.Counter({

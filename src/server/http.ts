@@ -5,7 +5,7 @@
 // Every callback uWS invokes goes through the guard (src/guard.ts): an
 // exception answers 500 on that request only and never reaches the event loop.
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
-import { countBadInput, httpRequests } from '../metrics/index.js';
+import { countBadInput, httpRequests, httpStatusLabel } from '../metrics/index.js';
 import { guard, guarded, reportInternalError } from '../guard.js';
 
 export type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
@@ -258,7 +258,7 @@ function errorReply(err: unknown): Reply {
 }
 
 function send(res: HttpResponse, state: { aborted: boolean }, route: string, reply: Reply, close = false): void {
-  httpRequests.inc({ route, code: String(reply.status) });
+  httpRequests.inc({ route, code: httpStatusLabel(reply.status) });
   if (state.aborted) return;
   state.aborted = true; // a response is written once
   let body: string | Buffer = '';

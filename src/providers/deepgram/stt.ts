@@ -6,7 +6,7 @@
 import type { DeepgramClient } from '@deepgram/sdk';
 import { checkpoint } from '../../checkpoint.js';
 import { log } from '../../log.js';
-import { providerErrors } from '../../metrics/index.js';
+import { providerErrors, wsCloseKind } from '../../metrics/index.js';
 import type { SpeechToText, SttEvents, SttOptions, SttStream } from '../types.js';
 
 const BYTES_PER_S = 8000;
@@ -137,7 +137,7 @@ export class DeepgramSttStream implements SttStream {
     if (socket !== this.socket) return;
     this.socket = null;
     if (this.closed) return;
-    providerErrors.inc({ provider: 'stt', kind: `close_${e.code ?? 'unknown'}` });
+    providerErrors.inc({ provider: 'stt', kind: wsCloseKind(e.code) });
     log.warn('deepgram stt stream dropped; reconnecting', { code: e.code, reason: e.reason });
     void this.reconnect();
   }

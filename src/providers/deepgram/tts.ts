@@ -7,7 +7,7 @@
 import type { DeepgramClient } from '@deepgram/sdk';
 import { checkpoint } from '../../checkpoint.js';
 import { log } from '../../log.js';
-import { providerErrors } from '../../metrics/index.js';
+import { providerErrors, wsCloseKind } from '../../metrics/index.js';
 import type { TextToSpeech, TtsEvents, TtsOptions, TtsStream } from '../types.js';
 
 type Socket = Awaited<ReturnType<DeepgramClient['speak']['v1']['connect']>>;
@@ -86,7 +86,7 @@ class DeepgramTtsStream implements TtsStream {
       if (socket !== this.socket) return;
       this.socket = null;
       if (this.closed) return;
-      providerErrors.inc({ provider: 'tts', kind: `close_${e.code ?? 'unknown'}` });
+      providerErrors.inc({ provider: 'tts', kind: wsCloseKind(e.code) });
       log.warn('deepgram tts socket dropped; reopening', { code: e.code });
       void this.reopen();
     });
