@@ -10,7 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { checkpoint } from '../../checkpoint.js';
 import { log } from '../../log.js';
-import { providerErrors } from '../../metrics/index.js';
+import { providerErrorKind, providerErrors } from '../../metrics/index.js';
 import type { LanguageModel, LlmEvent, LlmRequest } from '../types.js';
 
 export interface BedrockConfig {
@@ -160,7 +160,7 @@ export class BedrockLlm implements LanguageModel {
       } catch (err) {
         if (signal?.aborted) return; // barge-in: not an error
         const name = missedDeadline ? 'TTFTDeadline' : ((err as { name?: string }).name ?? 'Error');
-        providerErrors.inc({ provider: 'llm', kind: name });
+        providerErrors.inc({ provider: 'llm', kind: providerErrorKind(name) });
         lastErr = missedDeadline ? new Error(`${model}: no first token within ${this.cfg.ttftDeadlineMs} ms`) : err;
         // After the first token the reply is already being spoken: no silent switch.
         if (firstToken || (!RETRYABLE.has(name) && !missedDeadline)) throw lastErr;
