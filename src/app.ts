@@ -44,19 +44,20 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   });
   server.use(store);
   if (config.nodeEnv !== 'production' && opts.seed !== false) await seedDemo(store);
-  mountApi(server.router, store, { rateLimit: config.apiRateLimit });
+  const toolNetwork = { allowPrivateNetworks: config.toolsAllowPrivateNetworks };
+  mountApi(server.router, store, { rateLimit: config.apiRateLimit, toolNetwork });
   const providers = await createProviders(config);
   server.use({ name: 'providers', close: () => providers.close() });
   // Each transport counts the other's calls against MAX_CONCURRENT_CALLS.
   let sip: SipServer | null = null;
   const twilioGateway = new TwilioGateway({
     config, server, store, providers, otherCalls: () => sip?.calls.size ?? 0,
-    onSession: (s) => new Conversation(s, { llm: providers.llm, calls: store.calls }),
+    onSession: (s) => new Conversation(s, { llm: providers.llm, calls: store.calls, toolNetwork }),
   });
   server.use(twilioGateway);
   sip = config.sipPort === 0 ? null : new SipServer({
     config, store, providers, otherCalls: () => twilioGateway.sessions.size,
-    onSession: (s) => new Conversation(s, { llm: providers.llm, calls: store.calls }),
+    onSession: (s) => new Conversation(s, { llm: providers.llm, calls: store.calls, toolNetwork }),
   });
   if (sip) server.use(sip);
   return { config, server, store, providers, twilio: twilioGateway, sip };

@@ -6,11 +6,14 @@ import { ConflictError, InvalidError, NotFoundError } from '../store/errors.js';
 import { authenticate } from './auth.js';
 import { checkAccess, ROUTES } from './routes.js';
 import { openApiDocument } from './openapi.js';
+import type { NetworkPolicy } from '../pipeline/address-policy.js';
 
 export interface ApiOptions {
   rateLimit: number;
   /** Request body limit for the API (413 above it). */
   bodyLimit?: number;
+  /** Where agents' HTTP tools may point (TOOLS_ALLOW_PRIVATE_NETWORKS); default: public addresses only. */
+  toolNetwork?: NetworkPolicy;
 }
 
 function storeToHttp(err: unknown): never {
@@ -36,7 +39,7 @@ export function mountApi(router: Router, cp: ControlPlane, opts: ApiOptions): vo
         checkAccess(spec, p);
         let result: unknown;
         try {
-          result = await spec.handler({ req, p, cp });
+          result = await spec.handler({ req, p, cp, toolNetwork: opts.toolNetwork });
         } catch (err) {
           if (err instanceof HttpError) throw err;
           storeToHttp(err);

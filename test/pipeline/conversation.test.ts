@@ -50,7 +50,8 @@ describe('conversation pipeline', () => {
     await new Promise<void>((r) => tool.listen(0, '127.0.0.1', r));
     const port = (tool.address() as { port: number }).port;
     t = await startTestApp(
-      { EMULATOR_PHRASES: 'I would like to book a table.|Please lookup_order 42 for me.|Okay goodbye.' },
+      // The tool server is on loopback: allowed only with the development flag.
+      { EMULATOR_PHRASES: 'I would like to book a table.|Please lookup_order 42 for me.|Okay goodbye.', TOOLS_ALLOW_PRIVATE_NETWORKS: 'true' },
       { tools: [{ name: 'lookup_order', description: 'Find an order', parameters: { type: 'object', properties: { request: { type: 'string' } } }, url: `http://127.0.0.1:${port}/orders`, authHeader: 'Bearer tool-secret', timeoutMs: 2000 }] },
     );
   });
