@@ -51,36 +51,47 @@ export class BedrockLlm implements LanguageModel {
     });
   }
 
-  /**
-   * Opens a keep-alive connection to the endpoint and resolves credentials
-   * before the first turn needs them (called when a call starts), so the
-   * first reply does not pay a TCP/TLS handshake. Errors are ignored.
-   */
-  private primed = false;
+  /** The warming in flight, shared by every call that asks meanwhile. */
+  private warming: Promise<void> | null = null;
 
-  async warm(): Promise<void> {
+  /**
+   * Makes sure a keep-alive connection to the endpoint is open (and the
+   * credentials resolved) before the first turn needs it, so a reply does
+   * not pay a TCP/TLS handshake. Never invokes a model: a connection is
+   * opened with one unauthenticated GET of the endpoint's root (answered
+   * 4xx at no cost and outside any request quota) through the same agent the
+   * SDK uses, so the socket stays in its keep-alive pool. Called when a call
+   * starts; does nothing while the agent already holds a connection, so it
+   * costs at most one request per connection, not one per call. Best effort.
+   */
+  warm(): Promise<void> {
+    if (this.warming) return this.warming;
+    if (this.hasConnection()) return Promise.resolve();
+    this.warming = this.openConnection().finally(() => {
+      this.warming = null;
+    });
+    return this.warming;
+  }
+
+  private hasConnection(): boolean {
+    for (const agent of [this.httpAgent, this.httpsAgent]) {
+      for (const list of Object.values(agent.freeSockets)) if (list?.length) return true;
+      for (const list of Object.values(agent.sockets)) if (list?.length) return true;
+    }
+    return false;
+  }
+
+  private async openConnection(): Promise<void> {
     try {
-      if (!this.primed) {
-        // Once per process: one tiny request (1 output token) runs the SDK's whole
-        // request/event-stream path, so its first-use cost is not paid by a caller.
-        this.primed = true;
-        const ac = new AbortController();
-        const resp = await this.client.send(
-          new ConverseStreamCommand({ modelId: this.cfg.models[0], messages: [{ role: 'user', content: [{ text: 'hi' }] }], inferenceConfig: { maxTokens: 1 } }),
-          { abortSignal: ac.signal },
-        );
-        for await (const ev of resp.stream ?? []) if (ev.contentBlockDelta || ev.messageStop) break;
-        ac.abort();
-        return;
-      }
       await this.client.config.credentials();
       const endpoint = this.cfg.endpoint ?? `https://bedrock-runtime.${this.cfg.region}.amazonaws.com`;
-      const u = new URL(endpoint);
-      const mod = u.protocol === 'https:' ? https : http;
+      const u = new URL('/', endpoint);
+      const tls = u.protocol === 'https:';
       await new Promise<void>((resolve) => {
-        const req = mod.request(u, { method: 'GET', agent: u.protocol === 'https:' ? this.httpsAgent : this.httpAgent, timeout: 2000 }, (res) => {
-          res.resume();
+        const req = (tls ? https : http).request(u, { method: 'GET', agent: tls ? this.httpsAgent : this.httpAgent, timeout: 2000 }, (res) => {
           res.on('end', () => resolve());
+          res.on('error', () => resolve());
+          res.resume();
         });
         req.on('error', () => resolve());
         req.on('timeout', () => {

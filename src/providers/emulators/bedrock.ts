@@ -63,7 +63,8 @@ export class BedrockEmulator {
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
   faults: BedrockFaults = {};
-  readonly stats = { requests: 0, streamsCompleted: 0, streamsAborted: 0, modelsSeen: [] as string[], connections: 0 };
+  /** `requests`: ConverseStream invocations; `otherRequests`: anything else (e.g. a connection warm-up's GET). */
+  readonly stats = { requests: 0, otherRequests: 0, streamsCompleted: 0, streamsAborted: 0, modelsSeen: [] as string[], connections: 0 };
 
   constructor(readonly opts: BedrockEmulatorOptions = DEFAULT_BEDROCK_EMULATOR) {
     const handler = (req: Req, res: Res) => this.handle(req, res);
@@ -103,7 +104,10 @@ export class BedrockEmulator {
 
   private handle(req: Req, res: Res): void {
     const m = /^\/model\/([^/]+)\/converse-stream$/.exec((req.url ?? '').split('?')[0]);
-    if (req.method !== 'POST' || !m) return this.error(res, 404, 'ResourceNotFoundException', 'Not found');
+    if (req.method !== 'POST' || !m) {
+      this.stats.otherRequests++;
+      return this.error(res, 404, 'ResourceNotFoundException', 'Not found');
+    }
     const auth = String(req.headers['authorization'] ?? '');
     if (!/^AWS4-HMAC-SHA256 Credential=[^/]+\/\d{8}\/[\w-]+\/bedrock\/aws4_request/.test(auth) && !/^Bearer \S+/.test(auth)) {
       return this.error(res, 403, 'AccessDeniedException', 'Missing or malformed authorization');
@@ -206,6 +210,11 @@ export class BedrockEmulator {
   }
 }
 
+/** The destination a caller named: a SIP URI or a +number as spoken ("+1 415 555 0123"). */
+function transferTarget(text: string): string {
+  return /sips?:[^\s,]+[^\s,.!?]/i.exec(text)?.[0] ?? /\+\d[\d ().-]*\d/.exec(text)?.[0] ?? '';
+}
+
 /** What the emulated model says: deterministic, driven by the last user message. */
 export function reply(body: ConverseBody): { text?: string; toolUse?: { toolUseId: string; name: string; input: unknown } } {
   const last = body.messages![body.messages!.length - 1];
@@ -223,7 +232,7 @@ export function reply(body: ConverseBody): { text?: string; toolUse?: { toolUseI
   if (asked) {
     return {
       text: asked.name === 'end_call' ? undefined : 'Let me check that. ',
-      toolUse: { toolUseId: `tooluse_${crypto.randomBytes(8).toString('hex')}`, name: asked.name, input: { request: userText } },
+      toolUse: { toolUseId: `tooluse_${crypto.randomBytes(8).toString('hex')}`, name: asked.name, input: asked.name === 'transfer_call' ? { target: transferTarget(userText) } : { request: userText } },
     };
   }
   const echo = userText.replace(/[.?!]+$/, '');
