@@ -1,12 +1,24 @@
-// Trunk admission for a new INVITE: who may call (source address in a trunk's
-// allowedCidrs, or a valid digest against a trunk's credentials), which agent
-// answers (dialled number → agent), and whether there is room. The trunk must
-// belong to the number's tenant: one tenant's trunk never reaches another
-// tenant's numbers (and learns nothing about them: 404, as in the admin API).
+// Trunk admission for a new INVITE: who may call, which agent answers
+// (dialled number → agent). The dialled number's tenant decides which trunks
+// apply: a source in one of that tenant's trunk CIDRs, else a valid digest
+// for one of that tenant's credential trunks. A trunk of one tenant never
+// reaches another tenant's numbers, and never stops them being challenged.
+//
+// What an outsider learns (the ordering is deliberate):
+// - A source in no trunk's CIDR and without a valid digest gets 401 (when any
+//   trunk has credentials) or 403 before the number is even looked up: it
+//   learns nothing about which numbers exist, and its flood costs no query.
+// - A caller that is someone (a CIDR match or a valid digest) but not for the
+//   number's tenant gets the same answer whether the number is unknown or
+//   another tenant's: 401 when it has no valid digest and credentials exist
+//   anywhere (so tenant B's credential trunk can still authenticate from a
+//   shared carrier block that tenant A allows), else 404.
+// Trunks come from the in-memory TrunkIndex (src/store/trunks.ts): no
+// database query per INVITE.
 import { countBadInput } from '../src/metrics/index.js';
 import type { ControlPlane } from '../src/store/index.js';
 import type { ResolvedAgent, SipTrunkSecrets } from '../src/store/types.js';
-import { DigestAuth, parseAuthorization } from './digest.js';
+import { DigestAuth, parseAuthorization, type DigestCredentials, type DigestVerdict } from './digest.js';
 
 export type Admission =
   | { ok: true; trunk: SipTrunkSecrets; agent: ResolvedAgent; number: string }
@@ -15,59 +27,80 @@ export type Admission =
 export interface AdmissionRequest {
   sourceIp: string;
   method: string;
+  /** The Request-URI as received (the digest `uri` must equal it). */
+  requestUri: string;
   /** Request-URI user, else the To user. */
   dialled: string;
   authorization: string | undefined;
 }
 
-const CREDENTIALS_CACHE_MS = 5000;
-
 export class Admitter {
   readonly digest: DigestAuth;
-  private credentialTrunks: { at: number; value: boolean } | null = null;
 
   constructor(private readonly store: ControlPlane, realm: string) {
-    this.digest = new DigestAuth(realm);
+    this.digest = new DigestAuth(realm, {
+      key: () => store.trunks.nonceKey(),
+      claimOnce: (key, ttlMs) => store.state.claimOnce(key, ttlMs),
+    });
   }
 
   async admit(r: AdmissionRequest): Promise<Admission> {
-    const byAddress = await this.store.trunks.trunksForAddress(r.sourceIp);
+    const index = await this.store.trunks.index();
+    const byAddress = index.forAddress(r.sourceIp);
+    const creds = parseAuthorization(r.authorization);
+    if (r.authorization && !creds) countBadInput('sip', 'bad_authorization');
     let authed: SipTrunkSecrets | null = null;
+
+    const checkDigest = async (c: DigestCredentials): Promise<Admission | null> => {
+      const trunk = index.forUsername(c.username);
+      const ha1 = trunk ? (c.algorithm === 'MD5' ? trunk.ha1Md5 : trunk.ha1Sha256) : null;
+      const v = await this.digest.verify(r.method, r.requestUri, c, ha1);
+      if (v === 'ok') {
+        authed = trunk;
+        return null;
+      }
+      return this.refused(v);
+    };
+
     if (byAddress.length === 0) {
-      const creds = parseAuthorization(r.authorization);
+      // Nobody we know: answer before looking at the number.
       if (!creds) {
-        if (r.authorization) countBadInput('sip', 'bad_authorization');
-        // Nobody to challenge for: refusing is the honest answer.
-        if (!(await this.anyCredentials())) return { ok: false, status: 403, reason: 'source_not_allowed' };
+        if (!index.anyCredentials) return { ok: false, status: 403, reason: 'source_not_allowed' };
         return this.challenge(false, r.authorization ? 'bad_authorization' : 'no_credentials');
       }
-      const trunk = await this.store.trunks.trunkForUsername(creds.username);
-      const ha1 = trunk ? (creds.algorithm === 'MD5' ? trunk.ha1Md5 : trunk.ha1Sha256) : null;
-      const v = this.digest.verify(r.method, creds, ha1);
-      if (v !== 'ok') {
-        if (v === 'invalid') countBadInput('sip', 'digest_failed');
-        return this.challenge(v === 'stale', v === 'stale' ? 'stale_nonce' : 'digest_failed');
-      }
-      authed = trunk;
+      const refused = await checkDigest(creds);
+      if (refused) return refused;
     }
+
     const number = normaliseNumber(r.dialled);
     const agent = number ? await this.store.resolver.resolveNumber(number) : null;
-    if (!agent || !number) return { ok: false, status: 404, reason: 'unknown_number' };
-    const trunk = authed ?? byAddress.find((t) => t.tenantId === agent.tenantId);
-    if (!trunk || trunk.tenantId !== agent.tenantId) return { ok: false, status: 404, reason: 'unknown_number' };
-    return { ok: true, trunk, agent, number };
-  }
-
-  private challenge(stale: boolean, reason: string): Admission {
-    return { ok: false, status: 401, reason, headers: this.digest.challenge(stale).map((v) => `WWW-Authenticate: ${v}`) };
-  }
-
-  private async anyCredentials(): Promise<boolean> {
-    const now = Date.now();
-    if (!this.credentialTrunks || now - this.credentialTrunks.at > CREDENTIALS_CACHE_MS) {
-      this.credentialTrunks = { at: now, value: await this.store.trunks.hasCredentialTrunks() };
+    const tenantId = agent?.tenantId;
+    const viaCidr = tenantId ? byAddress.find((t) => t.tenantId === tenantId) : undefined;
+    if (viaCidr && agent && number) return { ok: true, trunk: viaCidr, agent, number };
+    // A known source, but not for this number's tenant: that tenant's credentials may still admit it.
+    if (!authed && creds && byAddress.length > 0) {
+      const refused = await checkDigest(creds);
+      if (refused) return refused;
     }
-    return this.credentialTrunks.value;
+    const viaDigest = authed as SipTrunkSecrets | null;
+    if (viaDigest && agent && number && viaDigest.tenantId === agent.tenantId) return { ok: true, trunk: viaDigest, agent, number };
+    // Same answer for an unknown number and another tenant's: nothing leaks.
+    if (!viaDigest && index.anyCredentials) return this.challenge(false, 'not_allowed_for_number');
+    return { ok: false, status: 404, reason: 'unknown_number' };
+  }
+
+  private async refused(v: Exclude<DigestVerdict, 'ok'>): Promise<Admission> {
+    if (v === 'invalid') {
+      countBadInput('sip', 'digest_failed');
+      return this.challenge(false, 'digest_failed');
+    }
+    if (v === 'replay') countBadInput('sip', 'digest_replay');
+    // stale=true: the client retries with the fresh nonce without asking anyone for a password.
+    return this.challenge(true, v === 'stale' ? 'stale_nonce' : 'digest_replay');
+  }
+
+  private async challenge(stale: boolean, reason: string): Promise<Admission> {
+    return { ok: false, status: 401, reason, headers: (await this.digest.challenge(stale)).map((v) => `WWW-Authenticate: ${v}`) };
   }
 }
 

@@ -1,8 +1,15 @@
 // Digest authentication for INVITEs from trunks with credentials (RFC 2617,
-// RFC 7616, RFC 8760 for SIP): MD5 and SHA-256 with qop=auth, checked
-// against the HA1 hashes the trunk store keeps (never the password). Nonces
-// are stateless: a timestamp signed with a per-process key, so any retry
-// within NONCE_TTL_MS is accepted without a nonce table.
+// RFC 7616, RFC 8760 for SIP): MD5 and SHA-256 with qop=auth (required),
+// checked against the HA1 hashes the trunk store keeps (never the password).
+// - Nonces are a timestamp signed with a key every node shares (stored in
+//   PostgreSQL), so a challenge from one node can be answered on another
+//   behind a SIP load balancer; they expire after NONCE_TTL_MS (stale=true).
+// - The digest `uri` must be the Request-URI: a response captured for one
+//   request cannot authorise another.
+// - Replays: each nonce's nc must increase on this node (highest nc per nonce
+//   in a bounded map; a nonce evicted from it is answered stale, never trusted
+//   afresh), and each (nonce, nc) is claimed once across nodes through
+//   SharedState.claimOnce, so a replay sent to another node is refused too.
 import crypto from 'node:crypto';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256';
@@ -20,6 +27,19 @@ export interface DigestCredentials {
 }
 
 const NONCE_TTL_MS = 5 * 60_000;
+/** Nonces whose highest nc this node remembers (each entry ~100 bytes). */
+const MAX_TRACKED_NONCES = 50_000;
+
+export type DigestVerdict = 'ok' | 'stale' | 'invalid' | 'replay';
+
+export interface DigestOptions {
+  /** The nonce HMAC key, shared by all nodes (Trunks.nonceKey). Default: a random per-process key (one node only). */
+  key?: () => Promise<Buffer>;
+  /** Cluster-wide single use of a key for ttlMs (SharedState.claimOnce). */
+  claimOnce?: (key: string, ttlMs: number) => Promise<boolean>;
+  now?: () => number;
+  maxTrackedNonces?: number;
+}
 
 /** Parses `Digest k=v, k="v", …`; null when it is not a usable digest header. */
 export function parseAuthorization(header: string | undefined): DigestCredentials | null {
@@ -51,43 +71,94 @@ export function digestResponse(alg: DigestAlgorithm, ha1: string, method: string
 }
 
 export class DigestAuth {
-  private readonly key = crypto.randomBytes(32);
+  private keyP: Promise<Buffer> | null = null;
+  private readonly now: () => number;
+  /** Highest nc seen per nonce, oldest first use first. */
+  private readonly ncs = new Map<string, number>();
+  /** Nonces issued at or before this time and no longer tracked are stale (their nc history was evicted). */
+  private forgottenBefore = -Infinity;
+  private readonly maxTracked: number;
 
-  constructor(readonly realm: string, private readonly now: () => number = Date.now) {}
-
-  nonce(): string {
-    const t = this.now().toString(36);
-    const salt = crypto.randomBytes(6).toString('hex');
-    return `${t}.${salt}.${this.sign(`${t}.${salt}`)}`;
+  constructor(readonly realm: string, private readonly o: DigestOptions = {}) {
+    this.now = o.now ?? Date.now;
+    this.maxTracked = o.maxTrackedNonces ?? MAX_TRACKED_NONCES;
   }
 
-  private sign(s: string): string {
-    return crypto.createHmac('sha256', this.key).update(s).digest('base64url').slice(0, 22);
+  private key(): Promise<Buffer> {
+    if (!this.keyP) {
+      const p = this.o.key ? this.o.key() : Promise.resolve(crypto.randomBytes(32));
+      p.catch(() => {
+        if (this.keyP === p) this.keyP = null;
+      });
+      this.keyP = p;
+    }
+    return this.keyP;
+  }
+
+  async nonce(): Promise<string> {
+    const t = this.now().toString(36);
+    const salt = crypto.randomBytes(6).toString('hex');
+    return `${t}.${salt}.${await this.sign(`${t}.${salt}`)}`;
+  }
+
+  private async sign(s: string): Promise<string> {
+    return crypto.createHmac('sha256', await this.key()).update(s).digest('base64url').slice(0, 22);
   }
 
   /** 'ok', 'stale' (a nonce of ours that expired) or 'invalid'. */
-  checkNonce(nonce: string): 'ok' | 'stale' | 'invalid' {
+  async checkNonce(nonce: string): Promise<'ok' | 'stale' | 'invalid'> {
     const parts = nonce.split('.');
-    if (parts.length !== 3) return 'invalid';
-    const expected = this.sign(`${parts[0]}.${parts[1]}`);
+    if (parts.length !== 3 || !/^[0-9a-z]{1,12}$/.test(parts[0]!)) return 'invalid';
+    const expected = await this.sign(`${parts[0]}.${parts[1]}`);
     if (expected.length !== parts[2]!.length || !crypto.timingSafeEqual(Buffer.from(expected), Buffer.from(parts[2]!))) return 'invalid';
     const age = this.now() - parseInt(parts[0]!, 36);
     return age >= 0 && age <= NONCE_TTL_MS ? 'ok' : 'stale';
   }
 
   /** WWW-Authenticate values, MD5 first: most trunk equipment (and SIPp) reads only the first. */
-  challenge(stale = false): string[] {
-    const nonce = this.nonce();
+  async challenge(stale = false): Promise<string[]> {
+    const nonce = await this.nonce();
     const s = stale ? ', stale=true' : '';
     return (['MD5', 'SHA-256'] as const).map((a) => `Digest realm="${this.realm}", nonce="${nonce}", algorithm=${a}, qop="auth"${s}`);
   }
 
-  /** Checks credentials against the stored HA1; the caller looked the trunk up by username. */
-  verify(method: string, c: DigestCredentials, ha1: string | null): 'ok' | 'stale' | 'invalid' {
+  /**
+   * Checks credentials against the stored HA1 (the caller looked the trunk up
+   * by username) and the request they came with: 'replay' for an nc not above
+   * the nonce's last one (answer with a fresh challenge).
+   */
+  async verify(method: string, requestUri: string, c: DigestCredentials, ha1: string | null): Promise<DigestVerdict> {
     if (!ha1 || c.realm !== this.realm) return 'invalid';
-    if (c.qop !== null && c.qop !== 'auth') return 'invalid';
+    // RFC 7616 §3.4: qop=auth makes the client's nc and cnonce part of the hash; without it a response replays freely.
+    if (c.qop !== 'auth' || !c.cnonce || !c.nc || !/^[0-9a-fA-F]{8}$/.test(c.nc)) return 'invalid';
+    const nc = parseInt(c.nc, 16);
+    if (nc === 0) return 'invalid';
+    if (c.uri !== requestUri) return 'invalid';
     const expected = digestResponse(c.algorithm, ha1, method, c);
     if (expected.length !== c.response.length || !crypto.timingSafeEqual(Buffer.from(expected), Buffer.from(c.response))) return 'invalid';
-    return this.checkNonce(c.nonce);
+    const n = await this.checkNonce(c.nonce);
+    if (n !== 'ok') return n;
+    return (await this.useNc(c.nonce, nc)) ? 'ok' : 'replay';
+  }
+
+  /** Records nc for the nonce; false when it does not increase (here, or on another node for this exact nc). */
+  private async useNc(nonce: string, nc: number): Promise<boolean> {
+    const last = this.ncs.get(nonce);
+    if (last === undefined && parseInt(nonce.split('.')[0]!, 36) <= this.forgottenBefore) return false;
+    if (last !== undefined && nc <= last) return false;
+    this.ncs.delete(nonce);
+    this.ncs.set(nonce, nc);
+    while (this.ncs.size > this.maxTracked) {
+      const oldest = this.ncs.keys().next().value!;
+      this.ncs.delete(oldest);
+      this.forgottenBefore = Math.max(this.forgottenBefore, parseInt(oldest.split('.')[0]!, 36));
+    }
+    if (this.o.claimOnce && !(await this.o.claimOnce(`sipnc:${nonce}:${nc}`, NONCE_TTL_MS + 60_000))) return false;
+    return true;
+  }
+
+  /** Nonces this node tracks (tests, metrics). */
+  get trackedNonces(): number {
+    return this.ncs.size;
   }
 }

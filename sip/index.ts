@@ -101,7 +101,9 @@ export class SipServer implements Component {
     }
     this.pending++;
     try {
-      const a = await this.admitter.admit({ sourceIp: ctx.source.address, method: 'INVITE', dialled: ctx.dialled, authorization: msg.getHeader('authorization') ?? msg.getHeader('proxy-authorization') });
+      // The Request-URI as received (sip.js's ruri had its user replaced): the digest uri must equal it.
+      const requestUri = /^\S+\s+(\S+)/.exec(msg.data)?.[1] ?? '';
+      const a = await this.admitter.admit({ sourceIp: ctx.source.address, method: 'INVITE', requestUri, dialled: ctx.dialled, authorization: msg.getHeader('authorization') ?? msg.getHeader('proxy-authorization') });
       if (cancelled) return;
       if (!a.ok) return reject(a.status, a.reason, a.headers);
       const n = offer ? negotiate(offer) : null;

@@ -14,7 +14,7 @@ import {
   Grammar, IncomingRequestMessage, IncomingResponseMessage, LoggerFactory, Parser, URI, UserAgentCore,
   type IncomingInviteRequest, type Transport,
 } from 'sip.js/lib/core/index.js';
-import { countBadInput, sipMessages } from '../src/metrics/index.js';
+import { countBadInput, sipCodeLabel, sipMessages, sipMethodLabel } from '../src/metrics/index.js';
 import type { Logger } from '../src/log.js';
 import type { Proto, SipSockets, Source } from './transport.js';
 
@@ -113,12 +113,12 @@ export class SipUas {
     if (!msg.callId || !msg.from || !msg.to || !msg.cseq || !msg.via || !msg.viaBranch) return this.bad('missing_headers', source);
     const core = this.cores[source.proto];
     if (msg instanceof IncomingResponseMessage) {
-      sipMessages.inc({ method: msg.method ?? '', direction: 'in', code: String(msg.statusCode ?? '') });
+      sipMessages.inc({ method: sipMethodLabel(msg.method), direction: 'in', code: sipCodeLabel(msg.statusCode) });
       this.stopTimer(this.retransmits, msg.viaBranch);
       return this.guard(() => core.receiveIncomingResponseFromTransport(msg as IncomingResponseMessage));
     }
     const req = msg as IncomingRequestMessage;
-    sipMessages.inc({ method: req.method, direction: 'in', code: '' });
+    sipMessages.inc({ method: sipMethodLabel(req.method), direction: 'in', code: '' });
     if (!fixTopVia(req, source)) return this.bad('bad_via', source);
     if (this.refused(req, text, core, source)) return;
     if (req.method === 'ACK') this.stopTimer(this.awaitingAck, req.viaBranch);
@@ -200,7 +200,7 @@ export class SipUas {
         this.bad('unroutable_response');
         return Promise.resolve();
       }
-      sipMessages.inc({ method: cseq, direction: 'out', code: status[1]! });
+      sipMessages.inc({ method: sipMethodLabel(cseq), direction: 'out', code: sipCodeLabel(status[1]) });
       const branch = /;branch=([^;,\s]+)/i.exec(via)?.[1];
       const cached = branch ? this.answered.get(`${branch}|${cseq}`) : undefined;
       if (cached && Number(status[1]) >= 200) cached.response = text;
@@ -212,7 +212,7 @@ export class SipUas {
       return Promise.resolve();
     }
     const method = firstLine.split(' ')[0] ?? '';
-    sipMessages.inc({ method, direction: 'out', code: '' });
+    sipMessages.inc({ method: sipMethodLabel(method), direction: 'out', code: '' });
     const dest = requestTarget(text);
     if (!dest) return Promise.resolve();
     const src: Source = proto === 'tcp' ? (this.tcpDialogs.get(callId) ?? { proto, ...dest }) : { proto, ...dest };

@@ -36,7 +36,7 @@ export class ControlPlane implements Component {
     this.resolver = new CachedResolver(db, state, keys);
     this.tenants = new Tenants(db);
     this.agents = new Agents(db, () => this.resolver.invalidate(), keys);
-    this.trunks = new Trunks(db, opts.sipRealm);
+    this.trunks = new Trunks(db, opts.sipRealm, state);
     this.calls = new Calls(db);
   }
 

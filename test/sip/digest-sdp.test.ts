@@ -19,25 +19,72 @@ describe('digest', () => {
     expect(digestResponse('SHA-256', sha, 'INVITE', { ...V, qop: null, nc: null, cnonce: null })).toBe('22795265e2857897ca854067b32cf021c3dad6102b7922d17f889f356b86312e');
   });
 
-  it('verifies SHA-256 and MD5 answers to its own nonce; rejects a wrong one, a forged nonce, and flags an expired one stale', () => {
+  it('verifies SHA-256 and MD5 answers to its own nonce; rejects a wrong one, a forged nonce, and flags an expired one stale', async () => {
     let now = 1_000_000;
-    const auth = new DigestAuth(V.realm, () => now);
-    const nonce = /nonce="([^"]+)"/.exec(auth.challenge()[1]!)![1]!;
-    expect(auth.challenge()[0]).toMatch(/algorithm=MD5/);
-    expect(auth.challenge()[1]).toMatch(/algorithm=SHA-256, qop="auth"/);
+    const auth = new DigestAuth(V.realm, { now: () => now });
+    const nonce = /nonce="([^"]+)"/.exec((await auth.challenge())[1]!)![1]!;
+    expect((await auth.challenge())[0]).toMatch(/algorithm=MD5/);
+    expect((await auth.challenge())[1]).toMatch(/algorithm=SHA-256, qop="auth"/);
     const sha = ha1('sha256', V.username, V.realm, V.password);
-    const response = digestResponse('SHA-256', sha, 'INVITE', { ...V, nonce, qop: 'auth' });
-    const header = `Digest username="${V.username}", realm="${V.realm}", nonce="${nonce}", uri="${V.uri}", response="${response}", algorithm=SHA-256, cnonce="${V.cnonce}", qop=auth, nc=${V.nc}`;
-    const creds = parseAuthorization(header)!;
+    const header = (nc: string, uri = V.uri) => {
+      const response = digestResponse('SHA-256', sha, 'INVITE', { ...V, uri, nonce, nc, qop: 'auth' });
+      return `Digest username="${V.username}", realm="${V.realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=SHA-256, cnonce="${V.cnonce}", qop=auth, nc=${nc}`;
+    };
+    const creds = parseAuthorization(header('00000001'))!;
     expect(creds.algorithm).toBe('SHA-256');
-    expect(auth.verify('INVITE', creds, sha)).toBe('ok');
-    expect(auth.verify('INVITE', creds, ha1('sha256', V.username, V.realm, 'wrong'))).toBe('invalid');
-    expect(auth.verify('INVITE', { ...creds, nonce: nonce.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')) }, sha)).toBe('invalid');
-    expect(auth.verify('INVITE', { ...creds, realm: 'other' }, sha)).toBe('invalid');
+    expect(await auth.verify('INVITE', V.uri, creds, ha1('sha256', V.username, V.realm, 'wrong'))).toBe('invalid');
+    expect(await auth.verify('INVITE', V.uri, { ...creds, nonce: nonce.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')) }, sha)).toBe('invalid');
+    expect(await auth.verify('INVITE', V.uri, { ...creds, realm: 'other' }, sha)).toBe('invalid');
+    expect(await auth.verify('INVITE', V.uri, creds, sha)).toBe('ok');
+    expect(await auth.verify('INVITE', V.uri, parseAuthorization(header('00000002'))!, sha)).toBe('ok');
     now += 10 * 60_000;
-    expect(auth.verify('INVITE', creds, sha)).toBe('stale');
+    expect(await auth.verify('INVITE', V.uri, parseAuthorization(header('00000003'))!, sha)).toBe('stale');
     expect(parseAuthorization('Basic abc')).toBeNull();
     expect(parseAuthorization('Digest username="x"')).toBeNull();
+  });
+
+  it('binds the response to the Request-URI, requires qop=auth, and refuses a replayed or lower nc', async () => {
+    const auth = new DigestAuth(V.realm);
+    const nonce = /nonce="([^"]+)"/.exec((await auth.challenge())[0]!)![1]!;
+    const md5 = ha1('md5', V.username, V.realm, V.password);
+    const creds = (nc: string | null, uri = V.uri, qop: string | null = 'auth') => ({
+      username: V.username, realm: V.realm, nonce, uri, algorithm: 'MD5' as const, qop, nc, cnonce: qop ? V.cnonce : null,
+      response: digestResponse('MD5', md5, 'INVITE', { nonce, uri, qop, nc, cnonce: qop ? V.cnonce : null }),
+    });
+    // A correct response, but computed for (and sent with) another URI than the request's.
+    expect(await auth.verify('INVITE', V.uri, creds('00000001', 'sip:+15550000000@sip.example.com'), md5)).toBe('invalid');
+    expect(await auth.verify('INVITE', V.uri, creds(null, V.uri, null), md5)).toBe('invalid');
+    expect(await auth.verify('INVITE', V.uri, creds('00000000'), md5)).toBe('invalid');
+    expect(await auth.verify('INVITE', V.uri, creds('00000002'), md5)).toBe('ok');
+    expect(await auth.verify('INVITE', V.uri, creds('00000002'), md5)).toBe('replay');
+    expect(await auth.verify('INVITE', V.uri, creds('00000001'), md5)).toBe('replay');
+    expect(await auth.verify('INVITE', V.uri, creds('0000000a'), md5)).toBe('ok');
+  });
+
+  it('keeps nc history bounded: a nonce evicted from it is answered as a replay, never trusted afresh', async () => {
+    let clock = 1_000_000;
+    const auth = new DigestAuth(V.realm, { maxTrackedNonces: 3, now: () => ++clock });
+    const md5 = ha1('md5', V.username, V.realm, V.password);
+    const use = async (nonce: string, nc: string) => auth.verify('INVITE', V.uri, {
+      username: V.username, realm: V.realm, nonce, uri: V.uri, algorithm: 'MD5', qop: 'auth', nc, cnonce: V.cnonce,
+      response: digestResponse('MD5', md5, 'INVITE', { nonce, uri: V.uri, qop: 'auth', nc, cnonce: V.cnonce }),
+    }, md5);
+    const nonces: string[] = [];
+    for (let i = 0; i < 5; i++) nonces.push(await auth.nonce());
+    for (const n of nonces) expect(await use(n, '00000001')).toBe('ok');
+    expect(auth.trackedNonces).toBe(3);
+    expect(await use(nonces[0]!, '00000001')).toBe('replay');
+    expect(await use(nonces[4]!, '00000002')).toBe('ok');
+  });
+
+  it('shares nonces between instances with the same key (one node challenges, another verifies)', async () => {
+    const key = Buffer.alloc(32, 7);
+    const a = new DigestAuth(V.realm, { key: async () => key });
+    const b = new DigestAuth(V.realm, { key: async () => key });
+    const c = new DigestAuth(V.realm);
+    const nonce = await a.nonce();
+    expect(await b.checkNonce(nonce)).toBe('ok');
+    expect(await c.checkNonce(nonce)).toBe('invalid');
   });
 });
 
