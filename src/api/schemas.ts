@@ -36,7 +36,7 @@ const tool: Schema = {
     parameters: { type: 'object', description: 'JSON Schema of the tool input' },
     url: { type: 'string', pattern: '^https?://', maxLength: 2000 },
     timeoutMs: { type: 'integer', minimum: 100, maximum: 60000 },
-    authHeader: { type: 'string', maxLength: 2000, description: 'sent as the Authorization header' },
+    authHeader: { type: 'string', maxLength: 2000, description: 'sent as the Authorization header; stored encrypted, answered as "****" and its last 4 characters (send that mask back to keep the stored value)' },
   },
 };
 
