@@ -1,20 +1,56 @@
 // Bearer API keys: who is calling, what they may do, and how fast.
+// A key held in memory (valid, not revoked) costs no database access; an
+// unknown one costs one lookup, and each source address gets only
+// FAILED_AUTH_LIMIT of those per window (429 after), so a flood of invented
+// keys never reaches the database beyond that.
 import { HttpError, type Request } from '../server/http.js';
 import { countBadInput } from '../metrics/index.js';
 import type { ControlPlane } from '../store/index.js';
 import type { Principal, Scope } from '../store/types.js';
+import { FailureLimiter } from './failure-limiter.js';
+
+/** Lookups of unknown keys per source address (IPv6: per /64) per window. */
+export const FAILED_AUTH_LIMIT = 20;
+export const FAILED_AUTH_WINDOW_MS = 10_000;
+/** Longer than any key we issue or anyone would configure: refused without a lookup. */
+const MAX_KEY_CHARS = 512;
+
+// One limiter per control plane (one per server; tests run several in a process).
+const limiters = new WeakMap<ControlPlane, FailureLimiter>();
+
+export function failureLimiter(cp: ControlPlane): FailureLimiter {
+  let l = limiters.get(cp);
+  if (!l) limiters.set(cp, (l = new FailureLimiter(FAILED_AUTH_LIMIT, FAILED_AUTH_WINDOW_MS)));
+  return l;
+}
+
+const unauthorized = (message: string) => new HttpError(401, 'unauthorized', message, { 'www-authenticate': 'Bearer' });
 
 export async function authenticate(cp: ControlPlane, req: Request, rateLimit: number): Promise<Principal> {
   const header = req.headers['authorization'] ?? '';
   const m = /^Bearer\s+(\S+)$/i.exec(header);
   if (!m) {
     countBadInput('api', 'missing_key');
-    throw new HttpError(401, 'unauthorized', 'missing API key: send Authorization: Bearer <key>', { 'www-authenticate': 'Bearer' });
+    throw unauthorized('missing API key: send Authorization: Bearer <key>');
   }
-  const p = await cp.tenants.authenticate(m[1]);
+  const key = m[1];
+  let p = key.length <= MAX_KEY_CHARS ? cp.tenants.cached(key) : undefined;
   if (!p) {
-    countBadInput('api', 'invalid_key');
-    throw new HttpError(401, 'unauthorized', 'invalid API key', { 'www-authenticate': 'Bearer' });
+    const limiter = failureLimiter(cp);
+    const waitMs = limiter.begin(req.remoteAddress);
+    if (waitMs > 0) {
+      countBadInput('api', 'auth_rate_limited');
+      throw new HttpError(429, 'rate_limited', 'too many failed authentications from this address; retry later', {
+        'retry-after': String(Math.ceil(waitMs / 1000)),
+      });
+    }
+    const found = key.length <= MAX_KEY_CHARS ? await cp.tenants.lookup(key) : null;
+    if (!found) {
+      countBadInput('api', 'invalid_key');
+      throw unauthorized('invalid API key');
+    }
+    limiter.succeeded(req.remoteAddress);
+    p = found;
   }
   if (!(await cp.state.hit(`api:${p.keyId}`, rateLimit, 1000))) {
     countBadInput('api', 'rate_limited');

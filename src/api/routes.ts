@@ -4,7 +4,7 @@ import { HttpError, type Request } from '../server/http.js';
 import { countBadInput } from '../metrics/index.js';
 import { DEFAULT_NETWORK_POLICY, toolUrlProblem, type NetworkPolicy } from '../pipeline/address-policy.js';
 import type { ControlPlane } from '../store/index.js';
-import { TENANT_SCOPES, type AgentConfig, type Principal, type Scope } from '../store/types.js';
+import { DEFAULT_KEY_SCOPES, type AgentConfig, type Principal, type Scope } from '../store/types.js';
 import type { NewTrunk, TrunkPatch } from '../store/trunks.js';
 import { readScope, requireAdmin, requireScope, writeTenant } from './auth.js';
 import { body, compile, limitParam, type Schema } from './validate.js';
@@ -56,15 +56,24 @@ export const ROUTES: RouteSpec[] = [
     handler: async ({ cp }) => ({ items: await cp.tenants.list(), nextCursor: null }),
   },
   {
-    method: 'POST', path: '/v1/api-keys', summary: 'Create an API key (shown once)', access: 'agents:read', body: S.apiKeyCreate, status: 201,
+    method: 'POST', path: '/v1/api-keys', summary: 'Create an API key (shown once)', access: 'keys:write', body: S.apiKeyCreate, status: 201,
     handler: async ({ req, p, cp }) => {
       const b = body<{ tenantId: string; name?: string; scopes?: Scope[] }>(req, S.apiKeyCreate);
       const tenantId = writeTenant(p, b.tenantId);
-      const scopes = b.scopes ?? [...TENANT_SCOPES];
-      // A tenant key can mint keys only for its own tenant and only with scopes it has.
+      // A tenant key mints keys only for its own tenant and only with scopes it
+      // holds; without a list, the default scopes it holds.
+      const scopes = b.scopes ?? (p.platformAdmin ? [...DEFAULT_KEY_SCOPES] : DEFAULT_KEY_SCOPES.filter((s) => p.scopes.includes(s)));
       if (!p.platformAdmin) for (const s of scopes) requireScope(p, s);
       return cp.tenants.createKey(p, tenantId, b.name ?? '', [...new Set(scopes)]);
     },
+  },
+  {
+    method: 'GET', path: '/v1/api-keys', summary: 'List API keys (id, name, scopes, prefix, createdAt, lastUsedAt; never the key)', access: 'keys:write', status: 200, list: true,
+    handler: async ({ req, p, cp }) => cp.tenants.listKeys(readScope(p), limitParam(req.query), cursor(req)),
+  },
+  {
+    method: 'DELETE', path: '/v1/api-keys/{id}', summary: 'Revoke an API key (at once, on every node)', access: 'keys:write', status: 204,
+    handler: async ({ req, p, cp }) => cp.tenants.revokeKey(p, readScope(p), req.params.id),
   },
   {
     method: 'POST', path: '/v1/agents', summary: 'Create an agent (version 1, live)', access: 'agents:write', body: S.agentCreate, status: 201,
