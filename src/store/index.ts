@@ -34,7 +34,7 @@ export class ControlPlane implements Component {
 
   private constructor(readonly db: Database, readonly state: SharedState, readonly keys: Keyring, private readonly opts: StoreOptions) {
     this.resolver = new CachedResolver(db, state, keys);
-    this.tenants = new Tenants(db);
+    this.tenants = new Tenants(db, state);
     this.agents = new Agents(db, () => this.resolver.invalidate(), keys);
     this.trunks = new Trunks(db, opts.sipRealm, state);
     this.calls = new Calls(db);
@@ -62,6 +62,7 @@ export class ControlPlane implements Component {
   }
 
   async close(): Promise<void> {
+    await this.tenants.close(); // queued last-use times
     await this.state.close();
     await this.db.close();
   }
