@@ -14,6 +14,14 @@ COPY bench ./bench
 RUN npm ci && npm prune --omit=dev
 
 FROM node:20-bookworm-slim AS runtime
+# NODE_ENV=production refuses to start (exit 1, naming the variable) without:
+#   DATABASE_URL           postgres://… (or DATABASE_URL=embedded: the single-node
+#                          embedded database in DATA_DIR, chosen knowingly; mount a volume)
+#   AYBIZA_ENCRYPTION_KEY  32 bytes, hex or base64 (secrets at rest)
+#   TWILIO_AUTH_TOKEN
+#   DEEPGRAM_API_KEY and AWS credentials (env keys, AWS_PROFILE, IRSA, container or
+#                          instance role) while EMULATORS=auto; EMULATORS=on runs the
+#                          emulators knowingly (demo: -e EMULATORS=on -e DATABASE_URL=embedded ...)
 ENV NODE_ENV=production \
     DATA_DIR=/var/lib/aybiza \
     PORT=8080 \
