@@ -37,7 +37,9 @@ export const MAX_DEPTH = 32;
 
 function fail(path: string, message: string): never {
   countBadInput('api', 'invalid_field');
-  throw new HttpError(422, 'invalid_field', `${path || 'body'}: ${message}`);
+  // A path is built from the client's keys: bound what is echoed back.
+  const field = path.length > 200 ? `${path.slice(0, 200)}…` : path;
+  throw new HttpError(422, 'invalid_field', `${field || 'body'}: ${message}`);
 }
 
 /** JSON Pointer (Ajv's instancePath) → "tools[0].url", walking the data to tell array indexes from keys. */

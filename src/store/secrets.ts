@@ -106,6 +106,15 @@ export class Keyring {
     return new Keyring(key, o.oldKeys);
   }
 
+  // Keys never reach a log line or a JSON answer, even by accident.
+  toJSON(): string {
+    return `Keyring(${this.currentId})`;
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toJSON();
+  }
+
   /** Whether the value is sealed under a key other than the current one (a rotation leftover). */
   needsReseal(v: string): boolean {
     return !isSealed(v) || sealedKeyId(v) !== this.currentId;
