@@ -72,7 +72,7 @@ export function decideTransfer(targets: readonly string[] | undefined, raw: stri
 
 /** For logs: enough to see where a refused transfer was headed (country code, PBX), not the full number. */
 export function maskTarget(raw: string): string {
-  const t = raw.trim().slice(0, 64);
+  const t = normalizeTarget(raw) ?? raw.trim().slice(0, 64);
   const at = t.indexOf('@');
   if (at >= 0) return `****${t.slice(at)}`;
   return t.length > 5 ? `${t.slice(0, 5)}…(${t.length})` : '****';
