@@ -231,9 +231,14 @@ export class Playout {
    * Barge-in: drops all queued audio, tells the far end to drop its buffer,
    * and returns what the caller heard of each segment that was playing.
    */
-  clear(): { heardMs: number; segments: { id: number; text: string; heardFraction: number }[] } {
+  /**
+   * What the caller has heard so far of each segment not yet completely
+   * heard, without touching the queue (a call that ends mid-reply stores its
+   * turn from this; a barge-in gets it from clear()).
+   */
+  heard(): { heardMs: number; segments: { id: number; text: string; heardFraction: number }[] } {
     const heard = this.heardMs();
-    const affected = this.segments
+    const segments = this.segments
       .filter((s) => !(s as { heard?: boolean }).heard)
       .map((s) => {
         let fraction = 0;
@@ -244,6 +249,11 @@ export class Playout {
         }
         return { id: s.id, text: s.text, heardFraction: fraction };
       });
+    return { heardMs: heard, segments };
+  }
+
+  clear(): { heardMs: number; segments: { id: number; text: string; heardFraction: number }[] } {
+    const { heardMs: heard, segments: affected } = this.heard();
     this.generation++;
     this.frames = [];
     this.head = 0;

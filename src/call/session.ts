@@ -6,6 +6,7 @@
 import { Framer } from '../media/framer.js';
 import { FRAME_END, FRAME_SPEECH, FRAME_START, MediaChannel } from '../media/media-channel.js';
 import { log as rootLog, type Logger } from '../log.js';
+import { guarded } from '../guard.js';
 import { callsActive, callsTotal, hotCounter, mediaFrames } from '../metrics/index.js';
 import type { Providers, SttStream, Transcript, TtsStream } from '../providers/types.js';
 import type { CallStore, ResolvedAgent } from '../store/types.js';
@@ -61,6 +62,8 @@ export class CallSession implements Tickable {
   private openGroup: number | null = null;
   private firstByteSeen = new Set<number>();
   private ended = false;
+  /** start() ran: the session is in callsActive and on the clock. */
+  private started = false;
   private readonly framesInCounter;
   private readonly endListeners: ((reason: string) => void)[] = [];
   framesIn = 0;
@@ -93,6 +96,8 @@ export class CallSession implements Tickable {
 
   /** Opens the provider streams and joins the pacing clock. */
   async start(): Promise<void> {
+    if (this.ended) return;
+    this.started = true;
     callsActive.inc({ transport: this.transport.kind });
     clock.add(this);
     const cfg = this.agent.config;
@@ -249,10 +254,11 @@ export class CallSession implements Tickable {
     this.ended = true;
     clock.delete(this);
     this.media.close();
-    callsActive.dec({ transport: this.transport.kind });
+    if (this.started) callsActive.dec({ transport: this.transport.kind });
     callsTotal.inc({ transport: this.transport.kind, outcome });
-    this.events.onEnd?.(reason);
-    for (const fn of this.endListeners) fn(reason);
+    // Each owner releases what it holds even if another's release throws.
+    guarded('call', () => this.events.onEnd?.(reason));
+    for (const fn of this.endListeners) guarded('call', () => fn(reason));
     await Promise.allSettled([
       this.init.calls.updateCallStatus(this.callId, 'completed', reason).catch((err) => this.log.warn('call record update failed', { err })),
       this.stt?.close(),

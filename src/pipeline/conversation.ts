@@ -3,10 +3,11 @@
 // playout, with barge-in, tools, call policies and a latency timeline per
 // turn. It drives a CallSession and never knows which transport carries it.
 import { bargeIns, countBadInput, providerErrors } from '../metrics/index.js';
+import { guard, reportInternalError } from '../guard.js';
 import type { CallSession } from '../call/session.js';
 import { clock, type Tickable } from '../call/clock.js';
 import type { ChatMessage, ContentBlock, LanguageModel } from '../providers/types.js';
-import type { CallStore } from '../store/types.js';
+import type { CallStore, TurnRecord } from '../store/types.js';
 import { synthesize } from '../providers/emulators/voice.js';
 import { SentenceSplitter } from './sentences.js';
 import { TurnDetector, DEFAULT_TURN_SETTINGS, type TurnCommit, type TurnSettings } from './turn-taking.js';
@@ -117,9 +118,56 @@ export class Conversation implements Tickable {
     }
   }
 
+  private stopped = false;
+
+  /**
+   * The call ended (hang-up, provider failure, maximum duration, shutdown).
+   * A reply in flight is stored as a turn with what the caller heard of it;
+   * words the caller said that no reply answered yet are stored too.
+   */
   private stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
     clock.delete(this);
+    if (this.reply && !this.reply.finished) this.abandonReply(this.session.playout.heard().segments);
     this.reply?.abort.abort();
+    const unanswered = this.detector.text.trim();
+    if (unanswered && !this.reply) {
+      const seq = ++this.seq;
+      void this.storeTurn({ seq, userText: unanswered, assistantText: '', interrupted: true, latencies: {} });
+      this.turns.push({ seq, user: unanswered, agent: '', interrupted: true, latencies: {} });
+    }
+  }
+
+  /** Ends the reply in flight without a barge-in; the turn keeps what the caller heard. */
+  private abandonReply(segments: HeardSegment[]): void {
+    const r = this.reply;
+    if (!r || r.finished) return;
+    r.abort.abort();
+    this.finishReply(r, true, heardText(r, segments));
+  }
+
+  /**
+   * Writes a turn; a failed write is retried with backoff (the write is an
+   * upsert on (call, seq), so a retry never duplicates), then logged and
+   * counted in aybiza_internal_errors_total{where="store"}: never dropped
+   * silently.
+   */
+  private async storeTurn(t: TurnRecord): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.opts.calls.addTurn(this.session.callId, t);
+        return;
+      } catch (err) {
+        if (attempt > TURN_RETRY_MS.length) {
+          reportInternalError('store', err, { callId: this.session.callId, seq: t.seq });
+          this.session.log.error('turn not stored after retries', { seq: t.seq, attempts: attempt, err: (err as Error).message });
+          return;
+        }
+        this.session.log.warn('turn write failed; retrying', { seq: t.seq, attempt, err: (err as Error).message });
+        await new Promise((resolve) => setTimeout(resolve, TURN_RETRY_MS[attempt - 1]));
+      }
+    }
   }
 
   private forSegment(id: number): Reply | null {
@@ -165,15 +213,7 @@ export class Conversation implements Tickable {
     bargeIns.inc();
     r.abort.abort();
     const cleared = this.session.clear();
-    const partial = new Map(cleared.segments.map((s) => [s.id, s.heardFraction]));
-    const heard = r.segments
-      .map((id) => {
-        const text = (r.segmentText.get(id) ?? '').trim();
-        if (r.heard.has(id)) return text;
-        return cut(text, partial.get(id) ?? 0);
-      })
-      .filter(Boolean)
-      .join(' ');
+    const heard = heardText(r, cleared.segments);
     this.session.log.info('barge-in', { heardMs: Math.round(cleared.heardMs), heard });
     this.finishReply(r, true, heard);
   }
@@ -368,7 +408,7 @@ export class Conversation implements Tickable {
     }
     const { latencies } = r.timeline.observe({ e2eMs: this.session.agent.config.latencyBudgetMs ?? 1500, serverMs: 10 });
     const rounded = Object.fromEntries(Object.entries(latencies).filter(([, v]) => v !== undefined).map(([k, v]) => [k, Math.round(v! * 10) / 10]));
-    void this.opts.calls.addTurn(this.session.callId, { seq: r.seq, userText: r.userText, assistantText: heardText, interrupted, latencies: rounded }).catch(() => {});
+    void this.storeTurn({ seq: r.seq, userText: r.userText, assistantText: heardText, interrupted, latencies: rounded });
     if (heardText) void this.opts.calls.addTranscript(this.session.callId, 'agent', heardText).catch(() => {});
     this.turns.push({ seq: r.seq, user: r.userText, agent: heardText, interrupted, latencies: rounded });
     if (r.endCall && !interrupted) {
@@ -401,8 +441,9 @@ export class Conversation implements Tickable {
     if (this.ending) return;
     this.ending = true;
     this.session.log.error('ending the call: provider failure', { reason });
-    this.reply?.abort.abort();
-    this.session.clear();
+    // The reply in flight is stored with what the caller heard before the failure.
+    const cleared = this.session.clear();
+    this.abandonReply(cleared.segments);
     this.endAfterIdle = 'provider failure';
     if (this.session.ready.tts && !/tts/.test(reason)) {
       this.sayPolicy(APOLOGY);
@@ -412,8 +453,26 @@ export class Conversation implements Tickable {
       this.session.playout.endSegment(id);
     }
     // Whatever happens to the audio, the call ends.
-    setTimeout(() => void this.session.end('provider failure'), 15_000).unref();
+    setTimeout(guard('call', () => this.session.end('provider failure')), 15_000).unref();
   }
+}
+
+/** Backoff between attempts to store a turn (three retries). */
+const TURN_RETRY_MS = [200, 1000, 3000];
+
+type HeardSegment = { id: number; heardFraction: number };
+
+/** What the caller heard of a reply: whole segments heard, the rest cut at the fraction played. */
+function heardText(r: Reply, segments: HeardSegment[]): string {
+  const partial = new Map(segments.map((s) => [s.id, s.heardFraction]));
+  return r.segments
+    .map((id) => {
+      const text = (r.segmentText.get(id) ?? '').trim();
+      if (r.heard.has(id)) return text;
+      return cut(text, partial.get(id) ?? 0);
+    })
+    .filter(Boolean)
+    .join(' ');
 }
 
 /** The first `fraction` of `text`, cut at a word boundary. */
