@@ -4,8 +4,12 @@
 // out of the jitter buffer on the same clock into the call session. It owns
 // the dialog's events (BYE, ACK, re-INVITE). The call ends on BYE (ours or
 // theirs), on media timeout, or when the agent hangs up.
-import type { Session } from 'sip.js/lib/core/index.js';
+// Every callback here (dialog events from sip.js, the clock tick) runs under
+// the callback guard: a failure ends this call (or refuses that one request),
+// is counted in aybiza_internal_errors_total, and never reaches the others.
+import type { IncomingAckRequest, IncomingByeRequest, IncomingInfoRequest, IncomingInviteRequest, Session } from 'sip.js/lib/core/index.js';
 import { clock, type Tickable } from '../src/call/clock.js';
+import { guard, guarded, reportInternalError } from '../src/guard.js';
 import type { CallSession } from '../src/call/session.js';
 import type { CallTransport } from '../src/call/transport.js';
 import { hotCounter, mediaFrames, rtpPackets } from '../src/metrics/index.js';
@@ -36,32 +40,38 @@ export class SipCall implements CallTransport, Tickable {
   private closed = false;
   private ticks = 0;
   private reported = { lost: 0, late: 0, concealed: 0 };
+  /** Hung up before the caller's ACK: the BYE goes out when it arrives (RFC 3261 §15). */
+  private byeAfterAck = false;
 
   constructor(readonly o: SipCallOptions) {
     const { dialog, media } = o;
+    const fail = () => this.hangup('internal error');
     dialog.delegate = {
-      onBye: (bye) => {
+      onBye: guard('sip', (bye: IncomingByeRequest) => {
         safe(() => bye.accept());
         this.close('caller hung up');
-      },
+      }, () => this.close('caller hung up')),
       // A delayed offer's answer comes in the ACK.
-      onAck: (ack) => {
+      onAck: guard('sip', (ack: IncomingAckRequest) => {
+        if (this.byeAfterAck) return void this.sendBye();
+        if (this.closed) return;
         if (!media.answerInAck(ack.message.body || undefined)) this.hangup('no usable SDP answer in the ACK');
-      },
-      onAckTimeout: () => this.hangup('no ACK for 200 OK'),
+      }, fail),
+      onAckTimeout: guard('sip', () => (this.byeAfterAck ? this.sendBye() : this.hangup('no ACK for 200 OK')), fail),
       // SIP INFO DTMF (application/dtmf-relay "Signal=5", or application/dtmf "5"), which some PBXs send instead of RFC 4733.
-      onInfo: (info) => {
+      onInfo: guard('sip', (info: IncomingInfoRequest) => {
         const digit = infoDigit(info.message.getHeader('content-type'), info.message.body);
         if (digit === null) return void safe(() => info.reject({ statusCode: 415 }));
         safe(() => info.accept());
         this.session?.dtmf(digit);
-      },
+      }, (_err, info) => safe(() => info.reject({ statusCode: 500 }))),
       // re-INVITE: hold/resume, media move, session refresh (RFC 3264 §8, RFC 4028).
-      onInvite: (re) => {
+      // A failure refuses this re-INVITE (500); the call keeps its current media.
+      onInvite: guard('sip', (re: IncomingInviteRequest) => {
         const sdp = media.reinvite(re.message.body || undefined);
         if (sdp === null) return void safe(() => re.reject({ statusCode: 488 }));
         safe(() => re.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: sdp } }));
-      },
+      }, (_err, re) => safe(() => re.reject({ statusCode: 500 }))),
     };
     clock.add(this);
   }
@@ -80,15 +90,28 @@ export class SipCall implements CallTransport, Tickable {
   sendMark(name: string): void {
     // RTP has no far-end buffer to wait for: sent is heard. Reported after the
     // current playout tick returns, not from inside it.
-    queueMicrotask(() => this.session?.onMarkPlayed(name));
+    queueMicrotask(() => guarded('sip', () => this.session?.onMarkPlayed(name)));
   }
 
   clearPlayout(): void {
     // Nothing is buffered on the far side of RTP.
   }
 
+  /**
+   * The shared clock calls every call's tick in one loop: a throw here would
+   * skip the other calls' frames, so a failure ends this call only.
+   */
   tick(): void {
     if (this.closed) return;
+    try {
+      this.step();
+    } catch (err) {
+      reportInternalError('timer', err);
+      guarded('timer', () => this.hangup('internal error'));
+    }
+  }
+
+  private step(): void {
     const now = performance.now();
     for (const f of this.o.rtp.takeUnbuffered()) this.session?.inbound(f);
     const frame = this.o.rtp.pop(now);
@@ -115,9 +138,17 @@ export class SipCall implements CallTransport, Tickable {
     try {
       this.o.dialog.bye();
     } catch {
-      // The dialog may already be gone (a BYE crossed ours).
+      // Either the ACK for our 200 has not come yet (a UAS must not send BYE
+      // before it: we send it when the ACK or its timeout comes), or the
+      // dialog is gone already (a BYE crossed ours; then nothing comes).
+      this.byeAfterAck = true;
     }
     this.close(reason);
+  }
+
+  private sendBye(): void {
+    this.byeAfterAck = false;
+    safe(() => this.o.dialog.bye());
   }
 
   /** Sends DTMF to the caller as RFC 4733 events (e.g. to drive an IVR); false without telephone-event. */

@@ -5,6 +5,7 @@
 import os from 'node:os';
 import type { IncomingInviteRequest, Session } from 'sip.js/lib/core/index.js';
 import type { Config } from '../src/config.js';
+import { reportInternalError } from '../src/guard.js';
 import { log } from '../src/log.js';
 import { countBadInput } from '../src/metrics/index.js';
 import type { Component } from '../src/server/server.js';
@@ -13,7 +14,7 @@ import type { Providers } from '../src/providers/types.js';
 import { CallSession } from '../src/call/session.js';
 import { Admitter } from './admission.js';
 import { SipCall } from './call.js';
-import { allocateRtpPorts, RtpSession } from './rtp.js';
+import { allocateRtpPorts, releaseRtpPorts, RtpSession, type RtpPorts } from './rtp.js';
 import { CallMedia } from './media.js';
 import { negotiate, OUR_OFFER, parseSdp, type Negotiated, type SdpOffer } from './sdp.js';
 import { SipSockets } from './transport.js';
@@ -56,19 +57,12 @@ export class SipServer implements Component {
 
   async start(): Promise<void> {
     const c = this.o.config;
-    this.sockets = new SipSockets(c.sipHost, c.sipPort, (text, src) => {
-      // A socket handler must never throw: that would take every call down with it.
-      try {
-        this.uas?.receive(text, src);
-      } catch (err) {
-        countBadInput('sip', 'internal_error');
-        log.error('sip message handling failed', { err, from: `${src.proto}:${src.address}:${src.port}` });
-      }
-    });
+    // The sockets run this under the callback guard (where="sip_udp"/"sip_tcp"): a failure drops that one message.
+    this.sockets = new SipSockets(c.sipHost, c.sipPort, (text, src) => this.uas?.receive(text, src));
     const port = await this.sockets.listen().catch((err: NodeJS.ErrnoException) => {
       throw new Error(`cannot listen for SIP on ${c.sipHost}:${c.sipPort} (SIP_HOST/SIP_PORT; SIP_PORT=0 disables SIP): ${err.code ?? err.message}`);
     });
-    this.uas = new SipUas(this.sockets, { publicIp: c.sipPublicIp, port, log, onInvite: (req, ctx) => void this.invite(req, ctx) });
+    this.uas = new SipUas(this.sockets, { publicIp: c.sipPublicIp, port, log, onInvite: (req, ctx) => this.invite(req, ctx) });
     log.info('sip listening', { host: c.sipHost, port, publicIp: c.sipPublicIp, rtp: `${c.rtpPortMin}-${c.rtpPortMax}` });
   }
 
@@ -114,14 +108,17 @@ export class SipServer implements Component {
       if (busy) return reject(503, 'busy', [`Retry-After: ${RETRY_AFTER_S}`]);
       const ports = await allocateRtpPorts(this.o.config.sipHost, this.o.config.rtpPortMin, this.o.config.rtpPortMax);
       if (!ports) return reject(503, 'no_rtp_port', [`Retry-After: ${RETRY_AFTER_S}`]);
-      if (cancelled) {
-        ports.rtp.close();
-        ports.rtcp.close();
-        return;
+      // From here every way out that does not hand the ports to a live call releases them.
+      let handed = false;
+      try {
+        if (cancelled) return;
+        handed = await this.answer(req, ctx, n, offer, ports, a);
+      } finally {
+        if (!handed) releaseRtpPorts(ports);
       }
-      await this.answer(req, ctx, n, offer, ports, a);
     } catch (err) {
-      log.error('sip call setup failed', { callId: msg.callId, err });
+      // A failure here (e.g. the database) ends only this INVITE, with 500.
+      reportInternalError('sip', err, { sipCallId: msg.callId });
       reject(500, 'setup_failed');
     } finally {
       this.pending--;
@@ -129,63 +126,89 @@ export class SipServer implements Component {
     }
   }
 
+  /**
+   * Creates the call record, answers 200 and starts the call. True when a
+   * live call took over the RTP ports (it releases them when it ends); false
+   * when the caller must release them (refused, cancelled, failed).
+   */
   private async answer(
     req: IncomingInviteRequest, ctx: InviteContext, n: Negotiated | null, offer: SdpOffer | null,
-    ports: NonNullable<Awaited<ReturnType<typeof allocateRtpPorts>>>, a: Extract<Awaited<ReturnType<Admitter['admit']>>, { ok: true }>,
-  ): Promise<void> {
+    ports: RtpPorts, a: Extract<Awaited<ReturnType<Admitter['admit']>>, { ok: true }>,
+  ): Promise<boolean> {
     const msg = req.message;
     const c = this.o.config;
+    // Every INVITE that starts a dialog is a call of its own: a reused Call-ID never joins an existing call.
     const record = await this.o.store.calls.createCall({
       tenantId: a.agent.tenantId, agentId: a.agent.agentId, agentVersion: a.agent.agentVersion, transport: 'sip',
       externalId: msg.callId, from: msg.from.uri.user ?? null, to: a.number, status: 'ringing',
     });
-    if (a.agent.maxConcurrentCalls !== null && !(await this.o.store.state.acquireCallSlot(a.agent.tenantId, record.id, a.agent.maxConcurrentCalls))) {
-      ports.rtp.close();
-      ports.rtcp.close();
-      void this.o.store.calls.updateCallStatus(record.id, 'busy', 'tenant at its call limit');
-      return void safe(() => req.reject({ statusCode: 503, extraHeaders: [`Retry-After: ${RETRY_AFTER_S}`] }));
+    const slotted = a.agent.maxConcurrentCalls !== null;
+    if (slotted && !(await this.o.store.state.acquireCallSlot(a.agent.tenantId, record.id, a.agent.maxConcurrentCalls!))) {
+      background(this.o.store.calls.updateCallStatus(record.id, 'busy', 'tenant at its call limit'));
+      safe(() => req.reject({ statusCode: 503, extraHeaders: [`Retry-After: ${RETRY_AFTER_S}`] }));
+      return false;
     }
-    const f = n ?? OUR_OFFER;
-    const rtp = new RtpSession({
-      rtp: ports.rtp, rtcp: ports.rtcp, localPort: ports.port, codec: f.codec, pt: f.pt, dtmfPt: f.dtmfPt,
-      remote: null, latchFrom: [ctx.source.address], onDigit: (d) => call.session?.dtmf(d),
-    });
-    const media = new CallMedia(rtp, c.sipPublicIp, offer, n);
-    let dialog: Session;
+    const remoteTag = msg.fromTag ?? '';
+    let rtp: RtpSession | null = null;
+    let dialog: Session | null = null;
+    let call: SipCall | null = null;
     try {
-      dialog = req.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: media.last } }).session;
+      const f = n ?? OUR_OFFER;
+      const session0 = rtp = new RtpSession({
+        rtp: ports.rtp, rtcp: ports.rtcp, localPort: ports.port, codec: f.codec, pt: f.pt, dtmfPt: f.dtmfPt,
+        remote: null, latchFrom: [ctx.source.address], onDigit: (d) => call?.session?.dtmf(d),
+      });
+      const media = new CallMedia(session0, c.sipPublicIp, offer, n);
+      try {
+        dialog = req.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: media.last } }).session;
+      } catch (err) {
+        // CANCEL won the race: the INVITE is already answered with 487.
+        session0.close();
+        background(this.o.store.state.releaseCallSlot(a.agent.tenantId, record.id));
+        background(this.o.store.calls.updateCallStatus(record.id, 'canceled', 'caller cancelled'));
+        log.info('sip call cancelled before answer', { callId: msg.callId, err: (err as Error).message });
+        return false;
+      }
+      this.uas?.rememberDialog(msg.callId, remoteTag, ctx.source);
+      const live: SipCall = call = new SipCall({
+        rtp: session0, media, dialog, allowRefer: a.trunk.allowRefer, mediaTimeoutMs: this.mediaTimeoutMs,
+        localUri: `sip:${LOCAL_USER}@${c.sipPublicIp}:${this.port}`, remoteHost: msg.from.uri.host,
+        onClosed: (reason, stats) => {
+          this.calls.delete(record.id);
+          this.uas?.forgetDialog(msg.callId, remoteTag);
+          background(this.o.store.calls.setMediaStats(record.id, { ...stats, codec: media.codec }));
+          if (live.session) background(live.session.end(reason));
+          else background(this.o.store.calls.updateCallStatus(record.id, 'failed', reason));
+          background(this.o.store.state.releaseCallSlot(a.agent.tenantId, record.id));
+          background(this.o.store.state.unregisterCall(record.id));
+          if (this.draining && this.calls.size === 0 && this.pending === 0) this.drained?.();
+        },
+      });
+      this.calls.set(record.id, live);
+      const session = new CallSession({ callId: record.id, transport: live, agent: a.agent, providers: this.o.providers, calls: this.o.store.calls });
+      live.session = session;
+      session.whenEnded((reason) => live.hangup(reason));
+      await this.o.store.state.registerCall(record.id, NODE_ID, 4 * 3600_000);
+      await this.o.store.calls.updateCallStatus(record.id, 'in-progress');
+      log.info('sip call answered', { callId: record.id, sipCallId: msg.callId, codec: n?.codec ?? 'offered', rtpPort: ports.port, trunk: a.trunk.id });
+      const conversation = this.o.onSession(session);
+      await session.start();
+      if (!session.isEnded) conversation.start();
+      return true;
     } catch (err) {
-      // CANCEL won the race: the INVITE is already answered with 487.
-      rtp.close();
-      void this.o.store.state.releaseCallSlot(a.agent.tenantId, record.id);
-      void this.o.store.calls.updateCallStatus(record.id, 'canceled', 'caller cancelled');
-      log.info('sip call cancelled before answer', { callId: msg.callId, err: (err as Error).message });
-      return;
+      // Only this call fails. Once it exists, hanging it up (BYE) releases its ports, slot and records.
+      reportInternalError('sip', err, { callId: record.id });
+      if (call) {
+        call.hangup('call setup failed');
+        return true;
+      }
+      rtp?.close();
+      if (dialog) safe(() => dialog!.bye());
+      else safe(() => req.reject({ statusCode: 500 }));
+      background(this.o.store.state.releaseCallSlot(a.agent.tenantId, record.id));
+      background(this.o.store.calls.updateCallStatus(record.id, 'failed', 'call setup failed'));
+      return false;
     }
-    this.uas?.rememberDialog(msg.callId, ctx.source);
-    const call: SipCall = new SipCall({
-      rtp, media, dialog, allowRefer: a.trunk.allowRefer, mediaTimeoutMs: this.mediaTimeoutMs,
-      localUri: `sip:${LOCAL_USER}@${c.sipPublicIp}:${this.port}`, remoteHost: msg.from.uri.host,
-      onClosed: (reason, stats) => {
-        this.calls.delete(record.id);
-        this.uas?.forgetDialog(msg.callId);
-        void this.o.store.calls.setMediaStats(record.id, { ...stats, codec: media.codec }).catch(() => {});
-        void session.end(reason);
-        void this.o.store.state.releaseCallSlot(a.agent.tenantId, record.id);
-        void this.o.store.state.unregisterCall(record.id);
-        if (this.draining && this.calls.size === 0 && this.pending === 0) this.drained?.();
-      },
-    });
-    const session = new CallSession({ callId: record.id, transport: call, agent: a.agent, providers: this.o.providers, calls: this.o.store.calls });
-    call.session = session;
-    this.calls.set(record.id, call);
-    session.whenEnded((reason) => call.hangup(reason));
-    await this.o.store.state.registerCall(record.id, NODE_ID, 4 * 3600_000);
-    await this.o.store.calls.updateCallStatus(record.id, 'in-progress');
-    log.info('sip call answered', { callId: record.id, sipCallId: msg.callId, codec: n?.codec ?? 'offered', rtpPort: ports.port, trunk: a.trunk.id });
-    const conversation = this.o.onSession(session);
-    await session.start();
-    if (!session.isEnded) conversation.start();
   }
 
   async drain(): Promise<void> {
@@ -200,6 +223,11 @@ export class SipServer implements Component {
     this.uas?.close();
     await this.sockets?.close();
   }
+}
+
+/** A promise nobody waits for: its failure is counted and logged, never an unhandled rejection. */
+function background(p: Promise<unknown>): void {
+  p.catch((err) => reportInternalError('sip', err));
 }
 
 function safe(fn: () => unknown): void {

@@ -27,8 +27,8 @@ export class CallMedia {
   }
 
   private apply(n: Negotiated): void {
-    this.rtp.remote = n.remoteAddress ? { address: n.remoteAddress, port: n.remotePort } : null;
-    if (n.remoteAddress) this.rtp.allowSource(n.remoteAddress);
+    // A new address or port (a re-INVITE moving media) re-latches the RTP there.
+    this.rtp.setRemote(n.remoteAddress ? { address: n.remoteAddress, port: n.remotePort } : null);
     this.rtp.sending = n.direction === 'sendrecv' || n.direction === 'sendonly';
     this.held = n.direction === 'recvonly' || n.direction === 'inactive';
     this.rtp.lastPacketAt = performance.now();

@@ -9,6 +9,7 @@
 import dgram from 'node:dgram';
 import { clock } from '../src/call/clock.js';
 import crypto from 'node:crypto';
+import { guard } from '../src/guard.js';
 import { JitterBuffer, type JitterFrame, type JitterStats } from '../src/media/jitter-buffer.js';
 import { alawToUlawInto, ulawToAlawInto } from '../src/media/g711.js';
 import { countBadInput, hotCounter, rtpPackets } from '../src/metrics/index.js';
@@ -43,8 +44,31 @@ export interface RtpOptions {
   onDigit(digit: string): void;
 }
 
+export interface RtpPorts {
+  rtp: dgram.Socket;
+  rtcp: dgram.Socket;
+  port: number;
+}
+
+let boundPairs = 0;
+/** RTP/RTCP port pairs bound right now (allocated and not yet closed): back to 0 when idle. */
+export function boundRtpPorts(): number {
+  return boundPairs;
+}
+
+/** Closes a pair's sockets; safe to call again, or after an RtpSession closed them. */
+export function releaseRtpPorts(p: RtpPorts): void {
+  for (const s of [p.rtp, p.rtcp]) {
+    try {
+      s.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
 /** Binds an even RTP port and the odd RTCP port above it, from [min, max]. */
-export async function allocateRtpPorts(host: string, min: number, max: number): Promise<{ rtp: dgram.Socket; rtcp: dgram.Socket; port: number } | null> {
+export async function allocateRtpPorts(host: string, min: number, max: number): Promise<RtpPorts | null> {
   const first = min + (min & 1);
   const slots = Math.floor((max - first) / 2);
   if (slots <= 0) return null;
@@ -54,7 +78,12 @@ export async function allocateRtpPorts(host: string, min: number, max: number): 
     const rtp = await bind(host, port);
     if (!rtp) continue;
     const rtcp = await bind(host, port + 1);
-    if (rtcp) return { rtp, rtcp, port };
+    if (rtcp) {
+      boundPairs++;
+      // Counted down when the RTP socket closes, whoever closes it.
+      rtp.once('close', () => boundPairs--);
+      return { rtp, rtcp, port };
+    }
     rtp.close();
   }
   return null;
@@ -69,7 +98,7 @@ function bind(host: string, port: number): Promise<dgram.Socket | null> {
     });
     s.bind(port, host, () => {
       s.removeAllListeners('error');
-      s.on('error', () => countBadInput('rtp', 'socket_error'));
+      s.on('error', guard('rtp', () => countBadInput('rtp', 'socket_error')));
       resolve(s);
     });
   });
@@ -83,6 +112,12 @@ export class RtpSession {
   private readonly t0 = performance.now();
   private lastSlot = -2;
   private latched: RtpPeer | null = null;
+  /** The last non-null SDP address:port (a different one in a new offer is a media move). */
+  private sdpRemote: RtpPeer | null = null;
+  /** Where media came from before the last move: refused from then on. */
+  private movedFrom: RtpPeer | null = null;
+  /** The signalling source: media may come from there too (a PBX sends both). */
+  private readonly signalling: string[];
   private readonly scratch = Buffer.alloc(FRAME);
   private lastEvent = '';
   private lastRtcp = performance.now();
@@ -105,16 +140,14 @@ export class RtpSession {
 
   constructor(private readonly o: RtpOptions) {
     this.remote = o.remote;
-    o.rtp.on('message', (buf, rinfo) => {
+    this.sdpRemote = o.remote;
+    this.signalling = [...o.latchFrom];
+    // Under the callback guard: a failure drops that one packet (counted as where="rtp"), never the process.
+    o.rtp.on('message', guard('rtp', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
       clock.poll(); // a due pacing step goes before more packets (see src/call/clock.ts)
-      // A socket handler must never throw: that would take the whole process down.
-      try {
-        this.onPacket(buf, rinfo);
-      } catch {
-        countBadInput('rtp', 'internal_error');
-      }
-    });
-    o.rtcp.on('message', (buf) => this.onRtcp(buf));
+      this.onPacket(buf, rinfo);
+    }));
+    o.rtcp.on('message', guard('rtp', (buf: Buffer) => this.onRtcp(buf)));
   }
 
   /** The payload formats agreed (set again when a delayed offer's answer arrives in the ACK). */
@@ -127,6 +160,25 @@ export class RtpSession {
   /** Another address the first packets may come from (a new SDP address). */
   allowSource(address: string): void {
     if (!this.o.latchFrom.includes(address)) this.o.latchFrom.push(address);
+  }
+
+  /**
+   * The remote c=/m= address of the latest offer or answer (null: the caller
+   * holds with c=0.0.0.0). A different address or port than before is a media
+   * move (re-INVITE): we send there at once, the latch is dropped, the next
+   * packet from the new address (or the signalling source) latches again,
+   * and the old source is refused.
+   */
+  setRemote(peer: RtpPeer | null): void {
+    if (peer && this.sdpRemote && (peer.address !== this.sdpRemote.address || peer.port !== this.sdpRemote.port)) {
+      this.movedFrom = this.latched ?? this.sdpRemote;
+      this.latched = null;
+      this.o.latchFrom = [peer.address, ...this.signalling.filter((a) => a !== peer.address)];
+    } else if (peer) {
+      this.allowSource(peer.address);
+    }
+    if (peer) this.sdpRemote = peer;
+    this.remote = peer;
   }
 
   get localPort(): number {
@@ -188,17 +240,21 @@ export class RtpSession {
     if (this.latched) {
       if (this.latched.address === from.address && this.latched.port === from.port) return true;
       // The carrier moved its media (a new port): allowed only from the same address after silence.
-      if (this.latched.address === from.address && performance.now() - this.lastPacketAt > 1000) {
+      if (this.latched.address === from.address && !this.isMovedFrom(from) && performance.now() - this.lastPacketAt > 1000) {
         this.latched = { address: from.address, port: from.port };
         return true;
       }
-    } else if (this.o.latchFrom.includes(from.address)) {
+    } else if (this.o.latchFrom.includes(from.address) && !this.isMovedFrom(from)) {
       this.latched = { address: from.address, port: from.port };
       return true;
     }
     this.unexpectedSource++;
     unexpected.inc();
     return false;
+  }
+
+  private isMovedFrom(from: dgram.RemoteInfo): boolean {
+    return this.movedFrom !== null && this.movedFrom.address === from.address && this.movedFrom.port === from.port;
   }
 
   private onEvent(p: Buffer, ts: number, ssrc: number): void {

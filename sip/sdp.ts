@@ -2,6 +2,7 @@
 // offer, pick PCMU or PCMA in the offer's order of preference plus
 // telephone-event (RFC 4733) with the offer's own payload type, mirror the
 // direction, and write the answer with the same number and order of m= lines.
+import { isIPv4 } from 'node:net';
 
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 export type Codec = 'pcmu' | 'pcma';
@@ -100,8 +101,12 @@ export function negotiate(offer: SdpOffer): Negotiated | null {
     const address = m.connection ?? offer.connection;
     const theirs = m.direction ?? offer.direction ?? 'sendrecv';
     const held = address === '0.0.0.0';
+    // Only an IPv4 literal is a place to send RTP to (our sockets are udp4): a host name would
+    // cost a DNS lookup per packet and point our media wherever it resolves. Without one we
+    // answer and send to wherever the caller's RTP comes from (symmetric RTP).
+    const usable = address !== null && isIPv4(address);
     const ours: Direction = held ? (theirs === 'inactive' ? 'inactive' : 'recvonly') : mirror(theirs);
-    return { codec, pt, dtmfPt, remoteAddress: held || !address ? null : address, remotePort: m.port, direction: ours, index: i };
+    return { codec, pt, dtmfPt, remoteAddress: held || !usable ? null : address, remotePort: m.port, direction: ours, index: i };
   }
   return null;
 }

@@ -3,8 +3,12 @@
 // (address, port, connection); sip.js never sees the network. TCP is framed
 // here by the blank line + Content-Length (sip.js has no framing), CRLF
 // keepalives (RFC 5626) are answered or dropped before any parsing.
+// Every socket callback runs under the guard (src/guard.ts): an exception
+// while handling one datagram drops that datagram; one while handling a TCP
+// message drops that message; one in the framing closes only that connection.
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { guard, guarded } from '../src/guard.js';
 import { countBadInput } from '../src/metrics/index.js';
 
 export type Proto = 'udp' | 'tcp';
@@ -45,10 +49,10 @@ export class SipSockets {
       });
     });
     this._port = udp.address().port;
-    udp.on('message', (buf, rinfo) => this.onDatagram(buf, rinfo));
-    udp.on('error', () => countBadInput('sip', 'udp_socket_error'));
+    udp.on('message', guard('sip_udp', (buf: Buffer, rinfo: dgram.RemoteInfo) => this.onDatagram(buf, rinfo)));
+    udp.on('error', guard('sip_udp', () => countBadInput('sip', 'udp_socket_error')));
     this.udp = udp;
-    const tcp = net.createServer((c) => this.onConnection(c));
+    const tcp = net.createServer(guard('sip_tcp', (c: net.Socket) => this.onConnection(c), (_err, c) => c.destroy()));
     tcp.maxConnections = MAX_TCP_CONNECTIONS;
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
@@ -60,6 +64,7 @@ export class SipSockets {
       udp.close();
       throw err;
     });
+    tcp.on('error', guard('sip_tcp', () => countBadInput('sip', 'tcp_listener_error')));
     this.tcp = tcp;
     return this._port;
   }
@@ -74,14 +79,27 @@ export class SipSockets {
     const key = `${c.remoteAddress}:${c.remotePort}`;
     this.connections.set(key, c);
     c.setNoDelay(true);
-    c.setTimeout(TCP_IDLE_MS, () => c.destroy());
+    c.setTimeout(TCP_IDLE_MS, guard('timer', () => c.destroy()));
     let buf: Buffer = Buffer.alloc(0);
-    c.on('data', (d: Buffer) => {
-      buf = buf.length ? Buffer.concat([buf, d]) : d;
-      buf = this.frame(buf, c);
-    });
-    c.on('error', () => {});
-    c.on('close', () => this.connections.delete(key));
+    c.on(
+      'data',
+      guard(
+        'sip_tcp',
+        (d: Buffer) => {
+          buf = buf.length ? Buffer.concat([buf, d]) : d;
+          buf = this.frame(buf, c);
+        },
+        // The framing state is unknown after a failure: only this connection goes.
+        () => {
+          buf = Buffer.alloc(0);
+          c.destroy();
+        },
+      ),
+    );
+    c.on('error', guard('sip_tcp', () => {}));
+    c.on('close', guard('sip_tcp', () => {
+      if (this.connections.get(key) === c) this.connections.delete(key);
+    }));
   }
 
   /** Emits every complete message in buf; returns the unconsumed rest. */
@@ -107,7 +125,8 @@ export class SipSockets {
       if (buf.length < end + 4 + len) return buf;
       const text = buf.subarray(0, end + 4 + len).toString('utf8');
       buf = buf.subarray(end + 4 + len);
-      this.onMessage(text, { proto: 'tcp', address: c.remoteAddress ?? '', port: c.remotePort ?? 0, conn: c });
+      // A failure handling one message drops that message; the stream goes on.
+      guarded('sip_tcp', () => this.onMessage(text, { proto: 'tcp', address: c.remoteAddress ?? '', port: c.remotePort ?? 0, conn: c }));
     }
   }
 
@@ -118,7 +137,12 @@ export class SipSockets {
   }
 
   sendUdp(text: string, address: string, port: number): void {
-    this.udp?.send(text, port, address, () => {});
+    try {
+      this.udp?.send(text, port, address, () => {});
+    } catch {
+      // A bad destination (e.g. a port out of range from a Via) is the peer's problem, not ours.
+      countBadInput('sip', 'unroutable_response');
+    }
   }
 
   /** Writes on an open TCP connection; false if there is none to that peer. */

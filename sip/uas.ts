@@ -8,12 +8,17 @@
 //   a response comes, and our non-2xx INVITE answers until the ACK (Timer G);
 // - a request that Requires an extension gets 420 (sip.js leaves this TODO);
 // - dialled numbers are arbitrary DIDs, so the Request-URI user is saved and
-//   replaced by ours before the core's "does it point to us" check.
+//   replaced by ours before the core's "does it point to us" check;
+// - a response to a request that came over TCP goes back on that connection
+//   (RFC 3261 §18.2.2), whatever its Via says (sent-by, rport or not).
+// Timers run under the callback guard (src/guard.ts, where="timer").
 // One core per transport protocol, so Via and Contact name the right one.
 import {
   Grammar, IncomingRequestMessage, IncomingResponseMessage, LoggerFactory, Parser, URI, UserAgentCore,
   type IncomingInviteRequest, type Transport,
 } from 'sip.js/lib/core/index.js';
+import type net from 'node:net';
+import { guard, guarded } from '../src/guard.js';
 import { countBadInput, sipCodeLabel, sipMessages, sipMethodLabel } from '../src/metrics/index.js';
 import type { Logger } from '../src/log.js';
 import type { Proto, SipSockets, Source } from './transport.js';
@@ -24,6 +29,9 @@ const T2 = 4000;
 const TIMER_J_MS = 64 * T1;
 const SWEEP_MS = 5000;
 const MAX_ANSWERED = 50_000;
+/** How long a TCP server transaction's connection is remembered (an INVITE may wait for admission, then its answer). */
+const TCP_TRANSACTION_MS = 3 * 60_000;
+const MAX_TCP_TRANSACTIONS = 50_000;
 
 export interface InviteContext {
   source: Source;
@@ -36,7 +44,7 @@ export interface UasOptions {
   publicIp: string;
   port: number;
   log: Logger;
-  onInvite(req: IncomingInviteRequest, ctx: InviteContext): void;
+  onInvite(req: IncomingInviteRequest, ctx: InviteContext): void | Promise<void>;
 }
 
 interface Cached {
@@ -57,8 +65,10 @@ export class SipUas {
   private readonly awaitingAck = new Map<string, NodeJS.Timeout>();
   /** Our UDP client requests awaiting a response, by branch. */
   private readonly retransmits = new Map<string, NodeJS.Timeout>();
-  /** TCP connection per dialog (Call-ID): in-dialog requests we send go back on it. */
+  /** TCP connection per dialog (Call-ID + the caller's tag): in-dialog requests we send go back on it. */
   private readonly tcpDialogs = new Map<string, Source>();
+  /** TCP server transactions by top-Via branch: the connection their responses go back on (§18.2.2). */
+  private readonly tcpTransactions = new Map<string, { conn: net.Socket; at: number }>();
   private current: { source: Source; dialled: string } | null = null;
   /** Set while the server drains: health checks get 503. */
   draining = false;
@@ -67,7 +77,7 @@ export class SipUas {
 
   constructor(private readonly sockets: SipSockets, private readonly o: UasOptions) {
     this.cores = { udp: this.makeCore('udp'), tcp: this.makeCore('tcp') };
-    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+    this.sweeper = setInterval(guard('timer', () => this.sweep()), SWEEP_MS);
     this.sweeper.unref();
   }
 
@@ -86,11 +96,16 @@ export class SipUas {
         transportAccessor: () => transport,
       },
       {
-        onInvite: (req) => {
-          const ctx = this.current;
-          if (!ctx) return void req.reject({ statusCode: 500 });
-          this.o.onInvite(req, { ...ctx, core });
-        },
+        onInvite: guard(
+          'sip',
+          (req: IncomingInviteRequest) => {
+            const ctx = this.current;
+            if (!ctx) return void req.reject({ statusCode: 500 });
+            return this.o.onInvite(req, { ...ctx, core });
+          },
+          // Only this INVITE fails (500 if it is still unanswered); every other call goes on.
+          (_err, req) => void guarded('sip', () => req.reject({ statusCode: 500 })),
+        ),
         onRefer: (req) => req.reject({ statusCode: 405 }),
         onMessage: (req) => req.reject({ statusCode: 405 }),
         onRegister: (req) => req.reject({ statusCode: 405 }),
@@ -120,6 +135,7 @@ export class SipUas {
     const req = msg as IncomingRequestMessage;
     sipMessages.inc({ method: sipMethodLabel(req.method), direction: 'in', code: '' });
     if (!fixTopVia(req, source)) return this.bad('bad_via', source);
+    if (source.conn) this.rememberTcpTransaction(req.viaBranch, source.conn);
     if (this.refused(req, text, core, source)) return;
     if (req.method === 'ACK') this.stopTimer(this.awaitingAck, req.viaBranch);
     if (req.method !== 'INVITE' && req.method !== 'ACK' && req.method !== 'CANCEL') {
@@ -195,13 +211,15 @@ export class SipUas {
     const callId = /^Call-ID:\s*([^\r\n]+)/im.exec(text)?.[1]?.trim() ?? '';
     const status = /^SIP\/2\.0 (\d{3})/.exec(firstLine);
     if (status) {
-      const dest = responseTarget(via);
+      const branch = /;branch=([^;,\s]+)/i.exec(via)?.[1];
+      // Over TCP the response goes back on the request's connection (RFC 3261 §18.2.2), whatever the Via names.
+      const conn = proto === 'tcp' && branch ? this.tcpTransactions.get(branch)?.conn : undefined;
+      const dest = conn && !conn.destroyed ? { address: conn.remoteAddress ?? '', port: conn.remotePort ?? 0, conn } : responseTarget(via);
       if (!dest) {
         this.bad('unroutable_response');
         return Promise.resolve();
       }
       sipMessages.inc({ method: sipMethodLabel(cseq), direction: 'out', code: sipCodeLabel(status[1]) });
-      const branch = /;branch=([^;,\s]+)/i.exec(via)?.[1];
       const cached = branch ? this.answered.get(`${branch}|${cseq}`) : undefined;
       if (cached && Number(status[1]) >= 200) cached.response = text;
       this.send(proto, text, { proto, ...dest });
@@ -215,7 +233,8 @@ export class SipUas {
     sipMessages.inc({ method: sipMethodLabel(method), direction: 'out', code: '' });
     const dest = requestTarget(text);
     if (!dest) return Promise.resolve();
-    const src: Source = proto === 'tcp' ? (this.tcpDialogs.get(callId) ?? { proto, ...dest }) : { proto, ...dest };
+    const toTag = /^To:[^\r\n]*;\s*tag=([^;,\s]+)/im.exec(text)?.[1] ?? '';
+    const src: Source = proto === 'tcp' ? (this.tcpDialogs.get(`${callId}\0${toTag}`) ?? { proto, ...dest }) : { proto, ...dest };
     this.send(proto, text, src);
     const branch = /;branch=([^;,\s]+)/i.exec(via)?.[1];
     if (proto === 'udp' && method !== 'ACK' && branch) this.retransmit(this.retransmits, branch, text, src);
@@ -231,13 +250,18 @@ export class SipUas {
   private retransmit(timers: Map<string, NodeJS.Timeout>, branch: string, text: string, to: Source): void {
     let interval = T1;
     let elapsed = 0;
-    const again = () => {
-      elapsed += interval;
-      if (elapsed >= 64 * T1) return void timers.delete(branch);
-      this.send('udp', text, to);
-      interval = Math.min(interval * 2, T2);
-      timers.set(branch, setTimeout(again, interval));
-    };
+    const again = guard(
+      'timer',
+      () => {
+        elapsed += interval;
+        if (elapsed >= 64 * T1) return void timers.delete(branch);
+        this.send('udp', text, to);
+        interval = Math.min(interval * 2, T2);
+        timers.set(branch, setTimeout(again, interval));
+      },
+      // A failed retransmission ends only this retransmission.
+      () => void timers.delete(branch),
+    );
     timers.set(branch, setTimeout(again, interval));
   }
 
@@ -249,19 +273,33 @@ export class SipUas {
     }
   }
 
-  /** In-dialog requests we send for this call go back on the caller's TCP connection. */
-  rememberDialog(callId: string, source: Source): void {
-    if (source.proto === 'tcp') this.tcpDialogs.set(callId, source);
+  /** In-dialog requests we send for this call (Call-ID + the caller's From-tag) go back on the caller's TCP connection. */
+  rememberDialog(callId: string, remoteTag: string, source: Source): void {
+    if (source.proto === 'tcp') this.tcpDialogs.set(`${callId}\0${remoteTag}`, source);
   }
 
-  /** Forgets TCP dialog routes for calls that ended. */
-  forgetDialog(callId: string): void {
-    this.tcpDialogs.delete(callId);
+  /** Forgets the TCP dialog route of a call that ended. */
+  forgetDialog(callId: string, remoteTag: string): void {
+    this.tcpDialogs.delete(`${callId}\0${remoteTag}`);
+  }
+
+  /**
+   * The connection a TCP request arrived on, for its responses. First come
+   * keeps it while that connection lives: another connection reusing the
+   * branch cannot redirect the responses to itself.
+   */
+  private rememberTcpTransaction(branch: string, conn: net.Socket): void {
+    const seen = this.tcpTransactions.get(branch);
+    if (seen && seen.conn !== conn && !seen.conn.destroyed) return;
+    if (!seen && this.tcpTransactions.size >= MAX_TCP_TRANSACTIONS) this.tcpTransactions.delete(this.tcpTransactions.keys().next().value!);
+    this.tcpTransactions.set(branch, { conn, at: Date.now() });
   }
 
   private sweep(): void {
     const cutoff = Date.now() - TIMER_J_MS;
     for (const [k, v] of this.answered) if (v.at < cutoff) this.answered.delete(k);
+    const tcpCutoff = Date.now() - TCP_TRANSACTION_MS;
+    for (const [k, v] of this.tcpTransactions) if (v.at < tcpCutoff || v.conn.destroyed) this.tcpTransactions.delete(k);
   }
 
   close(): void {
@@ -270,6 +308,8 @@ export class SipUas {
     this.retransmits.clear();
     this.awaitingAck.clear();
     this.answered.clear();
+    this.tcpTransactions.clear();
+    this.tcpDialogs.clear();
   }
 }
 

@@ -32,21 +32,33 @@ function toCall(r: Record<string, unknown>): CallRecord {
 export class Calls implements CallStore {
   constructor(private readonly db: Database) {}
 
+  /**
+   * A new call row. A SIP Call-ID is chosen by the caller and may repeat (or
+   * be reused on purpose): every new dialog is a call of its own, and
+   * in-dialog requests find their call through the SIP dialog layer, never
+   * by Call-ID. A Twilio CallSid is issued once per call by Twilio (and the
+   * webhook is signed): a repeated voice webhook for it returns the same row.
+   */
   async createCall(c: NewCall): Promise<CallRecord> {
+    const params = [newId('call'), c.tenantId, c.agentId, c.agentVersion, c.transport, c.externalId, c.from, c.to, c.status ?? 'ringing'];
+    const insert = `insert into calls (id, tenant_id, agent_id, agent_version, transport, external_id, from_number, to_number, status)
+         values ($1,$2,$3,$4,$5,$6,$7,$8,$9)`;
     const r = (
       await this.db.pool.query(
-        `insert into calls (id, tenant_id, agent_id, agent_version, transport, external_id, from_number, to_number, status)
-         values ($1,$2,$3,$4,$5,$6,$7,$8,$9)
-         on conflict (transport, external_id) do update set external_id = excluded.external_id
-         returning *`,
-        [newId('call'), c.tenantId, c.agentId, c.agentVersion, c.transport, c.externalId, c.from, c.to, c.status ?? 'ringing'],
+        c.transport === 'twilio'
+          ? `${insert} on conflict (external_id) where transport = 'twilio' do update set external_id = excluded.external_id returning *`
+          : `${insert} returning *`,
+        params,
       )
     ).rows[0];
     return toCall(r);
   }
 
+  /** The newest call with this external id (a Twilio CallSid names one call; a SIP Call-ID may name several). */
   async findCall(transport: Transport, externalId: string): Promise<CallRecord | null> {
-    const r = (await this.db.pool.query('select * from calls where transport = $1 and external_id = $2', [transport, externalId])).rows[0];
+    const r = (
+      await this.db.pool.query('select * from calls where transport = $1 and external_id = $2 order by started_at desc, id desc limit 1', [transport, externalId])
+    ).rows[0];
     return r ? toCall(r) : null;
   }
 
