@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { ControlPlane } from '../../src/store/index.js';
 import { Keyring, keyId, mask, SecretError } from '../../src/store/secrets.js';
+import { scrubSecrets } from '../../src/store/audit.js';
 import type { Principal } from '../../src/store/types.js';
 import { freshDatabase, realPg } from '../helpers/databases.js';
 import { tempDir } from '../helpers/spawn-server.js';
@@ -88,6 +89,29 @@ describe('Keyring', () => {
     const configured = Keyring.load({ dataDir: dir, key: crypto.randomBytes(32) });
     expect(configured.currentId).not.toBe(a.currentId);
     expect(configured.open(sealed, 'c')).toBe(HEADER);
+  });
+});
+
+describe('audit entries', () => {
+  it('mask any secret-named field that reaches the audit log unmasked (webhook secrets, passwords, HA1, ciphertext)', () => {
+    const sealed = new Keyring(crypto.randomBytes(32)).seal(HEADER, 'c');
+    expect(
+      scrubSecrets({
+        name: 'n',
+        tools: [{ name: 't', authHeader: HEADER }, { name: 'u', authHeader: '****1234' }, { name: 'v', authHeader: sealed }],
+        webhook: { url: 'https://x.example', signingSecret: 'whsec_0123456789wxyz' },
+        password: 'pw',
+        ha1Md5: '0123456789abcdef0123456789abcdef',
+        nextCursor: 'keep-me',
+      }),
+    ).toEqual({
+      name: 'n',
+      tools: [{ name: 't', authHeader: '****1234' }, { name: 'u', authHeader: '****1234' }, { name: 'v', authHeader: '****' }],
+      webhook: { url: 'https://x.example', signingSecret: '****wxyz' },
+      password: '****',
+      ha1Md5: '****cdef',
+      nextCursor: 'keep-me',
+    });
   });
 });
 
