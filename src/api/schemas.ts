@@ -34,7 +34,7 @@ const tool: Schema = {
     name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
     description: { type: 'string', minLength: 1, maxLength: 1000 },
     parameters: { type: 'object', description: 'JSON Schema of the tool input' },
-    url: { type: 'string', pattern: '^https?://', maxLength: 2000 },
+    url: { type: 'string', pattern: '^https?://', maxLength: 2000, description: 'POSTed the tool input as JSON; loopback, private, link-local/metadata, multicast and reserved addresses are refused (loopback/private allowed with TOOLS_ALLOW_PRIVATE_NETWORKS); redirects are not followed; response at most 64 KiB' },
     timeoutMs: { type: 'integer', minimum: 100, maximum: 60000 },
     authHeader: { type: 'string', maxLength: 2000, description: 'sent as the Authorization header; stored encrypted, answered as "****" and its last 4 characters (send that mask back to keep the stored value)' },
   },
