@@ -14,7 +14,7 @@ import type { LookupFunction } from 'node:net';
 import type { ToolSpec } from '../providers/types.js';
 import type { WebhookTool } from '../store/types.js';
 import { countBadInput } from '../metrics/index.js';
-import { guarded } from '../guard.js';
+import { guard, guarded } from '../guard.js';
 import {
   AddressRefusedError, checkToolUrl, resolveChecked, systemLookup, DEFAULT_NETWORK_POLICY,
   type HostLookup, type NetworkPolicy, type ResolvedAddress,
@@ -139,7 +139,7 @@ function post(url: URL, to: ResolvedAddress, headers: Record<string, string>, bo
     const mod = url.protocol === 'https:' ? https : http;
     const req = mod.request(
       { host, port: url.port || undefined, path: `${url.pathname}${url.search}`, method: 'POST', headers, lookup: pinned, agent: false },
-      (res) => {
+      guard('pipeline', (res: http.IncomingMessage) => {
         const status = res.statusCode ?? 0;
         if (status >= 300 && status < 400) {
           // Not followed: a redirect is where a POST to a tool becomes a GET of the metadata service.
@@ -157,7 +157,7 @@ function post(url: URL, to: ResolvedAddress, headers: Record<string, string>, bo
         res.on('end', () => settle(null, { status, text: Buffer.concat(chunks).toString('utf8') }));
         res.on('error', (e) => settle(e));
         res.on('close', () => settle(new Error('the tool closed the connection mid-response')));
-      },
+      }, (err) => settle(err instanceof Error ? err : new Error(String(err)))),
     );
     req.on('error', (e) => settle(e));
     signal.addEventListener('abort', onAbort, { once: true });
