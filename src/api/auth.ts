@@ -37,7 +37,10 @@ export async function authenticate(cp: ControlPlane, req: Request, rateLimit: nu
   let p = key.length <= MAX_KEY_CHARS ? cp.tenants.cached(key) : undefined;
   if (!p) {
     const limiter = failureLimiter(cp);
-    const waitMs = limiter.begin(req.remoteAddress);
+    // A key found valid before is re-read (its cached copy aged) without
+    // spending the address's budget: a neighbour's flood does not lock it out.
+    const known = key.length <= MAX_KEY_CHARS && cp.tenants.known(key);
+    const waitMs = known ? 0 : limiter.begin(req.remoteAddress);
     if (waitMs > 0) {
       countBadInput('api', 'auth_rate_limited');
       throw new HttpError(429, 'rate_limited', 'too many failed authentications from this address; retry later', {
@@ -49,7 +52,7 @@ export async function authenticate(cp: ControlPlane, req: Request, rateLimit: nu
       countBadInput('api', 'invalid_key');
       throw unauthorized('invalid API key');
     }
-    limiter.succeeded(req.remoteAddress);
+    if (!known) limiter.succeeded(req.remoteAddress);
     p = found;
   }
   if (!(await cp.state.hit(`api:${p.keyId}`, rateLimit, 1000))) {

@@ -111,16 +111,17 @@ export class Tenants {
 
   /** The principal for a key held in memory (no database access), or undefined. */
   cached(key: string): Principal | undefined {
-    const h = hashKey(key);
-    const e = this.cache.get(h);
+    const e = this.cache.get(hashKey(key));
     if (!e) return undefined;
     const now = Date.now();
-    if (e.until <= now) {
-      this.cache.delete(h);
-      return undefined;
-    }
+    if (e.until <= now) return undefined; // kept, as known(), until lookup() re-reads it
     this.markUsed(e, now);
     return e.p;
+  }
+
+  /** True for a key this node found valid before (its cached copy may be due for a re-read). */
+  known(key: string): boolean {
+    return this.cache.get(hashKey(key)) !== undefined;
   }
 
   /** Looks the key up in the database (a valid key is then kept in memory). */
@@ -131,7 +132,10 @@ export class Tenants {
     const r = (
       await this.db.pool.query('select id, name, tenant_id, scopes, platform_admin from api_keys where key_hash = $1 and revoked_at is null', [h])
     ).rows[0];
-    if (!r) return null;
+    if (!r) {
+      this.cache.delete(h);
+      return null;
+    }
     const p: Principal = { keyId: r.id, keyName: r.name, tenantId: r.tenant_id, platformAdmin: r.platform_admin, scopes: r.scopes as Scope[] };
     const now = Date.now();
     const e: CachedKey = { p, until: now + CACHE_TTL_MS, markedAt: 0 };

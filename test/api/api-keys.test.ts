@@ -174,6 +174,23 @@ for (const backend of BACKENDS) {
       expect(metrics).toMatch(/aybiza_bad_input_total\{source="api",reason="auth_rate_limited"\} [1-9]/);
     });
 
+    it('re-reads a known key whose cached copy aged without spending a flooded address\'s budget', async () => {
+      const t = await tenant('Aged');
+      const known = (await mint(t, ['agents:read'])).body.key;
+      expect((await call('GET', '/v1/agents', known, undefined, '127.0.0.5')).status).toBe(200);
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        vi.setSystemTime(Date.now() + 120_000); // past the cache's time to live
+        for (let i = 0; i < FAILED_AUTH_LIMIT + 1; i++) await call('GET', '/v1/agents', `ayb_${crypto.randomBytes(32).toString('base64url')}`, undefined, '127.0.0.5');
+        expect((await call('GET', '/v1/agents', `ayb_${crypto.randomBytes(32).toString('base64url')}`, undefined, '127.0.0.5')).status).toBe(429);
+        const before = app.store.tenants.lookups;
+        expect((await call('GET', '/v1/agents', known, undefined, '127.0.0.5')).status).toBe(200);
+        expect(app.store.tenants.lookups).toBe(before + 1); // re-read once from the database
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+
     it('keeps valid keys in a bounded LRU (no wholesale clear): recent keys stay, the oldest go', async () => {
       const t = await tenant('Lru');
       const small = new Tenants(app.store.db, undefined, { cacheSize: 5 });
