@@ -45,8 +45,8 @@ export class Admitter {
   }
 
   async admit(r: AdmissionRequest): Promise<Admission> {
+    const byAddress = await this.store.trunks.trunksForAddress(r.sourceIp);
     const index = await this.store.trunks.index();
-    const byAddress = index.forAddress(r.sourceIp);
     const creds = parseAuthorization(r.authorization);
     if (r.authorization && !creds) countBadInput('sip', 'bad_authorization');
     let authed: SipTrunkSecrets | null = null;
