@@ -13,7 +13,7 @@ import { BACKENDS, realPg, redisPrefix } from '../helpers/databases.js';
 
 interface Res {
   status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  body: any;
   headers: http.IncomingHttpHeaders;
 }
 
