@@ -10,6 +10,7 @@
 // is then late by at most one handler, not by a whole batch of them.
 import { pacingLateTicks } from '../metrics/index.js';
 import { setCheckpoint } from '../checkpoint.js';
+import { reportInternalError } from '../guard.js';
 
 export const FRAME_MS = 20;
 const MAX_CATCH_UP = 5;
@@ -17,6 +18,12 @@ const MAX_CATCH_UP = 5;
 export interface Tickable {
   /** Called once per 20 ms frame slot. `lateMs` is how late this slot runs. */
   tick(slot: number, lateMs: number): void;
+  /**
+   * Its tick threw: it has been taken off the clock (counted as
+   * aybiza_internal_errors_total{where="timer"}); end what it belongs to.
+   * One member's failure never stops the clock for the others.
+   */
+  tickFailed?(err: unknown): void;
 }
 
 // Members are spread over PHASES groups ticked 5 ms apart: each member still
@@ -114,7 +121,23 @@ export class PacingClock {
       if (group.size === 0) continue;
       if (late > 10) pacingLateTicks.inc();
       const slot = Math.floor(this.step / PHASES);
-      for (const m of group) m.tick(slot, late);
+      for (const m of group) {
+        try {
+          m.tick(slot, late);
+        } catch (err) {
+          this.failed(m, err);
+        }
+      }
+    }
+  }
+
+  private failed(m: Tickable, err: unknown): void {
+    reportInternalError('timer', err);
+    this.delete(m);
+    try {
+      m.tickFailed?.(err);
+    } catch (err2) {
+      reportInternalError('call', err2);
     }
   }
 }

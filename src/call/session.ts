@@ -6,7 +6,7 @@
 import { Framer } from '../media/framer.js';
 import { FRAME_END, FRAME_SPEECH, FRAME_START, MediaChannel } from '../media/media-channel.js';
 import { log as rootLog, type Logger } from '../log.js';
-import { guarded } from '../guard.js';
+import { guarded, reportInternalError } from '../guard.js';
 import { callsActive, callsTotal, hotCounter, mediaFrames } from '../metrics/index.js';
 import type { Providers, SttStream, Transcript, TtsStream } from '../providers/types.js';
 import type { CallStore, ResolvedAgent } from '../store/types.js';
@@ -242,6 +242,11 @@ export class CallSession implements Tickable {
     if (this.ended) return;
     if (this.transport.batch) this.transport.batch(this.tickPlayout);
     else this.playout.tick();
+  }
+
+  /** Our tick threw (the clock took us off it): end this call only. */
+  tickFailed(): void {
+    void this.end('internal error', 'failed').catch((err) => reportInternalError('call', err));
   }
 
   onMarkPlayed(name: string): boolean {

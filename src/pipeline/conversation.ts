@@ -120,6 +120,11 @@ export class Conversation implements Tickable {
 
   private stopped = false;
 
+  /** Our clock tick threw: end this call (the clock already took us off it). */
+  tickFailed(): void {
+    void this.session.end('internal error', 'failed').catch((err) => reportInternalError('call', err));
+  }
+
   /**
    * The call ended (hang-up, provider failure, maximum duration, shutdown).
    * A reply in flight is stored as a turn with what the caller heard of it;
@@ -279,6 +284,9 @@ export class Conversation implements Tickable {
     this.pushUser([{ text }]);
     void this.opts.calls.addTranscript(this.session.callId, 'caller', text).catch(() => {});
     void this.runLlm(r).catch((err: Error) => {
+      // A bug of ours while iterating the model's stream (not a provider
+      // error) is counted as an internal error; either way only this call ends.
+      if (err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError) reportInternalError('provider', err);
       if (r.abort.signal.aborted) return;
       providerErrors.inc({ provider: 'llm', kind: 'gave_up' });
       this.fail(`language model failed: ${err.message}`);

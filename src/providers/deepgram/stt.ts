@@ -5,6 +5,7 @@
 // timeline continuous, and tell the pipeline.
 import type { DeepgramClient } from '@deepgram/sdk';
 import { checkpoint } from '../../checkpoint.js';
+import { guard, reportInternalError } from '../../guard.js';
 import { log } from '../../log.js';
 import { providerErrors, wsCloseKind } from '../../metrics/index.js';
 import type { SpeechToText, SttEvents, SttOptions, SttStream } from '../types.js';
@@ -45,13 +46,25 @@ function track(s: DeepgramSttStream, on: boolean): void {
   if (open.size > 0 && !keepAliveTimer) {
     keepAliveTimer = setInterval(() => {
       const now = Date.now();
-      for (const st of open) if (now - st.lastSendAt >= KEEPALIVE_AFTER_MS) st.keepAlive();
+      for (const st of open) {
+        // One stream's failure must not stop the KeepAlive of every other call.
+        try {
+          if (now - st.lastSendAt >= KEEPALIVE_AFTER_MS) st.keepAlive();
+        } catch (err) {
+          reportInternalError('timer', err);
+        }
+      }
     }, 1000);
     keepAliveTimer.unref();
   } else if (open.size === 0 && keepAliveTimer) {
     clearInterval(keepAliveTimer);
     keepAliveTimer = null;
   }
+}
+
+/** Streams the shared KeepAlive timer holds (tests and leak checks: back to 0 when no call is up). */
+export function sttStreamsOpen(): number {
+  return open.size;
 }
 
 export class DeepgramSttStream implements SttStream {
@@ -96,14 +109,28 @@ export class DeepgramSttStream implements SttStream {
       reconnectAttempts: 0,
     } as never);
     const offset = this.offsetBytes / BYTES_PER_S;
-    socket.on('message', (m: unknown) => {
+    // SDK event callbacks run under the guard: a throw (here or in the
+    // pipeline's handlers) ends this call through onError, never the process.
+    const failed = (err: unknown) => this.events.onError?.(err instanceof Error ? err : new Error(String(err)));
+    socket.on('message', guard('provider', (m: unknown) => {
       checkpoint();
       this.onMessage(m as { type?: string }, offset);
-    });
-    socket.on('close', (e: { code?: number; reason?: string }) => this.onClose(socket, e));
-    socket.on('error', (err: unknown) => log.debug('deepgram stt socket error', { err }));
+    }, failed));
+    socket.on('close', guard('provider', (e: { code?: number; reason?: string }) => this.onClose(socket, e)));
+    socket.on('error', guard('provider', (err: unknown) => log.debug('deepgram stt socket error', { err })));
     socket.connect();
-    await socket.waitForOpen();
+    try {
+      await socket.waitForOpen();
+    } catch (err) {
+      closeQuietly(socket);
+      throw err;
+    }
+    if (this.closed) {
+      // close() ran while this (re)connection was opening: the socket must not
+      // outlive the stream (the shared KeepAlive would keep it open forever).
+      closeQuietly(socket);
+      return;
+    }
     this.socket = socket;
     track(this, true);
   }
@@ -155,6 +182,7 @@ export class DeepgramSttStream implements SttStream {
       this.offsetBytes = this.receivedBytes - unfinalised;
       try {
         await this.connect();
+        if (this.closed || !this.socket) break;
         const replayBytes = this.receivedBytes - this.offsetBytes; // includes audio that arrived while connecting
         for (const chunk of this.tail(replayBytes)) this.socket!.sendMedia(chunk);
         this.reconnecting = false;
@@ -285,6 +313,14 @@ export class DeepgramSttStream implements SttStream {
       }
     });
     this.socket = null;
+  }
+}
+
+function closeQuietly(socket: Socket): void {
+  try {
+    socket.close();
+  } catch {
+    /* already closed */
   }
 }
 

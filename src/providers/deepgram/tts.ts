@@ -6,6 +6,7 @@
 // reopened and the text not yet synthesised is sent again.
 import type { DeepgramClient } from '@deepgram/sdk';
 import { checkpoint } from '../../checkpoint.js';
+import { guard, reportInternalError } from '../../guard.js';
 import { log } from '../../log.js';
 import { providerErrors, wsCloseKind } from '../../metrics/index.js';
 import type { TextToSpeech, TtsEvents, TtsOptions, TtsStream } from '../types.js';
@@ -34,7 +35,7 @@ async function connectSocket(client: DeepgramClient, voice: string): Promise<Soc
  * handler. Returns false (and changes nothing) when the SDK is shaped
  * differently: audio then arrives as Blobs, slower but the same.
  */
-function rawAudio(socket: Socket, onAudio: (bytes: Uint8Array) => void): boolean {
+function rawAudio(socket: Socket, onAudio: (bytes: Uint8Array) => void, onError: (err: unknown) => void): boolean {
   type Listener = (event: { data: unknown }) => void;
   const inner = socket as unknown as {
     socket?: { addEventListener?: (type: string, l: Listener) => void; removeEventListener?: (type: string, l: Listener) => void };
@@ -44,11 +45,11 @@ function rawAudio(socket: Socket, onAudio: (bytes: Uint8Array) => void): boolean
   const sdkHandler = inner.binaryAwareHandler;
   if (!ws || typeof ws.addEventListener !== 'function' || typeof ws.removeEventListener !== 'function' || typeof sdkHandler !== 'function') return false;
   ws.removeEventListener('message', sdkHandler);
-  ws.addEventListener('message', (event) => {
+  ws.addEventListener('message', guard('provider', (event: { data: unknown }) => {
     checkpoint();
     if (event.data instanceof ArrayBuffer) onAudio(new Uint8Array(event.data));
     else sdkHandler(event);
-  });
+  }, onError));
   return true;
 }
 
@@ -68,29 +69,41 @@ class DeepgramTtsStream implements TtsStream {
   /** Whether this socket's audio comes straight from the WebSocket (see rawAudio). */
   raw = false;
 
+  /** A handler of this stream threw: end this call (through the pipeline), nothing else. */
+  private readonly failed = (err: unknown): void => {
+    if (this.closed) return;
+    this.events.onError?.(err instanceof Error ? err : new Error(String(err)));
+  };
+
+  private readonly chainFailed = (err: unknown): void => {
+    reportInternalError('provider', err);
+    this.failed(err);
+  };
+
   attach(socket: Socket): void {
     this.socket = socket;
-    this.raw = rawAudio(socket, (bytes) => this.audio(bytes));
-    socket.on('message', (m: unknown) => {
+    this.raw = rawAudio(socket, (bytes) => this.audio(bytes), this.failed);
+    // SDK event callbacks run under the guard: a throw ends this call, never the process.
+    socket.on('message', guard('provider', (m: unknown) => {
       if (m instanceof Blob) {
         // Blob → bytes is async: chain to keep audio and control messages in order.
-        this.chain = this.chain.then(async () => this.audio(new Uint8Array(await m.arrayBuffer())));
+        this.chain = this.chain.then(async () => this.audio(new Uint8Array(await m.arrayBuffer()))).catch(this.chainFailed);
         return;
       }
       const msg = m as { type?: string; sequence_id?: number; description?: string };
       // With raw audio everything is synchronous, in arrival order already.
       if (this.raw) this.control(msg);
-      else this.chain = this.chain.then(() => this.control(msg));
-    });
-    socket.on('close', (e: { code?: number; reason?: string }) => {
+      else this.chain = this.chain.then(() => this.control(msg)).catch(this.chainFailed);
+    }, this.failed));
+    socket.on('close', guard('provider', (e: { code?: number; reason?: string }) => {
       if (socket !== this.socket) return;
       this.socket = null;
       if (this.closed) return;
       providerErrors.inc({ provider: 'tts', kind: wsCloseKind(e.code) });
       log.warn('deepgram tts socket dropped; reopening', { code: e.code });
       void this.reopen();
-    });
-    socket.on('error', (err: unknown) => log.debug('deepgram tts socket error', { err }));
+    }));
+    socket.on('error', guard('provider', (err: unknown) => log.debug('deepgram tts socket error', { err })));
   }
 
   private audio(bytes: Uint8Array): void {
@@ -115,7 +128,17 @@ class DeepgramTtsStream implements TtsStream {
       if (this.closed) return;
       if (delay) await new Promise((r) => setTimeout(r, delay));
       try {
-        this.attach(await connectSocket(this.client, this.voice));
+        const socket = await connectSocket(this.client, this.voice);
+        if (this.closed) {
+          // close() ran while reopening: the new socket must not outlive the stream.
+          try {
+            socket.close();
+          } catch {
+            /* already closed */
+          }
+          return;
+        }
+        this.attach(socket);
         const text = this.unconfirmed.join('');
         if (text) {
           this.socket!.sendText({ type: 'Speak', text });
@@ -148,10 +171,10 @@ class DeepgramTtsStream implements TtsStream {
     if (this.flushTimes.length >= FLUSH_LIMIT) {
       // Over the service's limit: flush once when the window allows.
       if (!this.deferredFlush) {
-        this.deferredFlush = setTimeout(() => {
+        this.deferredFlush = setTimeout(guard('timer', () => {
           this.deferredFlush = null;
           this.flush();
-        }, FLUSH_WINDOW_MS - (now - this.flushTimes[0]) + 10);
+        }, this.failed), FLUSH_WINDOW_MS - (now - this.flushTimes[0]) + 10);
       }
       return;
     }
@@ -210,8 +233,12 @@ export class DeepgramTts implements TextToSpeech {
     while (!this.closed && list.length < this.warm) {
       const p = connectSocket(this.client, voice);
       p.catch(() => {
+        // A failed warm socket leaves the pool, unless open() already took it
+        // (indexOf -1: splice(-1, 1) would drop the newest warm socket instead,
+        // leaving it open and unowned).
         const l = this.pool.get(voice);
-        if (l) l.splice(l.indexOf(p), 1);
+        const i = l ? l.indexOf(p) : -1;
+        if (i >= 0) l!.splice(i, 1);
       });
       list.push(p);
     }
