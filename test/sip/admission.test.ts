@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Admitter, type AdmissionRequest } from '../../sip/admission.js';
 import { digestResponse } from '../../sip/digest.js';
 import { ControlPlane } from '../../src/store/index.js';
+import { InvalidError } from '../../src/store/errors.js';
+import { normaliseCidr, TrunkIndex } from '../../src/store/trunks.js';
 import type { Principal } from '../../src/store/types.js';
 import { freshDatabase, realPg, realRedis, redisPrefix } from '../helpers/databases.js';
 import { tempDir } from '../helpers/spawn-server.js';
@@ -53,6 +55,51 @@ function authorize(challenge: string[] | undefined, o: { user: string; password:
   return `Digest username="${o.user}", realm="${REALM}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=MD5` +
     (qop ? `, cnonce="c0ffee", qop=auth, nc=${nc}` : '');
 }
+
+describe('trunk CIDRs in memory', () => {
+  const trunk = (id: string, allowedCidrs: string[]) => ({
+    id, tenantId: 't', name: id, allowedCidrs, username: null, realm: REALM, allowRefer: false, createdAt: '', ha1Md5: null, ha1Sha256: null,
+  });
+
+  it('matches like PostgreSQL inet <<= cidr: same family only, IPv4-mapped sources as IPv4, IPv6 in any spelling', () => {
+    const ix = new TrunkIndex([trunk('v4', ['198.51.100.0/24']), trunk('v6', ['2001:db8::/32']), trunk('zero6', ['::/32']), trunk('host', ['192.0.2.7/32'])]);
+    const ids = (ip: string) => ix.forAddress(ip).map((t) => t.id);
+    expect(ids('198.51.100.7')).toEqual(['v4']);
+    expect(ids('::ffff:198.51.100.7')).toEqual(['v4']);
+    expect(ids('::ffff:c633:6407')).toEqual(['v4']);
+    expect(ids('198.51.101.7')).toEqual([]);
+    expect(ids('2001:db8:1::5')).toEqual(['v6']);
+    expect(ids('2001:0DB8:0:0:0:0:0:1')).toEqual(['v6']);
+    expect(ids('2001:db9::1')).toEqual([]);
+    expect(ids('::1')).toEqual(['zero6']);
+    expect(ids('192.0.2.7')).toEqual(['host']);
+    expect(ids('192.0.2.8')).toEqual([]);
+    expect(ids('not an address')).toEqual([]);
+  });
+
+  it('normalises and refuses blocks, naming the field', () => {
+    expect(normaliseCidr('192.0.2.7', 0)).toBe('192.0.2.7/32');
+    expect(normaliseCidr(' 10.0.0.0/8 ', 0)).toBe('10.0.0.0/8');
+    expect(normaliseCidr('2001:db8::/32', 0)).toBe('2001:db8::/32');
+    expect(normaliseCidr('10.0.0.0/7', 0, true)).toBe('10.0.0.0/7');
+    const refused = (v: string, allowBroad = false) => {
+      try {
+        normaliseCidr(v, 3, allowBroad);
+        return null;
+      } catch (err) {
+        expect(err).toBeInstanceOf(InvalidError);
+        expect((err as InvalidError).field).toBe('allowedCidrs[3]');
+        return (err as Error).message;
+      }
+    };
+    for (const v of ['0.0.0.0/0', '::/0', '1.2.3.4/0']) expect(refused(v, true)).toMatch(/every address/);
+    for (const v of ['10.0.0.0/7', '128.0.0.0/1', '2001:db8::/31']) expect(refused(v)).toMatch(/allowBroadCidr/);
+    expect(refused('10.1.2.3/8')).toMatch(/bits set/);
+    expect(refused('::ffff:10.0.0.0/104')).toMatch(/IPv4-mapped/);
+    expect(refused('10.0.0.0/33')).toMatch(/not an IP address/);
+    expect(refused('example.com')).toMatch(/not an IP address/);
+  });
+});
 
 describe.skipIf(!realPg)('SIP admission (real PostgreSQL)', () => {
   let url: string;
