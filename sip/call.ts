@@ -7,7 +7,7 @@
 // Every callback here (dialog events from sip.js, the clock tick) runs under
 // the callback guard: a failure ends this call (or refuses that one request),
 // is counted in aybiza_internal_errors_total, and never reaches the others.
-import type { IncomingAckRequest, IncomingByeRequest, IncomingInfoRequest, IncomingInviteRequest, Session } from 'sip.js/lib/core/index.js';
+import type { IncomingAckRequest, IncomingByeRequest, IncomingInfoRequest, IncomingInviteRequest, IncomingRequest, Session, SessionDelegate } from 'sip.js/lib/core/index.js';
 import { clock, type Tickable } from '../src/call/clock.js';
 import { guard, guarded, reportInternalError } from '../src/guard.js';
 import type { CallSession } from '../src/call/session.js';
@@ -15,6 +15,7 @@ import type { CallTransport } from '../src/call/transport.js';
 import { hotCounter, mediaFrames, rtpPackets } from '../src/metrics/index.js';
 import type { CallMedia } from './media.js';
 import type { RtpSession } from './rtp.js';
+import type { UpdateDelegate } from './uas.js';
 
 const framesOut = hotCounter(mediaFrames, 'sip', 'out');
 const STATS_EVERY_TICKS = 50;
@@ -72,7 +73,14 @@ export class SipCall implements CallTransport, Tickable {
         if (sdp === null) return void safe(() => re.reject({ statusCode: 488 }));
         safe(() => re.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: sdp } }));
       }, (_err, re) => safe(() => re.reject({ statusCode: 500 }))),
-    };
+      // UPDATE (RFC 3311, routed by uas.ts): the same offer/answer as a re-INVITE; without SDP a plain 200.
+      onUpdate: guard('sip', (up: IncomingRequest) => {
+        if (!up.message.body) return void safe(() => up.accept({ statusCode: 200 }));
+        const sdp = media.reinvite(up.message.body);
+        if (sdp === null) return void safe(() => up.reject({ statusCode: 488 }));
+        safe(() => up.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: sdp } }));
+      }, (_err, up) => safe(() => up.reject({ statusCode: 500 }))),
+    } as SessionDelegate & UpdateDelegate;
     clock.add(this);
   }
 

@@ -14,8 +14,8 @@
 // Timers run under the callback guard (src/guard.ts, where="timer").
 // One core per transport protocol, so Via and Contact name the right one.
 import {
-  Grammar, IncomingRequestMessage, IncomingResponseMessage, LoggerFactory, Parser, URI, UserAgentCore,
-  type IncomingInviteRequest, type Transport,
+  Dialog, Grammar, IncomingRequestMessage, IncomingResponseMessage, InfoUserAgentServer, LoggerFactory, Parser, URI, UserAgentCore,
+  type IncomingInviteRequest, type IncomingRequest, type SessionDialog, type Transport,
 } from 'sip.js/lib/core/index.js';
 import type net from 'node:net';
 import { guard, guarded } from '../src/guard.js';
@@ -32,6 +32,11 @@ const MAX_ANSWERED = 50_000;
 /** How long a TCP server transaction's connection is remembered (an INVITE may wait for admission, then its answer). */
 const TCP_TRANSACTION_MS = 3 * 60_000;
 const MAX_TCP_TRANSACTIONS = 50_000;
+
+/** A dialog delegate that takes in-dialog UPDATE (RFC 3311), which sip.js 0.21 does not route. */
+export interface UpdateDelegate {
+  onUpdate?(request: IncomingRequest): void;
+}
 
 export interface InviteContext {
   source: Source;
@@ -156,10 +161,27 @@ export class SipUas {
     ruri.user = LOCAL_USER;
     this.current = { source, dialled };
     try {
-      this.guard(() => core.receiveIncomingRequestFromTransport(req));
+      if (req.method === 'UPDATE' && req.toTag) this.guard(() => this.update(core, req));
+      else this.guard(() => core.receiveIncomingRequestFromTransport(req));
     } finally {
       this.current = null;
     }
+  }
+
+  /**
+   * UPDATE inside a dialog (RFC 3311: a carrier moves media or refreshes the
+   * session without a re-INVITE). sip.js 0.21's core answers it 405, so it is
+   * handed here to the dialog's `onUpdate` (SipCall), after the dialog's CSeq
+   * check; no such dialog: 481.
+   */
+  private update(core: UserAgentCore, req: IncomingRequestMessage): void {
+    const dialog = core.dialogs.get(req.callId + req.toTag + req.fromTag) as (SessionDialog & { delegate?: UpdateDelegate }) | undefined;
+    const onUpdate = dialog?.delegate?.onUpdate;
+    if (!dialog || !onUpdate) return void core.replyStateless(req, { statusCode: 481 });
+    // Out of order: the guard answers 500 itself (RFC 3261 §12.2.2).
+    if (!(dialog as unknown as { sequenceGuard(m: IncomingRequestMessage): boolean }).sequenceGuard(req)) return;
+    Dialog.prototype.receiveRequest.call(dialog, req); // records the remote CSeq
+    onUpdate(new InfoUserAgentServer(dialog, req));
   }
 
   /** Answers what we will not process (RFC 3261 §8.2, §16.3); true when it did. */

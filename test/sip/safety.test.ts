@@ -117,6 +117,35 @@ describe('SIP on the open internet (issue 13)', () => {
     await bye(c, 3);
   });
 
+  it('an UPDATE (RFC 3311) moving media re-latches the same way; an UPDATE outside any dialog gets 481', async () => {
+    const c = await raw();
+    const oldEnd = await rtpEnd();
+    const newEnd = await rtpEnd();
+    const { status, serverRtpPort } = await c.call(oldEnd.port);
+    expect(status).toBe(200);
+    await waitFor(() => oldEnd.received > 0, 15_000, 'our RTP at the first port');
+    const rtp = callOn(t, serverRtpPort).o.rtp;
+    oldEnd.send(serverRtpPort, 5);
+    await waitFor(() => rtp.packetsIn >= 5, 10_000, 'RTP from the first port');
+    const unexpected0 = rtp.unexpectedSource;
+    c.send('UPDATE', 2, { body: sdp(newEnd.port, 2) });
+    const up = await c.final('2 UPDATE');
+    expect(up.slice(0, 14)).toBe('SIP/2.0 200 OK');
+    expect(up).toMatch(new RegExp(`^m=audio ${serverRtpPort} RTP/AVP 0 101`, 'm'));
+    await waitFor(() => newEnd.received > 5, 10_000, 'our RTP at the new port');
+    const in0 = rtp.packetsIn;
+    newEnd.send(serverRtpPort, 5);
+    await waitFor(() => rtp.packetsIn >= in0 + 5, 10_000, 'RTP from the new port accepted');
+    oldEnd.send(serverRtpPort, 3);
+    await waitFor(() => rtp.unexpectedSource >= unexpected0 + 3, 10_000, 'old port refused');
+    await bye(c, 3);
+
+    const stranger = await raw();
+    stranger.toTag = ';tag=nosuchdialog';
+    stranger.send('UPDATE', 1, { body: sdp(newEnd.port, 1) });
+    expect((await stranger.final('1 UPDATE')).slice(0, 11)).toBe('SIP/2.0 481');
+  });
+
   // Item 11
   it('two INVITEs with one Call-ID and different From-tags are two calls; the first call\'s turns are untouched', async () => {
     const callId = `dup-${Date.now()}@127.0.0.1`;
