@@ -30,6 +30,8 @@ const NONCE_TTL_MS = 5 * 60_000;
 /** Nonces whose highest nc this node remembers (each entry ~100 bytes). */
 const MAX_TRACKED_NONCES = 50_000;
 
+const UNKNOWN_USER_HA1 = crypto.randomBytes(32).toString('hex');
+
 export type DigestVerdict = 'ok' | 'stale' | 'invalid' | 'replay';
 
 export interface DigestOptions {
@@ -128,14 +130,13 @@ export class DigestAuth {
    * the nonce's last one (answer with a fresh challenge).
    */
   async verify(method: string, requestUri: string, c: DigestCredentials, ha1: string | null): Promise<DigestVerdict> {
-    if (!ha1 || c.realm !== this.realm) return 'invalid';
     // RFC 7616 §3.4: qop=auth makes the client's nc and cnonce part of the hash; without it a response replays freely.
-    if (c.qop !== 'auth' || !c.cnonce || !c.nc || !/^[0-9a-fA-F]{8}$/.test(c.nc)) return 'invalid';
-    const nc = parseInt(c.nc, 16);
-    if (nc === 0) return 'invalid';
-    if (c.uri !== requestUri) return 'invalid';
-    const expected = digestResponse(c.algorithm, ha1, method, c);
-    if (expected.length !== c.response.length || !crypto.timingSafeEqual(Buffer.from(expected), Buffer.from(c.response))) return 'invalid';
+    const nc = c.nc && /^[0-9a-fA-F]{8}$/.test(c.nc) ? parseInt(c.nc, 16) : 0;
+    const shaped = c.realm === this.realm && c.qop === 'auth' && !!c.cnonce && nc > 0 && c.uri === requestUri;
+    // Hashed even for an unknown username, so timing does not tell which usernames exist.
+    const expected = digestResponse(c.algorithm, ha1 ?? UNKNOWN_USER_HA1, method, c);
+    const match = expected.length === c.response.length && crypto.timingSafeEqual(Buffer.from(expected), Buffer.from(c.response));
+    if (!ha1 || !shaped || !match) return 'invalid';
     const n = await this.checkNonce(c.nonce);
     if (n !== 'ok') return n;
     return (await this.useNc(c.nonce, nc)) ? 'ok' : 'replay';

@@ -215,6 +215,20 @@ describe.skipIf(!realPg)('SIP admission (real PostgreSQL)', () => {
     expect(await admitter.admit(req({ number: NUM_B, authorization: authorize(ch, { ...creds, nc: 3 }) }))).toMatchObject({ ok: true });
   });
 
+  it('a credential change through update() applies at once: the old password fails, the new one works', async () => {
+    const b = (await cp.trunks.list(tenantB)).find((t) => t.username === 'tenantb')!;
+    await cp.trunks.update(admin, tenantB, b.id, { username: 'tenantb', password: 'b-password-2' });
+    try {
+      const ch = (await admitter.digest.challenge()).slice();
+      const old = await admitter.admit(req({ number: NUM_B, authorization: authorize(ch, { user: 'tenantb', password: 'b-password-1', number: NUM_B, nc: 1 }) }));
+      expect(old).toMatchObject({ ok: false, status: 401 });
+      const now = await admitter.admit(req({ number: NUM_B, authorization: authorize(ch, { user: 'tenantb', password: 'b-password-2', number: NUM_B, nc: 2 }) }));
+      expect(now).toMatchObject({ ok: true, trunk: { id: b.id } });
+    } finally {
+      await cp.trunks.update(admin, tenantB, b.id, { username: 'tenantb', password: 'b-password-1' });
+    }
+  });
+
   it('accepts on a second node a nonce issued by the first (nonce key shared through the database)', async () => {
     const other = await open(url);
     try {
