@@ -18,7 +18,7 @@ import {
   type IncomingInviteRequest, type IncomingRequest, type SessionDialog, type Transport,
 } from 'sip.js/lib/core/index.js';
 import type net from 'node:net';
-import { guard, guarded } from '../src/guard.js';
+import { guard, guarded, reportInternalError } from '../src/guard.js';
 import { countBadInput, sipCodeLabel, sipMessages, sipMethodLabel } from '../src/metrics/index.js';
 import type { Logger } from '../src/log.js';
 import type { Proto, SipSockets, Source } from './transport.js';
@@ -89,7 +89,7 @@ export class SipUas {
   private makeCore(proto: Proto): UserAgentCore {
     const host = `${this.o.publicIp}:${this.o.port}`;
     const contactUri = new URI('sip', LOCAL_USER, this.o.publicIp, this.o.port, { transport: proto });
-    const transport: Transport = { protocol: proto.toUpperCase(), send: (m: string) => this.egress(proto, m) };
+    const transport: Transport = { protocol: proto.toUpperCase(), send: (m: string) => this.sendFromCore(proto, m) };
     const core: UserAgentCore = new UserAgentCore(
       {
         aor: new URI('sip', LOCAL_USER, this.o.publicIp, this.o.port),
@@ -222,6 +222,19 @@ export class SipUas {
     } catch (err) {
       this.bad('core_error');
       this.o.log.debug('sip core rejected a message', { err });
+    }
+  }
+
+  /**
+   * sip.js sends from its own timers too (2xx retransmission, transaction
+   * timers), outside any guard of ours: nothing thrown here may reach them.
+   */
+  private sendFromCore(proto: Proto, text: string): Promise<void> {
+    try {
+      return this.egress(proto, text);
+    } catch (err) {
+      reportInternalError('sip', err);
+      return Promise.resolve();
     }
   }
 
