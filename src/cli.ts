@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { describe: string; load: () => Promise<Command> 
   call: { describe: 'place a simulated Twilio call (--url, --to, --wav FILE | --say TEXT, --record FILE, --json)', load: () => import('./commands/call.js') },
   load: { describe: 'load generator: --calls N --seconds S [--url URL] (npm run load)', load: () => import('./commands/load.js') },
   emulators: { describe: 'run the Deepgram and Bedrock emulators as their own process', load: () => import('./commands/emulators.js') },
+  fuzz: { describe: 'fuzz every boundary beside two healthy calls: --seconds N [--seed S] [--rate R] (npm run fuzz)', load: () => import('./commands/fuzz.js') },
   migrate: { describe: 'apply database migrations (DATABASE_URL, or the embedded database in DATA_DIR)', load: () => import('./commands/migrate.js') },
 };
 

@@ -23,6 +23,8 @@ function storeToHttp(err: unknown): never {
   // Database-level refusals of a value (bad cidr text, numeric overflow …).
   const code = (err as { code?: string }).code;
   if (code === '22P02' || code === '22003' || code === '23514') throw new HttpError(422, 'invalid_field', (err as Error).message);
+  // A NUL (\u0000, %00) in any text value or id: PostgreSQL text cannot hold it (found by `aybiza fuzz`).
+  if (code === '22021') throw new HttpError(422, 'invalid_field', 'a value contains a character that cannot be stored (NUL)');
   throw err;
 }
 

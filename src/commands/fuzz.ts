@@ -1,0 +1,407 @@
+// `npm run fuzz -- --seconds N [--seed S]`: every boundary driven with mutated
+// valid inputs and random bytes (bench/fuzz/: http, ws, sip, rtp, native)
+// against a server spawned as its own process with the production heap flags,
+// while one healthy Twilio call and one healthy SIP call run beside it.
+// Properties, printed at the end and as the exit code (0 all hold, 1 one broke):
+// the server stays up; no HTTP answer is a 5xx other than 503 and none hangs;
+// aybiza_internal_errors_total{where="uncaught"|"unhandled_rejection"} stays 0;
+// RSS and the number of metric series stay bounded; the native addon never
+// aborts; both healthy calls last and keep their pacing (p99 gap ≤ 40 ms).
+// Everything is drawn from one seeded PRNG: the seed is printed, and so is
+// every input that broke a property (hex).
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import dgram from 'node:dgram';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { parseArgs, numberArg } from './args.js';
+import { SERVER_NODE_FLAGS } from '../server/node-flags.js';
+import { DEMO_NUMBER } from '../store/seed.js';
+import { Rand, newSeed, hex } from '../../bench/fuzz/random.js';
+import { apiRoutes, httpCase, regressionCases, sendRaw, HANG_MS, type HttpTarget, type HttpCase } from '../../bench/fuzz/http.js';
+import { callSession, noTokenSession, rawUpgrade, type WsTarget } from '../../bench/fuzz/ws.js';
+import { SipFuzzer } from '../../bench/fuzz/sip.js';
+import { RtpFuzzer } from '../../bench/fuzz/rtp.js';
+import { lastCaseNumber, type NativeReport } from '../../bench/fuzz/native.js';
+import type { HealthyConfig, HealthyResult } from '../../bench/fuzz/healthy.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const CLI = path.join(HERE, '..', 'cli.js');
+const FUZZ_DIR = path.join(HERE, '..', '..', 'bench', 'fuzz');
+const ADMIN_KEY = 'fuzz-admin-key-' + process.pid;
+const TWILIO_TOKEN = 'fuzz-twilio-token';
+// Bounds on growth over the run (start → end). Series: every label value from
+// outside input must map to a closed set, so a run may add the few hundred
+// series its routes, codes and reasons name, not thousands. RSS: the server's
+// working set after the run, allowing for the database's own growth.
+const MAX_SERIES_GROWTH = 400;
+const MAX_RSS_GROWTH_MIB = 256;
+const MAX_PACING_P99_MS = 40;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Property {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** Inputs that broke it (hex), for replay. */
+  inputs?: string[];
+}
+
+function rssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** A port free for both UDP and TCP (SIP listens on both). */
+async function freeUdpTcpPort(): Promise<number> {
+  for (;;) {
+    const p = await freePort();
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = dgram.createSocket('udp4');
+      s.once('error', () => resolve(false));
+      s.bind(p, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (ok) return p;
+  }
+}
+
+async function firstJsonLine(child: ChildProcess, match: (o: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
+  const rl = readline.createInterface({ input: child.stdout! });
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} did not start`)), 60_000);
+    rl.on('line', (line) => {
+      try {
+        const o = JSON.parse(line) as Record<string, unknown>;
+        if (match(o)) {
+          clearTimeout(t);
+          resolve(o);
+        }
+      } catch {
+        /* not JSON */
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
+  });
+}
+
+/** Prometheus text: the number of series, and the value of each series of `name` by its label text. */
+function parseMetrics(text: string): { series: number; values: (name: string) => Map<string, number> } {
+  const lines = text.split('\n').filter((l) => l && !l.startsWith('#'));
+  return {
+    series: lines.length,
+    values: (name) => {
+      const out = new Map<string, number>();
+      for (const l of lines) {
+        if (!l.startsWith(name + '{') && !l.startsWith(name + ' ')) continue;
+        const sp = l.lastIndexOf(' ');
+        out.set(l.slice(name.length, sp), Number(l.slice(sp + 1)));
+      }
+      return out;
+    },
+  };
+}
+
+async function api(base: string, key: string, method: string, p: string, body?: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(base + p, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`setup: ${method} ${p} answered ${res.status}: ${text}`);
+  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+}
+
+/**
+ * Starts `fn` `rate` times a second until the deadline, never more than
+ * `maxInFlight` at once (inputs the server holds unanswered must not slow the
+ * others down); resolves when the last one has ended.
+ */
+async function pump(deadline: number, rate: number, maxInFlight: number, fn: () => Promise<unknown>): Promise<void> {
+  const every = 1000 / rate;
+  const running = new Set<Promise<unknown>>();
+  let next = performance.now();
+  while (performance.now() < deadline) {
+    if (running.size < maxInFlight) {
+      const p: Promise<unknown> = fn().catch(() => undefined).finally(() => running.delete(p));
+      running.add(p);
+    } else await Promise.race(running);
+    next += every;
+    const wait = next - performance.now();
+    if (wait > 0) await sleep(wait);
+    else if (wait < -1000) next = performance.now(); // fell behind: do not burst to catch up
+  }
+  await Promise.all(running);
+}
+
+/** Runs `fn` repeatedly until the deadline, at most `rate` times a second, `concurrency` at once. */
+async function loop(deadline: number, rate: number, concurrency: number, fn: () => Promise<unknown>): Promise<void> {
+  const every = 1000 / rate;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() < deadline) {
+      const t0 = performance.now();
+      await fn();
+      const wait = every * concurrency - (performance.now() - t0);
+      if (wait > 0) await sleep(wait);
+    }
+  }));
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const a = parseArgs(argv, ['json']);
+  const seconds = numberArg(a.seconds, 'seconds', 60, 5, 24 * 3600);
+  const seed = a.seed !== undefined ? numberArg(a.seed, 'seed', 0, 0, 2 ** 32 - 1) : newSeed();
+  const rate = numberArg(a.rate, 'rate', 150, 1, 100_000); // inputs per second per boundary
+  const log = (s: string) => process.stderr.write(`fuzz: ${s}\n`);
+  log(`seed ${seed} (replay with --seed ${seed}), ${seconds} s`);
+  const children: ChildProcess[] = [];
+  let worker: Worker | null = null;
+  const dataDir = fs.mkdtempSync(path.join(process.env.AYBIZA_TEST_TMP ?? os.tmpdir(), 'aybiza-fuzz-'));
+  try {
+    // The providers: the emulators as their own process (as `npm run load` does).
+    // Phrases without "goodbye" or a tool's name: the healthy calls must last.
+    const emu = spawn(process.execPath, [CLI, 'emulators'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, LOG_LEVEL: 'warn', EMULATOR_PHRASES: 'What are your opening hours|Is there parking nearby|Do you have a table by the window' },
+    });
+    children.push(emu);
+    try {
+      os.setPriority(emu.pid!, 10);
+    } catch {
+      /* not permitted */
+    }
+    const urls = await firstJsonLine(emu, (o) => typeof o.deepgramUrl === 'string', 'emulators');
+    const port = await freePort();
+    const sipPort = await freeUdpTcpPort();
+    const rtpMin = 2 * (15000 + Math.floor(Math.random() * 7000));
+    const rtpMax = rtpMin + 400;
+    const base = `http://127.0.0.1:${port}`;
+    const env: Record<string, string | undefined> = {
+      ...process.env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: base, SIP_PORT: String(sipPort), SIP_HOST: '127.0.0.1', SIP_PUBLIC_IP: '127.0.0.1',
+      RTP_PORT_MIN: String(rtpMin), RTP_PORT_MAX: String(rtpMax), LOG_LEVEL: 'warn', DATA_DIR: dataDir, TWILIO_AUTH_TOKEN: TWILIO_TOKEN, ADMIN_API_KEY: ADMIN_KEY,
+      DEEPGRAM_URL: String(urls.deepgramUrl), DEEPGRAM_API_KEY: 'fuzz', BEDROCK_ENDPOINT: String(urls.bedrockUrl),
+      AWS_ACCESS_KEY_ID: 'fuzz', AWS_SECRET_ACCESS_KEY: 'fuzz', AWS_REGION: 'us-east-1', MAX_CONCURRENT_CALLS: '16', API_RATE_LIMIT: '1000', NODE_ENV: 'development',
+    };
+    // The fuzzed server runs as it would on the internet: private networks stay refused to tools.
+    delete env.TOOLS_ALLOW_PRIVATE_NETWORKS;
+    const logFile = path.join(dataDir, 'server.log');
+    const logFd = fs.openSync(logFile, 'a');
+    const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, CLI, 'serve'], { stdio: ['ignore', logFd, logFd], env });
+    children.push(server);
+    let serverExit: string | null = null;
+    server.once('exit', (code, sig) => (serverExit = `exit code ${code}, signal ${sig}`));
+    log(`server pid ${server.pid}, log in ${logFile}`);
+    const t0 = Date.now();
+    for (;;) {
+      if (serverExit) throw new Error(`server ${serverExit} before it was ready; see ${logFile}`);
+      if (Date.now() - t0 > 120_000) throw new Error(`server not ready after 120 s; see ${logFile}`);
+      try {
+        if ((await fetch(`${base}/readyz`)).ok) break;
+      } catch {
+        /* starting */
+      }
+      await sleep(200);
+    }
+
+    // Setup: the demo tenant carries the healthy calls (and a second number for
+    // the fuzzer's own calls); a tenant of the fuzzer's own, with a key, is what
+    // the authenticated API fuzzing works on.
+    const tenants = (await api(base, ADMIN_KEY, 'GET', '/v1/tenants?limit=200')).items as { id: string }[];
+    const agents = (await api(base, ADMIN_KEY, 'GET', '/v1/agents?limit=200')).items as { id: string; tenantId: string }[];
+    const demoTenant = tenants[0]!.id;
+    const demoAgent = agents.find((x) => x.tenantId === demoTenant)!.id;
+    await api(base, ADMIN_KEY, 'POST', '/v1/sip-trunks', { tenantId: demoTenant, name: 'fuzz: loopback', allowedCidrs: ['127.0.0.1/32'] });
+    const fuzzNumber = '+15555550177';
+    await api(base, ADMIN_KEY, 'POST', '/v1/phone-numbers', { number: fuzzNumber, agentId: demoAgent });
+    const ft = await api(base, ADMIN_KEY, 'POST', '/v1/tenants', { name: 'fuzz' });
+    const key = await api(base, ADMIN_KEY, 'POST', '/v1/api-keys', { tenantId: ft.id, name: 'fuzz' });
+    const tenantKey = String(key.key);
+    const fa = await api(base, tenantKey, 'POST', '/v1/agents', { name: 'fuzz agent', prompt: 'You are terse.', greeting: 'Hi.' });
+    const fnum = await api(base, tenantKey, 'POST', '/v1/phone-numbers', { number: '+15555550188', agentId: fa.id });
+    const ftr = await api(base, tenantKey, 'POST', '/v1/sip-trunks', { name: 'fuzz trunk', allowedCidrs: ['192.0.2.0/24'], username: 'fuzz', password: 'fuzz-password-1' });
+    const routes = await apiRoutes(base);
+
+    // The healthy calls, in their own thread.
+    const healthyCfg: HealthyConfig = { baseUrl: base, publicUrl: base, twilioToken: TWILIO_TOKEN, number: DEMO_NUMBER, sipHost: '127.0.0.1', sipPort };
+    const w = new Worker(path.join(FUZZ_DIR, 'healthy.js'), { workerData: { healthy: healthyCfg } });
+    worker = w;
+    let healthyError: string | null = null;
+    w.on('error', (err) => (healthyError = `healthy-call worker failed: ${err.message}`));
+    const up = await new Promise<{ sipServerRtp: { address: string; port: number } | null }>((resolve, reject) => {
+      w.once('message', (m: { type: string; error?: string; sipServerRtp?: { address: string; port: number } }) => {
+        if (m.type === 'up') resolve({ sipServerRtp: m.sipServerRtp ?? null });
+        else reject(new Error(m.error ?? 'healthy calls failed'));
+      });
+      w.once('error', reject);
+    });
+    log(`healthy calls up (SIP call's server RTP port ${up.sipServerRtp?.port}); fuzzing`);
+
+    const metrics0 = parseMetrics(await (await fetch(`${base}/metrics`)).text());
+    const badInputBySource = (m: ReturnType<typeof parseMetrics>, source: string) =>
+      [...m.values('aybiza_bad_input_total')].filter(([k]) => k.includes(`source="${source}"`)).reduce((n, [, v]) => n + v, 0);
+    const rss0 = rssMiB(server.pid!);
+    let rssPeak = rss0;
+
+    // The boundaries, each from its own stream of the seed (adding a boundary does not change the others' inputs).
+    const rHttp = new Rand(seed ^ 0x1111);
+    const rWs = new Rand(seed ^ 0x2222);
+    const rSip = new Rand(seed ^ 0x3333);
+    const rRtp = new Rand(seed ^ 0x4444);
+    const httpT: HttpTarget = {
+      host: '127.0.0.1', port, publicUrl: base, twilioToken: TWILIO_TOKEN, adminKey: ADMIN_KEY, tenantKey, tenantId: String(ft.id),
+      ids: [String(fa.id), String(fnum.id), String(ftr.id), String(key.id ?? ''), String(ft.id)].filter(Boolean), numbers: ['+15555550188'], routes,
+    };
+    const wsT: WsTarget = { host: '127.0.0.1', port, publicUrl: base, twilioToken: TWILIO_TOKEN, number: fuzzNumber };
+    const sip = new SipFuzzer(rSip, { host: '127.0.0.1', port: sipPort, number: fuzzNumber });
+    await sip.open();
+    const rtp = new RtpFuzzer(rRtp, {
+      host: '127.0.0.1', callPort: () => up.sipServerRtp?.port ?? null, rangeMin: rtpMin, rangeMax: rtpMax + 1,
+      sendAsCaller: (pkt) => w.postMessage({ type: 'rtp', pkt }),
+    });
+    await rtp.open();
+
+    const stats = {
+      http: { sent: 0, byStatus: {} as Record<string, number>, by5xx: [] as { status: number; route: string; request: string }[], timeouts: [] as { route: string; request: string }[] },
+      ws: { sessions: 0, messages: 0, byKind: {} as Record<string, number>, outcomes: {} as Record<string, number> },
+    };
+    const deadline = performance.now() + seconds * 1000;
+    // Past findings first, then the generated cases.
+    const regressions: HttpCase[] = regressionCases(httpT);
+
+    // The native addon, in a child of its own: an abort kills the child, not the fuzzer.
+    const nativeState = path.join(dataDir, 'native.state');
+    const nativeSeed = (seed ^ 0x5555) >>> 0;
+    const nat = fork(path.join(FUZZ_DIR, 'native.js'), ['--seed', String(nativeSeed), '--seconds', String(seconds), '--state', nativeState], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    children.push(nat);
+    let natOut = '';
+    let natErr = '';
+    nat.stdout!.on('data', (d: Buffer) => (natOut += d.toString()));
+    nat.stderr!.on('data', (d: Buffer) => (natErr += d.toString().slice(-4000)));
+    const natDone = new Promise<{ code: number | null; signal: string | null }>((r) => nat.once('exit', (code, signal) => r({ code, signal })));
+
+    const monitor = (async () => {
+      while (performance.now() < deadline && !serverExit) {
+        await sleep(1000);
+        rssPeak = Math.max(rssPeak, rssMiB(server.pid!) || 0);
+      }
+    })();
+
+    await Promise.all([
+      monitor,
+      natDone,
+      pump(deadline, rate, 200, async () => {
+        const c = regressions.shift() ?? httpCase(rHttp, httpT);
+        const o = await sendRaw('127.0.0.1', port, c.request, deadline + 1000);
+        stats.http.sent++;
+        const s = o.idle ? 'dropped_at_idle_timeout' : String(o.status);
+        stats.http.byStatus[s] = (stats.http.byStatus[s] ?? 0) + 1;
+        if (typeof o.status === 'number' && o.status >= 500 && o.status !== 503 && stats.http.by5xx.length < 20) stats.http.by5xx.push({ status: o.status, route: c.route, request: hex(c.request) });
+        if (o.status === 'timeout' && stats.http.timeouts.length < 20) stats.http.timeouts.push({ route: c.route, request: hex(c.request) });
+      }),
+      pump(deadline, Math.max(1, rate / 15), 6, async () => {
+        const k = rWs.int(20);
+        const res = k < 9 ? await rawUpgrade(rWs, wsT, deadline + 1000) : k < 17 ? await noTokenSession(rWs, wsT) : await callSession(rWs, wsT, rWs.range(20, 100));
+        stats.ws.sessions++;
+        stats.ws.messages += res.sent;
+        stats.ws.byKind[res.kind] = (stats.ws.byKind[res.kind] ?? 0) + 1;
+        const o = `${res.kind}:${res.outcome}`;
+        stats.ws.outcomes[o] = (stats.ws.outcomes[o] ?? 0) + 1;
+      }),
+      loop(deadline, rate, 2, () => sip.step()),
+      loop(deadline, 0.2, 1, () => sip.dialog(10 + rSip.int(20))),
+      loop(deadline, rate, 1, async () => {
+        for (let i = 0; i < 5; i++) rtp.step();
+      }),
+    ]);
+    rtp.close();
+    const sipStats = await sip.finish();
+
+    // Results.
+    const w2 = w;
+    const healthy = await new Promise<HealthyResult | null>((resolve) => {
+      const t = setTimeout(() => resolve(null), 10_000);
+      w2.on('message', (m: { type: string; result?: HealthyResult }) => {
+        if (m.type === 'result') {
+          clearTimeout(t);
+          resolve(m.result!);
+        }
+      });
+      w2.postMessage({ type: 'stop' });
+    });
+    await sleep(1000);
+    const alive = !serverExit && (await fetch(`${base}/healthz`).then((r) => r.ok, () => false));
+    const metricsText = alive ? await (await fetch(`${base}/metrics`)).text() : '';
+    const metrics1 = parseMetrics(metricsText);
+    const rss1 = rssMiB(server.pid!);
+    const internal = Object.fromEntries(metrics1.values('aybiza_internal_errors_total'));
+    const escaped = [...metrics1.values('aybiza_internal_errors_total')].filter(([k]) => /where="(uncaught|unhandled_rejection)"/.test(k)).reduce((n, [, v]) => n + v, 0);
+    const badInput = Object.fromEntries([...metrics1.values('aybiza_bad_input_total')].filter(([, v]) => v > 0));
+    const nat1 = await natDone;
+    let nativeReport: NativeReport | null = null;
+    try {
+      nativeReport = JSON.parse(natOut.trim().split('\n').pop() ?? '') as NativeReport;
+    } catch {
+      /* it died */
+    }
+    let nativeCrash: string | null = null;
+    if (!nativeReport) {
+      const n = lastCaseNumber(nativeState);
+      nativeCrash = `native fuzz child ended (${nat1.signal ?? `exit ${nat1.code}`}) during case #${n}; replay: node ${path.join(FUZZ_DIR, 'native.js')} --seed ${nativeSeed} --until ${n}\n${natErr}`;
+    }
+    const seriesGrowth = metrics1.series - metrics0.series;
+    const rssGrowth = rss1 - rss0;
+    const fiveHundreds = Object.entries(stats.http.byStatus).filter(([s]) => /^5\d\d$/.test(s) && s !== '503').reduce((n, [, v]) => n + v, 0);
+    const p99 = (c: HealthyResult['twilio'] | undefined) => c?.pacing.p99 ?? Infinity;
+
+    const sipCounted = badInputBySource(metrics1, 'sip') - badInputBySource(metrics0, 'sip');
+    const properties: Property[] = [
+      { name: 'server_up', ok: alive, detail: alive ? 'the server answered /healthz after the run' : `the server is gone: ${serverExit ?? 'no answer on /healthz'}; see ${logFile}` },
+      { name: 'no_escaped_internal_errors', ok: alive && escaped === 0, detail: `aybiza_internal_errors_total{where="uncaught"|"unhandled_rejection"} = ${escaped}; all: ${JSON.stringify(internal)}` },
+      { name: 'http_no_5xx_but_503', ok: fiveHundreds === 0, detail: `${fiveHundreds} answers were 5xx other than 503`, inputs: stats.http.by5xx.map((x) => `${x.status} ${x.route} ${x.request}`) },
+      { name: 'http_every_request_answered_or_dropped', ok: (stats.http.byStatus.timeout ?? 0) === 0, detail: `${stats.http.byStatus.timeout ?? 0} requests got neither an answer nor a close within ${HANG_MS / 1000} s`, inputs: stats.http.timeouts.map((x) => `${x.route} ${x.request}`) },
+      { name: 'sip_every_message_answered_or_counted', ok: alive && sipStats.unanswered <= sipCounted, detail: `${sipStats.sent} messages (${sipStats.torture} RFC 4475), answers for ${sipStats.answeredCallIds} Call-IDs, ${sipStats.unanswered} Call-IDs unanswered ≤ ${sipCounted} counted in aybiza_bad_input_total{source="sip"}` },
+      { name: 'metric_series_bounded', ok: alive && seriesGrowth <= MAX_SERIES_GROWTH, detail: `${metrics0.series} → ${metrics1.series} series (+${seriesGrowth}; bound +${MAX_SERIES_GROWTH})` },
+      { name: 'rss_bounded', ok: Number.isFinite(rssGrowth) && rssGrowth <= MAX_RSS_GROWTH_MIB, detail: `${rss0} → ${rss1} MiB (+${rssGrowth}; peak ${rssPeak}; bound +${MAX_RSS_GROWTH_MIB})` },
+      { name: 'native_never_aborts', ok: nativeReport !== null, detail: nativeReport ? `${nativeReport.calls} calls: ${nativeReport.ok} returned, ${nativeReport.rejected} threw (${nativeReport.unexpectedCount} not TypeError/RangeError)` : nativeCrash! },
+      { name: 'healthy_calls_last', ok: !!healthy && healthy.twilio.up && healthy.sip.up && !healthyError, detail: healthy ? `twilio: ${healthy.twilio.endedEarly ?? 'up'}; sip: ${healthy.sip.endedEarly ?? 'up'}` : healthyError ?? 'no result from the healthy calls' },
+      { name: 'healthy_pacing', ok: !!healthy && p99(healthy.twilio) <= MAX_PACING_P99_MS && p99(healthy.sip) <= MAX_PACING_P99_MS, detail: healthy ? `p99 gap twilio ${healthy.twilio.pacing.p99} ms, sip ${healthy.sip.pacing.p99} ms (bound ${MAX_PACING_P99_MS})` : 'no result' },
+    ];
+    const report = {
+      seed, seconds, rate,
+      properties: Object.fromEntries(properties.map((p) => [p.name, p.ok])),
+      http: { sent: stats.http.sent, byStatus: stats.http.byStatus },
+      ws: stats.ws,
+      sip: { ...sipStats, badInputCounted: sipCounted },
+      rtp: { ...rtp.stats, rtpPackets: Object.fromEntries(metrics1.values('aybiza_rtp_packets_total')) },
+      native: nativeReport,
+      healthy,
+      server: { alive, rssMiB: { start: rss0, end: rss1, peak: rssPeak, growth: rssGrowth }, series: { start: metrics0.series, end: metrics1.series, growth: seriesGrowth }, internalErrors: internal, badInput },
+    };
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    const lines = properties.map((p) => `${p.ok ? 'ok  ' : 'FAIL'} ${p.name}: ${p.detail}`);
+    process.stderr.write(`\nfuzz: seed ${seed}\n${lines.join('\n')}\n`);
+    for (const p of properties.filter((x) => !x.ok && x.inputs?.length)) {
+      process.stderr.write(`\n${p.name}: failing inputs (hex), seed ${seed}:\n${p.inputs!.join('\n')}\n`);
+    }
+    process.exitCode = properties.every((p) => p.ok) ? 0 : 1;
+  } finally {
+    if (worker) await worker.terminate().catch(() => 0);
+    for (const ch of children) if (ch.exitCode === null) ch.kill('SIGTERM');
+    await sleep(300);
+  }
+  process.exit(process.exitCode ?? 0);
+}
