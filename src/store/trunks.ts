@@ -35,6 +35,8 @@ export type TrunkView = SipTrunk & { allowBroadCidr: boolean };
 
 const INVALIDATE = 'sip_trunks:invalidate';
 const INDEX_TTL_MS = 60_000;
+/** After a failed refresh, the next attempt (not one per INVITE). */
+const RETRY_MS = 5_000;
 /** Blocks broader than these need allowBroadCidr (a shared carrier block is /16../30; /8 is already a whole provider). */
 const BROADEST = { 4: 8, 6: 32 } as const;
 
@@ -299,11 +301,22 @@ export class Trunks implements TrunkDirectory {
     if (this.cached && Date.now() - this.cached.at < INDEX_TTL_MS) return this.cached.index;
     if (!this.loading) {
       const gen = this.generation;
-      const p = this.load().then((index) => {
-        // Not kept when an invalidation raced with the load.
-        if (gen === this.generation) this.cached = { index, at: Date.now() };
-        return index;
-      });
+      const stale = this.cached;
+      const p = this.load().then(
+        (index) => {
+          // Not kept when an invalidation raced with the load.
+          if (gen === this.generation) this.cached = { index, at: Date.now() };
+          return index;
+        },
+        (err) => {
+          // A periodic refresh that fails (database away) keeps serving what we had; a change still clears it.
+          if (stale && gen === this.generation) {
+            this.cached = { index: stale.index, at: Date.now() - INDEX_TTL_MS + RETRY_MS };
+            return stale.index;
+          }
+          throw err;
+        },
+      );
       const clear = () => {
         if (this.loading === p) this.loading = null;
       };
