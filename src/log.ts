@@ -79,9 +79,16 @@ export function flushLogs(): void {
   }
 }
 
-function fieldValue(k: string, v: unknown): unknown {
+function fieldValue(k: string, v: unknown, depth = 0): unknown {
   if (v instanceof Error) return { name: v.name, message: v.message, code: (v as { code?: unknown }).code, stack: v.stack };
-  if (typeof v === 'string' && PII_FIELDS.has(k)) return redactPii(v);
+  if (typeof v === 'string') return PII_FIELDS.has(k) ? redactPii(v) : v;
+  // A turn or message object passed whole ({ user, agent }, { role, text }): its text fields too.
+  if (depth < 3 && v !== null && typeof v === 'object' && (Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype)) {
+    if (Array.isArray(v)) return v.map((x) => fieldValue(k, x, depth + 1));
+    const out: Record<string, unknown> = {};
+    for (const [kk, vv] of Object.entries(v)) out[kk] = fieldValue(kk, vv, depth + 1);
+    return out;
+  }
   return v;
 }
 
