@@ -254,6 +254,14 @@ export function regressionCases(t: HttpTarget): HttpCase[] {
         (body !== undefined ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` : '') + `Connection: close\r\n\r\n${body ?? ''}`,
     ),
   });
+  const signed = (path: string, form: Record<string, string>): HttpCase => {
+    const body = new URLSearchParams(form).toString();
+    const sig = twilio.getExpectedTwilioSignature(t.twilioToken, t.publicUrl + path, form);
+    return {
+      route: `regression POST ${path}`,
+      request: Buffer.from(`POST ${path} HTTP/1.1\r\nHost: ${t.host}:${t.port}\r\nX-Twilio-Signature: ${sig}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`),
+    };
+  };
   return [
     // Issue 13 item 1: malformed percent-encoding in a path parameter ended the process.
     req('GET', '/v1/agents/%E0%A4%A', t.tenantKey),
@@ -265,6 +273,9 @@ export function regressionCases(t: HttpTarget): HttpCase[] {
     req('GET', '/v1/phone-numbers/x%00y', t.tenantKey),
     req('POST', '/v1/tenants', t.adminKey, '{"name":"a\\u0000b"}'),
     req('POST', '/v1/agents', t.tenantKey, '{"name":"a\\u0000b","prompt":"p"}'),
+    // Found by this fuzzer: a NUL in a signed Twilio webhook parameter answered 500.
+    signed('/twilio/voice', { CallSid: 'CA' + '1'.repeat(32), From: '+1555\u0000', To: t.numbers[0] ?? '+15555550100', CallStatus: 'ringing' }),
+    signed('/twilio/status', { CallSid: 'CA\u0000', CallStatus: 'completed' }),
     // Prototype keys where a schema forbids extra properties.
     req('POST', '/v1/agents', t.tenantKey, '{"__proto__":{"x":1},"name":"a","prompt":"p"}'),
   ];

@@ -30,6 +30,7 @@ const NONE: readonly DtmfDigit[] = Object.freeze([]);
 
 export class DtmfDetector {
   private readonly handle: NativeDtmfDetector;
+  private closed = false;
 
   constructor(opts?: DtmfDetectorOptions) {
     this.handle = new native.DtmfDetector(opts);
@@ -50,8 +51,10 @@ export class DtmfDetector {
     this.handle.reset();
   }
 
-  /** Releases the native detector; every later call throws. */
+  /** Releases the native detector; every later call throws, except close() itself (idempotent, as every native object's). */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.handle.close();
   }
 }
