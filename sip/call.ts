@@ -106,8 +106,8 @@ export class SipCall implements CallTransport, Tickable {
   }
 
   /**
-   * The shared clock calls every call's tick in one loop: a throw here would
-   * skip the other calls' frames, so a failure ends this call only.
+   * One 20 ms step on the shared clock. A failure ends this call only (with
+   * BYE), counted as where="timer"; the other calls' ticks go on.
    */
   tick(): void {
     if (this.closed) return;
@@ -117,6 +117,11 @@ export class SipCall implements CallTransport, Tickable {
       reportInternalError('timer', err);
       guarded('timer', () => this.hangup('internal error'));
     }
+  }
+
+  /** The clock's own guard took us off it (a throw that escaped tick): end the call. */
+  tickFailed(): void {
+    this.hangup('internal error');
   }
 
   private step(): void {
