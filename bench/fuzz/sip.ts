@@ -139,6 +139,15 @@ export class SipFuzzer {
     if (id !== null && !first.startsWith('ACK ') && !first.startsWith('SIP/')) this.waiting.add(id);
   }
 
+  /** Every torture message once, over UDP (then they recur, sometimes mutated, among the generated cases). */
+  async tortureOnce(): Promise<void> {
+    for (const m of this.torture) {
+      this.sendUdp(m.data);
+      this.stats.torture++;
+      await new Promise((res) => setTimeout(res, 5));
+    }
+  }
+
   /** One fuzz case: a damaged message (or a torture message) over UDP or TCP. Returns what was sent. */
   async step(): Promise<Buffer> {
     const r = this.r;

@@ -250,7 +250,9 @@ export async function run(argv: string[]): Promise<void> {
     });
     log(`healthy calls up (SIP call's server RTP port ${up.sipServerRtp?.port}); fuzzing`);
 
-    const metrics0 = parseMetrics(await (await fetch(`${base}/metrics`)).text());
+    const metricsText0 = await (await fetch(`${base}/metrics`)).text();
+    fs.writeFileSync(path.join(dataDir, 'metrics-start.txt'), metricsText0);
+    const metrics0 = parseMetrics(metricsText0);
     const badInputBySource = (m: ReturnType<typeof parseMetrics>, source: string) =>
       [...m.values('aybiza_bad_input_total')].filter(([k]) => k.includes(`source="${source}"`)).reduce((n, [, v]) => n + v, 0);
     const rss0 = rssMiB(server.pid!);
@@ -268,6 +270,7 @@ export async function run(argv: string[]): Promise<void> {
     const wsT: WsTarget = { host: '127.0.0.1', port, publicUrl: base, twilioToken: TWILIO_TOKEN, number: fuzzNumber };
     const sip = new SipFuzzer(rSip, { host: '127.0.0.1', port: sipPort, number: fuzzNumber });
     await sip.open();
+    await sip.tortureOnce();
     const rtp = new RtpFuzzer(rRtp, {
       host: '127.0.0.1', callPort: () => up.sipServerRtp?.port ?? null, rangeMin: rtpMin, rangeMax: rtpMax + 1,
       sendAsCaller: (pkt) => w.postMessage({ type: 'rtp', pkt }),
@@ -345,6 +348,7 @@ export async function run(argv: string[]): Promise<void> {
     await sleep(1000);
     const alive = !serverExit && (await fetch(`${base}/healthz`).then((r) => r.ok, () => false));
     const metricsText = alive ? await (await fetch(`${base}/metrics`)).text() : '';
+    fs.writeFileSync(path.join(dataDir, 'metrics-end.txt'), metricsText);
     const metrics1 = parseMetrics(metricsText);
     const rss1 = rssMiB(server.pid!);
     const internal = Object.fromEntries(metrics1.values('aybiza_internal_errors_total'));
