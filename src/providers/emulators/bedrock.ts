@@ -14,6 +14,8 @@ export interface BedrockEmulatorOptions {
   /** Time to the first token. */
   ttftMs: number;
   tokensPerSecond: number;
+  /** Idle keep-alive connections are closed after this long (like the real endpoint). Default 60 s. */
+  keepAliveTimeoutMs?: number;
 }
 
 export const DEFAULT_BEDROCK_EMULATOR: BedrockEmulatorOptions = { ttftMs: 480, tokensPerSecond: 80 };
@@ -70,7 +72,7 @@ export class BedrockEmulator {
     const handler = (req: Req, res: Res) => this.handle(req, res);
     this.h1 = http.createServer(handler as never);
     // Like the real endpoint, keep idle connections for a while (Node's default is 5 s).
-    this.h1.keepAliveTimeout = 60_000;
+    this.h1.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 60_000;
     this.h2 = http2.createServer(handler as never);
     // One port: sniff the HTTP/2 connection preface, else HTTP/1.1.
     this.tcp = net.createServer((socket) => {
