@@ -1,4 +1,4 @@
-// `npm run fuzz -- --seconds N [--seed S]`: every boundary driven with mutated
+// `npm run fuzz -- --seconds N [--seed S] [--rate R] [--keep]`: every boundary driven with mutated
 // valid inputs and random bytes (bench/fuzz/: http, ws, sip, rtp, native)
 // against a server spawned as its own process with the production heap flags,
 // while one healthy Twilio call and one healthy SIP call run beside it.
@@ -38,10 +38,28 @@ const TWILIO_TOKEN = 'fuzz-twilio-token';
 // outside input must map to a closed set, so a run may add the few hundred
 // series its routes, codes and reasons name, not thousands. RSS: the server's
 // working set after the run, allowing for the database's own growth.
-const MAX_SERIES_GROWTH = 400;
+const MAX_SERIES_GROWTH = 1000;
+// A label fed from outside input shows as hundreds of values; closed sets
+// (route patterns, status codes, reasons, methods + "other") stay well below.
+const MAX_LABEL_VALUES = 100;
 const MAX_RSS_GROWTH_MIB = 256;
 const MAX_PACING_P99_MS = 40;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The last few inputs of each boundary, as hex: the suspects when the server dies or an error escapes. */
+class Recent {
+  private readonly rings = new Map<string, Buffer[]>();
+  constructor(private readonly keep: number) {}
+  add(boundary: string, input: Buffer): void {
+    const r = this.rings.get(boundary) ?? [];
+    this.rings.set(boundary, r);
+    r.push(input);
+    if (r.length > this.keep) r.shift();
+  }
+  dump(): string[] {
+    return [...this.rings].flatMap(([b, r]) => r.map((x) => `  ${b} ${hex(x, 2048)}`));
+  }
+}
 
 interface Property {
   name: string;
@@ -102,11 +120,21 @@ async function firstJsonLine(child: ChildProcess, match: (o: Record<string, unkn
   });
 }
 
-/** Prometheus text: the number of series, and the value of each series of `name` by its label text. */
-function parseMetrics(text: string): { series: number; values: (name: string) => Map<string, number> } {
+/** Prometheus text: the number of series, distinct values per metric label, and the value of each series of `name` by its label text. */
+function parseMetrics(text: string): { series: number; labelValues: Map<string, number>; values: (name: string) => Map<string, number> } {
   const lines = text.split('\n').filter((l) => l && !l.startsWith('#'));
+  const seen = new Map<string, Set<string>>();
+  for (const l of lines) {
+    const name = l.slice(0, l.search(/[{ ]/));
+    for (const [, k, v] of l.matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) {
+      if (k === 'le' || k === 'quantile') continue;
+      const key = `${name.replace(/_(bucket|sum|count)$/, '')}{${k}}`;
+      (seen.get(key) ?? seen.set(key, new Set()).get(key)!).add(v!);
+    }
+  }
   return {
     series: lines.length,
+    labelValues: new Map([...seen].map(([k, v]) => [k, v.size])),
     values: (name) => {
       const out = new Map<string, number>();
       for (const l of lines) {
@@ -162,7 +190,7 @@ async function loop(deadline: number, rate: number, concurrency: number, fn: () 
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const a = parseArgs(argv, ['json']);
+  const a = parseArgs(argv, ['keep']);
   const seconds = numberArg(a.seconds, 'seconds', 60, 5, 24 * 3600);
   const seed = a.seed !== undefined ? numberArg(a.seed, 'seed', 0, 0, 2 ** 32 - 1) : newSeed();
   const rate = numberArg(a.rate, 'rate', 150, 1, 100_000); // inputs per second per boundary
@@ -282,6 +310,7 @@ export async function run(argv: string[]): Promise<void> {
       ws: { sessions: 0, messages: 0, byKind: {} as Record<string, number>, outcomes: {} as Record<string, number> },
     };
     const deadline = performance.now() + seconds * 1000;
+    const recent = new Recent(8);
     // Past findings first, then the generated cases.
     const regressions: HttpCase[] = regressionCases(httpT);
 
@@ -296,11 +325,23 @@ export async function run(argv: string[]): Promise<void> {
     nat.stderr!.on('data', (d: Buffer) => (natErr += d.toString().slice(-4000)));
     const natDone = new Promise<{ code: number | null; signal: string | null }>((r) => nat.once('exit', (code, signal) => r({ code, signal })));
 
+    // Every few seconds: RSS, and whether an exception escaped every guard (then the
+    // inputs sent just before are the suspects, kept for the report).
+    const suspects: string[] = [];
     const monitor = (async () => {
+      let escapedSoFar = 0;
+      let lastScrape = 0;
       while (performance.now() < deadline && !serverExit) {
         await sleep(1000);
         rssPeak = Math.max(rssPeak, rssMiB(server.pid!) || 0);
+        if (performance.now() - lastScrape < 5000) continue;
+        lastScrape = performance.now();
+        const m = await fetch(`${base}/metrics`).then((r) => r.text(), () => '');
+        const n = [...parseMetrics(m).values('aybiza_internal_errors_total')].filter(([k]) => /where="(uncaught|unhandled_rejection)"/.test(k)).reduce((x, [, v]) => x + v, 0);
+        if (n > escapedSoFar && suspects.length < 200) suspects.push(`escaped internal error #${n} within 5 s after:`, ...recent.dump());
+        escapedSoFar = n;
       }
+      if (serverExit) suspects.push(`server ${serverExit} after:`, ...recent.dump());
     })();
 
     await Promise.all([
@@ -308,6 +349,7 @@ export async function run(argv: string[]): Promise<void> {
       natDone,
       pump(deadline, rate, 200, async () => {
         const c = regressions.shift() ?? httpCase(rHttp, httpT);
+        recent.add('http', c.request);
         const o = await sendRaw('127.0.0.1', port, c.request, deadline + 1000);
         stats.http.sent++;
         const s = o.idle ? 'dropped_at_idle_timeout' : String(o.status);
@@ -318,16 +360,17 @@ export async function run(argv: string[]): Promise<void> {
       pump(deadline, Math.max(1, rate / 15), 6, async () => {
         const k = rWs.int(20);
         const res = k < 9 ? await rawUpgrade(rWs, wsT, deadline + 1000) : k < 17 ? await noTokenSession(rWs, wsT) : await callSession(rWs, wsT, rWs.range(20, 100));
+        if (res.last) recent.add('ws', res.last);
         stats.ws.sessions++;
         stats.ws.messages += res.sent;
         stats.ws.byKind[res.kind] = (stats.ws.byKind[res.kind] ?? 0) + 1;
         const o = `${res.kind}:${res.outcome}`;
         stats.ws.outcomes[o] = (stats.ws.outcomes[o] ?? 0) + 1;
       }),
-      loop(deadline, rate, 2, () => sip.step()),
+      loop(deadline, rate, 2, async () => recent.add('sip', await sip.step())),
       loop(deadline, 0.2, 1, () => sip.dialog(10 + rSip.int(20))),
       loop(deadline, rate, 1, async () => {
-        for (let i = 0; i < 5; i++) rtp.step();
+        for (let i = 0; i < 5; i++) recent.add('rtp', rtp.step());
       }),
     ]);
     rtp.close();
@@ -372,13 +415,16 @@ export async function run(argv: string[]): Promise<void> {
     const p99 = (c: HealthyResult['twilio'] | undefined) => c?.pacing.p99 ?? Infinity;
 
     const sipCounted = badInputBySource(metrics1, 'sip') - badInputBySource(metrics0, 'sip');
+    const wideLabels = [...metrics1.labelValues].filter(([, n]) => n > MAX_LABEL_VALUES).map(([k, n]) => `${k}: ${n}`);
+    const widest = [...metrics1.labelValues].sort((x, y) => y[1] - x[1])[0];
     const properties: Property[] = [
-      { name: 'server_up', ok: alive, detail: alive ? 'the server answered /healthz after the run' : `the server is gone: ${serverExit ?? 'no answer on /healthz'}; see ${logFile}` },
-      { name: 'no_escaped_internal_errors', ok: alive && escaped === 0, detail: `aybiza_internal_errors_total{where="uncaught"|"unhandled_rejection"} = ${escaped}; all: ${JSON.stringify(internal)}` },
+      { name: 'server_up', ok: alive, inputs: alive ? [] : suspects, detail: alive ? 'the server answered /healthz after the run' : `the server is gone: ${serverExit ?? 'no answer on /healthz'}; see ${logFile}` },
+      { name: 'no_escaped_internal_errors', ok: alive && escaped === 0, inputs: suspects, detail: `aybiza_internal_errors_total{where="uncaught"|"unhandled_rejection"} = ${escaped}; all: ${JSON.stringify(internal)}` },
       { name: 'http_no_5xx_but_503', ok: fiveHundreds === 0, detail: `${fiveHundreds} answers were 5xx other than 503`, inputs: stats.http.by5xx.map((x) => `${x.status} ${x.route} ${x.request}`) },
       { name: 'http_every_request_answered_or_dropped', ok: (stats.http.byStatus.timeout ?? 0) === 0, detail: `${stats.http.byStatus.timeout ?? 0} requests got neither an answer nor a close within ${HANG_MS / 1000} s`, inputs: stats.http.timeouts.map((x) => `${x.route} ${x.request}`) },
       { name: 'sip_every_message_answered_or_counted', ok: alive && sipStats.unanswered <= sipCounted, detail: `${sipStats.sent} messages (${sipStats.torture} RFC 4475), answers for ${sipStats.answeredCallIds} Call-IDs, ${sipStats.unanswered} Call-IDs unanswered ≤ ${sipCounted} counted in aybiza_bad_input_total{source="sip"}` },
       { name: 'metric_series_bounded', ok: alive && seriesGrowth <= MAX_SERIES_GROWTH, detail: `${metrics0.series} → ${metrics1.series} series (+${seriesGrowth}; bound +${MAX_SERIES_GROWTH})` },
+      { name: 'metric_labels_closed', ok: alive && wideLabels.length === 0, detail: wideLabels.length ? `labels with more than ${MAX_LABEL_VALUES} values: ${wideLabels.join(', ')}` : `widest label: ${widest ? `${widest[0]} with ${widest[1]} values` : 'none'} (bound ${MAX_LABEL_VALUES})` },
       { name: 'rss_bounded', ok: Number.isFinite(rssGrowth) && rssGrowth <= MAX_RSS_GROWTH_MIB, detail: `${rss0} → ${rss1} MiB (+${rssGrowth}; peak ${rssPeak}; bound +${MAX_RSS_GROWTH_MIB})` },
       { name: 'native_never_aborts', ok: nativeReport !== null, detail: nativeReport ? `${nativeReport.calls} calls: ${nativeReport.ok} returned, ${nativeReport.rejected} threw (${nativeReport.unexpectedCount} not TypeError/RangeError)` : nativeCrash! },
       { name: 'healthy_calls_last', ok: !!healthy && healthy.twilio.up && healthy.sip.up && !healthyError, detail: healthy ? `twilio: ${healthy.twilio.endedEarly ?? 'up'}; sip: ${healthy.sip.endedEarly ?? 'up'}` : healthyError ?? 'no result from the healthy calls' },
@@ -406,6 +452,9 @@ export async function run(argv: string[]): Promise<void> {
     if (worker) await worker.terminate().catch(() => 0);
     for (const ch of children) if (ch.exitCode === null) ch.kill('SIGTERM');
     await sleep(300);
+    // The server's files (database, log, metrics) are kept when a property broke, or with --keep.
+    if (process.exitCode === 0 && !a.keep) fs.rmSync(dataDir, { recursive: true, force: true });
+    else log(`server log, database and metrics kept in ${dataDir}`);
   }
   process.exit(process.exitCode ?? 0);
 }
