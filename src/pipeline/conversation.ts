@@ -371,7 +371,7 @@ export class Conversation implements Tickable {
     }
     const tool = this.session.agent.config.tools?.find((t) => t.name === u.name);
     if (!tool) return reply(false, { error: `unknown tool ${u.name}` });
-    const filler = setTimeout(() => this.speak(r, 'One moment please.'), this.o.fillerAfterMs);
+    const filler = setTimeout(guard('timer', () => this.speak(r, 'One moment please.')), this.o.fillerAfterMs);
     try {
       const out = await callWebhookTool(tool, u.input, r.abort.signal, this.opts.toolNetwork);
       return reply(out.ok, out.result);

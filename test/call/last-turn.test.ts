@@ -7,6 +7,7 @@ import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
 import { freshDatabase, realPg } from '../helpers/databases.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import type { Emulators } from '../../src/providers/emulators/index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string) {
@@ -68,5 +69,29 @@ describe.skipIf(!realPg)('the last turn of a call that ends mid-reply', () => {
     } finally {
       calls.addTurn = addTurn;
     }
+  });
+
+  it('is stored when the language model fails in the middle of the reply', async () => {
+    const calls = t.app.store.calls;
+    const c = new TwilioCaller({ baseUrl: t.base, authToken: t.authToken, to: t.number });
+    expect((await c.dial()).outcome).toBe('connected');
+    await waitFor(() => t.app.twilio.sessions.size === 1, 10_000, 'the session');
+    const callId = [...t.app.twilio.sessions.keys()][0];
+    let last = -1;
+    let since = Date.now();
+    await waitFor(() => {
+      if (c.stats.frames !== last) [last, since] = [c.stats.frames, Date.now()];
+      return c.stats.frames > 0 && Date.now() - since > 400;
+    }, 20_000, 'the greeting to end');
+    // The model's stream breaks after its first tokens: the call apologises and ends.
+    (t.app.providers as unknown as { emulators: Emulators }).emulators.bedrock.faults.dropMidStream = true;
+    c.speak(synthesize('I would like to book a table please'));
+    await waitFor(() => t.app.twilio.sessions.size === 0, 30_000, 'the call to end');
+    await waitFor(async () => (await calls.detail(null, callId)).turns.length === 1, 10_000, 'the turn to be stored');
+    const turn = (await calls.detail(null, callId)).turns[0];
+    expect(turn.userText).toBe('I would like to book a table.');
+    expect(turn.interrupted).toBe(true);
+    expect(FULL_REPLY.startsWith(turn.assistantText)).toBe(true);
+    await c.hangup(0).catch(() => {});
   });
 });
