@@ -111,7 +111,9 @@ export class DeepgramSttStream implements SttStream {
     const offset = this.offsetBytes / BYTES_PER_S;
     // SDK event callbacks run under the guard: a throw (here or in the
     // pipeline's handlers) ends this call through onError, never the process.
-    const failed = (err: unknown) => this.events.onError?.(err instanceof Error ? err : new Error(String(err)));
+    const failed = (err: unknown) => {
+      if (!this.closed) this.events.onError?.(err instanceof Error ? err : new Error(String(err)));
+    };
     socket.on('message', guard('provider', (m: unknown) => {
       checkpoint();
       this.onMessage(m as { type?: string }, offset);
