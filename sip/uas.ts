@@ -123,6 +123,8 @@ export class SipUas {
 
   /** One message from the network. Nothing thrown here reaches the socket layer. */
   receive(text: string, source: Source): void {
+    const costly = tooCostly(text);
+    if (costly) return this.bad(costly, source);
     let msg: IncomingRequestMessage | IncomingResponseMessage | undefined;
     try {
       msg = Parser.parseMessage(unfold(text), parseLogger);
@@ -369,6 +371,30 @@ function fixTopVia(req: IncomingRequestMessage, src: Source): boolean {
   (req as unknown as { via: unknown }).via = parsed;
   req.viaBranch = p.branch;
   return true;
+}
+
+/**
+ * sip.js's grammar costs ~2-2.5 µs per byte of the headers it parses (name-
+ * addrs, quoted strings, parameters): one 12 KB datagram of `;p=x`
+ * parameters held the event loop ~25 ms, a 64 KB one ~150 ms, and 30 such
+ * datagrams a second stalled every call on the node for over a second (found
+ * by `aybiza fuzz`). So, before any parsing: at most 8 KiB of headers (RFC
+ * 4475's long-but-valid request is ~4 KiB; UDP requests over 1300 bytes are
+ * unusual, RFC 3261 §18.1.1) and at most 256 parameters (70 Via hops with
+ * three each stay below). This bounds one message's cost (~20 ms), not a
+ * flood's: that needs a per-source limit.
+ */
+const MAX_HEADER_BYTES = 8 * 1024;
+const MAX_HEADER_PARAMS = 256;
+
+/** The bad-input reason when the header section is too costly to parse, else null. */
+function tooCostly(text: string): string | null {
+  const end = text.indexOf('\r\n\r\n');
+  const stop = end < 0 ? text.length : end;
+  if (stop > MAX_HEADER_BYTES) return 'headers_too_large';
+  let n = 0;
+  for (let i = text.indexOf(';'); i >= 0 && i < stop; i = text.indexOf(';', i + 1)) if (++n > MAX_HEADER_PARAMS) return 'too_many_params';
+  return null;
 }
 
 /** Joins folded header lines (RFC 3261 §7.3.1: CRLF + whitespace is one SP); the body is left alone. */

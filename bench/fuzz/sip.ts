@@ -93,6 +93,8 @@ export interface SipStats {
   tcp: number;
   torture: number;
   dialogs: number;
+  /** Dialogs the server answered 200 (their in-dialog abuse reached a live call). */
+  dialogsAnswered: number;
   answeredCallIds: number;
   /** Sent messages whose Call-ID got no answer within the wait (dropped by design, or lost). */
   unanswered: number;
@@ -111,8 +113,9 @@ export class SipFuzzer {
   private readonly answered = new Set<string>();
   private readonly answers = new Map<string, string[]>();
   private seq = 0;
+  private readonly tcpInFlight = new Set<Promise<void>>();
   readonly torture = tortureMessages();
-  readonly stats: SipStats = { sent: 0, udp: 0, tcp: 0, torture: 0, dialogs: 0, answeredCallIds: 0, unanswered: 0, tcpConnectionsClosedByServer: 0 };
+  readonly stats: SipStats = { sent: 0, udp: 0, tcp: 0, torture: 0, dialogs: 0, dialogsAnswered: 0, answeredCallIds: 0, unanswered: 0, tcpConnectionsClosedByServer: 0 };
 
   constructor(private readonly r: Rand, private readonly t: SipTarget) {}
 
@@ -172,8 +175,11 @@ export class SipFuzzer {
       if (r.chance(0.6)) m = r.mutate(m, 6);
       if (r.chance(0.02)) m = r.bytes(r.size(1400));
     }
-    if (r.chance(0.3)) await this.sendTcp([m]);
-    else this.sendUdp(m);
+    // TCP connections run in the background (each lingers up to a second for its answers), at most 32 at once.
+    if (r.chance(0.3) && this.tcpInFlight.size < 32) {
+      const p: Promise<void> = this.sendTcp([m]).finally(() => this.tcpInFlight.delete(p));
+      this.tcpInFlight.add(p);
+    } else this.sendUdp(m);
     return m;
   }
 
@@ -239,6 +245,7 @@ export class SipFuzzer {
       this.answers.delete(d.callId);
       return;
     }
+    this.stats.dialogsAnswered++;
     d.toTag = /^(?:To|t)\s*:.*;tag=([^;\s]+)/im.exec(ok)?.[1] ?? '';
     this.udp.send(request('ACK', { ...base, branch: `z9hG4bK-fzda${n}`, toTag: d.toTag, cseq: 1 }), this.t.port, this.t.host);
     for (let i = 0; i < abuse; i++) {
@@ -260,6 +267,7 @@ export class SipFuzzer {
 
   /** Settles the accounting: waits for late answers, then counts what went unanswered. */
   async finish(waitMs = 2000): Promise<SipStats> {
+    await Promise.all(this.tcpInFlight);
     await new Promise((res) => setTimeout(res, waitMs));
     this.stats.answeredCallIds = this.answered.size;
     this.stats.unanswered = this.waiting.size;
