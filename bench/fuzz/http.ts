@@ -99,7 +99,8 @@ function damage(r: Rand, v: Record<string, unknown>): unknown {
     case 4: {
       // Deep nesting inside a free-form field (tool parameters) or at the top.
       let deep: unknown = 1;
-      for (let i = r.pick([50, 500, 5000, 20000]); i > 0; i--) deep = r.chance(0.5) ? [deep] : { a: deep };
+      // (Deeper still is sent as text below: JSON.stringify itself overflows past a few thousand.)
+      for (let i = r.pick([50, 500, 2000]); i > 0; i--) deep = r.chance(0.5) ? [deep] : { a: deep };
       if (keys.length) o[r.pick(keys)] = deep;
       else return deep;
       break;
@@ -160,8 +161,15 @@ function twilioForm(r: Rand, t: HttpTarget): Record<string, string> {
   return p;
 }
 
-/** One request. */
+/** One request (now and then two pipelined on one connection: the first one's answer is what counts). */
 export function httpCase(r: Rand, t: HttpTarget): HttpCase {
+  const c = oneCase(r, t);
+  if (!r.chance(0.03)) return c;
+  const second = oneCase(r, t);
+  return { route: c.route, request: Buffer.concat([c.request.subarray(0, c.request.indexOf('Connection: close\r\n')), Buffer.from('\r\n'), c.request.subarray(c.request.indexOf('Connection: close\r\n') + 19), second.request]) };
+}
+
+function oneCase(r: Rand, t: HttpTarget): HttpCase {
   if (r.chance(0.05)) {
     // Raw: random bytes, or a mutated request line, as the whole request.
     const base = Buffer.from(`GET /v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.tenantKey}\r\n\r\n`);
@@ -193,7 +201,7 @@ export function httpCase(r: Rand, t: HttpTarget): HttpCase {
     else if (kind === 5) body = Buffer.from(jsonWithProto(damage(r, v)));
     else if (kind === 6) body = r.mutate(Buffer.from(JSON.stringify(v)), 6);
     else if (kind === 7) body = Buffer.concat([Buffer.from('{"name":"'), r.bytes(r.size(300)), Buffer.from('","prompt":"\xff\xfe\xc0\xaf"}', 'latin1')]);
-    else if (kind === 8) body = Buffer.from(r.pick(['[', '{"a":', '"\\ud800"', '1'.repeat(100_000), '['.repeat(100_000) + ']'.repeat(100_000), '{"a":1,"a":2}', '\ufeff{}']));
+    else if (kind === 8) body = Buffer.from(r.pick(['[', '{"a":', '"\\ud800"', '1'.repeat(100_000), '['.repeat(100_000) + ']'.repeat(100_000), '{"a":1,"a":2}', '\ufeff{}', `{"name":"x","prompt":"p","tools":[{"name":"t","description":"d","url":"https://example.com","parameters":${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}}]}`]));
     else body = Buffer.from(JSON.stringify(v));
     if (r.chance(0.02)) body = Buffer.concat([body, Buffer.alloc(300 * 1024, 0x20)]); // over the 256 KiB limit
     headers.push(['Content-Type', r.pick(['application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', r.text(30)])]);

@@ -159,13 +159,13 @@ async function api(base: string, key: string, method: string, p: string, body?: 
  * `maxInFlight` at once (inputs the server holds unanswered must not slow the
  * others down); resolves when the last one has ended.
  */
-async function pump(deadline: number, rate: number, maxInFlight: number, fn: () => Promise<unknown>): Promise<void> {
+async function pump(deadline: number, rate: number, maxInFlight: number, fn: () => Promise<unknown>, onError: (err: unknown) => void): Promise<void> {
   const every = 1000 / rate;
   const running = new Set<Promise<unknown>>();
   let next = performance.now();
   while (performance.now() < deadline) {
     if (running.size < maxInFlight) {
-      const p: Promise<unknown> = fn().catch(() => undefined).finally(() => running.delete(p));
+      const p: Promise<unknown> = fn().catch(onError).finally(() => running.delete(p));
       running.add(p);
     } else await Promise.race(running);
     next += every;
@@ -177,12 +177,12 @@ async function pump(deadline: number, rate: number, maxInFlight: number, fn: () 
 }
 
 /** Runs `fn` repeatedly until the deadline, at most `rate` times a second, `concurrency` at once. */
-async function loop(deadline: number, rate: number, concurrency: number, fn: () => Promise<unknown>): Promise<void> {
+async function loop(deadline: number, rate: number, concurrency: number, fn: () => Promise<unknown>, onError: (err: unknown) => void): Promise<void> {
   const every = 1000 / rate;
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (performance.now() < deadline) {
       const t0 = performance.now();
-      await fn();
+      await fn().catch(onError);
       const wait = every * concurrency - (performance.now() - t0);
       if (wait > 0) await sleep(wait);
     }
@@ -316,6 +316,12 @@ export async function run(argv: string[]): Promise<void> {
     };
     const deadline = performance.now() + seconds * 1000;
     const recent = new Recent(8);
+    // The fuzzer's own failures (a generator bug, a socket error here): reported, never silently lost.
+    const fuzzerErrors = { count: 0, first: [] as string[] };
+    const fuzzerError = (err: unknown) => {
+      fuzzerErrors.count++;
+      if (fuzzerErrors.first.length < 5) fuzzerErrors.first.push(err instanceof Error ? (err.stack ?? err.message).split('\n').slice(0, 3).join(' | ') : String(err));
+    };
     // Past findings first, then the generated cases.
     const regressions: HttpCase[] = regressionCases(httpT);
 
@@ -367,7 +373,7 @@ export async function run(argv: string[]): Promise<void> {
         stats.http.byStatus[s] = (stats.http.byStatus[s] ?? 0) + 1;
         if (typeof o.status === 'number' && o.status >= 500 && o.status !== 503 && stats.http.by5xx.length < 20) stats.http.by5xx.push({ status: o.status, route: c.route, request: hex(c.request) });
         if (o.status === 'timeout' && stats.http.timeouts.length < 20) stats.http.timeouts.push({ route: c.route, request: hex(c.request) });
-      }),
+      }, fuzzerError),
       !on('ws') ? idle : pump(deadline, Math.max(1, rate / 15), 6, async () => {
         const k = rWs.int(20);
         const res = k < 9 ? await rawUpgrade(rWs, wsT, deadline + 1000) : k < 17 ? await noTokenSession(rWs, wsT) : await callSession(rWs, wsT, rWs.range(20, 100));
@@ -377,12 +383,12 @@ export async function run(argv: string[]): Promise<void> {
         stats.ws.byKind[res.kind] = (stats.ws.byKind[res.kind] ?? 0) + 1;
         const o = `${res.kind}:${res.outcome}`;
         stats.ws.outcomes[o] = (stats.ws.outcomes[o] ?? 0) + 1;
-      }),
-      !on('sip') ? idle : loop(deadline, rate, 2, async () => recent.add('sip', await sip.step())),
-      !on('sip') ? idle : loop(deadline, 0.2, 1, () => sip.dialog(10 + rSip.int(20))),
+      }, fuzzerError),
+      !on('sip') ? idle : loop(deadline, rate, 2, async () => recent.add('sip', await sip.step()), fuzzerError),
+      !on('sip') ? idle : loop(deadline, 0.2, 1, () => sip.dialog(10 + rSip.int(20)), fuzzerError),
       !on('rtp') ? idle : loop(deadline, rate, 1, async () => {
         for (let i = 0; i < 5; i++) recent.add('rtp', rtp.step());
-      }),
+      }, fuzzerError),
     ]);
     rtp.close();
     const sipStats = await sip.finish();
@@ -449,11 +455,13 @@ export async function run(argv: string[]): Promise<void> {
       sip: { ...sipStats, badInputCounted: sipCounted },
       rtp: { ...rtp.stats, rtpPackets: Object.fromEntries(metrics1.values('aybiza_rtp_packets_total')) },
       native: nativeReport,
+      fuzzerErrors,
       healthy,
       server: { alive, rssMiB: { start: rss0, end: rss1, peak: rssPeak, growth: rssGrowth }, series: { start: metrics0.series, end: metrics1.series, growth: seriesGrowth }, internalErrors: internal, badInput },
     };
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
     const lines = properties.map((p) => `${p.ok ? 'ok  ' : 'FAIL'} ${p.name}: ${p.detail}`);
+    if (fuzzerErrors.count) lines.push(`note: ${fuzzerErrors.count} fuzz cases failed inside the fuzzer itself (not the server): ${fuzzerErrors.first.join(' ; ')}`);
     process.stderr.write(`\nfuzz: seed ${seed}\n${lines.join('\n')}\n`);
     for (const p of properties.filter((x) => !x.ok && x.inputs?.length)) {
       process.stderr.write(`\n${p.name}: failing inputs (hex), seed ${seed}:\n${p.inputs!.join('\n')}\n`);
