@@ -227,7 +227,7 @@ export async function run(argv: string[]): Promise<void> {
       ...process.env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: base, SIP_PORT: String(sipPort), SIP_HOST: '127.0.0.1', SIP_PUBLIC_IP: '127.0.0.1',
       RTP_PORT_MIN: String(rtpMin), RTP_PORT_MAX: String(rtpMax), LOG_LEVEL: 'warn', DATA_DIR: dataDir, TWILIO_AUTH_TOKEN: TWILIO_TOKEN, ADMIN_API_KEY: ADMIN_KEY,
       DEEPGRAM_URL: String(urls.deepgramUrl), DEEPGRAM_API_KEY: 'fuzz', BEDROCK_ENDPOINT: String(urls.bedrockUrl),
-      AWS_ACCESS_KEY_ID: 'fuzz', AWS_SECRET_ACCESS_KEY: 'fuzz', AWS_REGION: 'us-east-1', MAX_CONCURRENT_CALLS: '16', API_RATE_LIMIT: '1000', NODE_ENV: 'development',
+      AWS_ACCESS_KEY_ID: 'fuzz', AWS_SECRET_ACCESS_KEY: 'fuzz', AWS_REGION: 'us-east-1', MAX_CONCURRENT_CALLS: '32', API_RATE_LIMIT: '1000', NODE_ENV: 'development',
     };
     // The fuzzed server runs as it would on the internet: private networks stay refused to tools.
     delete env.TOOLS_ALLOW_PRIVATE_NETWORKS;
