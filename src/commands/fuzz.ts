@@ -9,17 +9,13 @@
 // aborts; both healthy calls last and keep their pacing (p99 gap ≤ 40 ms).
 // Everything is drawn from one seeded PRNG: the seed is printed, and so is
 // every input that broke a property (hex).
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import dgram from 'node:dgram';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { parseArgs, numberArg } from './args.js';
-import { SERVER_NODE_FLAGS } from '../server/node-flags.js';
 import { DEMO_NUMBER } from '../store/seed.js';
 import { Rand, newSeed, hex } from '../../bench/fuzz/random.js';
 import { apiRoutes, httpCase, regressionCases, sendRaw, HANG_MS, type HttpTarget, type HttpCase } from '../../bench/fuzz/http.js';
@@ -28,9 +24,9 @@ import { SipFuzzer } from '../../bench/fuzz/sip.js';
 import { RtpFuzzer } from '../../bench/fuzz/rtp.js';
 import { lastCaseNumber, type NativeReport } from '../../bench/fuzz/native.js';
 import type { HealthyConfig, HealthyResult } from '../../bench/fuzz/healthy.js';
+import { parseMetrics, rssMiB, setupTenants, startTarget } from '../../bench/fuzz/target.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CLI = path.join(HERE, '..', 'cli.js');
 const FUZZ_DIR = path.join(HERE, '..', '..', 'bench', 'fuzz');
 const ADMIN_KEY = 'fuzz-admin-key-' + process.pid;
 const TWILIO_TOKEN = 'fuzz-twilio-token';
@@ -67,91 +63,6 @@ interface Property {
   detail: string;
   /** Inputs that broke it (hex), for replay. */
   inputs?: string[];
-}
-
-function rssMiB(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Math.round(Number(m[1]) / 1024) : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-/** A port free for both UDP and TCP (SIP listens on both). */
-async function freeUdpTcpPort(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = dgram.createSocket('udp4');
-      s.once('error', () => resolve(false));
-      s.bind(p, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (ok) return p;
-  }
-}
-
-async function firstJsonLine(child: ChildProcess, match: (o: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
-  const rl = readline.createInterface({ input: child.stdout! });
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what} did not start`)), 60_000);
-    rl.on('line', (line) => {
-      try {
-        const o = JSON.parse(line) as Record<string, unknown>;
-        if (match(o)) {
-          clearTimeout(t);
-          resolve(o);
-        }
-      } catch {
-        /* not JSON */
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
-  });
-}
-
-/** Prometheus text: the number of series, distinct values per metric label, and the value of each series of `name` by its label text. */
-function parseMetrics(text: string): { series: number; labelValues: Map<string, number>; values: (name: string) => Map<string, number> } {
-  const lines = text.split('\n').filter((l) => l && !l.startsWith('#'));
-  const seen = new Map<string, Set<string>>();
-  for (const l of lines) {
-    const name = l.slice(0, l.search(/[{ ]/));
-    for (const [, k, v] of l.matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) {
-      if (k === 'le' || k === 'quantile') continue;
-      const key = `${name.replace(/_(bucket|sum|count)$/, '')}{${k}}`;
-      (seen.get(key) ?? seen.set(key, new Set()).get(key)!).add(v!);
-    }
-  }
-  return {
-    series: lines.length,
-    labelValues: new Map([...seen].map(([k, v]) => [k, v.size])),
-    values: (name) => {
-      const out = new Map<string, number>();
-      for (const l of lines) {
-        if (!l.startsWith(name + '{') && !l.startsWith(name + ' ')) continue;
-        const sp = l.lastIndexOf(' ');
-        out.set(l.slice(name.length, sp), Number(l.slice(sp + 1)));
-      }
-      return out;
-    },
-  };
-}
-
-async function api(base: string, key: string, method: string, p: string, body?: unknown): Promise<Record<string, unknown>> {
-  const res = await fetch(base + p, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`setup: ${method} ${p} answered ${res.status}: ${text}`);
-  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
 }
 
 /**
@@ -205,67 +116,9 @@ export async function run(argv: string[]): Promise<void> {
   let worker: Worker | null = null;
   const dataDir = fs.mkdtempSync(path.join(process.env.AYBIZA_TEST_TMP ?? os.tmpdir(), 'aybiza-fuzz-'));
   try {
-    // The providers: the emulators as their own process (as `npm run load` does).
-    // Phrases without "goodbye" or a tool's name: the healthy calls must last.
-    const emu = spawn(process.execPath, [CLI, 'emulators'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, LOG_LEVEL: 'warn', EMULATOR_PHRASES: 'What are your opening hours|Is there parking nearby|Do you have a table by the window' },
-    });
-    children.push(emu);
-    try {
-      os.setPriority(emu.pid!, 10);
-    } catch {
-      /* not permitted */
-    }
-    const urls = await firstJsonLine(emu, (o) => typeof o.deepgramUrl === 'string', 'emulators');
-    const port = await freePort();
-    const sipPort = await freeUdpTcpPort();
-    const rtpMin = 2 * (15000 + Math.floor(Math.random() * 7000));
-    const rtpMax = rtpMin + 400;
-    const base = `http://127.0.0.1:${port}`;
-    const env: Record<string, string | undefined> = {
-      ...process.env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: base, SIP_PORT: String(sipPort), SIP_HOST: '127.0.0.1', SIP_PUBLIC_IP: '127.0.0.1',
-      RTP_PORT_MIN: String(rtpMin), RTP_PORT_MAX: String(rtpMax), LOG_LEVEL: 'warn', DATA_DIR: dataDir, TWILIO_AUTH_TOKEN: TWILIO_TOKEN, ADMIN_API_KEY: ADMIN_KEY,
-      DEEPGRAM_URL: String(urls.deepgramUrl), DEEPGRAM_API_KEY: 'fuzz', BEDROCK_ENDPOINT: String(urls.bedrockUrl),
-      AWS_ACCESS_KEY_ID: 'fuzz', AWS_SECRET_ACCESS_KEY: 'fuzz', AWS_REGION: 'us-east-1', MAX_CONCURRENT_CALLS: '32', API_RATE_LIMIT: '1000', NODE_ENV: 'development',
-    };
-    // The fuzzed server runs as it would on the internet: private networks stay refused to tools.
-    delete env.TOOLS_ALLOW_PRIVATE_NETWORKS;
-    const logFile = path.join(dataDir, 'server.log');
-    const logFd = fs.openSync(logFile, 'a');
-    const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, CLI, 'serve'], { stdio: ['ignore', logFd, logFd], env });
-    children.push(server);
-    let serverExit: string | null = null;
-    server.once('exit', (code, sig) => (serverExit = `exit code ${code}, signal ${sig}`));
-    log(`server pid ${server.pid}, log in ${logFile}`);
-    const t0 = Date.now();
-    for (;;) {
-      if (serverExit) throw new Error(`server ${serverExit} before it was ready; see ${logFile}`);
-      if (Date.now() - t0 > 120_000) throw new Error(`server not ready after 120 s; see ${logFile}`);
-      try {
-        if ((await fetch(`${base}/readyz`)).ok) break;
-      } catch {
-        /* starting */
-      }
-      await sleep(200);
-    }
-
-    // Setup: the demo tenant carries the healthy calls (and a second number for
-    // the fuzzer's own calls); a tenant of the fuzzer's own, with a key, is what
-    // the authenticated API fuzzing works on.
-    const tenants = (await api(base, ADMIN_KEY, 'GET', '/v1/tenants?limit=200')).items as { id: string }[];
-    const agents = (await api(base, ADMIN_KEY, 'GET', '/v1/agents?limit=200')).items as { id: string; tenantId: string }[];
-    const demoTenant = tenants[0]!.id;
-    const demoAgent = agents.find((x) => x.tenantId === demoTenant)!.id;
-    await api(base, ADMIN_KEY, 'POST', '/v1/sip-trunks', { tenantId: demoTenant, name: 'fuzz: loopback', allowedCidrs: ['127.0.0.1/32'] });
-    const fuzzNumber = '+15555550177';
-    await api(base, ADMIN_KEY, 'POST', '/v1/phone-numbers', { number: fuzzNumber, agentId: demoAgent });
-    const ft = await api(base, ADMIN_KEY, 'POST', '/v1/tenants', { name: 'fuzz' });
-    const key = await api(base, ADMIN_KEY, 'POST', '/v1/api-keys', { tenantId: ft.id, name: 'fuzz' });
-    const tenantKey = String(key.key);
-    const fa = await api(base, tenantKey, 'POST', '/v1/agents', { name: 'fuzz agent', prompt: 'You are terse.', greeting: 'Hi.' });
-    const fnum = await api(base, tenantKey, 'POST', '/v1/phone-numbers', { number: '+15555550188', agentId: fa.id });
-    const ftr = await api(base, tenantKey, 'POST', '/v1/sip-trunks', { name: 'fuzz trunk', allowedCidrs: ['192.0.2.0/24'], username: 'fuzz', password: 'fuzz-password-1' });
+    const target = await startTarget({ dataDir, adminKey: ADMIN_KEY, twilioToken: TWILIO_TOKEN, children, log });
+    const { base, port, sipPort, rtpMin, rtpMax, server, logFile } = target;
+    const { fuzzNumber, fuzzTenant: ft, fuzzKey: key, tenantKey, fuzzAgent: fa, fuzzNumberRow: fnum, fuzzTrunk: ftr } = await setupTenants(base, ADMIN_KEY);
     const routes = await apiRoutes(base);
 
     // The healthy calls, in their own thread.
@@ -348,7 +201,7 @@ export async function run(argv: string[]): Promise<void> {
     const monitor = (async () => {
       let escapedSoFar = 0;
       let lastScrape = 0;
-      while (performance.now() < deadline && !serverExit) {
+      while (performance.now() < deadline && !target.exited()) {
         await sleep(1000);
         rssPeak = Math.max(rssPeak, rssMiB(server.pid!) || 0);
         if (performance.now() - lastScrape < 5000) continue;
@@ -358,7 +211,7 @@ export async function run(argv: string[]): Promise<void> {
         if (n > escapedSoFar && suspects.length < 200) suspects.push(`escaped internal error #${n} within 5 s after:`, ...recent.dump());
         escapedSoFar = n;
       }
-      if (serverExit) suspects.push(`server ${serverExit} after:`, ...recent.dump());
+      if (target.exited()) suspects.push(`server ${target.exited()} after:`, ...recent.dump());
     })();
 
     await Promise.all([
@@ -406,7 +259,7 @@ export async function run(argv: string[]): Promise<void> {
       w2.postMessage({ type: 'stop' });
     });
     await sleep(1000);
-    const alive = !serverExit && (await fetch(`${base}/healthz`).then((r) => r.ok, () => false));
+    const alive = !target.exited() && (await fetch(`${base}/healthz`).then((r) => r.ok, () => false));
     const metricsText = alive ? await (await fetch(`${base}/metrics`)).text() : '';
     fs.writeFileSync(path.join(dataDir, 'metrics-end.txt'), metricsText);
     const metrics1 = parseMetrics(metricsText);
@@ -435,7 +288,7 @@ export async function run(argv: string[]): Promise<void> {
     const wideLabels = [...metrics1.labelValues].filter(([, n]) => n > MAX_LABEL_VALUES).map(([k, n]) => `${k}: ${n}`);
     const widest = [...metrics1.labelValues].sort((x, y) => y[1] - x[1])[0];
     const properties: Property[] = [
-      { name: 'server_up', ok: alive, inputs: alive ? [] : suspects, detail: alive ? 'the server answered /healthz after the run' : `the server is gone: ${serverExit ?? 'no answer on /healthz'}; see ${logFile}` },
+      { name: 'server_up', ok: alive, inputs: alive ? [] : suspects, detail: alive ? 'the server answered /healthz after the run' : `the server is gone: ${target.exited() ?? 'no answer on /healthz'}; see ${logFile}` },
       { name: 'no_escaped_internal_errors', ok: alive && escaped === 0, inputs: suspects, detail: `aybiza_internal_errors_total{where="uncaught"|"unhandled_rejection"} = ${escaped}; all: ${JSON.stringify(internal)}` },
       { name: 'http_no_5xx_but_503', ok: fiveHundreds === 0, detail: `${fiveHundreds} answers were 5xx other than 503`, inputs: stats.http.by5xx.map((x) => `${x.status} ${x.route} ${x.request}`) },
       { name: 'http_every_request_answered_or_dropped', ok: (stats.http.byStatus.timeout ?? 0) === 0, detail: `${stats.http.byStatus.timeout ?? 0} requests got neither an answer nor a close within ${HANG_MS / 1000} s`, inputs: stats.http.timeouts.map((x) => `${x.route} ${x.request}`) },

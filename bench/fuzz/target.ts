@@ -1,0 +1,197 @@
+// The fuzzed target: the provider emulators and `aybiza serve` as their own
+// processes (the server with the production heap flags, as `npm run load`
+// starts it; TOOLS_ALLOW_PRIVATE_NETWORKS unset, as on the internet), the
+// tenants the fuzzer works on, and what is measured of the server from
+// outside (RSS, the metrics it exposes).
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../../src/server/node-flags.js';
+
+const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli.js');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface Target {
+  base: string;
+  port: number;
+  sipPort: number;
+  rtpMin: number;
+  rtpMax: number;
+  server: ChildProcess;
+  logFile: string;
+  /** How the server ended, or null while it runs. */
+  exited(): string | null;
+}
+
+export interface TargetOptions {
+  dataDir: string;
+  adminKey: string;
+  twilioToken: string;
+  /** Every process started is added here, for the caller to stop. */
+  children: ChildProcess[];
+  log(line: string): void;
+}
+
+/** Starts the emulators and the server; resolves once /readyz answers 200. */
+export async function startTarget(o: TargetOptions): Promise<Target> {
+  // The providers: the emulators as their own process (as `npm run load` does).
+  // Phrases without "goodbye" or a tool's name: the healthy calls must last.
+  const emu = spawn(process.execPath, [CLI, 'emulators'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, LOG_LEVEL: 'warn', EMULATOR_PHRASES: 'What are your opening hours|Is there parking nearby|Do you have a table by the window' },
+  });
+  o.children.push(emu);
+  try {
+    os.setPriority(emu.pid!, 10);
+  } catch {
+    /* not permitted */
+  }
+  const urls = await firstJsonLine(emu, (m) => typeof m.deepgramUrl === 'string', 'emulators');
+  const port = await freePort();
+  const sipPort = await freeUdpTcpPort();
+  const rtpMin = 2 * (15000 + Math.floor(Math.random() * 7000));
+  const rtpMax = rtpMin + 400;
+  const base = `http://127.0.0.1:${port}`;
+  const env: Record<string, string | undefined> = {
+    ...process.env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: base, SIP_PORT: String(sipPort), SIP_HOST: '127.0.0.1', SIP_PUBLIC_IP: '127.0.0.1',
+    RTP_PORT_MIN: String(rtpMin), RTP_PORT_MAX: String(rtpMax), LOG_LEVEL: 'warn', DATA_DIR: o.dataDir, TWILIO_AUTH_TOKEN: o.twilioToken, ADMIN_API_KEY: o.adminKey,
+    DEEPGRAM_URL: String(urls.deepgramUrl), DEEPGRAM_API_KEY: 'fuzz', BEDROCK_ENDPOINT: String(urls.bedrockUrl),
+    AWS_ACCESS_KEY_ID: 'fuzz', AWS_SECRET_ACCESS_KEY: 'fuzz', AWS_REGION: 'us-east-1', MAX_CONCURRENT_CALLS: '32', API_RATE_LIMIT: '1000', NODE_ENV: 'development',
+  };
+  // The fuzzed server runs as it would on the internet: private networks stay refused to tools.
+  delete env.TOOLS_ALLOW_PRIVATE_NETWORKS;
+  const logFile = path.join(o.dataDir, 'server.log');
+  const logFd = fs.openSync(logFile, 'a');
+  const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, CLI, 'serve'], { stdio: ['ignore', logFd, logFd], env });
+  o.children.push(server);
+  let serverExit: string | null = null;
+  server.once('exit', (code, sig) => (serverExit = `exit code ${code}, signal ${sig}`));
+  o.log(`server pid ${server.pid}, log in ${logFile}`);
+  const t0 = Date.now();
+  for (;;) {
+    if (serverExit) throw new Error(`server ${serverExit} before it was ready; see ${logFile}`);
+    if (Date.now() - t0 > 120_000) throw new Error(`server not ready after 120 s; see ${logFile}`);
+    try {
+      if ((await fetch(`${base}/readyz`)).ok) break;
+    } catch {
+      /* starting */
+    }
+    await sleep(200);
+  }
+  return { base, port, sipPort, rtpMin, rtpMax, server, logFile, exited: () => serverExit };
+}
+
+/**
+ * The demo tenant carries the healthy calls (a loopback trunk, and a second
+ * number for the fuzzer's own calls); a tenant of the fuzzer's own, with a
+ * key, agent, number and trunk, is what the authenticated API fuzzing works on.
+ */
+export async function setupTenants(base: string, adminKey: string) {
+  const tenants = (await api(base, adminKey, 'GET', '/v1/tenants?limit=200')).items as { id: string }[];
+  const agents = (await api(base, adminKey, 'GET', '/v1/agents?limit=200')).items as { id: string; tenantId: string }[];
+  const demoTenant = tenants[0]!.id;
+  const demoAgent = agents.find((x) => x.tenantId === demoTenant)!.id;
+  await api(base, adminKey, 'POST', '/v1/sip-trunks', { tenantId: demoTenant, name: 'fuzz: loopback', allowedCidrs: ['127.0.0.1/32'] });
+  const fuzzNumber = '+15555550177';
+  await api(base, adminKey, 'POST', '/v1/phone-numbers', { number: fuzzNumber, agentId: demoAgent });
+  const ft = await api(base, adminKey, 'POST', '/v1/tenants', { name: 'fuzz' });
+  const key = await api(base, adminKey, 'POST', '/v1/api-keys', { tenantId: ft.id, name: 'fuzz' });
+  const tenantKey = String(key.key);
+  const fa = await api(base, tenantKey, 'POST', '/v1/agents', { name: 'fuzz agent', prompt: 'You are terse.', greeting: 'Hi.' });
+  const fnum = await api(base, tenantKey, 'POST', '/v1/phone-numbers', { number: '+15555550188', agentId: fa.id });
+  const ftr = await api(base, tenantKey, 'POST', '/v1/sip-trunks', { name: 'fuzz trunk', allowedCidrs: ['192.0.2.0/24'], username: 'fuzz', password: 'fuzz-password-1' });
+  return { fuzzNumber, fuzzTenant: ft, fuzzKey: key, tenantKey, fuzzAgent: fa, fuzzNumberRow: fnum, fuzzTrunk: ftr };
+}
+
+export function rssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** A port free for both UDP and TCP (SIP listens on both). */
+async function freeUdpTcpPort(): Promise<number> {
+  for (;;) {
+    const p = await freePort();
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = dgram.createSocket('udp4');
+      s.once('error', () => resolve(false));
+      s.bind(p, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (ok) return p;
+  }
+}
+
+async function firstJsonLine(child: ChildProcess, match: (o: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
+  const rl = readline.createInterface({ input: child.stdout! });
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} did not start`)), 60_000);
+    rl.on('line', (line) => {
+      try {
+        const o = JSON.parse(line) as Record<string, unknown>;
+        if (match(o)) {
+          clearTimeout(t);
+          resolve(o);
+        }
+      } catch {
+        /* not JSON */
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
+  });
+}
+
+export type Metrics = ReturnType<typeof parseMetrics>;
+
+/** Prometheus text: the number of series, distinct values per metric label, and the value of each series of `name` by its label text. */
+export function parseMetrics(text: string): { series: number; labelValues: Map<string, number>; values: (name: string) => Map<string, number> } {
+  const lines = text.split('\n').filter((l) => l && !l.startsWith('#'));
+  const seen = new Map<string, Set<string>>();
+  for (const l of lines) {
+    const name = l.slice(0, l.search(/[{ ]/));
+    for (const [, k, v] of l.matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) {
+      if (k === 'le' || k === 'quantile') continue;
+      const key = `${name.replace(/_(bucket|sum|count)$/, '')}{${k}}`;
+      (seen.get(key) ?? seen.set(key, new Set()).get(key)!).add(v!);
+    }
+  }
+  return {
+    series: lines.length,
+    labelValues: new Map([...seen].map(([k, v]) => [k, v.size])),
+    values: (name) => {
+      const out = new Map<string, number>();
+      for (const l of lines) {
+        if (!l.startsWith(name + '{') && !l.startsWith(name + ' ')) continue;
+        const sp = l.lastIndexOf(' ');
+        out.set(l.slice(name.length, sp), Number(l.slice(sp + 1)));
+      }
+      return out;
+    },
+  };
+}
+
+export async function api(base: string, key: string, method: string, p: string, body?: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(base + p, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`setup: ${method} ${p} answered ${res.status}: ${text}`);
+  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+}
+
