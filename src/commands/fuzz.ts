@@ -310,7 +310,10 @@ export async function run(argv: string[]): Promise<void> {
       native: nativeReport,
       fuzzerErrors,
       healthy,
-      server: { alive, rssMiB: { start: rss0, end: rss1, peak: rssPeak, growth: rssGrowth }, series: { start: metrics0.series, end: metrics1.series, growth: seriesGrowth }, internalErrors: internal, badInput },
+      server: {
+        alive,
+        eventLoopLagMs: Object.fromEntries(['p50', 'p99', 'max'].map((q) => [q, +(((metrics1.values(`nodejs_eventloop_lag_${q}_seconds`).get('') ?? NaN) * 1000).toFixed(1))])),
+        rssMiB: { start: rss0, end: rss1, peak: rssPeak, growth: rssGrowth }, series: { start: metrics0.series, end: metrics1.series, growth: seriesGrowth }, internalErrors: internal, badInput },
     };
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
     const lines = properties.map((p) => `${p.ok ? 'ok  ' : 'FAIL'} ${p.name}: ${p.detail}`);
