@@ -35,6 +35,9 @@ export interface TargetOptions {
   /** Every process started is added here, for the caller to stop. */
   children: ChildProcess[];
   log(line: string): void;
+  /** Unset: the embedded database (PGlite in dataDir) and in-process state. */
+  databaseUrl?: string;
+  redisUrl?: string;
 }
 
 /** Starts the emulators and the server; resolves once /readyz answers 200. */
@@ -65,6 +68,9 @@ export async function startTarget(o: TargetOptions): Promise<Target> {
   };
   // The fuzzed server runs as it would on the internet: private networks stay refused to tools.
   delete env.TOOLS_ALLOW_PRIVATE_NETWORKS;
+  // Never the caller's own database or Redis by accident: the embedded ones unless named here.
+  env.DATABASE_URL = o.databaseUrl;
+  env.REDIS_URL = o.redisUrl;
   const logFile = path.join(o.dataDir, 'server.log');
   const logFd = fs.openSync(logFile, 'a');
   const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, CLI, 'serve'], { stdio: ['ignore', logFd, logFd], env });

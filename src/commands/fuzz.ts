@@ -1,12 +1,15 @@
-// `npm run fuzz -- --seconds N [--seed S] [--rate R] [--only http,ws,sip,rtp,native] [--keep]`: every boundary driven with mutated
-// valid inputs and random bytes (bench/fuzz/: http, ws, sip, rtp, native)
-// against a server spawned as its own process with the production heap flags,
-// while one healthy Twilio call and one healthy SIP call run beside it.
+// `npm run fuzz -- --seconds N [--seed S] [--rate R] [--only http,ws,sip,rtp,native]
+// [--database-url URL] [--redis-url URL] [--keep]`: every boundary driven with
+// mutated valid inputs and random bytes (bench/fuzz/: http, ws, sip, rtp,
+// native) against a server spawned as its own process with the production
+// heap flags (embedded database unless --database-url), while one healthy
+// Twilio call and one healthy SIP call run beside it.
 // Properties, printed at the end and as the exit code (0 all hold, 1 one broke):
 // the server stays up; no HTTP answer is a 5xx other than 503 and none hangs;
 // aybiza_internal_errors_total{where="uncaught"|"unhandled_rejection"} stays 0;
-// RSS and the number of metric series stay bounded; the native addon never
-// aborts; both healthy calls last and keep their pacing (p99 gap ≤ 40 ms).
+// SIP messages are answered or counted; RSS, metric series and label values
+// stay bounded; the native addon never aborts; both healthy calls last and
+// keep their pacing (p99 gap ≤ 40 ms).
 // Everything is drawn from one seeded PRNG: the seed is printed, and so is
 // every input that broke a property (hex).
 import { fork, type ChildProcess } from 'node:child_process';
@@ -116,7 +119,10 @@ export async function run(argv: string[]): Promise<void> {
   let worker: Worker | null = null;
   const dataDir = fs.mkdtempSync(path.join(process.env.AYBIZA_TEST_TMP ?? os.tmpdir(), 'aybiza-fuzz-'));
   try {
-    const target = await startTarget({ dataDir, adminKey: ADMIN_KEY, twilioToken: TWILIO_TOKEN, children, log });
+    const target = await startTarget({
+      dataDir, adminKey: ADMIN_KEY, twilioToken: TWILIO_TOKEN, children, log,
+      databaseUrl: a['database-url'] ? String(a['database-url']) : undefined, redisUrl: a['redis-url'] ? String(a['redis-url']) : undefined,
+    });
     const { base, port, sipPort, rtpMin, rtpMax, server, logFile } = target;
     const { fuzzNumber, fuzzTenant: ft, fuzzKey: key, tenantKey, fuzzAgent: fa, fuzzNumberRow: fnum, fuzzTrunk: ftr } = await setupTenants(base, ADMIN_KEY);
     const routes = await apiRoutes(base);
