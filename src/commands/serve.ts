@@ -26,7 +26,7 @@ export async function run(_args: string[]): Promise<void> {
     // Logs go out through an asynchronous destination: flush before exiting.
     server.shutdown().then(
       () => {
-        log.info('stopped', { signal });
+        // server.shutdown() has logged 'stopped'.
         flushLogs();
         process.exit(0);
       },
