@@ -6,12 +6,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SERVER_NODE_FLAGS } from '../../src/server/node-flags.js';
+import { firstJsonLine, freePort } from '../../src/commands/child.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -123,16 +122,6 @@ export function rssMiB(pid: number): number {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
 /** A port free for both UDP and TCP (SIP listens on both). */
 async function freeUdpTcpPort(): Promise<number> {
   for (;;) {
@@ -144,25 +133,6 @@ async function freeUdpTcpPort(): Promise<number> {
     });
     if (ok) return p;
   }
-}
-
-async function firstJsonLine(child: ChildProcess, match: (o: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
-  const rl = readline.createInterface({ input: child.stdout! });
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what} did not start`)), 60_000);
-    rl.on('line', (line) => {
-      try {
-        const o = JSON.parse(line) as Record<string, unknown>;
-        if (match(o)) {
-          clearTimeout(t);
-          resolve(o);
-        }
-      } catch {
-        /* not JSON */
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
-  });
 }
 
 export type Metrics = ReturnType<typeof parseMetrics>;

@@ -3,7 +3,6 @@
 // barge-in, then the transcript, a per-turn latency table, and the agent's
 // audio in a WAV file (--out FILE, default ./demo-call.wav).
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createApp } from '../app.js';
@@ -13,6 +12,7 @@ import { TwilioCaller } from '../twilio/caller.js';
 import { DEMO_NUMBER } from '../store/seed.js';
 import { ulawToWav } from '../media/wav.js';
 import { parseArgs } from './args.js';
+import { freePort } from './child.js';
 import { speech } from './call.js';
 
 const SCRIPT = [
@@ -22,16 +22,6 @@ const SCRIPT = [
 ];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 async function until(cond: () => boolean, ms: number): Promise<void> {
   const t0 = Date.now();

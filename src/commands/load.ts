@@ -10,7 +10,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { TwilioCaller } from '../twilio/caller.js';
@@ -19,6 +18,7 @@ import { DEMO_NUMBER } from '../store/seed.js';
 import { parseArgs, numberArg } from './args.js';
 import { setLogSink } from '../log.js';
 import { SERVER_NODE_FLAGS } from '../server/node-flags.js';
+import { firstJsonLine } from './child.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli.js');
 const ADMIN_KEY = 'load-admin-key';
@@ -65,25 +65,6 @@ function cpuSeconds(pid: number): number {
 function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
-}
-
-async function firstJsonLine(child: ChildProcess, match: (o: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
-  const rl = readline.createInterface({ input: child.stdout! });
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what} did not start`)), 60_000);
-    rl.on('line', (line) => {
-      try {
-        const o = JSON.parse(line) as Record<string, unknown>;
-        if (match(o)) {
-          clearTimeout(t);
-          resolve(o);
-        }
-      } catch {
-        /* not JSON */
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
-  });
 }
 
 function pct(xs: number[], q: number): number {
