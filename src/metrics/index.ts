@@ -60,11 +60,24 @@ export const callsTotal = new client.Counter({
   registers: [registry],
 });
 
+/**
+ * Turn-latency buckets (seconds): 1 and 2.5 ms for the `server` stage, then
+ * 5 ms to 5 s with at most 50 ms between bounds from 100 ms to 1.5 s, where
+ * every stage and e2e live, so an 800 ms turn and a 1.4 s one land in
+ * different buckets (the old 0.75 → 1 → 1.5 s steps could not tell them
+ * apart). 44 bounds × 5 stages: a fixed number of series.
+ */
+export const TURN_LATENCY_BUCKETS: number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075,
+  ...Array.from({ length: 29 }, (_, i) => Math.round((0.1 + i * 0.05) * 1000) / 1000), // 0.1 … 1.5
+  1.75, 2, 2.5, 3, 3.5, 4, 5, 10,
+];
+
 export const turnLatency = new client.Histogram({
   name: 'aybiza_turn_latency_seconds',
   help: 'Per-turn latency by stage: eou, llm_ttft, tts_ttfb, e2e, server',
   labelNames: ['stage'] as const,
-  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10],
+  buckets: TURN_LATENCY_BUCKETS,
   registers: [registry],
 });
 

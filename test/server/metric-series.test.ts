@@ -18,14 +18,18 @@ const TOKEN = 'series-twilio-token';
 /** Series allowed per metric family (a histogram counts each bucket). */
 const BOUND = 120;
 
-/** Series per metric family in a Prometheus text exposition. */
+/**
+ * Label sets per metric family in a Prometheus text exposition. A histogram
+ * counts once per label set (its `_count` line): its fixed buckets are not
+ * what outside input could grow.
+ */
 function seriesPerFamily(text: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;
     const name = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(line)?.[0];
-    if (!name) continue;
-    const family = name.replace(/_(bucket|sum|count)$/, '');
+    if (!name || /_(bucket|sum)$/.test(name)) continue;
+    const family = name.replace(/_count$/, '');
     out.set(family, (out.get(family) ?? 0) + 1);
   }
   return out;
