@@ -19,6 +19,7 @@ import { parseArgs, numberArg } from './args.js';
 import { setLogSink } from '../log.js';
 import { SERVER_NODE_FLAGS } from '../server/node-flags.js';
 import { firstJsonLine } from './child.js';
+import { formatSelfTime, readMainThreadProfile, topSelfTime } from './profile.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli.js');
 const ADMIN_KEY = 'load-admin-key';
@@ -90,7 +91,7 @@ function histogramQuantiles(metrics: string, stage: string): { p50: number; p95:
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const a = parseArgs(argv);
+  const a = parseArgs(argv, ['profile']);
   setLogSink((line) => process.stderr.write(line + '\n'));
   const calls = numberArg(a.calls, 'calls', 50, 1, 5000);
   const seconds = numberArg(a.seconds, 'seconds', 30, 5, 3600);
@@ -104,6 +105,8 @@ export async function run(argv: string[]): Promise<void> {
   let url = a.url ? String(a.url) : '';
   let publicUrl = a['public-url'] ? String(a['public-url']) : url;
   let serverPid = 0;
+  let serverChild: ChildProcess | null = null;
+  let profileDir = '';
   try {
     if (!url) {
       const emu = spawn(process.execPath, [CLI, 'emulators'], {
@@ -127,6 +130,11 @@ export async function run(argv: string[]): Promise<void> {
       // LOAD_SERVER_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
       const nodeArgs = process.env.LOAD_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aybiza-load-'));
+      // --profile: a V8 CPU profile of the server's whole life, written when it exits.
+      if (a.profile) {
+        profileDir = path.join(dataDir, 'profile');
+        nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
+      }
       // The server's log goes to a file: a pipe nobody reads would fill and block its writes.
       const logFd = fs.openSync(path.join(dataDir, 'server.log'), 'a');
       const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, CLI, 'serve'], {
@@ -139,6 +147,7 @@ export async function run(argv: string[]): Promise<void> {
         },
       });
       children.push(server);
+      serverChild = server;
       serverPid = server.pid!;
       process.stderr.write(`load: server log in ${path.join(dataDir, 'server.log')}\n`);
       const ready = Date.now();
@@ -260,6 +269,20 @@ export async function run(argv: string[]): Promise<void> {
           },
         },
       });
+    }
+    if (profileDir && serverChild) {
+      // The profile is written as the server exits: stop it and wait.
+      const exited = new Promise((r) => serverChild!.once('exit', r));
+      serverChild.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
+      const profile = readMainThreadProfile(profileDir);
+      if (profile) {
+        const top = topSelfTime(profile, 15);
+        Object.assign(report, { profileTopSelfTime: top });
+        process.stderr.write(`load: top 15 self-time functions of the server (whole run, ${profileDir}):\n${formatSelfTime(top)}\n`);
+      } else {
+        process.stderr.write(`load: no CPU profile found in ${profileDir}\n`);
+      }
     }
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   } finally {
