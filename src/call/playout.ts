@@ -163,7 +163,7 @@ export class Playout {
         if (s) {
           if (s.startMs < 0) s.startMs = this.sentMs;
           s.endMs = this.sentMs;
-          this.mark(); // exact end of the segment
+          this.mark(true); // exact end of the segment
         }
         continue;
       }
@@ -191,11 +191,17 @@ export class Playout {
     }
   }
 
-  private mark(): void {
+  /**
+   * `end`: the mark closes a spoken segment, and its name says so
+   * (`<generation>.<seq>.end`), so whoever plays the audio can tell a pause
+   * between segments from a gap inside one; it is sent even where a periodic
+   * mark already stands at the same position.
+   */
+  private mark(end = false): void {
     this.framesSinceMark = 0;
-    if (this.marks.length && this.marks[this.marks.length - 1].posMs === this.sentMs) return;
+    if (!end && this.marks.length && this.marks[this.marks.length - 1].posMs === this.sentMs) return;
     if (this.sentMs === this.confirmedMs && this.marks.length === 0) return;
-    const name = `${this.generation}.${this.markSeq++}`;
+    const name = end ? `${this.generation}.${this.markSeq++}.end` : `${this.generation}.${this.markSeq++}`;
     this.marks.push({ name, posMs: this.sentMs });
     this.transport.sendMark(name);
   }

@@ -68,6 +68,10 @@ function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
+function gapSpread(xs: number[]): { count: number; p50: number; p99: number; max: number } {
+  return { count: xs.length, p50: +pct(xs, 0.5).toFixed(2), p99: +pct(xs, 0.99).toFixed(2), max: xs.length ? +Math.max(...xs).toFixed(2) : NaN };
+}
+
 function pct(xs: number[], q: number): number {
   if (!xs.length) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -203,6 +207,8 @@ export async function run(argv: string[]): Promise<void> {
     const cpu0 = serverPid ? cpuSeconds(serverPid) : 0;
     const w0 = performance.now();
     const gapStart = callers.map((c) => c.gaps.length);
+    const inStart = callers.map((c) => c.inSegmentGaps.length);
+    const betweenStart = callers.map((c) => c.betweenSegmentGaps.length);
     let peakRss = baseRss;
     while (performance.now() - w0 < seconds * 1000) {
       await new Promise((r) => setTimeout(r, 1000));
@@ -229,6 +235,11 @@ export async function run(argv: string[]): Promise<void> {
       callsPerCore: Math.floor(1 / cpuPerCallSecond),
       framesReceived: frames,
       outboundGapMs: { p50: +pct(gaps, 0.5).toFixed(2), p99: +pct(gaps, 0.99).toFixed(2), max: +Math.max(...gaps).toFixed(2) },
+      // Split by the server's end-of-segment marks: a gap inside a spoken
+      // segment is a hole the caller hears; one across a segment end is a
+      // pause between sentences or turns (not filtered by length).
+      inSegmentGapMs: gapSpread(callers.flatMap((c, i) => c.inSegmentGaps.slice(inStart[i]))),
+      betweenSegmentGapMs: gapSpread(callers.flatMap((c, i) => c.betweenSegmentGaps.slice(betweenStart[i]))),
       lateFrames: late, partialFrames: partial, deferredFrames: deferred, pacingLateTicks: lateTicks,
       serverEventLoopDelayMs: { p50: +loop('p50').toFixed(1), p99: +loop('p99').toFixed(1), max: +loop('max').toFixed(1) },
       callerEventLoopDelayMs: {

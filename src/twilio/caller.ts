@@ -70,6 +70,10 @@ export class TwilioCaller {
   private startedAt = 0;
   private lastFrameAt = 0;
   readonly gaps: number[] = [];
+  /** The same gaps split: inside one spoken segment, or across a segment end (a `.end` mark or a clear). */
+  readonly inSegmentGaps: number[] = [];
+  readonly betweenSegmentGaps: number[] = [];
+  private segmentEnded = false;
   readonly received: Uint8Array[] = [];
   readonly events: { at: number; event: string; name?: string }[] = [];
   private closeCode: number | null = null;
@@ -224,6 +228,7 @@ export class TwilioCaller {
     } else if (msg.event === 'mark') {
       this.stats.marks++;
       const name = msg.mark!.name;
+      if (name.endsWith('.end')) this.segmentEnded = true;
       const delay = Math.max(0, this.playheadUntil - now);
       const entry = {
         name,
@@ -235,6 +240,7 @@ export class TwilioCaller {
       this.pendingMarks.push(entry);
     } else if (msg.event === 'clear') {
       this.stats.clears++;
+      this.segmentEnded = true;
       this.playheadUntil = now;
       // Twilio echoes every outstanding mark when it clears its buffer.
       for (const m of this.pendingMarks.splice(0)) {
@@ -249,7 +255,12 @@ export class TwilioCaller {
   private mediaArrived(now: number, bytes: number, audio: Buffer | null): void {
     if (bytes % 160 !== 0) this.stats.partial++;
     if (this.stats.frames === 0) this.stats.firstAudioAt = now;
-    else this.gaps.push(now - this.lastFrameAt);
+    else {
+      const gap = now - this.lastFrameAt;
+      this.gaps.push(gap);
+      (this.segmentEnded ? this.betweenSegmentGaps : this.inSegmentGaps).push(gap);
+    }
+    this.segmentEnded = false;
     this.lastFrameAt = now;
     this.stats.frames += Math.max(1, Math.floor(bytes / 160));
     if (audio) {
