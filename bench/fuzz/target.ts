@@ -4,13 +4,12 @@
 // tenants the fuzzer works on, and what is measured of the server from
 // outside (RSS, the metrics it exposes).
 import { spawn, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SERVER_NODE_FLAGS } from '../../src/server/node-flags.js';
-import { firstJsonLine, freePort } from '../../src/commands/child.js';
+import { firstJsonLine, freePort, freeSipPort } from '../../src/commands/child.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -55,7 +54,7 @@ export async function startTarget(o: TargetOptions): Promise<Target> {
   }
   const urls = await firstJsonLine(emu, (m) => typeof m.deepgramUrl === 'string', 'emulators');
   const port = await freePort();
-  const sipPort = await freeUdpTcpPort();
+  const sipPort = await freeSipPort();
   const rtpMin = 2 * (15000 + Math.floor(Math.random() * 7000));
   const rtpMax = rtpMin + 400;
   const base = `http://127.0.0.1:${port}`;
@@ -119,19 +118,6 @@ export function rssMiB(pid: number): number {
     return m ? Math.round(Number(m[1]) / 1024) : NaN;
   } catch {
     return NaN;
-  }
-}
-
-/** A port free for both UDP and TCP (SIP listens on both). */
-async function freeUdpTcpPort(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = dgram.createSocket('udp4');
-      s.once('error', () => resolve(false));
-      s.bind(p, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (ok) return p;
   }
 }
 

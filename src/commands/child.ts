@@ -2,6 +2,7 @@
 // their own (load, fuzz, demo): a free loopback port, and the first JSON log
 // line of a child that matches (its "listening" line, the emulators' URLs).
 import type { ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import readline from 'node:readline';
 
@@ -14,6 +15,19 @@ export async function freePort(): Promise<number> {
       s.close(() => resolve(p));
     });
   });
+}
+
+/** A port free on 127.0.0.1 for both TCP and UDP (SIP listens on both). */
+export async function freeSipPort(): Promise<number> {
+  for (;;) {
+    const p = await freePort();
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = dgram.createSocket('udp4');
+      s.once('error', () => resolve(false));
+      s.bind(p, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (ok) return p;
+  }
 }
 
 /** Resolves with the first JSON line on the child's stdout that `match` accepts; rejects if it exits first or after 60 s. */

@@ -4,7 +4,8 @@ import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ADMIN, freePort, startTestApp, type TestApp } from '../helpers/app.js';
+import { ADMIN, startTestApp, type TestApp } from '../helpers/app.js';
+import { freeSipPort } from '../../src/commands/child.js';
 import { tempDir } from '../helpers/spawn-server.js';
 
 export const SCENARIOS = path.resolve(__dirname, 'scenarios');
@@ -15,17 +16,7 @@ export interface SipTestApp extends TestApp {
 }
 
 /** A free port for both UDP and TCP on 127.0.0.1. */
-export async function freeSipPort(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = dgram.createSocket('udp4');
-      s.once('error', () => resolve(false));
-      s.bind(p, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (ok) return p;
-  }
-}
+export { freeSipPort };
 
 export async function startSipApp(env: Record<string, string> = {}): Promise<SipTestApp> {
   const sipPort = await freeSipPort();
