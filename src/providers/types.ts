@@ -75,6 +75,13 @@ export interface TtsStream {
   /** Drop pending text and audio (barge-in). Audio after this call is never delivered. */
   clear(): void;
   close(): Promise<void>;
+  /**
+   * True while a flush is held back by the provider's flush limit (for pause
+   * attribution). The Deepgram stream never waits for the window: it is true
+   * only while a flush waits for the fresh connection that replaced one at
+   * its limit (a warm socket, normally no wait at all).
+   */
+  readonly flushDeferred?: boolean;
 }
 
 export interface TextToSpeech {
