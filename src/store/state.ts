@@ -8,6 +8,13 @@
 // TTL). A node that dies stops renewing; its slots are reclaimed by the next
 // acquire or count on any node once the heartbeat has expired, so a crashed
 // node cannot leave its tenants permanently "busy".
+//
+// The same heartbeat tells the survivors which calls died with a node: each
+// node lists the calls it hosts (registerCall/unregisterCall), and every node
+// sweeps (sweepLostNodes, every third of the TTL, from the control plane): the
+// first to see a node's heartbeat gone takes that node's list, atomically,
+// and marks those calls ended. A node killed with SIGKILL thus has its calls
+// ended and its slots freed within TTL + TTL/3 (20 s by default).
 import crypto from 'node:crypto';
 import os from 'node:os';
 import { Redis } from 'ioredis';
@@ -15,7 +22,7 @@ import { guard } from '../guard.js';
 import { log } from '../log.js';
 
 /** How long a node's call slots outlive its last heartbeat. */
-export const DEFAULT_SLOT_TTL_MS = 30_000;
+export const DEFAULT_SLOT_TTL_MS = 15_000;
 
 export interface StateOptions {
   /**
@@ -47,9 +54,15 @@ export interface SharedState {
   releaseCallSlot(tenantId: string, callId: string): Promise<void>;
   /** Live slots of the tenant (expired nodes' slots are reclaimed, not counted). */
   activeCalls(tenantId: string): Promise<number>;
+  /** Records that this node hosts the call (`nodeId` is what callNode answers); starts the heartbeat. */
   registerCall(callId: string, nodeId: string, ttlMs: number): Promise<void>;
   callNode(callId: string): Promise<string | null>;
   unregisterCall(callId: string): Promise<void>;
+  /**
+   * The calls of nodes whose heartbeat expired, each handed to exactly one
+   * caller across the cluster (the node's list is taken atomically).
+   */
+  sweepLostNodes(): Promise<string[]>;
   /** True the first time `key` is claimed within `ttlMs` on any node (single-use tokens). */
   claimOnce(key: string, ttlMs: number): Promise<boolean>;
   /** Broadcast to every node (this one included). */
@@ -157,6 +170,11 @@ export class MemoryState implements SharedState {
     this.registry.delete(callId);
   }
 
+  /** One process is one node: it cannot outlive itself. */
+  async sweepLostNodes(): Promise<string[]> {
+    return [];
+  }
+
   private claimed = new Map<string, number>();
 
   async claimOnce(key: string, ttlMs: number): Promise<boolean> {
@@ -214,6 +232,22 @@ redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
 return 1`;
 const COUNT = `${RECLAIM}
 return n`;
+// KEYS[1] = the set of nodes that host calls; ARGV[1] = key prefix.
+// A node without heartbeat: its call list is taken (returned and deleted)
+// and its registry entries dropped, in one step, so one sweeper gets them.
+const SWEEP = `
+local lost = {}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. 'node:' .. node) == 0 then
+    for _, c in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'nodecalls:' .. node)) do
+      lost[#lost + 1] = c
+      redis.call('DEL', ARGV[1] .. 'call:' .. c)
+    end
+    redis.call('DEL', ARGV[1] .. 'nodecalls:' .. node)
+    redis.call('SREM', KEYS[1], node)
+  end
+end
+return lost`;
 
 export class RedisState implements SharedState {
   readonly kind = 'redis' as const;
@@ -232,6 +266,10 @@ export class RedisState implements SharedState {
     this.nodeId = opts.nodeId ?? defaultNodeId();
     this.slotTtlMs = opts.slotTtlMs ?? DEFAULT_SLOT_TTL_MS;
     this.heartbeat = new Heartbeat(this.slotTtlMs, () => this.cmd.set(this.nodeKey, '1', 'PX', this.slotTtlMs));
+  }
+
+  private get callsKey(): string {
+    return `${this.prefix}nodecalls:${this.nodeId}`;
   }
 
   private get nodeKey(): string {
@@ -265,7 +303,14 @@ export class RedisState implements SharedState {
   }
 
   async registerCall(callId: string, nodeId: string, ttlMs: number): Promise<void> {
-    await this.cmd.set(`${this.prefix}call:${callId}`, nodeId, 'PX', ttlMs);
+    this.heartbeat.start();
+    // Heartbeat first, in the same transaction: a sweeper never sees the call listed under a node without one.
+    await this.cmd.multi()
+      .set(this.nodeKey, '1', 'PX', this.slotTtlMs)
+      .set(`${this.prefix}call:${callId}`, nodeId, 'PX', ttlMs)
+      .sadd(this.callsKey, callId)
+      .sadd(`${this.prefix}nodes`, this.nodeId)
+      .exec();
   }
 
   async callNode(callId: string): Promise<string | null> {
@@ -273,7 +318,11 @@ export class RedisState implements SharedState {
   }
 
   async unregisterCall(callId: string): Promise<void> {
-    await this.cmd.del(`${this.prefix}call:${callId}`);
+    await this.cmd.multi().del(`${this.prefix}call:${callId}`).srem(this.callsKey, callId).exec();
+  }
+
+  async sweepLostNodes(): Promise<string[]> {
+    return (await this.cmd.eval(SWEEP, 1, `${this.prefix}nodes`, this.prefix)) as string[];
   }
 
   async claimOnce(key: string, ttlMs: number): Promise<boolean> {
