@@ -3,7 +3,9 @@
 // repositories the API and the call path use.
 import type { Component } from '../server/server.js';
 import { migrate, openDatabase, type Database } from './db.js';
-import { createState, type SharedState } from './state.js';
+import { createState, DEFAULT_SLOT_TTL_MS, type SharedState } from './state.js';
+import { guard } from '../guard.js';
+import { log } from '../log.js';
 import { Tenants } from './tenants.js';
 import { Agents } from './agents.js';
 import { Trunks } from './trunks.js';
@@ -31,6 +33,7 @@ export class ControlPlane implements Component {
   readonly trunks: Trunks;
   readonly calls: Calls;
   readonly resolver: CachedResolver;
+  private sweeper: NodeJS.Timeout | null = null;
 
   private constructor(readonly db: Database, readonly state: SharedState, readonly keys: Keyring, private readonly opts: StoreOptions) {
     this.resolver = new CachedResolver(db, state, keys);
@@ -50,6 +53,7 @@ export class ControlPlane implements Component {
       const cp = new ControlPlane(db, state, keys, opts);
       await cp.agents.resealSecrets();
       if (opts.adminApiKey) await cp.tenants.ensureAdminKey(opts.adminApiKey);
+      cp.sweepLostNodes();
       return cp;
     } catch (err) {
       await db.close();
@@ -57,11 +61,33 @@ export class ControlPlane implements Component {
     }
   }
 
+  /**
+   * With Redis, every node looks every third of the heartbeat TTL for nodes
+   * that died (SIGKILL, a lost machine) and ends their calls: the first node
+   * to see one takes its calls (see SharedState.sweepLostNodes).
+   */
+  private sweepLostNodes(): void {
+    if (this.state.kind !== 'redis') return;
+    const sweep = async () => {
+      const lost = await this.state.sweepLostNodes();
+      if (lost.length === 0) return;
+      const r = await this.db.pool.query(
+        `update calls set status = 'failed', ended_at = now(), end_reason = 'node lost' where id = any($1) and ended_at is null`,
+        [lost],
+      );
+      log.warn('calls of a lost node marked ended', { calls: lost.length, updated: r.rowCount });
+    };
+    const run = guard('timer', () => void sweep().catch((err) => log.warn('lost-node sweep failed', { err: (err as Error).message })));
+    this.sweeper = setInterval(run, DEFAULT_SLOT_TTL_MS / 3);
+    this.sweeper.unref();
+  }
+
   async ready(): Promise<boolean> {
     return (await this.db.ping()) && (await this.state.ping());
   }
 
   async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     await this.tenants.close(); // queued last-use times
     await this.state.close();
     await this.db.close();
