@@ -5,9 +5,10 @@
 import os from 'node:os';
 import type { IncomingInviteRequest, Session } from 'sip.js/lib/core/index.js';
 import type { Config } from '../src/config.js';
-import { reportInternalError } from '../src/guard.js';
+import { guarded, reportInternalError } from '../src/guard.js';
 import { log } from '../src/log.js';
-import { countBadInput } from '../src/metrics/index.js';
+import { callMos, countBadInput } from '../src/metrics/index.js';
+import type { CallQuality } from '../src/media/quality.js';
 import type { Component } from '../src/server/server.js';
 import type { ControlPlane } from '../src/store/index.js';
 import type { Providers } from '../src/providers/types.js';
@@ -182,6 +183,7 @@ export class SipServer implements Component {
           background(this.o.store.state.releaseCallSlot(a.agent.tenantId, record.id));
           background(this.o.store.state.unregisterCall(record.id));
           if (this.draining && this.calls.size === 0 && this.pending === 0) this.drained?.();
+          guarded('sip', () => recordQuality(this.o.store.calls, record.id, session0.quality()));
         },
       });
       this.calls.set(record.id, live);
@@ -223,6 +225,12 @@ export class SipServer implements Component {
     this.uas?.close();
     await this.sockets?.close();
   }
+}
+
+/** The call's E-model estimate: stored with the call and observed in aybiza_call_mos when measured. */
+function recordQuality(calls: ControlPlane['calls'], callId: string, quality: CallQuality): void {
+  if (quality.mos !== null) callMos.observe(quality.mos);
+  background(calls.setQuality(callId, quality));
 }
 
 /** A promise nobody waits for: its failure is counted and logged, never an unhandled rejection. */

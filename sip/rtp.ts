@@ -11,8 +11,11 @@ import { clock } from '../src/call/clock.js';
 import crypto from 'node:crypto';
 import { guard } from '../src/guard.js';
 import { JitterBuffer, type JitterFrame, type JitterStats } from '../src/media/jitter-buffer.js';
+import { LossPattern } from '../src/media/loss-pattern.js';
+import { callQuality, type CallQuality } from '../src/media/quality.js';
 import { alawToUlawInto, ulawToAlawInto } from '../src/media/g711.js';
 import { countBadInput, hotCounter, rtpPackets } from '../src/metrics/index.js';
+import { ntpSeconds, RtcpFeedback } from './rtcp.js';
 import type { Codec } from './sdp.js';
 
 const FRAME = 160;
@@ -137,6 +140,12 @@ export class RtpSession {
   private digitGap = 0;
   private maxSeq = -1;
   private closed = false;
+  /** For the call's quality (src/media/quality.ts): the decoder's loss pattern, the caller's RTCP, sampled buffer delay. */
+  private readonly loss = new LossPattern();
+  private readonly feedback = new RtcpFeedback(this.ssrc, this.seq);
+  private bufferDelaySum = 0;
+  private bufferDelaySamples = 0;
+  private finalStats: JitterStats | null = null;
 
   constructor(private readonly o: RtpOptions) {
     this.remote = o.remote;
@@ -147,7 +156,7 @@ export class RtpSession {
       clock.poll(); // a due pacing step goes before more packets (see src/call/clock.ts)
       this.onPacket(buf, rinfo);
     }));
-    o.rtcp.on('message', guard('rtp', (buf: Buffer) => this.onRtcp(buf)));
+    o.rtcp.on('message', guard('rtp', (buf: Buffer, rinfo: dgram.RemoteInfo) => this.onRtcp(buf, rinfo)));
   }
 
   /** The payload formats agreed (set again when a delayed offer's answer arrives in the ACK). */
@@ -195,7 +204,7 @@ export class RtpSession {
     if (!this.acceptSource(from)) return;
     const second = buf[1]!;
     // rtcp-mux (RFC 5761): RTCP packet types 192..223 on the RTP port; never audio.
-    if (second >= 192 && second <= 223) return this.onRtcp(buf);
+    if (second >= 192 && second <= 223) return this.onRtcp(buf, from);
     const cc = buf[0]! & 0x0f;
     let off = 12 + cc * 4;
     if (buf[0]! & 0x10) {
@@ -232,7 +241,7 @@ export class RtpSession {
     }
     this.remoteSsrc = ssrc;
     if (seq > this.maxSeq || this.maxSeq - seq > 30000) this.maxSeq = seq;
-    this.jitter.push({ seq, timestamp: ts, payload: frame, arrivalMs: this.lastPacketAt, ssrc });
+    this.loss.packet(seq, this.jitter.push({ seq, timestamp: ts, payload: frame, arrivalMs: this.lastPacketAt, ssrc }));
   }
 
   /** Symmetric RTP: latch to the first packet from an expected address; count the rest. */
@@ -267,9 +276,11 @@ export class RtpSession {
     if (event < DIGITS.length) this.o.onDigit(DIGITS[event]!);
   }
 
-  private onRtcp(buf: Buffer): void {
-    if (buf.length < 8 || buf[0]! >> 6 !== 2) countBadInput('rtp', 'bad_rtcp');
-    // Reports are accepted and otherwise ignored: carriers do not need us to act on them.
+  private onRtcp(buf: Buffer, from: dgram.RemoteInfo): void {
+    if (buf.length < 8 || buf[0]! >> 6 !== 2) return countBadInput('rtp', 'bad_rtcp');
+    // Reports only measure the call (loss, round trip), and only the caller's count.
+    if (this.closed || from.address !== this.target()?.address) return;
+    this.feedback.receive(buf, Date.now());
   }
 
   /** The frame for this 20 ms slot from the jitter buffer (null while it fills). */
@@ -367,9 +378,13 @@ export class RtpSession {
   maybeSendRtcp(nowMs: number): void {
     if (nowMs - this.lastRtcp < RTCP_EVERY_MS || this.closed) return;
     this.lastRtcp = nowMs;
+    const st = this.jitter.stats();
+    if (st.played > 0) {
+      this.bufferDelaySum += st.currentDelayMs;
+      this.bufferDelaySamples++;
+    }
     const to = this.target();
     if (!to) return;
-    const st = this.jitter.stats();
     const cname = Buffer.from('aybiza');
     const sdesLen = Math.ceil((4 + 2 + cname.length + 1) / 4) * 4;
     const hasBlock = this.remoteSsrc !== 0 && this.maxSeq >= 0;
@@ -379,7 +394,8 @@ export class RtpSession {
     pkt[1] = 200;
     pkt.writeUInt16BE(srLen / 4 - 1, 2);
     pkt.writeUInt32BE(this.ssrc, 4);
-    const ntp = Date.now() / 1000 + 2208988800;
+    const ntp = ntpSeconds(Date.now());
+    this.feedback.sentReport(ntp);
     pkt.writeUInt32BE(Math.floor(ntp) >>> 0, 8);
     pkt.writeUInt32BE(Math.floor((ntp % 1) * 2 ** 32) >>> 0, 12);
     pkt.writeUInt32BE((this.tsBase + Math.round((nowMs - this.t0) / 20) * FRAME) >>> 0, 16);
@@ -405,9 +421,21 @@ export class RtpSession {
     return { ...this.jitter.stats(), packetsIn: this.packetsIn, packetsOut: this.packetsOut, unexpectedSource: this.unexpectedSource };
   }
 
+  /** The call's E-model estimate from what arrived and what the caller reported; also after close(). */
+  quality(): CallQuality {
+    return callQuality({
+      loss: this.loss.summary(),
+      jitter: { ...(this.finalStats ?? this.jitter.stats()) },
+      sampledBufferDelayMs: this.bufferDelaySamples > 0 ? this.bufferDelaySum / this.bufferDelaySamples : null,
+      rttMs: this.feedback.rttMs,
+      remote: this.feedback.remote,
+    });
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.finalStats = this.jitter.stats();
     this.o.rtp.close();
     this.o.rtcp.close();
     this.jitter.close();

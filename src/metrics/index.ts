@@ -88,6 +88,20 @@ export const latencyBudgetExceeded = new client.Counter({
   registers: [registry],
 });
 
+/**
+ * MOS buckets for aybiza_call_mos: 0.5 apart below 2.5, 0.25 to 3, then 0.1
+ * apart from 3 to 4.5, where calls live and where the low-MOS alert (3.6)
+ * must be resolved (G.107's 4.41 for a perfect G.711 call sits in 4.4–4.5).
+ */
+export const CALL_MOS_BUCKETS: number[] = [1, 1.5, 2, 2.5, 2.75, ...Array.from({ length: 16 }, (_, i) => Math.round((3 + i * 0.1) * 10) / 10)];
+
+export const callMos = new client.Histogram({
+  name: 'aybiza_call_mos',
+  help: 'Per-call conversational MOS (ITU-T G.107 E-model, worse direction) of calls whose quality could be measured (SIP)',
+  buckets: CALL_MOS_BUCKETS,
+  registers: [registry],
+});
+
 export const mediaFrames = new client.Counter({
   name: 'aybiza_media_frames_total',
   help: '20 ms media frames by transport and direction',

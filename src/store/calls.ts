@@ -6,6 +6,7 @@ import { iso, isoOrNull, newId } from './ids.js';
 import { NotFoundError } from './errors.js';
 import { pageOf, tenantClause } from './page.js';
 import { redactPii } from './redact.js';
+import type { CallQuality } from '../media/quality.js';
 import type { CallDetail, CallRecord, CallStore, NewCall, Page, Transport, TurnRecord } from './types.js';
 
 const ENDED = new Set(['completed', 'failed', 'busy', 'no-answer', 'canceled', 'rejected', 'ended']);
@@ -26,6 +27,7 @@ function toCall(r: Record<string, unknown>): CallRecord {
     endedAt: isoOrNull(r.ended_at),
     endReason: (r.end_reason as string | null) ?? null,
     mediaStats: (r.media_stats as Record<string, unknown> | null) ?? null,
+    quality: (r.quality as CallQuality | null) ?? null,
   };
 }
 
@@ -89,6 +91,10 @@ export class Calls implements CallStore {
 
   async setMediaStats(callId: string, stats: Record<string, unknown>): Promise<void> {
     await this.db.pool.query('update calls set media_stats = $2 where id = $1', [callId, JSON.stringify(stats)]);
+  }
+
+  async setQuality(callId: string, quality: CallQuality): Promise<void> {
+    await this.db.pool.query('update calls set quality = $2 where id = $1', [callId, JSON.stringify(quality)]);
   }
 
   list(tenantId: string | null, limit: number, cursor?: string): Promise<Page<CallRecord>> {

@@ -211,4 +211,13 @@ alter table audit_log enable trigger audit_log_no_change;
 drop function aybiza_mask_tool_headers(jsonb);
 `,
   },
+  {
+    version: 6,
+    name: 'call quality',
+    sql: `
+-- The call's E-model estimate (src/media/quality.ts): R, MOS and per-direction
+-- loss, burstiness and delay; null where nothing could be measured.
+alter table calls add column quality jsonb;
+`,
+  },
 ];

@@ -1,6 +1,7 @@
 // The control plane's data, as the call path and the API see it.
 // The call path (Twilio gateway, SIP, pipeline) depends only on the
 // interfaces at the bottom: AgentResolver, CallStore, TrunkDirectory.
+import type { CallQuality } from '../media/quality.js';
 
 export const TENANT_SCOPES = ['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read', 'keys:write'] as const;
 export type Scope = (typeof TENANT_SCOPES)[number];
@@ -126,6 +127,8 @@ export interface CallRecord {
   endedAt: string | null;
   endReason: string | null;
   mediaStats: Record<string, unknown> | null;
+  /** E-model estimate (R, MOS, per direction; src/media/quality.ts); null when not measured (Twilio calls, no media). */
+  quality: CallQuality | null;
 }
 
 export interface TurnRecord {
@@ -190,6 +193,7 @@ export interface CallStore {
   /** Stored PII-redacted. */
   addTranscript(callId: string, speaker: 'caller' | 'agent', text: string): Promise<void>;
   setMediaStats(callId: string, stats: Record<string, unknown>): Promise<void>;
+  setQuality(callId: string, quality: CallQuality): Promise<void>;
 }
 
 export interface TrunkDirectory {
