@@ -4,9 +4,10 @@
 // `setInterval(…, 20)` per call; no STT, no VAD, no conversation, no
 // signature checks. It is the baseline, not a competitor: keep it plain.
 //
-// Per call it decodes every inbound μ-law frame to PCM (as a server feeding a
-// VAD or STT must), and, about a second after the caller stops speaking
-// (a peak-level gate on that PCM, not a VAD), plays a canned reply: PCM from
+// Per call it greets the caller, decodes every inbound μ-law frame to PCM (as
+// a server feeding a VAD or STT must), and, about a second after the caller
+// stops speaking (a peak-level gate on that PCM, not a VAD), plays a canned
+// reply. Each is PCM from
 // the TTS emulator's synthesizer, encoded to μ-law 20 ms at a time on the
 // call's interval, one Twilio `media` message per tick and a mark named like
 // ours (`<generation>.<seq>.end`) after each sentence, so the simulated
@@ -25,7 +26,9 @@ const SPEECH_PEAK = 500;
 export interface NaiveServerOptions {
   port?: number;
   host?: string;
-  /** The reply, one spoken segment per sentence. */
+  /** Played when the stream starts, one spoken segment per sentence. */
+  greeting?: string[];
+  /** Played after each caller utterance, one spoken segment per sentence. */
   reply?: string[];
   /** Silence after the caller's speech before the reply starts. */
   replyAfterSilenceMs?: number;
@@ -46,6 +49,7 @@ export interface NaiveServer {
   close(): Promise<void>;
 }
 
+const DEFAULT_GREETING = ['Hello, thanks for calling. How can I help you today?'];
 const DEFAULT_REPLY = [
   'Of course, a table for two tomorrow evening.',
   'What time would you like, and may I have a name for the booking?',
@@ -53,7 +57,8 @@ const DEFAULT_REPLY = [
 
 export async function startNaiveServer(o: NaiveServerOptions = {}): Promise<NaiveServer> {
   // The "TTS": PCM made once; each call encodes it to μ-law as it plays.
-  const sentences = (o.reply ?? DEFAULT_REPLY).map((s) => mulaw.decode(synthesize(s)));
+  const pcm = (text: string[]) => text.map((s) => mulaw.decode(synthesize(s)));
+  const speech = { greeting: pcm(o.greeting ?? DEFAULT_GREETING), reply: pcm(o.reply ?? DEFAULT_REPLY) };
   const silenceFrames = Math.ceil((o.replyAfterSilenceMs ?? 800) / 20);
   const stats: NaiveStats = { calls: 0, active: 0, framesSent: 0, marksSent: 0, framesReceived: 0 };
   let wsUrl = '';
@@ -76,7 +81,7 @@ export async function startNaiveServer(o: NaiveServerOptions = {}): Promise<Naiv
     }
   });
   const wss = new WebSocketServer({ server, path: '/stream', perMessageDeflate: false });
-  wss.on('connection', (ws) => serveCall(ws, sentences, silenceFrames, stats));
+  wss.on('connection', (ws) => serveCall(ws, speech, silenceFrames, stats));
   await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const url = `http://${o.host ?? '127.0.0.1'}:${port}`;
@@ -93,23 +98,32 @@ export async function startNaiveServer(o: NaiveServerOptions = {}): Promise<Naiv
   };
 }
 
-function serveCall(ws: WebSocket, sentences: Int16Array[], silenceFrames: number, stats: NaiveStats): void {
+function serveCall(ws: WebSocket, speech: { greeting: Int16Array[]; reply: Int16Array[] }, silenceFrames: number, stats: NaiveStats): void {
   let streamSid = '';
   let timer: NodeJS.Timeout | null = null;
   let heardSpeech = false;
   let silentFrames = 0;
   let generation = 0;
   let markSeq = 0;
-  // The reply being played: sentence index and sample offset inside it.
+  // What is being played: its sentences, the current one, the sample offset in it.
+  let sentences: Int16Array[] = [];
   let sentence = -1;
   let offset = 0;
+  const play = (what: Int16Array[]) => {
+    generation++;
+    markSeq = 0;
+    sentences = what;
+    sentence = 0;
+    offset = 0;
+  };
 
   const stop = () => {
     if (timer) clearInterval(timer);
     timer = null;
   };
   const tick = () => {
-    if (sentence < 0) return;
+    // Closing (our close after `stop`, or theirs): nothing more would be delivered, so nothing is counted as sent.
+    if (sentence < 0 || ws.readyState !== ws.OPEN) return;
     const pcm = sentences[sentence];
     const frame = new Int16Array(SAMPLES_PER_FRAME);
     frame.set(pcm.subarray(offset, offset + SAMPLES_PER_FRAME));
@@ -133,6 +147,7 @@ function serveCall(ws: WebSocket, sentences: Int16Array[], silenceFrames: number
         stats.calls++;
         stats.active++;
         timer = setInterval(tick, 20);
+        play(speech.greeting);
       } else if (msg.event === 'media' && msg.media?.payload) {
         stats.framesReceived++;
         const pcm = mulaw.decode(Buffer.from(msg.media.payload, 'base64'));
@@ -144,22 +159,20 @@ function serveCall(ws: WebSocket, sentences: Int16Array[], silenceFrames: number
         } else if (heardSpeech && ++silentFrames >= silenceFrames) {
           heardSpeech = false;
           // No barge-in: speech during the reply does not restart it.
-          if (sentence < 0) {
-            generation++;
-            markSeq = 0;
-            sentence = 0;
-            offset = 0;
-          }
+          if (sentence < 0) play(speech.reply);
         }
       } else if (msg.event === 'stop') {
+        stop();
         ws.close(1000);
       }
     } catch {
       ws.close(1011);
     }
   });
+  // A protocol error on one socket ends that call, not the process.
+  ws.on('error', () => ws.terminate());
   ws.on('close', () => {
-    if (timer) stats.active--;
+    if (streamSid) stats.active--;
     stop();
   });
 }

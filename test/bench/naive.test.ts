@@ -1,6 +1,6 @@
 // The naive baseline server `npm run load` measures beside ours (issue 14,
 // need 4) is driven by the same simulated Twilio callers: it answers the
-// webhook with <Connect><Stream>, plays a reply after the caller speaks, and
+// webhook with <Connect><Stream>, greets, plays a reply after the caller speaks, and
 // ends each sentence with a `.end` mark, so the callers split their gaps
 // inside a segment from gaps across a segment end, and every frame it sent
 // reaches a caller.
@@ -12,7 +12,7 @@ import { synthesize } from '../../src/providers/emulators/voice.js';
 describe('naive baseline server', () => {
   let server: NaiveServer;
   beforeAll(async () => {
-    server = await startNaiveServer({ reply: ['Sure.', 'Two people.'], replyAfterSilenceMs: 200 });
+    server = await startNaiveServer({ greeting: ['Hi.'], reply: ['Sure.', 'Two people.'], replyAfterSilenceMs: 200 });
   });
   afterAll(() => server.close());
 
@@ -21,9 +21,9 @@ describe('naive baseline server', () => {
     const dialed = await Promise.all(callers.map((c) => c.dial()));
     expect(dialed.map((d) => d.outcome)).toEqual(['connected', 'connected', 'connected']);
     for (const c of callers) c.speak(synthesize('Hello there.'));
-    // Speech (~0.8 s), the silence gate, then two short sentences.
+    // The greeting; the caller's speech (~0.8 s), the silence gate, then two short sentences.
     const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline && !callers.every((c) => c.events.filter((e) => e.name?.endsWith('.end')).length >= 2)) {
+    while (Date.now() < deadline && !callers.every((c) => c.events.filter((e) => e.name?.endsWith('.end')).length >= 3)) {
       await new Promise((r) => setTimeout(r, 100));
     }
     await Promise.all(callers.map((c) => c.hangup(300)));
@@ -34,10 +34,10 @@ describe('naive baseline server', () => {
     expect(received).toBe(server.stats.framesSent);
     for (const c of callers) {
       const ends = c.events.filter((e) => e.event === 'mark' && e.name?.endsWith('.end')).map((e) => e.name);
-      expect(ends).toEqual(['1.0.end', '1.1.end']);
-      // One gap crosses the first sentence's end; the rest are inside a sentence.
-      expect(c.betweenSegmentGaps).toHaveLength(1);
-      expect(c.inSegmentGaps.length).toBe(c.gaps.length - 1);
+      expect(ends).toEqual(['1.0.end', '2.0.end', '2.1.end']);
+      // Two gaps cross a segment end (greeting → reply, first → second sentence); the rest are inside one.
+      expect(c.betweenSegmentGaps).toHaveLength(2);
+      expect(c.inSegmentGaps.length).toBe(c.gaps.length - 2);
       expect(c.inSegmentGaps.length).toBeGreaterThan(10);
       expect(c.stats.nonSilent).toBeGreaterThan(0);
     }

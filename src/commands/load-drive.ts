@@ -1,0 +1,168 @@
+// The load's simulated callers against one server (ours or the naive
+// baseline, the same way for both): N Twilio callers dialed over a ramp, one
+// clock sending every caller's 20 ms frames, each caller speaking every ~8 s;
+// the server process's CPU (utime + stime from /proc) and RSS over the
+// measured window, and what the callers heard in it.
+import fs from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { TwilioCaller } from '../twilio/caller.js';
+import { synthesize } from '../providers/emulators/voice.js';
+import { guard } from '../guard.js';
+import { gapSpread, pct, type GapSpread } from './load-report.js';
+
+export interface Target {
+  url: string;
+  publicUrl: string;
+  /** The server's process id for CPU and RSS; 0 when it runs elsewhere (--url). */
+  pid: number;
+  to: string;
+  token: string;
+}
+
+export interface CallerFigures {
+  calls: number;
+  connected: number;
+  failedDials: number;
+  rampMs: number;
+  seconds: number;
+  serverCpuSeconds: number;
+  cpuSecondsPerCallSecond: number;
+  callsPerCore: number;
+  framesReceived: number;
+  outboundGapMs: { p50: number; p99: number; max: number };
+  /** Split by the server's end-of-segment marks: a gap inside a spoken segment is a hole the caller hears. */
+  inSegmentGapMs: GapSpread;
+  /** A gap across a segment end (a pause between sentences or turns, any length). */
+  betweenSegmentGapMs: GapSpread;
+  /** Gaps over 40 ms among all gaps under 500 ms (the figure before the segment split). */
+  lateFrames: number;
+  /** Gaps over 40 ms inside a spoken segment. */
+  inSegmentLateFrames: number;
+  partialFrames: number;
+  callerEventLoopDelayMs: { p50: number; p99: number; max: number };
+  serverRssMiB: { idle: number; peak: number } | null;
+  rssPerCallKiB: number | null;
+}
+
+const CLK_TCK = 100;
+
+export function cpuSeconds(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const parts = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(parts[11]) + Number(parts[12])) / CLK_TCK; // utime + stime, all threads
+}
+
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Ramp: spread the dials over up to 3 s so hundreds of webhooks do not arrive in one millisecond. */
+export function rampMsFor(calls: number): number {
+  return Math.min(3000, calls * 15);
+}
+
+const CALLER_PHRASE = 'I would like to book a table for two people tomorrow evening please.';
+
+export interface Drive {
+  callers: TwilioCaller[];
+  figures: CallerFigures;
+}
+
+/**
+ * Dials `calls` callers, measures `seconds` once all have dialed, then stops
+ * the callers' clock (the calls stay up: hang them up with hangupAll).
+ * `atWindowStart` runs just before the window opens (e.g. a /metrics scrape).
+ */
+export async function driveCallers(t: Target, calls: number, seconds: number, atWindowStart?: () => Promise<void>): Promise<Drive> {
+  const speech = synthesize(CALLER_PHRASE);
+  const baseRss = t.pid ? rssBytes(t.pid) : 0;
+  const callers: TwilioCaller[] = [];
+  const rampMs = rampMsFor(calls);
+  const dialing: Promise<void>[] = [];
+  for (let i = 0; i < calls; i++) {
+    const c = new TwilioCaller({ baseUrl: t.url, publicUrl: t.publicUrl, authToken: t.token, to: t.to, manualClock: true, skipAnalysis: true });
+    callers.push(c);
+    dialing.push(new Promise<void>((r) => setTimeout(r, (i * rampMs) / calls)).then(() => c.dial().then(() => undefined)));
+  }
+  // One clock drives every caller's 20 ms frames; each caller speaks every ~8 s.
+  // Real calls are not phase-aligned: the callers are spread over four 5 ms
+  // phases, so the server sees a steady stream rather than every call's
+  // frame in the same millisecond.
+  const PHASES = 4;
+  const t0 = performance.now();
+  let slot = 0;
+  let running = true;
+  let clock: NodeJS.Timeout | null = null;
+  const clockLoop = guard('timer', () => {
+    if (!running) return;
+    slot++;
+    const phase = slot % PHASES;
+    const frameSlot = Math.floor(slot / PHASES);
+    for (let i = phase; i < callers.length; i += PHASES) {
+      const c = callers[i];
+      if (c.isClosed) continue;
+      if ((frameSlot + i * 37) % 400 === 0) c.speak(speech);
+      c.sendNextFrame();
+    }
+    clock = setTimeout(clockLoop, Math.max(0, t0 + (slot + 1) * (20 / PHASES) - performance.now()));
+  });
+  const results = await Promise.allSettled(dialing);
+  const failedDials = results.filter((r) => r.status === 'rejected').length;
+  const firstFailure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (firstFailure) process.stderr.write(`load: ${failedDials} of ${calls} dials failed, first: ${String(firstFailure.reason)}\n`);
+  clockLoop();
+  // The callers' own event-loop delay: their timestamps are taken on it, so
+  // it bounds how much of a measured gap is the measurement's own.
+  const callerLoop = monitorEventLoopDelay({ resolution: 1 });
+  callerLoop.enable();
+  await atWindowStart?.();
+  const cpu0 = t.pid ? cpuSeconds(t.pid) : 0;
+  const w0 = performance.now();
+  const gapStart = callers.map((c) => c.gaps.length);
+  const inStart = callers.map((c) => c.inSegmentGaps.length);
+  const betweenStart = callers.map((c) => c.betweenSegmentGaps.length);
+  let peakRss = baseRss;
+  while (performance.now() - w0 < seconds * 1000) {
+    await new Promise((r) => setTimeout(r, 1000));
+    if (t.pid) peakRss = Math.max(peakRss, rssBytes(t.pid));
+  }
+  const cpu = t.pid ? cpuSeconds(t.pid) - cpu0 : NaN;
+  const wall = (performance.now() - w0) / 1000;
+  running = false;
+  if (clock) clearTimeout(clock);
+  callerLoop.disable();
+  const connected = callers.filter((c) => c.stats.frames > 0).length;
+  // Gaps inside the agent's speech; longer ones are pauses between turns.
+  const gaps = callers.flatMap((c, i) => c.gaps.slice(gapStart[i])).filter((g) => g < 500);
+  const inSegment = callers.flatMap((c, i) => c.inSegmentGaps.slice(inStart[i]));
+  const cpuPerCallSecond = connected ? cpu / (connected * wall) : NaN;
+  const figures: CallerFigures = {
+    calls, connected, failedDials, rampMs, seconds: +wall.toFixed(1),
+    serverCpuSeconds: +cpu.toFixed(2),
+    cpuSecondsPerCallSecond: +cpuPerCallSecond.toFixed(5),
+    callsPerCore: Number.isFinite(cpuPerCallSecond) ? Math.floor(1 / cpuPerCallSecond) : NaN,
+    framesReceived: callers.reduce((n, c) => n + c.stats.frames, 0),
+    outboundGapMs: { p50: +pct(gaps, 0.5).toFixed(2), p99: +pct(gaps, 0.99).toFixed(2), max: gapSpread(gaps).max },
+    inSegmentGapMs: gapSpread(inSegment),
+    betweenSegmentGapMs: gapSpread(callers.flatMap((c, i) => c.betweenSegmentGaps.slice(betweenStart[i]))),
+    lateFrames: gaps.filter((g) => g > 40).length,
+    inSegmentLateFrames: inSegment.filter((g) => g > 40).length,
+    partialFrames: callers.reduce((n, c) => n + c.stats.partial, 0),
+    callerEventLoopDelayMs: {
+      p50: +(callerLoop.percentile(50) / 1e6).toFixed(1), p99: +(callerLoop.percentile(99) / 1e6).toFixed(1), max: +(callerLoop.max / 1e6).toFixed(1),
+    },
+    serverRssMiB: t.pid ? { idle: Math.round(baseRss / 1048576), peak: Math.round(peakRss / 1048576) } : null,
+    rssPerCallKiB: t.pid && connected ? Math.max(0, Math.round((peakRss - baseRss) / connected / 1024)) : null,
+  };
+  return { callers, figures };
+}
+
+/**
+ * Hangs every caller up; callers keep reading for a second after their
+ * `stop`, so frames already on their way still count as received.
+ */
+export async function hangupAll(callers: TwilioCaller[]): Promise<number> {
+  await Promise.allSettled(callers.map((c) => (c.isClosed ? undefined : c.hangup(1000))));
+  return callers.reduce((n, c) => n + c.stats.frames, 0);
+}

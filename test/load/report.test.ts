@@ -1,0 +1,82 @@
+// `npm run load`'s report (issue 14, need 4 and the caller side of need 1):
+// the server's playout counters read from /metrics (0 where a metric is not
+// there), the side-by-side table against the naive baseline, and the
+// min–max of every figure over several runs.
+import { describe, expect, it } from 'vitest';
+import {
+  comparisonRows, formatRange, formatRunTable, formatSpreadTable, PAUSE_REASONS, playoutCounters, rangeOf, spreadOf, STALLS, sumByLabel,
+  type OurFigures, type SideFigures,
+} from '../../src/commands/load-report.js';
+
+const before = [
+  '# TYPE aybiza_playout_late_frames_total counter',
+  'aybiza_playout_late_frames_total{stall="le_25ms"} 3',
+  'aybiza_playout_pauses_total{reason="tts_audio"} 2',
+  'aybiza_playout_pause_seconds_sum{reason="tts_audio"} 0.5',
+].join('\n');
+const after = [
+  'aybiza_playout_late_frames_total{stall="le_25ms"} 10',
+  'aybiza_playout_late_frames_total{stall="gt_50ms"} 1',
+  'aybiza_playout_pauses_total{reason="tts_audio",transport="twilio"} 5',
+  'aybiza_playout_pauses_total{transport="sip",reason="tts_audio"} 1',
+  'aybiza_playout_pauses_total{reason="flush_window"} 4',
+  'aybiza_playout_pause_seconds_bucket{reason="tts_audio",le="0.1"} 3',
+  'aybiza_playout_pause_seconds_sum{reason="tts_audio"} 2.5',
+  'aybiza_playout_pause_seconds_sum{reason="flush_window"} 1.25',
+  'aybiza_playout_pause_seconds_count{reason="flush_window"} 4',
+].join('\n');
+
+function side(cpu: number, p99: number): SideFigures {
+  return {
+    connected: 200, cpuSecondsPerCallSecond: cpu, callsPerCore: Math.floor(1 / cpu),
+    inSegmentGapMs: { count: 1000, p50: 20, p99, max: 40 }, inSegmentLateFrames: 0, droppedFrames: 0,
+  };
+}
+
+describe('load report', () => {
+  it('sums a metric by one label over the others, ignoring other series of the same prefix', () => {
+    expect(sumByLabel(after, 'aybiza_playout_pauses_total', 'reason')).toEqual({ tts_audio: 6, flush_window: 4 });
+    expect(sumByLabel(after, 'aybiza_playout_pause_seconds_sum', 'reason')).toEqual({ tts_audio: 2.5, flush_window: 1.25 });
+    expect(sumByLabel('', 'aybiza_playout_pauses_total', 'reason')).toEqual({});
+  });
+
+  it('reads late frames by stall and pauses by reason between two scrapes, 0 for a metric not (yet) exported', () => {
+    const c = playoutCounters(before, after);
+    expect(c.lateFrames).toEqual({ le_25ms: 7, le_50ms: 0, gt_50ms: 1 });
+    expect(c.pauses.tts_audio).toEqual({ count: 4, seconds: 2 });
+    expect(c.pauses.flush_window).toEqual({ count: 4, seconds: 1.25 });
+    const none = playoutCounters('', '');
+    expect(Object.keys(none.lateFrames)).toEqual([...STALLS]);
+    expect(Object.keys(none.pauses)).toEqual([...PAUSE_REASONS]);
+    expect(Object.values(none.pauses).every((p) => p.count === 0 && p.seconds === 0)).toBe(true);
+  });
+
+  it('prints ours beside the naive baseline with the CPU ratio, and ours-only rows without a naive figure', () => {
+    const ours: OurFigures = { ...side(0.001, 24), playout: playoutCounters(before, after), flushLimitWarnings: 0 };
+    const rows = comparisonRows(ours, side(0.0015, 25.5));
+    const text = formatRunTable('run 1', rows);
+    const line = (label: string) => text.split('\n').find((l) => l.startsWith(label))!.split(/\s{3,}/);
+    expect(line('CPU ms per call-second')).toEqual(['CPU ms per call-second', '1.000', '1.500', '0.67×']);
+    expect(line('calls per core')).toEqual(['calls per core', '1000', '666', '1.50×']);
+    expect(line('in-segment gap p99 (ms)')).toEqual(['in-segment gap p99 (ms)', '24.00', '25.50']);
+    expect(line('pauses flush_window: count')).toEqual(['pauses flush_window: count', '4', '—']);
+    expect(line('server late frames, stall gt_50ms')).toEqual(['server late frames, stall gt_50ms', '1', '—']);
+    // Without a baseline the naive column is empty and no ratio is printed.
+    expect(formatRunTable('no baseline', comparisonRows(ours, null))).not.toContain('×');
+  });
+
+  it('gives each figure its min–max over the runs, a single value when they agree', () => {
+    const run = (cpu: number, p99: number) =>
+      comparisonRows({ ...side(cpu, p99), playout: playoutCounters('', ''), flushLimitWarnings: 0 }, side(0.0015, 25));
+    const runs = [run(0.001, 24), run(0.0012, 28), run(0.0011, 26)];
+    const cpu = spreadOf(runs).find((s) => s.label === 'CPU ms per call-second')!;
+    expect(cpu.ours.min).toBeCloseTo(1);
+    expect(cpu.ours.max).toBeCloseTo(1.2);
+    expect(cpu.ratio!.min).toBeCloseTo(1 / 1.5);
+    expect(cpu.ratio!.max).toBeCloseTo(1.2 / 1.5);
+    const text = formatSpreadTable('spread', runs);
+    expect(text).toMatch(/in-segment gap p99 \(ms\)\s+24\.00–28\.00\s+25\.00\n/);
+    expect(text).toMatch(/CPU ms per call-second\s+1\.000–1\.200\s+1\.500\s+0\.67–0\.80×/);
+    expect(formatRange(rangeOf([NaN]), 2)).toBe('n/a');
+  });
+});
