@@ -8,6 +8,7 @@ import { pageOf, tenantClause } from './page.js';
 import { redactPii } from './redact.js';
 import type { CallQuality } from '../media/quality.js';
 import type { CallDetail, CallRecord, CallStore, NewCall, Page, Transport, TurnRecord } from './types.js';
+import { WriteBehind } from './write-behind.js';
 
 const ENDED = new Set(['completed', 'failed', 'busy', 'no-answer', 'canceled', 'rejected', 'ended']);
 
@@ -32,7 +33,17 @@ function toCall(r: Record<string, unknown>): CallRecord {
 }
 
 export class Calls implements CallStore {
-  constructor(private readonly db: Database) {}
+  /** Turns and transcript segments go in batches (see write-behind.ts). */
+  private readonly writes: WriteBehind;
+
+  constructor(private readonly db: Database) {
+    this.writes = new WriteBehind(db.pool);
+  }
+
+  /** Writes the queued turns and transcript segments now (shutdown, tests). */
+  drain(): Promise<void> {
+    return this.writes.drain();
+  }
 
   /**
    * A new call row. A SIP Call-ID is chosen by the caller and may repeat (or
@@ -65,6 +76,8 @@ export class Calls implements CallStore {
   }
 
   async updateCallStatus(callId: string, status: string, endReason?: string): Promise<void> {
+    // A call reported ended has its turns and transcript stored.
+    if (ENDED.has(status)) await this.writes.drain();
     // An ended call stays ended: late or repeated callbacks change nothing.
     await this.db.pool.query(
       `update calls set status = $2,
@@ -76,17 +89,15 @@ export class Calls implements CallStore {
     );
   }
 
-  async addTurn(callId: string, t: TurnRecord): Promise<void> {
-    await this.db.pool.query(
-      `insert into turns (call_id, seq, user_text, assistant_text, interrupted, latencies) values ($1,$2,$3,$4,$5,$6)
-       on conflict (call_id, seq) do update set user_text = excluded.user_text, assistant_text = excluded.assistant_text,
-         interrupted = excluded.interrupted, latencies = excluded.latencies`,
-      [callId, t.seq, redactPii(t.userText), redactPii(t.assistantText), t.interrupted, JSON.stringify(t.latencies)],
-    );
+  addTurn(callId: string, t: TurnRecord): Promise<void> {
+    return this.writes.addTurn({
+      callId, seq: t.seq, userText: redactPii(t.userText), assistantText: redactPii(t.assistantText), interrupted: t.interrupted,
+      latencies: JSON.stringify(t.latencies),
+    });
   }
 
-  async addTranscript(callId: string, speaker: 'caller' | 'agent', text: string): Promise<void> {
-    await this.db.pool.query('insert into transcript_segments (call_id, speaker, text) values ($1,$2,$3)', [callId, speaker, redactPii(text)]);
+  addTranscript(callId: string, speaker: 'caller' | 'agent', text: string): Promise<void> {
+    return this.writes.addTranscript({ callId, speaker, text: redactPii(text), at: new Date() });
   }
 
   async setMediaStats(callId: string, stats: Record<string, unknown>): Promise<void> {

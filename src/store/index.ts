@@ -24,6 +24,15 @@ export interface StoreOptions {
   /** AYBIZA_ENCRYPTION_KEY (else a key generated into dataDir) and previous keys for decryption only. */
   encryptionKey?: Buffer;
   encryptionKeysOld?: Buffer[];
+  /** Connections in the pool (default 10 for an external database). */
+  poolSize?: number;
+  /** Shared state to use instead of opening one (a media worker's channel to the main thread's). */
+  state?: SharedState;
+  /**
+   * Migrations, secret resealing and ADMIN_API_KEY (default true). A media
+   * worker (WORKERS) opens the store the main thread has already set up.
+   */
+  setup?: boolean;
 }
 
 export class ControlPlane implements Component {
@@ -46,14 +55,15 @@ export class ControlPlane implements Component {
   /** Opens the database, applies migrations, and makes ADMIN_API_KEY usable. */
   static async open(opts: StoreOptions): Promise<ControlPlane> {
     const keys = Keyring.load({ key: opts.encryptionKey, oldKeys: opts.encryptionKeysOld, dataDir: opts.dataDir });
-    const db = await openDatabase({ databaseUrl: opts.databaseUrl, dataDir: opts.dataDir });
+    const db = await openDatabase({ databaseUrl: opts.databaseUrl, dataDir: opts.dataDir, poolSize: opts.poolSize });
     try {
-      await migrate(db);
-      const state = createState(opts.redisUrl, opts.redisPrefix);
+      const setup = opts.setup !== false;
+      if (setup) await migrate(db);
+      const state = opts.state ?? createState(opts.redisUrl, opts.redisPrefix);
       const cp = new ControlPlane(db, state, keys, opts);
-      await cp.agents.resealSecrets();
-      if (opts.adminApiKey) await cp.tenants.ensureAdminKey(opts.adminApiKey);
-      cp.sweepLostNodes();
+      if (setup) await cp.agents.resealSecrets();
+      if (setup && opts.adminApiKey) await cp.tenants.ensureAdminKey(opts.adminApiKey);
+      if (setup) cp.sweepLostNodes();
       return cp;
     } catch (err) {
       await db.close();
@@ -89,6 +99,7 @@ export class ControlPlane implements Component {
   async close(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     await this.tenants.close(); // queued last-use times
+    await this.calls.drain(); // queued turns and transcript segments
     await this.state.close();
     await this.db.close();
   }
