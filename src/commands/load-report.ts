@@ -95,6 +95,8 @@ export interface Row {
   /** Print ours/naive. */
   ratio?: boolean;
   digits: number;
+  /** Seconds beside a count (a pause reason's total length), printed as "count (s s)". */
+  seconds?: number;
 }
 
 /** The rows of one run's side-by-side table, in print order. */
@@ -114,8 +116,7 @@ export function comparisonRows(ours: OurFigures, naive: SideFigures | null): Row
   ];
   for (const [stall, n] of Object.entries(ours.playout.lateFrames)) rows.push({ label: `server late frames, stall ${stall}`, ours: n, digits: 0 });
   for (const [reason, p] of Object.entries(ours.playout.pauses)) {
-    rows.push({ label: `pauses ${reason}: count`, ours: p.count, digits: 0 });
-    rows.push({ label: `pauses ${reason}: seconds`, ours: p.seconds, digits: 2 });
+    rows.push({ label: `pauses ${reason} (count, total)`, ours: p.count, seconds: p.seconds, digits: 0 });
   }
   rows.push({ label: 'TTS "Flush limit exceeded" warnings', ours: ours.flushLimitWarnings, digits: 0 });
   return rows;
@@ -140,7 +141,10 @@ export function alignColumns(rows: string[][]): string {
 /** One run: our server, the naive one, and the ratio where it means something. */
 export function formatRunTable(title: string, rows: Row[]): string {
   const out = [['', 'aybiza', 'naive', 'aybiza/naive']];
-  for (const r of rows) out.push([r.label, num(r.ours, r.digits), num(r.naive, r.digits), r.ratio ? formatRange(rangeOf([ratioOf(r)]), 2, '×') : '']);
+  for (const r of rows) {
+    const ours = num(r.ours, r.digits) + (r.seconds !== undefined ? ` (${num(r.seconds, 2)} s)` : '');
+    out.push([r.label, ours, num(r.naive, r.digits), r.ratio ? formatRange(rangeOf([ratioOf(r)]), 2, '×') : '']);
+  }
   return `${title}\n${alignColumns(out)}\n`;
 }
 
@@ -165,6 +169,7 @@ export function formatRange(r: Range, digits: number, unit = ''): string {
 export interface RowSpread {
   label: string;
   ours: Range;
+  seconds?: Range;
   naive?: Range;
   ratio?: Range;
 }
@@ -180,6 +185,7 @@ export function spreadOf(runs: Row[][]): RowSpread[] {
     return {
       label,
       ours: rangeOf(rows.map((r) => r.ours)),
+      ...(rows.some((r) => r.seconds !== undefined) ? { seconds: rangeOf(rows.map((r) => r.seconds ?? NaN)) } : {}),
       ...(hasNaive ? { naive: rangeOf(rows.map((r) => r.naive ?? NaN)) } : {}),
       ...(hasRatio ? { ratio: rangeOf(rows.map(ratioOf)) } : {}),
     };
@@ -191,7 +197,8 @@ export function formatSpreadTable(title: string, runs: Row[][]): string {
   const out = [['', 'aybiza', 'naive', 'aybiza/naive']];
   for (const s of spreadOf(runs)) {
     const d = digits.get(s.label) ?? 2;
-    out.push([s.label, formatRange(s.ours, d), s.naive ? formatRange(s.naive, d) : '—', s.ratio ? formatRange(s.ratio, 2, '×') : '']);
+    const ours = formatRange(s.ours, d) + (s.seconds ? ` (${formatRange(s.seconds, 2)} s)` : '');
+    out.push([s.label, ours, s.naive ? formatRange(s.naive, d) : '—', s.ratio ? formatRange(s.ratio, 2, '×') : '']);
   }
   return `${title}\n${alignColumns(out)}\n`;
 }

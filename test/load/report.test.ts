@@ -59,7 +59,8 @@ describe('load report', () => {
     expect(line('CPU ms per call-second')).toEqual(['CPU ms per call-second', '1.000', '1.500', '0.67×']);
     expect(line('calls per core')).toEqual(['calls per core', '1000', '666', '1.50×']);
     expect(line('in-segment gap p99 (ms)')).toEqual(['in-segment gap p99 (ms)', '24.00', '25.50']);
-    expect(line('pauses flush_window: count')).toEqual(['pauses flush_window: count', '4', '—']);
+    expect(line('pauses flush_window')).toEqual(['pauses flush_window (count, total)', '4 (1.25 s)', '—']);
+    expect(line('pauses llm_tokens')).toEqual(['pauses llm_tokens (count, total)', '0 (0.00 s)', '—']);
     expect(line('server late frames, stall gt_50ms')).toEqual(['server late frames, stall gt_50ms', '1', '—']);
     // Without a baseline the naive column is empty and no ratio is printed.
     expect(formatRunTable('no baseline', comparisonRows(ours, null))).not.toContain('×');
@@ -69,6 +70,7 @@ describe('load report', () => {
     const run = (cpu: number, p99: number) =>
       comparisonRows({ ...side(cpu, p99), playout: playoutCounters('', ''), flushLimitWarnings: 0 }, side(0.0015, 25));
     const runs = [run(0.001, 24), run(0.0012, 28), run(0.0011, 26)];
+    runs[1].find((r) => r.label.startsWith('pauses tts_audio'))!.seconds = 1.5;
     const cpu = spreadOf(runs).find((s) => s.label === 'CPU ms per call-second')!;
     expect(cpu.ours.min).toBeCloseTo(1);
     expect(cpu.ours.max).toBeCloseTo(1.2);
@@ -77,6 +79,7 @@ describe('load report', () => {
     const text = formatSpreadTable('spread', runs);
     expect(text).toMatch(/in-segment gap p99 \(ms\)\s+24\.00–28\.00\s+25\.00\n/);
     expect(text).toMatch(/CPU ms per call-second\s+1\.000–1\.200\s+1\.500\s+0\.67–0\.80×/);
+    expect(text).toMatch(/pauses tts_audio \(count, total\)\s+0 \(0\.00–1\.50 s\)\s+—\n/);
     expect(formatRange(rangeOf([NaN]), 2)).toBe('n/a');
   });
 });
