@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ulawDecodeInto } from '../../media/g711.js';
+import { log } from '../../log.js';
 import { synthesize } from './voice.js';
 
 export interface DeepgramEmulatorOptions {
@@ -39,6 +40,9 @@ export interface DeepgramFaults {
 }
 
 const ULAW_BYTES_PER_S = 8000;
+/** Deepgram's TTS flush limit: Flush messages per connection per window. */
+const FLUSH_LIMIT = 20;
+const FLUSH_WINDOW_MS = 60_000;
 
 function reject(socket: Duplex, status: number, code: string, message: string): void {
   const body = JSON.stringify({ err_code: code, err_msg: message, request_id: crypto.randomUUID() });
@@ -62,8 +66,12 @@ export class DeepgramEmulator {
   faults: DeepgramFaults = {};
   /** Handler for /__emulator/* (fault injection), set by startEmulators. */
   control?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
-  /** Counters the tests read. */
-  readonly stats = { sttConnections: 0, ttsConnections: 0, flushes: 0, clears: 0, keepAlives: 0, finalizes: 0 };
+  /**
+   * Counters the tests (and `npm run load`, through /__emulator/faults) read:
+   * `ttsOpen` is TTS connections open now, `flushWarnings` flushes refused
+   * for the per-connection limit.
+   */
+  readonly stats = { sttConnections: 0, ttsConnections: 0, ttsOpen: 0, flushes: 0, flushWarnings: 0, clears: 0, keepAlives: 0, finalizes: 0 };
 
   constructor(readonly opts: DeepgramEmulatorOptions = DEFAULT_DEEPGRAM_EMULATOR) {
     this.server = http.createServer((req, res) => this.rest(req, res));
@@ -287,6 +295,8 @@ export class DeepgramEmulator {
   // ---- live TTS ----
   private speak(ws: WebSocket, q: URLSearchParams): void {
     this.stats.ttsConnections++;
+    this.stats.ttsOpen++;
+    const connection = this.stats.ttsConnections;
     const o = this.opts;
     const model = q.get('model') ?? 'aura-asteria-en';
     const encoding = q.get('encoding') ?? 'linear16';
@@ -295,6 +305,27 @@ export class DeepgramEmulator {
     let clearSeq = 0;
     let generation = 0;
     const flushTimes: number[] = [];
+    /** Flushes being synthesised, in order; the first is sending. */
+    const synth: { seq: number; audio: Uint8Array; at: number }[] = [];
+    let offset = 0;
+    // First byte after ttsFirstByteMs, then 100 ms chunks at the real-time factor.
+    const chunk = 800;
+    const chunkMs = Math.max(1, Math.round(100 * o.ttsRealtimeFactor));
+    const next = (gen: number) => (): void => {
+      const job = synth[0];
+      if (gen !== generation || !job || ws.readyState !== ws.OPEN) return;
+      if (offset < job.audio.length) {
+        ws.send(job.audio.subarray(offset, offset + chunk));
+        offset += chunk;
+        later(chunkMs, next(gen));
+        return;
+      }
+      send({ type: 'Flushed', sequence_id: job.seq });
+      synth.shift();
+      offset = 0;
+      // The service synthesises ahead: a queued flush's first byte is due ttsFirstByteMs after its Flush.
+      if (synth.length) later(Math.max(0, synth[0].at + o.ttsFirstByteMs - Date.now()), next(gen));
+    };
     const timers = new Set<NodeJS.Timeout>();
     const later = (ms: number, fn: () => void) => {
       const t = setTimeout(() => {
@@ -327,37 +358,33 @@ export class DeepgramEmulator {
           text += String(msg.text ?? '');
           return;
         case 'Flush': {
+          // Deepgram processes at most 20 Flush messages per 60 s per connection; a
+          // further one is not processed and gets this Warning (the message as the
+          // service sends it, deepgram-python-sdk#617: warn_code/warn_msg, not the
+          // code/description of the SDK's types).
           const now = Date.now();
-          while (flushTimes.length && now - flushTimes[0] > 60_000) flushTimes.shift();
-          if (flushTimes.length >= 20) {
-            send({ type: 'Warning', description: 'Flush limit exceeded: at most 20 flushes per 60 seconds.', code: 'FLUSH_LIMIT' });
+          while (flushTimes.length && now - flushTimes[0] > FLUSH_WINDOW_MS) flushTimes.shift();
+          if (flushTimes.length >= FLUSH_LIMIT) {
+            this.stats.flushWarnings++;
+            log.warn('deepgram emulator: flush limit exceeded', { connection, limit: FLUSH_LIMIT, windowMs: FLUSH_WINDOW_MS });
+            send({ type: 'Warning', warn_code: 'EXCESSIVE_FLUSH', warn_msg: 'Rate limit exceeded for flushes. Please try again later.' });
             return;
           }
           flushTimes.push(now);
           this.stats.flushes++;
-          const seq = sequence++;
-          const gen = generation;
-          const audio = encoding === 'mulaw' ? synthesize(text) : new Uint8Array(0);
+          // One flush after another, as the service does: a flush's audio, then
+          // its Flushed, then the next flush's audio.
+          synth.push({ seq: sequence++, audio: encoding === 'mulaw' ? synthesize(text) : new Uint8Array(0), at: now });
           text = '';
-          // First byte after ttsFirstByteMs, then 100 ms chunks at the real-time factor.
-          const chunk = 800;
-          const chunkMs = Math.max(1, Math.round(100 * o.ttsRealtimeFactor));
-          let i = 0;
-          const next = () => {
-            if (gen !== generation || ws.readyState !== ws.OPEN) return;
-            if (i < audio.length) {
-              ws.send(audio.subarray(i, i + chunk));
-              i += chunk;
-              later(chunkMs, next);
-            } else send({ type: 'Flushed', sequence_id: seq });
-          };
-          later(o.ttsFirstByteMs, next);
+          if (synth.length === 1) later(o.ttsFirstByteMs, next(generation));
           return;
         }
         case 'Clear':
           this.stats.clears++;
           text = '';
           generation++;
+          synth.length = 0;
+          offset = 0;
           send({ type: 'Cleared', sequence_id: clearSeq++ });
           return;
         case 'Close':
@@ -368,6 +395,7 @@ export class DeepgramEmulator {
       }
     });
     ws.on('close', () => {
+      this.stats.ttsOpen--;
       for (const t of timers) clearTimeout(t);
     });
   }
