@@ -79,6 +79,8 @@ export interface SideFigures {
   /** Gaps over 40 ms inside a spoken segment, as the callers heard them. */
   inSegmentLateFrames: number;
   droppedFrames: number;
+  /** The load process's own event-loop delay: it bounds how much of a gap is the measurement's. */
+  callerEventLoopDelayMs: { p99: number; max: number };
 }
 
 /** Ours adds what only our server reports. */
@@ -113,6 +115,8 @@ export function comparisonRows(ours: OurFigures, naive: SideFigures | null): Row
     both('in-segment gap max (ms)', (s) => s.inSegmentGapMs.max, 2),
     both('late frames (in-segment gap > 40 ms)', (s) => s.inSegmentLateFrames, 0),
     both('dropped frames (sent - received)', (s) => s.droppedFrames, 0),
+    both("callers' event-loop delay p99 (ms)", (s) => s.callerEventLoopDelayMs.p99, 1),
+    both("callers' event-loop delay max (ms)", (s) => s.callerEventLoopDelayMs.max, 1),
   ];
   for (const [stall, n] of Object.entries(ours.playout.lateFrames)) rows.push({ label: `server late frames, stall ${stall}`, ours: n, digits: 0 });
   for (const [reason, p] of Object.entries(ours.playout.pauses)) {
