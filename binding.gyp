@@ -10,6 +10,8 @@
         "native/media_channel.cc",
         "native/plc.cc",
         "native/jitter_buffer.cc",
+        "native/jitter_buffer_delay.cc",
+        "native/tsm.cc",
         "native/jitter_buffer_js.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

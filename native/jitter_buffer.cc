@@ -1,5 +1,6 @@
 // Jitter buffer core (see jitter_buffer.h for the playout model). No N-API:
-// the binding is jitter_buffer_js.cc.
+// the binding is jitter_buffer_js.cc; the delay estimators are in
+// jitter_buffer_delay.cc.
 #include "jitter_buffer.h"
 
 #include <algorithm>
@@ -8,13 +9,27 @@
 #include <iterator>
 
 #include "g711.h"
+#include "tsm.h"
 
 namespace aybiza::jitter {
+
+namespace {
+constexpr double kCompressAboveMs = 6;  // hysteresis around the target: late loss costs more
+constexpr double kStretchBelowMs = 2;
+constexpr int kMinLag = 40;             // 5 ms: the shortest pitch period searched
+constexpr int kMaxVoicedLag = 120;      // 15 ms: the longest
+constexpr int kMaxQuietLag = 160;       // 20 ms of near-silence at once
+constexpr int kWin = 80;                // 10 ms correlation window
+constexpr double kQuietMeanAbs = 100;   // about -50 dBov: inaudible to splice
+constexpr double kStrictCorr = 0.85, kLooseCorr = 0.6;
+constexpr int kPatience = 10;           // pops (200 ms) before the looser threshold
+}  // namespace
 
 Buffer::Buffer(const Options& options) : opt_(options) { Reset(); }
 
 void Buffer::Reset() {
   stats_ = Stats();
+  played_delays_ = DelayStats();
   has_ssrc_ = false;
   playing_ = false;
   Restart();
@@ -28,73 +43,40 @@ void Buffer::Restart() {
   // build-up with silence rather than null. Buffered old-stream packets go.
   resumed_ = playing_;
   started_ = playing_ = false;
-  held_ = since_voiced_drop_ = debt_ = 0;
+  held_ = deferred_ = q_len_ = 0;
+  for (Gap& g : gaps_) g = Gap();
   last_quiet_ = true;
-  disorder_seen_ = false;
-  waited_seq_ = -1;
   last_played_seq_ = -1;
-  // A weak prior at 40 ms: start cautious, then let measurements take over.
-  delays_.Reset(40);
+  // A prior of ten packets at 50 ms: cautious while the first seconds say
+  // little about the tail; it fades out of the short memory within ~20 s.
+  // The long memory would hold it for a minute, so it starts neutral.
+  fast_.Reset(50, 10);
+  slow_.Reset(0, 1);
   UpdateTarget();
 }
 
 int64_t Buffer::ExtendSeq(uint16_t seq) const { return max_seq_ + int16_t(uint16_t(seq - uint16_t(max_seq_))); }
 int64_t Buffer::ExtendTs(uint32_t ts) const { return max_ts_ + int32_t(uint32_t(ts - uint32_t(max_ts_))); }
 
-void DelayHistogram::Reset(double prior_ms) {
-  std::fill(std::begin(bins_), std::end(bins_), 0.0);
-  scale_ = 1;
-  total_ = 0;
-  Add(prior_ms, 1);
-}
-
-void DelayHistogram::Add(double delay_ms, double weight) {
-  scale_ /= forget_;
-  if (scale_ > 1e200) {
-    for (double& b : bins_) b /= scale_;
-    total_ /= scale_;
-    scale_ = 1;
-  }
-  int bin = std::clamp(int(delay_ms / kBinMs), 0, kBins - 1);
-  bins_[bin] += weight * scale_;
-  total_ += weight * scale_;
-}
-
-double DelayHistogram::Quantile() const {
-  double above = 0;
-  double want = (1 - quantile_) * total_;
-  for (int i = kBins - 1; i >= 0; i--) {
-    if (above + bins_[i] > want) return (i + 1 - (want - above) / bins_[i]) * kBinMs;  // interpolate in the bin
-    above += bins_[i];
-  }
-  return 0;
-}
-
-// Relative delay = transit minus the fastest transit of the last 5-10 s; the
-// window lets the reference follow a route change and clock drift.
-void Buffer::ObserveDelay(double arrival_ms, int64_t ts, bool late) {
+void Buffer::ObserveDelay(double arrival_ms, int64_t ts) {
   double transit = arrival_ms - double(ts - base_ts_) / 8.0;
-  if (arrival_ms - dmin_block_start_ >= 5000) {
-    dmin_prev_ = dmin_cur_;
-    dmin_cur_ = transit;
-    dmin_block_start_ = arrival_ms;
-  } else {
-    dmin_cur_ = std::min(dmin_cur_, transit);
-  }
-  double r = transit - std::min(dmin_prev_, dmin_cur_);
-  // A packet that missed its slot weighs more: the target covers it at once
-  // (grow fast) and forgets it slowly like the rest (shrink slowly).
-  double w = late ? kLateWeight : 1;
-  delays_.Add(r, w);
+  ref_.Add(arrival_ms, transit);
+  double r = transit - ref_.At(arrival_ms);
+  fast_.Add(r);
+  slow_.Add(r);
   UpdateTarget();
 }
 
 void Buffer::UpdateTarget() {
-  target_ms_ = std::clamp(delays_.Quantile() + kMarginMs, opt_.min_delay_ms, opt_.max_delay_ms);
+  double budget = opt_.late_loss_budget;
+  double t = std::max(fast_.CostTarget(kLateCostMs, budget, kBudgetFloorMs, opt_.max_delay_ms),
+                      slow_.CostTarget(kLateCostMs, budget, kBudgetFloorMs, opt_.max_delay_ms));
+  target_ms_ = std::clamp(t + kMarginMs, opt_.min_delay_ms, opt_.max_delay_ms);
 }
 
+// Delay of the sample played now: its sender time against the reference.
 double Buffer::CurrentDelay(double now_ms) const {
-  return now_ms - double(play_ - base_ts_) / 8.0 - std::min(dmin_prev_, dmin_cur_);
+  return now_ms - double(play_ - q_len_ - base_ts_) / 8.0 - ref_.At(now_ms);
 }
 
 PushResult Buffer::Push(uint16_t seq, uint32_t timestamp, const uint8_t* payload, double arrival_ms, bool has_ssrc,
@@ -118,8 +100,7 @@ PushResult Buffer::Push(uint16_t seq, uint32_t timestamp, const uint8_t* payload
     // Offsets keep extended values positive across backward wraps.
     max_seq_ = (int64_t(1) << 20) + seq;
     max_ts_ = base_ts_ = play_ = (int64_t(1) << 40) + timestamp;
-    dmin_prev_ = dmin_cur_ = arrival_ms;
-    dmin_block_start_ = arrival_ms;
+    ref_.Reset(arrival_ms, arrival_ms);
   }
   int64_t es = ExtendSeq(seq), ets = ExtendTs(timestamp);
   int64_t& seen = seen_[es & 1023];
@@ -129,8 +110,10 @@ PushResult Buffer::Push(uint16_t seq, uint32_t timestamp, const uint8_t* payload
   }
   seen = es;
   bool late = playing_ && (es <= last_played_seq_ || ets < play_ - kFrameSamples / 2);
-  ObserveDelay(arrival_ms, ets, late);
-  if (late || es < max_seq_) disorder_seen_ = true, last_disorder_ms_ = arrival_ms;
+  ObserveDelay(arrival_ms, ets);
+  // A packet due now whose slot an underrun filled, or a late one whose
+  // concealed slot is still unplayed, takes its slot back.
+  if ((late || (playing_ && ets == play_ && held_ > 0)) && Rescue(es, ets, payload, arrival_ms)) return result;
   if (late) {
     stats_.late++;
     // Counted lost when playout passed it; it did arrive, just too late.
@@ -144,6 +127,7 @@ PushResult Buffer::Push(uint16_t seq, uint32_t timestamp, const uint8_t* payload
   if (slot.seq >= 0) stats_.late++;  // evicting an unplayed packet 64 frames behind
   slot.seq = es;
   slot.ts = ets;
+  slot.arrival_ms = arrival_ms;
   std::memcpy(slot.payload, payload, kFrameSamples);
   return result;
 }
@@ -156,6 +140,12 @@ Buffer::Slot* Buffer::NextBuffered() {
   return best;
 }
 
+// The next frame to decode is a packet that is here (not a gap or underrun).
+bool Buffer::NextDue() {
+  Slot* next = NextBuffered();
+  return next && next->ts < play_ + kFrameSamples / 2;
+}
+
 void Buffer::Decode(const uint8_t* in, int16_t* out) const {
   const int16_t* table = opt_.codec == Codec::kPcmu ? g711::kUlawToLinear : g711::kAlawToLinear;
   for (int i = 0; i < kFrameSamples; i++) out[i] = table[in[i]];
@@ -166,20 +156,14 @@ void Buffer::Encode(const int16_t* in, uint8_t* out, int n) const {
   for (int i = 0; i < n; i++) out[i] = table[uint16_t(in[i])];
 }
 
-// About -50 dBov: below this a frame can be dropped or repeated unheard.
-static bool QuietPcm(const int16_t* pcm) {
-  int sum = 0;
-  for (int i = 0; i < kFrameSamples; i++) sum += std::abs(int(pcm[i]));
-  return sum < 100 * kFrameSamples;
+void Buffer::Append(const int16_t* pcm, Kind kind) {
+  std::memcpy(queue_ + q_len_, pcm, kFrameSamples * sizeof(int16_t));
+  std::memset(kinds_ + q_len_, kind, kFrameSamples);
+  q_len_ += kFrameSamples;
+  q_end_ += kFrameSamples;
 }
 
-bool Buffer::Quiet(const uint8_t* payload) const {
-  int16_t pcm[kFrameSamples];
-  Decode(payload, pcm);
-  return QuietPcm(pcm);
-}
-
-PopResult Buffer::PlaySlot(Slot& s, uint8_t* out) {
+void Buffer::PlaySlot(Slot& s, double now_ms) {
   if (last_played_seq_ >= 0) {
     for (int64_t q = last_played_seq_ + 1; q < s.seq && q < last_played_seq_ + 1024; q++) {
       if (seen_[q & 1023] != q) stats_.lost++;
@@ -187,110 +171,202 @@ PopResult Buffer::PlaySlot(Slot& s, uint8_t* out) {
   }
   last_played_seq_ = std::max(last_played_seq_, s.seq);
   play_ = s.ts + kFrameSamples;
+  // Its first sample plays once the queue ahead of it has been played.
+  played_delays_.Add(now_ms + q_len_ / 8.0 - s.arrival_ms);
   int16_t pcm[kFrameSamples];
   Decode(s.payload, pcm);
-  std::memcpy(out, s.payload, kFrameSamples);
-  int merged = plc_.Good(pcm);
-  Encode(pcm, out, merged);  // only the merged head differs from what arrived
-  last_quiet_ = QuietPcm(pcm);
+  plc_.Good(pcm);
+  last_quiet_ = tsm::MeanAbs(pcm, kFrameSamples) < kQuietMeanAbs;
+  Append(pcm, kReal);
   s.seq = -1;
   held_ = 0;
   stats_.played++;
-  return PopResult::kPlayed;
 }
 
-PopResult Buffer::ConcealFrame(uint8_t* out) {
+void Buffer::AppendConcealment() {
   int16_t pcm[kFrameSamples];
   plc_.Conceal(pcm);
-  Encode(pcm, out, kFrameSamples);
+  Append(pcm, kSynth);
   stats_.concealed++;
-  return PopResult::kConcealed;
 }
 
-PopResult Buffer::SilenceFrame(uint8_t* out) {
+void Buffer::AppendSilence() {
+  static const int16_t kZero[kFrameSamples] = {};
   plc_.Silence();
   last_quiet_ = true;
-  std::memset(out, opt_.codec == Codec::kPcmu ? 0xFF : 0xD5, kFrameSamples);
-  return PopResult::kSilence;
+  Append(kZero, kQuiet);
 }
 
-// The frame at the playout point is here; adapt the delay around playing it.
-PopResult Buffer::PlayDue(Slot& slot, double cur, uint8_t* out) {
-  if (cur < target_ms_ - kMarginMs) {
-    // Too little delay buffered: insert one frame, a period repeat mid-speech.
-    return last_quiet_ ? SilenceFrame(out) : ConcealFrame(out);
-  }
-  // Too much delay: drop a quiet frame whenever possible, a voiced one only
-  // rarely; either way one 20 ms frame, and only if its successor is here.
-  // Still at or above target after the drop; or waiting put us 20 ms up.
-  bool over = cur > target_ms_ + 15 || (debt_ > 0 && cur - 20 >= target_ms_ - kMarginMs);
-  bool far_over = (cur > target_ms_ + 35 && since_voiced_drop_ >= 10) || cur > opt_.max_delay_ms;
-  if (!over) return PlaySlot(slot, out);
-  Slot* after = nullptr;
-  for (Slot& s : slots_) {
-    if (s.seq > slot.seq && s.ts <= slot.ts + kFrameSamples) after = &s;
-  }
-  bool quiet = Quiet(slot.payload);
-  if (!after || !(quiet || far_over)) return PlaySlot(slot, out);
-  if (!quiet) since_voiced_drop_ = 0;
-  if (debt_ > 0) debt_--;
-  last_played_seq_ = std::max(last_played_seq_, slot.seq);
-  slot.seq = -1;
-  play_ = slot.ts + kFrameSamples;
-  return PlaySlot(*after, out);
-}
-
-PopResult Buffer::Pop(double now_ms, uint8_t* out) {
-  if (!started_) return PopResult::kNone;
-  double cur = CurrentDelay(now_ms);
-  if (!playing_) {
-    if (cur < target_ms_) return resumed_ ? SilenceFrame(out) : PopResult::kNone;
-    playing_ = true;
-  }
-  stats_.current_delay_ms = cur;
-  since_voiced_drop_++;
+// Decodes the frame at play_ into the queue: the packet, or what stands in.
+void Buffer::Fetch(double now_ms) {
   Slot* next = NextBuffered();
   if (!next) {
     // Underrun: loss, lateness and DTX look alike until the next packet, so
     // hold the playout point (bounded by maxDelayMs) and bridge the wait.
-    if (cur + 20 <= opt_.max_delay_ms) held_++;
-    else play_ += kFrameSamples;
-    return last_quiet_ && !plc_.InErasure() ? SilenceFrame(out) : ConcealFrame(out);
+    bool hold = CurrentDelay(now_ms) + 20 <= opt_.max_delay_ms;
+    if (last_quiet_ && !plc_.InErasure()) AppendSilence();
+    else AppendConcealment();
+    if (hold) {
+      if (held_++ == 0) AddGap(play_, true);
+    } else {
+      AddGap(play_, false);
+      play_ += kFrameSamples;
+    }
+    return;
   }
   // Frames output during a hold stand in for the gap the next packet reveals.
   int64_t gap = (next->ts - play_ + kFrameSamples / 2) / kFrameSamples;
   if (held_ > 0 && gap > 0) play_ += std::min<int64_t>(held_, gap) * kFrameSamples;
   held_ = 0;
-  if (next->ts < play_ + kFrameSamples / 2) return PlayDue(*next, cur, out);
+  if (next->ts < play_ + kFrameSamples / 2) return PlaySlot(*next, now_ms);
   // A known gap before the next packet: no missing sequence numbers means the
-  // sender stopped sending (DTX), so it is silence, not loss.
+  // sender stopped sending (DTX), so it is silence; missing ones are loss,
+  // concealed in place (the playout point moves on).
   bool dtx = next->seq == last_played_seq_ + 1;
-  if (!dtx && last_played_seq_ >= 0 && waited_seq_ != last_played_seq_ + 1 && disorder_seen_ &&
-      now_ms - last_disorder_ms_ < kDisorderMemoryMs && cur + 20 <= opt_.max_delay_ms) {
-    // The next packet is missing but later ones are here. On a path that has
-    // reordered lately it is more likely in flight than lost (reordered
-    // packets trail their successors by tens of ms): conceal one frame without
-    // moving the playout point, so it can still play, as NetEQ expands before
-    // it gives up on a packet. The 20 ms are won back on a later quiet frame.
-    waited_seq_ = last_played_seq_ + 1;
-    debt_++;
-    return ConcealFrame(out);
-  }
+  if (dtx) AppendSilence();
+  else AppendConcealment(), AddGap(play_, false);
   play_ += kFrameSamples;
-  if (dtx) {
-    bool shrink = cur > target_ms_ + 15 || (debt_ > 0 && cur - 20 >= target_ms_ - kMarginMs);
-    if (shrink && next->ts >= play_ + kFrameSamples) {
-      play_ += kFrameSamples;  // shrink in silence
-      if (debt_ > 0) debt_--;
-    }
-    return SilenceFrame(out);
+}
+
+// A packet whose concealed stand-in is still (at least partly) unplayed in
+// the queue takes its place. The queue's tail is untouched by time-scale
+// steps (they work on its head and invalidate gaps they reach), so the
+// frame's samples end play_ - ts samples before the queue's end.
+void Buffer::AddGap(int64_t ts, bool held) {
+  Gap& g = gaps_[(ts / kFrameSamples) % kGaps];
+  g.ts = ts;
+  g.end = q_end_;
+  g.held = held;
+  g.synth = kinds_[q_len_ - 1] == kSynth;  // called right after the frame's Append
+}
+
+bool Buffer::Rescue(int64_t seq, int64_t ts, const uint8_t* payload, double arrival_ms) {
+  Gap& gap = gaps_[(ts / kFrameSamples) % kGaps];
+  if (gap.ts != ts) return false;
+  // An underrun frame can only be replaced while playout still waits on it.
+  if (gap.held && !(held_ > 0 && play_ == ts)) return false;
+  int64_t start = q_len_ - (q_end_ - gap.end) - kFrameSamples;
+  if (start + kFrameSamples <= kFrameSamples / 2) return false;  // half of it heard already
+  gap.ts = -1;
+  if (gap.held) {
+    held_--;
+    play_ = ts + kFrameSamples;
+    last_played_seq_ = std::max(last_played_seq_, seq);
   }
-  return ConcealFrame(out);
+  int16_t pcm[kFrameSamples];
+  Decode(payload, pcm);
+  int from = int(std::max<int64_t>(0, -start));
+  for (int i = from; i < kFrameSamples; i++) {
+    // Fade in over 2 ms where the concealment has started to play.
+    double w = from > 0 ? std::min(1.0, (i - from + 1) / 16.0) : 1.0;
+    int16_t& q = queue_[start + i];
+    q = int16_t(std::lrint((1 - w) * q + w * pcm[i]));
+    kinds_[start + i] = kReal;
+  }
+  if (seq < last_played_seq_ && stats_.lost > 0) stats_.lost--;
+  if (gap.synth && stats_.concealed > 0) stats_.concealed--;
+  stats_.played++;
+  // The queue's head plays from the next pop on.
+  played_delays_.Add(last_pop_ms_ + 20 + double(std::max<int64_t>(0, start)) / 8.0 - arrival_ms);
+  return true;
+}
+
+// One time-scale step toward the target when the delay is outside its band.
+void Buffer::Adapt(double now_ms, double cur) {
+  double excess = cur - target_ms_;
+  bool compress = excess > kCompressAboveMs;
+  bool stretch = excess < -kStretchBelowMs;
+  if (!compress && !stretch) {
+    deferred_ = 0;
+    return;
+  }
+  // A second frame of material when its packet is here; never conceal just to
+  // have something to splice.
+  if (q_len_ < 2 * kFrameSamples && NextDue()) Fetch(now_ms);
+  // No compressing while playout waits on an underrun: the queue's tail may
+  // still be rescued by the packet it waits for.
+  if (compress && held_ > 0) return;
+  // Move at most as far as lands inside the band on the other side.
+  int want = int((std::abs(excess) + (compress ? kStretchBelowMs : kCompressAboveMs)) * 8);
+  // A compressed queue must still hold this pop's frame; a stretched one must fit.
+  int room = compress ? q_len_ - kFrameSamples : kQueueCap - q_len_;
+  int max_lag = std::min({want, kMaxQuietLag, q_len_ / 2, room});
+  if (max_lag < kMinLag) return;
+  int lag = 0;
+  if (tsm::MeanAbs(queue_, 2 * max_lag) < kQuietMeanAbs) {
+    lag = max_lag;
+  } else {
+    int voiced_max = std::min({max_lag, kMaxVoicedLag, q_len_ - kWin});
+    if (voiced_max >= kMinLag) {
+      tsm::Lag best = tsm::BestLag(queue_, kMinLag, voiced_max, kWin);
+      if (best.corr >= (deferred_ >= kPatience ? kLooseCorr : kStrictCorr)) lag = best.lag;
+    }
+  }
+  if (lag == 0) {
+    deferred_++;  // a transient or unvoiced stretch: wait for a safer spot
+    return;
+  }
+  deferred_ = 0;
+  // Gap frames the step reaches can no longer be told apart from its splice.
+  int reach = compress ? 2 * lag : 3 * lag;
+  for (Gap& g : gaps_) {
+    if (g.ts >= 0 && q_len_ - (q_end_ - g.end) - kFrameSamples < reach) g.ts = -1;
+  }
+  if (compress) {
+    q_len_ = tsm::Compress(queue_, q_len_, lag);
+    std::memmove(kinds_ + lag, kinds_ + 2 * lag, size_t(q_len_ - lag));
+    stats_.compressed++;
+    stats_.compressed_ms += lag / 8.0;
+  } else {
+    std::memmove(kinds_ + 2 * lag, kinds_ + lag, size_t(q_len_ - lag));
+    q_len_ = tsm::Stretch(queue_, q_len_, lag);
+    stats_.stretched++;
+    stats_.stretched_ms += lag / 8.0;
+  }
+}
+
+// Plays the queue's head frame. It counts as concealment when most of it is
+// synthetic, as silence when all of it is comfort silence.
+PopResult Buffer::Emit(uint8_t* out) {
+  Encode(queue_, out, kFrameSamples);
+  int synth = 0, quiet = 0;
+  for (int i = 0; i < kFrameSamples; i++) synth += kinds_[i] == kSynth, quiet += kinds_[i] == kQuiet;
+  q_len_ -= kFrameSamples;
+  std::memmove(queue_, queue_ + kFrameSamples, size_t(q_len_) * sizeof(int16_t));
+  std::memmove(kinds_, kinds_ + kFrameSamples, size_t(q_len_));
+  if (quiet == kFrameSamples) {
+    // Digital silence as the codec spells it (μ-law 0xFF, A-law 0xD5).
+    std::memset(out, opt_.codec == Codec::kPcmu ? 0xFF : 0xD5, kFrameSamples);
+    return PopResult::kSilence;
+  }
+  return synth * 2 > kFrameSamples ? PopResult::kConcealed : PopResult::kPlayed;
+}
+
+PopResult Buffer::Pop(double now_ms, uint8_t* out) {
+  if (!started_) return PopResult::kNone;
+  last_pop_ms_ = now_ms;
+  double cur = CurrentDelay(now_ms);
+  if (!playing_) {
+    if (cur < target_ms_) {
+      if (!resumed_) return PopResult::kNone;
+      std::memset(out, opt_.codec == Codec::kPcmu ? 0xFF : 0xD5, kFrameSamples);
+      return PopResult::kSilence;
+    }
+    playing_ = true;
+  }
+  while (q_len_ < kFrameSamples) Fetch(now_ms);
+  cur = CurrentDelay(now_ms);
+  stats_.current_delay_ms = cur;
+  Adapt(now_ms, cur);
+  return Emit(out);
 }
 
 Stats Buffer::GetStats() const {
   Stats s = stats_;
   s.target_delay_ms = target_ms_;
+  s.mean_delay_ms = played_delays_.Mean();
+  s.p95_delay_ms = played_delays_.Percentile(0.95);
+  s.drift_ppm = -ref_.slope() * 1e6;
   return s;
 }
 

@@ -1,28 +1,43 @@
-// Adaptive jitter buffer for 20 ms G.711 RTP frames, concealing with plc.h.
-// Plain C++ (no N-API) so the SIP RTP path can own a Buffer directly; the JS
-// binding is native/jitter_buffer_js.cc.
+// Adaptive jitter buffer for 20 ms G.711 RTP frames, concealing with plc.h and
+// changing its delay by time-scale modification (tsm.h). Plain C++ (no N-API)
+// so the SIP RTP path can own a Buffer directly; the JS binding is
+// native/jitter_buffer_js.cc.
 //
-// Playout model. Frames are placed on the sender's timestamp axis; `play_`
-// is the timestamp of the next frame to output and advances 160 per Pop,
-// except:
-//  - underrun (nothing at or after play_ is buffered): we cannot yet tell
-//    loss, a late packet and DTX apart, so play_ is *held* while we output
-//    concealment. When the next packet arrives, held frames are credited
-//    against the gap it reveals; a packet that was merely late is then
-//    played (the delay grew by the hold) instead of being dropped as late.
-//  - the next packet missing while later ones are here, on a path that has
-//    reordered (or delivered late) in the last 10 s: one concealed frame
-//    with play_ held, once per missing packet, so a reordered packet still
-//    plays; the 20 ms are won back on the next quiet frame that keeps the
-//    delay at or above target - 5 ms. Otherwise the gap is concealed.
-//  - current delay below target: one frame is inserted (grows fast).
-//  - current delay above target + 15 ms: a quiet frame (or a DTX silence
-//    slot) is skipped at once; a voiced frame only above target + 35 ms and
-//    at most once per 200 ms (shrinks mostly in silence).
-// Target delay = 99.8th percentile of relative transit delay (transit minus
-// the fastest of the last 5-10 s) from a histogram with exponential
-// forgetting (4 s time constant, late packets weigh 5x) + 5 ms, clamped to
-// [min, max]. A high percentile because late loss is what callers hear.
+// Two stages, as in NetEQ. Packets wait in slots on the sender's timestamp
+// axis; `play_` is the timestamp of the next frame to decode. Decoded PCM
+// waits in a short sample queue from which Pop takes 160 samples every 20 ms.
+// The playout position (the sender time of the sample played now) is
+// play_ - queue length, so removing or repeating samples in the queue moves
+// the delay by exactly that many samples.
+//
+// Loss versus lateness. A sequence number that never arrives is loss: its
+// slot is concealed and playout moves on; it never enters the delay
+// statistics. When nothing at all is buffered (underrun) loss, lateness and
+// DTX look alike, so play_ is held while concealment plays; when the next
+// packet comes, the held frames are credited against the gap it reveals (a
+// lost packet: no delay grown; a late one: played, the delay grew by the
+// hold). A missing packet whose slot is concealed while later packets wait
+// is still played if it arrives before that concealment starts to play; late
+// means heard as lost. Only the transit times of arrived packets drive the
+// target.
+//
+// Target delay. Relative delay = transit minus a reference that follows the
+// fastest recent transit with the sender's clock drift removed (drift: the
+// Theil-Sen slope of 2 s block minima over the last 32 s). Two histograms of
+// relative delay (4 s and 40 s memory); for each, the delay d minimising
+// d + kLateCostMs * (late %), where (late %) is the weight above d (Speex's
+// cost rule: on a light tail it buys nearly zero late loss for a few ms),
+// capped by the late-loss budget: when covering the tail would take more
+// than kBudgetFloorMs, the smallest d leaving at most `budget` late wins (a
+// heavy tail cannot push the delay up for its last fraction of a percent).
+// The larger of the two, plus a margin, within [min, max].
+//
+// Delay changes: above target + 6 ms the queue head is compressed, below
+// target - 6 ms stretched, by one WSOLA step per 20 ms: one pitch period
+// (5-15 ms) of a stationary, well-correlated stretch of speech, or up to
+// 20 ms of near-silence. Transients and unvoiced speech wait (a stricter
+// correlation first, a looser one after 200 ms of waiting). Never a whole
+// frame inserted or skipped in speech.
 #pragma once
 
 #include <cstddef>
@@ -40,11 +55,18 @@ struct Options {
   Codec codec = Codec::kPcmu;
   double min_delay_ms = 20;
   double max_delay_ms = 400;
+  // Largest share of packets the target may leave to arrive late when that
+  // saves delay (a heavy tail); the cost rule keeps it far lower elsewhere.
+  double late_loss_budget = 0.01;
 };
 
 struct Stats {
   uint64_t received = 0, played = 0, late = 0, lost = 0, concealed = 0, duplicate = 0, reordered = 0;
+  uint64_t stretched = 0, compressed = 0;    // time-scale steps taken
+  double stretched_ms = 0, compressed_ms = 0;  // audio added / removed by them
   double current_delay_ms = 0, target_delay_ms = 0;
+  double mean_delay_ms = 0, p95_delay_ms = 0;  // arrival to playout of played packets
+  double drift_ppm = 0;                        // sender clock rate against ours, + = sender fast
 };
 
 enum class PushResult { kAccepted, kDuplicate, kLate, kRestarted };
@@ -56,17 +78,52 @@ enum class PopResult { kNone, kPlayed, kConcealed, kSilence };
 // and then): the same distribution at O(1) per packet.
 class DelayHistogram {
  public:
-  static constexpr int kBins = 200;  // 0..1000 ms
-  static constexpr double kBinMs = 5;
-  DelayHistogram(double forget, double quantile) : forget_(forget), quantile_(quantile) {}
-  void Reset(double prior_ms);  // one packet's worth of weight at prior_ms
-  void Add(double delay_ms, double weight);
-  double Quantile() const;  // delay below which `quantile` of the weight lies, ms
+  static constexpr int kBins = 250;  // 0..1000 ms
+  static constexpr double kBinMs = 4;
+  explicit DelayHistogram(double forget) : forget_(forget) {}
+  void Reset(double prior_ms, double weight);  // `weight` packets' worth at prior_ms
+  void Add(double delay_ms);
+  // The delay d minimising d + late_cost_ms * 100 * P(delay > d), capped at
+  // the smallest d with P(delay > d) <= budget when that exceeds floor_ms.
+  double CostTarget(double late_cost_ms, double budget, double floor_ms, double max_ms) const;
 
  private:
-  double forget_, quantile_;
+  double forget_;
   double bins_[kBins] = {};
   double total_ = 0, scale_ = 1;
+};
+
+// The fastest transit lately, with the sender's clock drift removed.
+class TransitReference {
+ public:
+  void Reset(double arrival_ms, double transit);
+  void Add(double arrival_ms, double transit);
+  double At(double now_ms) const;  // reference transit for a packet arriving now
+  double slope() const { return slope_; }  // ms of transit per ms of arrival
+
+ private:
+  static constexpr int kBlocks = 16;      // 32 s of 2 s blocks for the slope
+  static constexpr int kRefBlocks = 5;    // the minimum over the last 10 s
+  static constexpr double kBlockMs = 2000;
+  void CloseBlock();
+  double block_t_[kBlocks] = {}, block_min_[kBlocks] = {};
+  int blocks_ = 0;  // completed blocks (ring index = blocks_ % kBlocks)
+  double cur_start_ = 0, cur_min_ = 0, cur_t_ = 0;
+  double slope_ = 0;
+};
+
+// Delays of played packets, 1 ms bins: mean and p95 per call.
+class DelayStats {
+ public:
+  void Add(double ms);
+  double Mean() const { return n_ ? sum_ / double(n_) : 0; }
+  double Percentile(double p) const;
+
+ private:
+  static constexpr int kBins = 2048;
+  uint32_t bins_[kBins] = {};
+  uint64_t n_ = 0;
+  double sum_ = 0;
 };
 
 class Buffer {
@@ -84,20 +141,28 @@ class Buffer {
   struct Slot {
     int64_t seq = -1;  // extended sequence number; -1 = empty
     int64_t ts = 0;    // extended timestamp
+    double arrival_ms = 0;
     uint8_t payload[kFrameSamples];
   };
+  enum Kind : uint8_t { kReal, kSynth, kQuiet };  // origin of each queued sample
+  static constexpr int kQueueCap = 1024;
+
   void Restart();
   int64_t ExtendSeq(uint16_t seq) const;
   int64_t ExtendTs(uint32_t ts) const;
-  void ObserveDelay(double arrival_ms, int64_t ts, bool late);
+  void ObserveDelay(double arrival_ms, int64_t ts);
   void UpdateTarget();
   double CurrentDelay(double now_ms) const;
   Slot* NextBuffered();
-  PopResult PlayDue(Slot& slot, double cur, uint8_t* out);
-  PopResult PlaySlot(Slot& s, uint8_t* out);
-  PopResult ConcealFrame(uint8_t* out);
-  PopResult SilenceFrame(uint8_t* out);
-  bool Quiet(const uint8_t* payload) const;
+  bool NextDue();
+  void Fetch(double now_ms);
+  void PlaySlot(Slot& s, double now_ms);
+  void AppendConcealment();
+  void AppendSilence();
+  void Append(const int16_t* pcm, Kind kind);
+  bool Rescue(int64_t seq, int64_t ts, const uint8_t* payload, double arrival_ms);
+  void Adapt(double now_ms, double cur);
+  PopResult Emit(uint8_t* out);
   void Decode(const uint8_t* in, int16_t* out) const;
   void Encode(const int16_t* in, uint8_t* out, int n) const;
 
@@ -106,6 +171,9 @@ class Buffer {
   Slot slots_[kSlots];
   int64_t seen_[1024];  // recently received extended seqs: duplicate and late-arrival bookkeeping
   Concealer plc_;
+  int16_t queue_[kQueueCap];
+  uint8_t kinds_[kQueueCap];
+  int q_len_ = 0;
 
   bool started_ = false;  // a packet has been received since the last restart
   bool playing_ = false;  // playout has begun
@@ -114,28 +182,34 @@ class Buffer {
   uint32_t ssrc_ = 0;
   int64_t max_seq_ = 0, max_ts_ = 0;  // highest extended seq / its timestamp
   int64_t base_ts_ = 0;               // timestamp origin for the delay axis
-  int64_t play_ = 0;                  // timestamp of the next frame to output
+  int64_t play_ = 0;                  // timestamp of the next frame to decode
   int64_t last_played_seq_ = -1;
-  int held_ = 0;                      // frames output while play_ was held (underrun)
-  int since_voiced_drop_ = 0;
+  int held_ = 0;                      // frames decoded while play_ was held (underrun)
   bool last_quiet_ = true;
-  // Waiting for a missing packet on a path that reorders (see Pop).
-  static constexpr double kDisorderMemoryMs = 10000;
-  double last_disorder_ms_ = 0;  // arrival time of the last reordered or late packet
-  bool disorder_seen_ = false;
-  int64_t waited_seq_ = -1;      // the missing packet last waited for (once each)
-  int debt_ = 0;                 // frames of waiting not yet won back
+  int deferred_ = 0;                  // pops a needed delay change has waited for a safe spot
+  double last_pop_ms_ = 0;
+  // Gap frames concealed ahead of their playout: a packet arriving before its
+  // concealment has started to play replaces it (late only once it is heard).
+  // Each gap: the frame's timestamp and the queue's append count (q_end_)
+  // just after it, which locates it from the queue's tail.
+  struct Gap {
+    int64_t ts = -1, end = 0;
+    bool held = false;   // an underrun frame: play_ did not move past it
+    bool synth = false;  // concealment (not comfort silence)
+  };
+  static constexpr int kGaps = 4;
+  Gap gaps_[kGaps];
+  int64_t q_end_ = 0;  // samples ever appended to the queue
+  void AddGap(int64_t ts, bool held);
 
-  // Relative delay reference: min of (arrival - ts/8) over two 5 s blocks.
-  double dmin_prev_ = 0, dmin_cur_ = 0, dmin_block_start_ = 0;
-  static constexpr double kMarginMs = 5;
-  static constexpr double kLateWeight = 5;
+  TransitReference ref_;
+  DelayStats played_delays_;
+  static constexpr double kMarginMs = 2;
+  static constexpr double kLateCostMs = 1000;   // 1 % late loss weighs like 1 s of delay
+  static constexpr double kBudgetFloorMs = 100;  // the late-loss budget binds only above this
   static constexpr int64_t kRestartJump = 1000;  // packets (20 s): a new stream
-  // 99.8th percentile, forgetting 0.995 per packet: a 4 s time constant. (A
-  // second, 40 s memory as in Speex was tried: on the bench traces it only
-  // held the delay up for 40 s after a route change; waiting for missing
-  // packets is what fixed the late loss on reordering paths.)
-  DelayHistogram delays_{0.995, 0.998};
+  DelayHistogram fast_{0.995};    // 4 s: follows a change at once
+  DelayHistogram slow_{0.997};    // 6.7 s: a steadier view of the tail
   double target_ms_ = 0;
 };
 

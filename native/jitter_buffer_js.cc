@@ -55,6 +55,13 @@ class JitterBufferWrap : public Napi::ObjectWrap<JitterBufferWrap> {
       }
       o.min_delay_ms = OptionNumber(opts, "minDelayMs", o.min_delay_ms, 0, 1000);
       o.max_delay_ms = OptionNumber(opts, "maxDelayMs", std::max(o.max_delay_ms, o.min_delay_ms), 20, 1000);
+      Napi::Value budget = opts.Get("lateLossBudget");
+      if (!budget.IsUndefined()) {
+        if (!budget.IsNumber()) throw Napi::TypeError::New(env, "options.lateLossBudget must be a number");
+        double b = budget.As<Napi::Number>().DoubleValue();
+        if (!(b >= 0 && b <= 0.2)) throw Napi::RangeError::New(env, "options.lateLossBudget must be between 0 and 0.2");
+        o.late_loss_budget = b;
+      }
       if (o.max_delay_ms < o.min_delay_ms) {
         throw Napi::RangeError::New(env, "options.maxDelayMs must not be below options.minDelayMs");
       }
@@ -105,6 +112,13 @@ class JitterBufferWrap : public Napi::ObjectWrap<JitterBufferWrap> {
     o.Set("reordered", double(s.reordered));
     o.Set("currentDelayMs", s.current_delay_ms);
     o.Set("targetDelayMs", s.target_delay_ms);
+    o.Set("meanDelayMs", s.mean_delay_ms);
+    o.Set("p95DelayMs", s.p95_delay_ms);
+    o.Set("stretched", double(s.stretched));
+    o.Set("compressed", double(s.compressed));
+    o.Set("stretchedMs", s.stretched_ms);
+    o.Set("compressedMs", s.compressed_ms);
+    o.Set("driftPpm", s.drift_ppm);
     return o;
   }
 

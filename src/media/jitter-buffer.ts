@@ -7,17 +7,23 @@
 // - pop() returns null until the initial target delay has built up; after a
 //   mid-call restart (SSRC change, sequence jump ≥ 1000, timestamp leap) it
 //   returns silence while rebuilding, so the output never stops.
-// - Target delay = 99.8th percentile of relative transit delay (histogram
-//   forgetting with a 4 s time constant; a late packet weighs 5×) + 5 ms,
-//   within [minDelayMs, maxDelayMs]. Growth: one synthetic frame is inserted,
-//   or playout holds on underrun. Shrink: a quiet frame (or a DTX-silence
-//   slot) is skipped whenever delay exceeds target + 15 ms; a voiced frame
-//   only beyond target + 35 ms and at most once per 200 ms.
-// - Reordering: when the next packet is missing but later ones are buffered,
-//   and a packet arrived out of order or late in the last 10 s, the buffer
-//   conceals one frame without moving the playout point (once per missing
-//   packet), so a reordered packet still plays; the 20 ms are won back on the
-//   next quiet frame that keeps the delay at or above target - 5 ms.
+// - Loss is not lateness: a sequence number that never arrives is concealed
+//   in place and does not move the target. Only arrived packets' transit
+//   times do (relative to the fastest recent transit, the sender's clock
+//   drift removed: `driftPpm`). The target is the delay that minimises
+//   delay + 100 ms per 1 % of packets it would leave late, over two
+//   histories (4 s and 40 s), never leaving more than `lateLossBudget` late
+//   when a larger delay up to maxDelayMs would avoid it: a heavy tail cannot
+//   push the delay up for the last fraction of a percent.
+// - Delay changes by time-scale modification (native/tsm.cc, WSOLA): one
+//   pitch period (5–15 ms) of well-correlated speech, or up to 20 ms of
+//   near-silence, removed (`compressed`) or repeated (`stretched`) per 20 ms
+//   when the delay leaves target ± 6 ms; never a whole frame in speech.
+//   Output frames are therefore not aligned with packets after a change.
+// - Underrun (nothing buffered): playout holds and conceals; the held frames
+//   are credited against the gap the next packet reveals, so a packet that
+//   was merely late still plays (the delay grew by the hold and is
+//   compressed back later).
 // - A timestamp gap with no sequence gap is DTX: comfort silence, not loss.
 //   While the buffer is empty the two cannot be told apart yet; the buffer
 //   then conceals if the last frame was voiced and plays silence if it was
@@ -32,6 +38,12 @@ export interface JitterBufferOptions {
   minDelayMs?: number;
   /** Upper bound of the target delay and of underrun holds, ms (20..1000). Default 400. */
   maxDelayMs?: number;
+  /**
+   * Largest share of packets (0..0.2) the target may leave to arrive late to
+   * save delay on a heavy-tailed path. Default 0.01. On light-tailed paths the
+   * cost rule keeps late loss far below it.
+   */
+  lateLossBudget?: number;
 }
 
 export interface JitterPacket {
@@ -50,7 +62,7 @@ export interface JitterPacket {
 export interface JitterFrame {
   /** 160 codec bytes: the packet as received, concealment, or silence (0xFF μ-law / 0xD5 A-law). */
   payload: Uint8Array;
-  /** True when the frame was synthesised for a missing packet. */
+  /** True when most of the frame was synthesised for a missing packet. */
   concealed: boolean;
 }
 
@@ -71,6 +83,16 @@ export interface JitterStats {
   /** Delay of the frame played last, over the fastest recent transit, ms. */
   currentDelayMs: number;
   targetDelayMs: number;
+  /** Arrival to playout of played packets over the call, mean and 95th percentile, ms. */
+  meanDelayMs: number;
+  p95DelayMs: number;
+  /** Time-scale steps that added delay (stretched) or removed it (compressed), and the audio they moved, ms. */
+  stretched: number;
+  compressed: number;
+  stretchedMs: number;
+  compressedMs: number;
+  /** Sender clock rate against ours in ppm (+ = sender fast), estimated from transit minima. */
+  driftPpm: number;
 }
 
 export type PushOutcome = 'accepted' | 'duplicate' | 'late' | 'restarted';

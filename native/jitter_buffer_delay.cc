@@ -1,0 +1,117 @@
+// The jitter buffer's delay estimators (declared in jitter_buffer.h): the
+// relative-delay histograms and their cost rule, the drift-corrected transit
+// reference, and the per-call playout delay statistics.
+#include <algorithm>
+#include <cmath>
+#include <iterator>
+
+#include "jitter_buffer.h"
+
+namespace aybiza::jitter {
+
+void DelayHistogram::Reset(double prior_ms, double weight) {
+  std::fill(std::begin(bins_), std::end(bins_), 0.0);
+  scale_ = 1;
+  int bin = std::clamp(int(prior_ms / kBinMs), 0, kBins - 1);
+  bins_[bin] = total_ = weight;
+}
+
+void DelayHistogram::Add(double delay_ms) {
+  scale_ /= forget_;
+  if (scale_ > 1e200) {
+    for (double& b : bins_) b /= scale_;
+    total_ /= scale_;
+    scale_ = 1;
+  }
+  int bin = std::clamp(int(delay_ms / kBinMs), 0, kBins - 1);
+  bins_[bin] += scale_;
+  total_ += scale_;
+}
+
+double DelayHistogram::CostTarget(double late_cost_ms, double budget, double floor_ms, double max_ms) const {
+  // Scan candidate delays (bin upper edges) from the top, accumulating the
+  // weight above each one: the cheapest by cost, and the smallest that keeps
+  // late loss within the budget (max_ms when none does).
+  double above = 0, best = max_ms, best_cost = 1e300, within = max_ms;
+  int top = std::min(kBins - 1, int(max_ms / kBinMs));
+  for (int i = kBins - 1; i > top; i--) above += bins_[i];
+  for (int i = top; i >= 0; i--) {
+    double d = std::min(max_ms, (i + 1) * kBinMs);
+    double late = above / total_;
+    if (late <= budget) within = d;
+    double cost = d + late_cost_ms * 100 * late;
+    if (cost <= best_cost) best_cost = cost, best = d;
+    above += bins_[i];
+  }
+  // The budget caps what a heavy tail can cost, but only above floor_ms:
+  // below it, covering the tail is cheap and late loss is what callers hear.
+  return std::min(best, std::max(within, floor_ms));
+}
+
+void TransitReference::Reset(double arrival_ms, double transit) {
+  blocks_ = 0;
+  slope_ = 0;
+  cur_start_ = cur_t_ = arrival_ms;
+  cur_min_ = transit;
+}
+
+void TransitReference::Add(double arrival_ms, double transit) {
+  if (arrival_ms - cur_start_ >= kBlockMs) {
+    CloseBlock();
+    cur_start_ = cur_t_ = arrival_ms;
+    cur_min_ = transit;
+  } else if (transit < cur_min_) {
+    cur_min_ = transit;
+    cur_t_ = arrival_ms;
+  }
+}
+
+// Theil-Sen: the median of the pairwise slopes of the block minima. A delay
+// spike or a route change moves one or two blocks, not the median.
+void TransitReference::CloseBlock() {
+  block_t_[blocks_ % kBlocks] = cur_t_;
+  block_min_[blocks_ % kBlocks] = cur_min_;
+  blocks_++;
+  int n = std::min(blocks_, kBlocks);
+  if (n < 4) return;
+  double slopes[kBlocks * (kBlocks - 1) / 2];
+  int m = 0;
+  for (int i = 0; i < n; i++) {
+    for (int j = i + 1; j < n; j++) {
+      double dt = block_t_[j] - block_t_[i];
+      if (std::abs(dt) >= kBlockMs / 2) slopes[m++] = (block_min_[j] - block_min_[i]) / dt;
+    }
+  }
+  if (m == 0) return;
+  std::nth_element(slopes, slopes + m / 2, slopes + m);
+  // Beyond 1000 ppm it is no oscillator: a route change in progress.
+  slope_ = std::clamp(slopes[m / 2], -1e-3, 1e-3);
+}
+
+double TransitReference::At(double now_ms) const {
+  double ref = cur_min_ + slope_ * (now_ms - cur_t_);
+  int n = std::min({blocks_, kBlocks, kRefBlocks - 1});
+  for (int k = 1; k <= n; k++) {
+    int i = (blocks_ - k) % kBlocks;
+    ref = std::min(ref, block_min_[i] + slope_ * (now_ms - block_t_[i]));
+  }
+  return ref;
+}
+
+void DelayStats::Add(double ms) {
+  bins_[std::clamp(int(ms), 0, kBins - 1)]++;
+  n_++;
+  sum_ += ms;
+}
+
+double DelayStats::Percentile(double p) const {
+  if (n_ == 0) return 0;
+  uint64_t want = uint64_t(std::ceil(p * double(n_))), seen = 0;
+  for (int i = 0; i < kBins; i++) {
+    seen += bins_[i];
+    if (seen >= want) return i + 0.5;
+  }
+  return kBins;
+}
+
+}  // namespace aybiza::jitter
