@@ -1,6 +1,8 @@
 // G.711 tables and the JS bindings for the codec entry points.
 #include "g711.h"
 
+#include <mutex>
+
 #include "args.h"
 
 namespace aybiza::g711 {
@@ -148,7 +150,10 @@ Napi::Value TranscodeInto(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void Register(Napi::Env env, Napi::Object exports) {
-  InitTables();
+  // The addon is loaded once per thread (WORKERS): the tables are process-wide
+  // and read without a lock, so they are written exactly once, before any reader.
+  static std::once_flag tables_once;
+  std::call_once(tables_once, InitTables);
   exports.Set("ulawEncodeInto", Napi::Function::New(env, EncodeInto<kLinearToUlaw>, "ulawEncodeInto"));
   exports.Set("alawEncodeInto", Napi::Function::New(env, EncodeInto<kLinearToAlaw>, "alawEncodeInto"));
   exports.Set("ulawDecodeInto", Napi::Function::New(env, DecodeInto<kUlawToLinear>, "ulawDecodeInto"));

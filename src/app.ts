@@ -2,15 +2,19 @@
 // Data path, top to bottom: transports (src/twilio, sip/) → media core
 // (src/media) → conversation (src/pipeline) → providers (src/providers).
 // Control plane (src/store, src/api) and metrics sit beside it.
+// With WORKERS > 1 (src/server/workers.ts) each media worker thread builds
+// this app with a `worker` role, and the main thread keeps the store's setup,
+// the shared state and SIP.
 import type { Config } from './config.js';
 import { Server } from './server/server.js';
-import { ControlPlane } from './store/index.js';
+import { ControlPlane, type SharedState } from './store/index.js';
 import { mountApi } from './api/index.js';
 import { seedDemo } from './store/seed.js';
 import { createProviders } from './providers/index.js';
 import type { Providers } from './providers/types.js';
 import { TwilioGateway } from './twilio/gateway.js';
 import { Conversation } from './pipeline/conversation.js';
+import type { CallSession } from './call/session.js';
 import { SipServer } from '../sip/index.js';
 
 export interface App {
@@ -19,8 +23,24 @@ export interface App {
   store: ControlPlane;
   providers: Providers;
   twilio: TwilioGateway;
-  /** null when SIP_PORT=0 (disabled). */
+  /** null when SIP_PORT=0 (disabled), and in a media worker (SIP stays in the main thread). */
   sip: SipServer | null;
+}
+
+/** What a media worker thread is given by the main thread (src/worker/main.ts). */
+export interface WorkerRole {
+  index: number;
+  /** The main thread's in-process state over the channel; absent with REDIS_URL. */
+  state?: SharedState;
+  /** The embedded database's socket (the main thread runs it); absent with DATABASE_URL. */
+  databaseUrl?: string;
+  /** Calls the other workers and the main thread carry, for MAX_CONCURRENT_CALLS. */
+  otherCalls(): number;
+  /** Every call session this worker starts (the main thread counts them and ends them if the worker dies). */
+  onCall(session: CallSession): void;
+  /** The process-wide /metrics text and readiness, assembled by the main thread. */
+  metrics(): Promise<string>;
+  ready(): Promise<boolean>;
 }
 
 export interface AppOptions {
@@ -28,12 +48,17 @@ export interface AppOptions {
   redisPrefix?: string;
   /** Seed a demo agent on an empty database (default: yes, outside production). */
   seed?: boolean;
+  /** Set in a media worker thread (WORKERS > 1). */
+  worker?: WorkerRole;
 }
 
-export async function createApp(config: Config, opts: AppOptions = {}): Promise<App> {
-  const server = new Server({ host: config.host, port: config.port, drainTimeoutS: config.drainTimeoutS });
+/** Opens the control plane for this config (a media worker: on the main thread's database and state, without setup). */
+export async function openStore(config: Config, opts: AppOptions = {}): Promise<ControlPlane> {
+  const w = opts.worker;
   const store = await ControlPlane.open({
-    databaseUrl: config.databaseUrl,
+    databaseUrl: w?.databaseUrl ?? config.databaseUrl,
+    // PGlite runs one query at a time: one connection per thread keeps transactions whole.
+    poolSize: w?.databaseUrl ? 1 : undefined,
     dataDir: config.dataDir,
     redisUrl: config.redisUrl,
     redisPrefix: opts.redisPrefix,
@@ -41,23 +66,44 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     sipRealm: config.sipRealm,
     encryptionKey: config.encryptionKey,
     encryptionKeysOld: config.encryptionKeysOld,
+    state: w?.state,
+    setup: !w,
   });
+  if (!w && config.nodeEnv !== 'production' && opts.seed !== false) await seedDemo(store);
+  return store;
+}
+
+/** The conversation every call session gets (src/pipeline), whichever transport carries it. */
+export function conversations(config: Config, store: ControlPlane, providers: Providers): (s: CallSession) => Conversation {
+  const toolNetwork = { allowPrivateNetworks: config.toolsAllowPrivateNetworks };
+  return (s) => new Conversation(s, { llm: providers.llm, calls: store.calls, toolNetwork });
+}
+
+export async function createApp(config: Config, opts: AppOptions = {}): Promise<App> {
+  const w = opts.worker;
+  const server = new Server({
+    host: config.host, port: config.port, drainTimeoutS: config.drainTimeoutS,
+    worker: w && { index: w.index, metrics: () => w.metrics(), ready: () => w.ready() },
+  });
+  const store = await openStore(config, opts);
   server.use(store);
-  if (config.nodeEnv !== 'production' && opts.seed !== false) await seedDemo(store);
   const toolNetwork = { allowPrivateNetworks: config.toolsAllowPrivateNetworks };
   mountApi(server.router, store, { rateLimit: config.apiRateLimit, toolNetwork });
   const providers = await createProviders(config);
   server.use({ name: 'providers', close: () => providers.close() });
+  const conversation = conversations(config, store, providers);
   // Each transport counts the other's calls against MAX_CONCURRENT_CALLS.
   let sip: SipServer | null = null;
   const twilioGateway = new TwilioGateway({
-    config, server, store, providers, otherCalls: () => sip?.calls.size ?? 0,
-    onSession: (s) => new Conversation(s, { llm: providers.llm, calls: store.calls, toolNetwork }),
+    config, server, store, providers, otherCalls: () => (sip?.calls.size ?? 0) + (w?.otherCalls() ?? 0),
+    onSession: (s) => {
+      w?.onCall(s);
+      return conversation(s);
+    },
   });
   server.use(twilioGateway);
-  sip = config.sipPort === 0 ? null : new SipServer({
-    config, store, providers, otherCalls: () => twilioGateway.sessions.size,
-    onSession: (s) => new Conversation(s, { llm: providers.llm, calls: store.calls, toolNetwork }),
+  sip = config.sipPort === 0 || w ? null : new SipServer({
+    config, store, providers, otherCalls: () => twilioGateway.sessions.size, onSession: conversation,
   });
   if (sip) server.use(sip);
   return { config, server, store, providers, twilio: twilioGateway, sip };

@@ -42,6 +42,8 @@ export interface Config {
   logLevel: LogLevel;
   drainTimeoutS: number;
   maxConcurrentCalls: number;
+  /** WORKERS: media worker threads (1 = everything on the main thread, as before). */
+  workers: number;
   sipRealm: string;
   apiRateLimit: number;
   bedrockFallbackModels: string[];
@@ -206,6 +208,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error'] as const),
     drainTimeoutS: int(env, 'DRAIN_TIMEOUT_S', 30, 0, 3600),
     maxConcurrentCalls: int(env, 'MAX_CONCURRENT_CALLS', 500, 1, 100000),
+    workers: int(env, 'WORKERS', os.availableParallelism(), 1, 256),
     sipRealm: realm(env, 'SIP_REALM', 'aybiza'),
     apiRateLimit: int(env, 'API_RATE_LIMIT', 50, 1, 1_000_000),
     bedrockFallbackModels: (str(env, 'BEDROCK_FALLBACK_MODEL_IDS') ?? 'us.anthropic.claude-sonnet-4-5-20250929-v1:0')

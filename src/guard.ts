@@ -27,6 +27,7 @@ export type GuardWhere =
   | 'timer'
   | 'store'
   | 'api'
+  | 'worker'
   | 'uncaught'
   | 'unhandled_rejection';
 

@@ -4,6 +4,7 @@ import { loadConfig } from '../config.js';
 import { flushLogs, log, setLogLevel } from '../log.js';
 import { checkProduction, detectAwsCredentials } from '../production.js';
 import { createApp } from '../app.js';
+import { WorkerPool } from '../server/workers.js';
 import { missingServerFlags } from '../server/node-flags.js';
 import { installProcessGuards } from '../guard.js';
 
@@ -17,7 +18,10 @@ export async function run(_args: string[]): Promise<void> {
   }
   const missing = missingServerFlags();
   if (missing.length) log.warn('started without the recommended V8 heap flags: longer GC pauses will show in the audio pacing', { add: missing.join(' ') });
-  const { server } = await createApp(config);
+  // WORKERS > 1: media worker threads on the same port (src/server/workers.ts); 1: everything on this thread.
+  const pool = config.workers > 1 ? await WorkerPool.start(config) : null;
+  const app = pool ? null : await createApp(config);
+  const server = pool ?? app!.server;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -42,5 +46,9 @@ export async function run(_args: string[]): Promise<void> {
   installProcessGuards();
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  await server.listen();
+  if (pool && process.env.AYBIZA_WORKER_FAULTS === '1') {
+    // Test hook: SIGUSR2 ends the busiest worker as a crash would (test/workers).
+    process.on('SIGUSR2', () => pool.crashBusiest());
+  }
+  await app?.server.listen();
 }

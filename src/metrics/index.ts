@@ -1,13 +1,16 @@
 // Every Prometheus metric the server exports (CONTRACT §5), on one registry.
 // Names are stable: dashboards in deploy/ depend on them. Add new metrics
 // here, not inline where they are used.
+import { isMainThread } from 'node:worker_threads';
 import client from 'prom-client';
 import { boundedLabel } from './labels.js';
 
 export { httpStatusLabel, providerErrorKind, wsCloseKind } from './labels.js';
 
 export const registry = new client.Registry();
-client.collectDefaultMetrics({ register: registry });
+// Process-wide figures (CPU, RSS, handles) once, from the main thread; a media
+// worker (WORKERS) reports its own event loop in aybiza_worker_event_loop_lag_seconds.
+if (isMainThread) client.collectDefaultMetrics({ register: registry });
 
 /** A labelled counter bumped on every frame or packet (see `hotCounter`). */
 export interface HotCounter {
@@ -44,6 +47,8 @@ export const buildInfo = new client.Gauge({
   help: 'Build information; value is always 1',
   labelNames: ['version', 'uws_native'] as const,
   registers: [registry],
+  // Every worker sets it too: merged across workers it stays 1.
+  aggregator: 'max',
 });
 
 export const callsActive = new client.Gauge({
@@ -206,3 +211,32 @@ export const playoutDeferredFrames = new client.Counter({
   labelNames: ['transport'] as const,
   registers: [registry],
 });
+
+// WORKERS > 1 (src/server/workers.ts): the main thread merges every worker's
+// series into one /metrics (counters and gauges summed per label set); these
+// two are per worker, `worker` being the worker's index (0 … WORKERS-1).
+export const workerCallsActive = new client.Gauge({
+  name: 'aybiza_worker_calls_active',
+  help: 'Calls in progress per media worker thread (WORKERS); SIP calls handled on the main thread read worker="main"',
+  labelNames: ['worker'] as const,
+  registers: [registry],
+});
+
+export const workerEventLoopLag = new client.Gauge({
+  name: 'aybiza_worker_event_loop_lag_seconds',
+  help: 'Event-loop delay of each media worker thread since the previous scrape, by quantile (p50, p99, max)',
+  labelNames: ['worker', 'quantile'] as const,
+  registers: [registry],
+});
+
+export const workerRestarts = new client.Counter({
+  name: 'aybiza_worker_restarts_total',
+  help: 'Media worker threads that ended unexpectedly and were started again',
+  registers: [registry],
+});
+
+/** One /metrics text from the main thread's series and every worker's (getMetricsAsJSON), merged per label set. */
+export async function mergedMetrics(workers: client.MetricObjectWithValues<client.MetricValue<string>>[][]): Promise<string> {
+  const merged = client.AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...workers]);
+  return merged.metrics();
+}

@@ -26,6 +26,11 @@ export interface ServerOptions {
   port: number;
   drainTimeoutS: number;
   bodyLimit?: number;
+  /**
+   * A media worker's server (WORKERS > 1): its index, and the process-wide
+   * /metrics and /readyz, which the main thread assembles from every worker.
+   */
+  worker?: { index: number; metrics(): Promise<string>; ready(): Promise<boolean> };
 }
 
 export class Server {
@@ -45,11 +50,11 @@ export class Server {
       sendReply(res, state, '/healthz', { status: 200, body: { status: 'ok' } });
     }));
     this.app.get('/readyz', guardHttp('/readyz', async (res, _req, state) => {
-      const ok = await this.isReady();
+      const ok = this.opts.worker ? (await this.isReady()) && (await this.opts.worker.ready().catch(() => false)) : await this.isReady();
       sendReply(res, state, '/readyz', { status: ok ? 200 : 503, body: { status: ok ? 'ready' : this._state === 'ready' ? 'unavailable' : this._state } });
     }));
     this.app.get('/metrics', guardHttp('/metrics', async (res, _req, state) => {
-      const text = await registry.metrics();
+      const text = this.opts.worker ? await this.opts.worker.metrics() : await registry.metrics();
       sendReply(res, state, '/metrics', { status: 200, headers: { 'content-type': registry.contentType }, body: text });
     }));
   }
@@ -89,7 +94,9 @@ export class Server {
     this.listenSocket = socket;
     this._port = uws.us_socket_local_port(socket as never);
     this._state = 'ready';
-    log.info('listening', { host: this.opts.host, port: this._port, version: VERSION });
+    // A worker's line differs: 'listening' means the whole process listens (src/server/workers.ts logs it).
+    if (this.opts.worker) log.info('worker listening', { worker: this.opts.worker.index, port: this._port });
+    else log.info('listening', { host: this.opts.host, port: this._port, version: VERSION });
     return this._port;
   }
 
@@ -109,10 +116,7 @@ export class Server {
     const outcome = await Promise.race([drained.then(() => 'drained' as const), timeout]);
     clearTimeout(timer);
     if (outcome === 'timeout') log.warn('drain timeout reached; closing active work');
-    if (this.listenSocket) {
-      uws.us_listen_socket_close(this.listenSocket);
-      this.listenSocket = null;
-    }
+    this.closeListener();
     for (const c of [...this.components].reverse()) {
       try {
         await c.close?.();
@@ -120,9 +124,25 @@ export class Server {
         log.error('component close failed', { component: c.name, err });
       }
     }
-    // Closes every remaining socket (keep-alive HTTP, stray WebSockets).
-    (this.app as unknown as { close?: () => void }).close?.();
+    this.closeSockets();
     this._state = 'closed';
-    log.info('stopped');
+    log.info(this.opts.worker ? 'worker stopped' : 'stopped', this.opts.worker ? { worker: this.opts.worker.index } : {});
+  }
+
+  private closeListener(): void {
+    if (this.listenSocket) {
+      uws.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = null;
+    }
+  }
+
+  /**
+   * Closes the listener and every remaining socket (keep-alive HTTP, stray
+   * WebSockets) at once. A worker thread calls it on its way out whatever
+   * the cause: a uWS handle left open when a thread ends aborts the process.
+   */
+  closeSockets(): void {
+    this.closeListener();
+    (this.app as unknown as { close?: () => void }).close?.();
   }
 }

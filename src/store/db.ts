@@ -12,6 +12,8 @@ import { MIGRATIONS } from './migrations.js';
 export interface Database {
   pool: pg.Pool;
   kind: 'embedded' | 'external';
+  /** postgres:// URL of the embedded database's loopback socket (media workers connect to it); absent for external. */
+  embeddedUrl?: string;
   /** Runs fn in a transaction on one connection. */
   tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
   ping(): Promise<boolean>;
@@ -45,7 +47,7 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
   const pool = new pg.Pool({ host, port: Number(port), user: 'postgres', database: 'postgres', max: 1 });
   pool.on('error', (err) => log.warn('embedded database connection error', { err }));
   log.info('database: embedded PostgreSQL (PGlite, in a worker thread)', { dataDir: dir, socket: `${host}:${port}` });
-  return wrap(pool, 'embedded', async () => {
+  const embedded = wrap(pool, 'embedded', async () => {
     await pool.end();
     const stopped = new Promise<void>((resolve) => {
       worker.on('message', (m: { stopped?: boolean }) => m.stopped && resolve());
@@ -55,6 +57,8 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
     await Promise.race([stopped, new Promise((r) => setTimeout(r, 5000))]);
     await worker.terminate();
   });
+  embedded.embeddedUrl = `postgres://postgres@${host}:${port}/postgres`;
+  return embedded;
 }
 
 /** The compiled worker script (vitest runs src/ from TypeScript; the worker always runs from dist/). */

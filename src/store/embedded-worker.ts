@@ -7,7 +7,8 @@ import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 
 const { dataDir } = workerData as { dataDir: string };
 const db = await PGlite.create({ dataDir });
-const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 4 });
+// One connection for the main thread and one per media worker (WORKERS); queries are queued, transactions kept whole.
+const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 64 });
 await server.start();
 parentPort!.postMessage({ conn: server.getServerConn() });
 parentPort!.on('message', (m: { type?: string }) => {

@@ -1,0 +1,280 @@
+// WORKERS > 1: the main thread of `aybiza serve`. It keeps what must exist
+// once per process — the store's setup (migrations, the embedded database,
+// the in-process shared state), SIP signalling, drain, the process-wide
+// /metrics and /readyz — and runs one media worker thread per core
+// (src/worker/main.ts), each with its own uWebSockets.js app on the same port,
+// its own pacing clock, call sessions and provider connections.
+//
+// Calls are counted per worker from the workers' own notes (call / ended);
+// each worker hears how many calls the others carry, so MAX_CONCURRENT_CALLS
+// holds across them. A worker that ends unexpectedly has its calls stored as
+// failed ("worker exited"), their tenant slots released, and is started again;
+// the process and the other workers' calls go on.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import { conversations, openStore } from '../app.js';
+import type { Config } from '../config.js';
+import { guard, reportInternalError } from '../guard.js';
+import { log } from '../log.js';
+import { buildInfo, mergedMetrics, workerCallsActive, workerRestarts } from '../metrics/index.js';
+import { createProviders } from '../providers/index.js';
+import type { Providers } from '../providers/types.js';
+import type { ControlPlane } from '../store/index.js';
+import { VERSION } from '../version.js';
+import { Rpc } from '../worker/rpc.js';
+import { serveState } from '../worker/shared-state.js';
+import type { WorkerData } from '../worker/main.js';
+import { SipServer } from '../../sip/index.js';
+import { uwsNative } from './uws.js';
+
+const RESTART_DELAY_MS = [200, 1000, 5000];
+const METRICS_TIMEOUT_MS = 5000;
+
+interface Slot {
+  index: number;
+  worker: Worker;
+  rpc: Rpc;
+  /** callId → tenantId of the calls this worker carries. */
+  calls: Map<string, string>;
+  listening: boolean;
+  /** Expected to end (shutdown): no restart. */
+  stopping: boolean;
+  exited: Promise<number>;
+}
+
+export class WorkerPool {
+  private readonly slots: (Slot | null)[] = [];
+  private port = 0;
+  private state: 'starting' | 'ready' | 'draining' | 'closed' = 'starting';
+  private sip: SipServer | null = null;
+  private providers: Providers | null = null;
+  private readonly crashes: number[] = [];
+
+  private constructor(private readonly config: Config, private readonly store: ControlPlane) {}
+
+  /** Opens the store, SIP (if enabled) and WORKERS media workers on PORT; resolves with the port once all listen. */
+  static async start(config: Config): Promise<WorkerPool> {
+    const store = await openStore(config);
+    const pool = new WorkerPool(config, store);
+    try {
+      await pool.open();
+    } catch (err) {
+      // Workers already listening must end before the process does (an open uWS handle at thread exit aborts it).
+      pool.state = 'closed';
+      await pool.stopWorkers(10_000);
+      await pool.closeMain();
+      throw err;
+    }
+    return pool;
+  }
+
+  get listeningPort(): number {
+    return this.port;
+  }
+
+  /** Calls the whole process carries: every worker's and the main thread's SIP calls. */
+  totalCalls(): number {
+    let n = this.sip?.calls.size ?? 0;
+    for (const s of this.slots) n += s?.calls.size ?? 0;
+    return n;
+  }
+
+  /** Calls per worker index (for tests and the load report; /metrics has aybiza_worker_calls_active). */
+  callsPerWorker(): number[] {
+    return this.slots.map((s) => s?.calls.size ?? 0);
+  }
+
+  private async open(): Promise<void> {
+    buildInfo.set({ version: VERSION, uws_native: uwsNative ? '1' : '0' }, 1);
+    const c = this.config;
+    if (c.sipPort !== 0) {
+      this.providers = await createProviders(c);
+      this.sip = new SipServer({
+        config: c, store: this.store, providers: this.providers,
+        otherCalls: () => this.totalCalls() - (this.sip?.calls.size ?? 0),
+        onSession: conversations(c, this.store, this.providers),
+      });
+      await this.sip.start();
+    }
+    if (this.store.state.kind === 'memory') {
+      // Published messages (cache invalidations) reach every worker, as Redis pub/sub would.
+      this.store.state.subscribe((m) => {
+        for (const s of this.slots) s?.rpc.notify('state-message', m);
+      });
+    }
+    // Worker 0 first: with PORT=0 it picks the port the others then share.
+    this.port = c.port;
+    this.port = await this.spawn(0);
+    await Promise.all(Array.from({ length: c.workers - 1 }, (_, i) => this.spawn(i + 1)));
+    this.state = 'ready';
+    log.info('listening', { host: c.host, port: this.port, version: VERSION, workers: c.workers });
+  }
+
+  private scriptPath(): string {
+    return path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'worker', 'main.js');
+  }
+
+  /** Starts worker `index`; resolves with its port once it listens, rejects if it ends first. */
+  private spawn(index: number): Promise<number> {
+    const data: WorkerData = {
+      index,
+      port: this.port,
+      databaseUrl: this.store.db.embeddedUrl,
+      stateNodeId: this.store.state.kind === 'memory' ? this.store.state.nodeId : undefined,
+    };
+    const worker = new Worker(this.scriptPath(), { workerData: data, stdout: false, stderr: false });
+    const rpc = new Rpc(worker);
+    let resolveExit!: (code: number) => void;
+    const slot: Slot = { index, worker, rpc, calls: new Map(), listening: false, stopping: false, exited: new Promise((r) => (resolveExit = r)) };
+    this.slots[index] = slot;
+    if (this.store.state.kind === 'memory') serveState(this.store.state, rpc);
+    rpc.handle('call', (callId: string, tenantId: string) => {
+      slot.calls.set(callId, tenantId);
+      this.spreadLoad();
+    });
+    rpc.handle('ended', (callId: string) => {
+      slot.calls.delete(callId);
+      this.spreadLoad();
+    });
+    rpc.handle('metrics', () => this.metrics());
+    rpc.handle('ready', () => this.ready());
+    return new Promise<number>((resolve, reject) => {
+      rpc.handle('listening', (port: number) => {
+        slot.listening = true;
+        this.spreadLoad();
+        resolve(port);
+      });
+      worker.on('error', guard('worker', (err: Error) => log.error('worker failed', { worker: index, err })));
+      worker.on('exit', guard('worker', (code: number) => {
+        rpc.close();
+        resolveExit(code);
+        if (!slot.listening) reject(new Error(`worker ${index} exited (${code}) before listening`));
+        this.exited(slot, code);
+      }));
+    });
+  }
+
+  /** Tells each worker how many calls the rest of the process carries. */
+  private spreadLoad(): void {
+    const total = this.totalCalls();
+    for (const s of this.slots) s?.rpc.notify('others', total - s.calls.size);
+  }
+
+  private exited(slot: Slot, code: number): void {
+    if (this.slots[slot.index] === slot) this.slots[slot.index] = null;
+    const calls = [...slot.calls];
+    slot.calls.clear();
+    this.spreadLoad();
+    if (slot.stopping) return;
+    // Its calls died with it: stored as ended, their tenant slots freed now rather than at the slot TTL.
+    log.error('worker exited unexpectedly; its calls are ended and it is started again', { worker: slot.index, code, calls: calls.length });
+    for (const [callId, tenantId] of calls) {
+      this.store.calls.updateCallStatus(callId, 'failed', 'worker exited').catch((err) => reportInternalError('worker', err));
+      this.store.state.releaseCallSlot(tenantId, callId).catch((err) => reportInternalError('worker', err));
+      this.store.state.unregisterCall(callId).catch(() => {});
+    }
+    if (this.state !== 'ready' && this.state !== 'starting') return;
+    if (slot.listening) {
+      workerRestarts.inc();
+      this.restartLater(slot.index);
+    }
+  }
+
+  private restartLater(index: number): void {
+    const now = Date.now();
+    this.crashes.push(now);
+    while (this.crashes.length && this.crashes[0]! < now - 60_000) this.crashes.shift();
+    const delay = RESTART_DELAY_MS[Math.min(this.crashes.length - 1, RESTART_DELAY_MS.length - 1)]!;
+    setTimeout(guard('worker', () => {
+      if (this.state !== 'ready') return;
+      this.spawn(index).then(
+        () => log.info('worker restarted', { worker: index }),
+        (err) => {
+          log.error('worker restart failed', { worker: index, err });
+          this.restartLater(index);
+        },
+      );
+    }), delay).unref();
+  }
+
+  /** The process-wide /metrics: this thread's series merged with every live worker's. */
+  async metrics(): Promise<string> {
+    workerCallsActive.reset();
+    if (this.sip) workerCallsActive.set({ worker: 'main' }, this.sip.calls.size);
+    const parts: MetricObjectWithValues<MetricValue<string>>[][] = [];
+    await Promise.all(this.slots.map(async (s) => {
+      if (!s?.listening) return;
+      workerCallsActive.set({ worker: String(s.index) }, s.calls.size);
+      const json = await s.rpc.callWithin<MetricObjectWithValues<MetricValue<string>>[]>(METRICS_TIMEOUT_MS, 'metrics-json').catch(() => null);
+      if (json) parts.push(json);
+    }));
+    return mergedMetrics(parts);
+  }
+
+  /** Ready when this thread and its store are, and every running worker says so. */
+  async ready(): Promise<boolean> {
+    if (this.state !== 'ready') return false;
+    if (!(await this.store.ready().catch(() => false))) return false;
+    const live = this.slots.filter((s): s is Slot => !!s?.listening);
+    if (live.length === 0) return false;
+    const answers = await Promise.all(live.map((s) => s.rpc.call<boolean>('ready').catch(() => false)));
+    return answers.every(Boolean);
+  }
+
+  /** Test hook (AYBIZA_WORKER_FAULTS=1): ends the busiest worker as a crash would. */
+  crashBusiest(): void {
+    const live = this.slots.filter((s): s is Slot => !!s?.listening);
+    const busiest = live.sort((a, b) => b.calls.size - a.calls.size)[0];
+    busiest?.rpc.call('crash').catch(() => {});
+  }
+
+  /**
+   * SIGTERM/SIGINT: every worker drains (its readyz turns 503 at once, its
+   * calls may finish for DRAIN_TIMEOUT_S) and stops, SIP drains alongside,
+   * then the main thread's parts close.
+   */
+  async shutdown(): Promise<void> {
+    if (this.state === 'draining' || this.state === 'closed') return;
+    this.state = 'draining';
+    log.info('draining', { timeoutS: this.config.drainTimeoutS, workers: this.config.workers });
+    const sip = this.sip ? this.drainSip(this.sip) : Promise.resolve();
+    await Promise.all([this.stopWorkers((this.config.drainTimeoutS + 30) * 1000), sip]);
+    await this.closeMain();
+    this.state = 'closed';
+    log.info('stopped');
+  }
+
+  /** Each worker drains and closes its sockets, then its thread ends; resolves when all have. */
+  private async stopWorkers(budgetMs: number): Promise<void> {
+    await Promise.all(this.slots.filter((s): s is Slot => !!s).map(async (s) => {
+      s.stopping = true;
+      await s.rpc.callWithin(budgetMs, 'shutdown').catch((err) => log.warn('worker shutdown failed', { worker: s.index, err: (err as Error).message }));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([s.exited, new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+      clearTimeout(timer);
+    }));
+  }
+
+  private async drainSip(sip: SipServer): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => (timer = setTimeout(r, this.config.drainTimeoutS * 1000)));
+    await Promise.race([sip.drain(), timeout]);
+    clearTimeout(timer);
+  }
+
+  private async closeMain(): Promise<void> {
+    for (const [name, close] of [
+      ['sip', () => this.sip?.close()],
+      ['providers', () => this.providers?.close()],
+      ['control-plane', () => this.store.close()],
+    ] as const) {
+      try {
+        await close();
+      } catch (err) {
+        log.error('component close failed', { component: name, err });
+      }
+    }
+  }
+}

@@ -1,0 +1,95 @@
+// A media worker thread (WORKERS > 1): its own uWebSockets.js app on the
+// shared port (the kernel spreads connections between the workers), its own
+// 20 ms pacing clock, call sessions and provider connections. The main thread
+// (src/server/workers.ts) owns the database setup, in-process state, SIP
+// signalling, the process-wide /metrics and /readyz, drain and restarts.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { parentPort, workerData } from 'node:worker_threads';
+import { createApp, type App } from '../app.js';
+import { loadConfig } from '../config.js';
+import { installProcessGuards } from '../guard.js';
+import { flushLogs, log, setLogLevel } from '../log.js';
+import { registry, workerEventLoopLag } from '../metrics/index.js';
+import { Rpc } from './rpc.js';
+import { remoteState } from './shared-state.js';
+
+export interface WorkerData {
+  index: number;
+  port: number;
+  /** The embedded database's socket URL; absent with DATABASE_URL. */
+  databaseUrl?: string;
+  /** Node id of the main thread's in-process state; absent with REDIS_URL. */
+  stateNodeId?: string;
+}
+
+const data = workerData as WorkerData;
+const rpc = new Rpc(parentPort!);
+const config = { ...loadConfig(), port: data.port };
+setLogLevel(config.logLevel);
+installProcessGuards();
+
+let others = 0;
+rpc.handle('others', (n: number) => void (others = n));
+
+const LAG_RESOLUTION_MS = 10;
+const lag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
+lag.enable();
+const worker = String(data.index);
+
+let app: App | null = null;
+let started: Promise<unknown> = Promise.resolve();
+// Whatever ends this thread (a return, process.exit, an error), its uWS
+// sockets close first: a uWS handle still open when a thread ends aborts the
+// whole process (reference: uws.md).
+let exiting = false;
+process.on('exit', () => {
+  // Calls cut off here are the main thread's to report (it stores them as ended).
+  exiting = true;
+  app?.server.closeSockets();
+  flushLogs();
+});
+
+rpc.handle('metrics-json', async () => {
+  // The histogram holds whole timer intervals: the delay is what exceeds the resolution.
+  const delay = (ns: number) => Math.max(0, ns / 1e9 - LAG_RESOLUTION_MS / 1000);
+  workerEventLoopLag.set({ worker, quantile: 'p50' }, delay(lag.percentile(50)));
+  workerEventLoopLag.set({ worker, quantile: 'p99' }, delay(lag.percentile(99)));
+  workerEventLoopLag.set({ worker, quantile: 'max' }, delay(lag.max));
+  lag.reset();
+  return registry.getMetricsAsJSON();
+});
+rpc.handle('ready', () => app?.server.isReady() ?? false);
+// Registered before the app exists: a shutdown during startup waits for it, then stops it.
+rpc.handle('shutdown', async () => {
+  await started.catch(() => {});
+  await app?.server.shutdown();
+  // After the reply has gone out: the thread ends here, not when its loop happens to empty.
+  setTimeout(() => process.exit(0), 50);
+  return true;
+});
+// Test hook (AYBIZA_WORKER_FAULTS=1 only): ends this thread as a crash would.
+if (process.env.AYBIZA_WORKER_FAULTS === '1') {
+  rpc.handle('crash', () => {
+    log.warn('worker crashing on request (AYBIZA_WORKER_FAULTS)', { worker: data.index });
+    setImmediate(() => process.exit(70));
+  });
+}
+started = createApp(config, {
+  worker: {
+    index: data.index,
+    state: data.stateNodeId ? remoteState(rpc, data.stateNodeId) : undefined,
+    databaseUrl: data.databaseUrl,
+    otherCalls: () => others,
+    onCall: (s) => {
+      rpc.notify('call', s.callId, s.agent.tenantId);
+      s.whenEnded(() => exiting || rpc.notify('ended', s.callId));
+    },
+    metrics: () => rpc.call<string>('metrics'),
+    ready: () => rpc.call<boolean>('ready'),
+  },
+}).then(async (a) => {
+  app = a;
+  rpc.notify('listening', await a.server.listen());
+});
+await started;
+

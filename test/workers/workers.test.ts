@@ -1,0 +1,151 @@
+// WORKERS=2: `aybiza serve` (the compiled CLI) with two media worker threads
+// on one port. Twilio calls land on both workers (the kernel spreads the
+// connections), one /metrics shows them all, MAX_CONCURRENT_CALLS counts
+// across workers, a worker that dies has its calls stored as ended and is
+// started again while the process serves on, and SIGTERM drains every worker.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TwilioCaller } from '../../src/twilio/caller.js';
+import { freePort } from '../helpers/app.js';
+import { spawnServer, type Spawned } from '../helpers/spawn-server.js';
+
+const TOKEN = 'workers-test-token';
+const ADMIN_KEY = 'ayb_workers_test_admin_key_0123456789abcdef';
+const DEMO = '+15555550100';
+const MAX_CALLS = 10;
+
+function series(text: string, name: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
+    const sp = line.lastIndexOf(' ');
+    out.set(line.slice(name.length, sp), Number(line.slice(sp + 1)));
+  }
+  return out;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+describe('WORKERS=2', () => {
+  let srv: Spawned;
+  let base: string;
+  const metrics = async () => (await fetch(`${base}/metrics`)).text();
+  const perWorker = async () => series(await metrics(), 'aybiza_worker_calls_active');
+  const caller = () => new TwilioCaller({ baseUrl: base, authToken: TOKEN, to: DEMO, skipAnalysis: true });
+  const dialAll = async (n: number) => {
+    const callers = Array.from({ length: n }, caller);
+    const outcomes = await Promise.all(callers.map((c) => c.dial().then((d) => d.outcome)));
+    return { callers, outcomes };
+  };
+
+  beforeAll(async () => {
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    srv = await spawnServer({
+      PORT: String(port), PUBLIC_URL: base, WORKERS: '2', EMULATORS: 'on', TWILIO_AUTH_TOKEN: TOKEN, ADMIN_API_KEY: ADMIN_KEY,
+      MAX_CONCURRENT_CALLS: String(MAX_CALLS), AYBIZA_WORKER_FAULTS: '1', DRAIN_TIMEOUT_S: '5',
+    });
+  }, 90_000);
+  afterAll(async () => {
+    await srv?.stop('SIGKILL');
+  });
+
+  it('answers /healthz and /readyz from every worker and logs one listening line for the process', async () => {
+    // Connection: close makes every request a new connection, which the kernel may give either worker.
+    for (let i = 0; i < 6; i++) {
+      expect((await fetch(`${base}/readyz`, { headers: { connection: 'close' } })).status).toBe(200);
+    }
+    const lines = srv.logs.map((l) => { try { return JSON.parse(l) as { msg?: string; worker?: number }; } catch { return {}; } });
+    expect(lines.filter((l) => l.msg === 'listening')).toHaveLength(1);
+    expect(new Set(lines.filter((l) => l.msg === 'worker listening').map((l) => l.worker))).toEqual(new Set([0, 1]));
+  });
+
+  it('spreads Twilio calls over both workers, counts them in one /metrics, and holds MAX_CONCURRENT_CALLS across workers', async () => {
+    const { callers, outcomes } = await dialAll(MAX_CALLS);
+    expect(outcomes.every((o) => o === 'connected')).toBe(true);
+    const per = await until('every call counted on a worker', async () => {
+      const m = await perWorker();
+      return (m.get('{worker="0"}') ?? 0) + (m.get('{worker="1"}') ?? 0) === MAX_CALLS ? m : null;
+    });
+    // 10 connections all on one worker happen with probability 2/1024.
+    expect(per.get('{worker="0"}')).toBeGreaterThan(0);
+    expect(per.get('{worker="1"}')).toBeGreaterThan(0);
+    const text = await metrics();
+    // Every worker's series merged: one aybiza_calls_active for the process, one build_info.
+    expect(series(text, 'aybiza_calls_active').get('{transport="twilio"}')).toBe(MAX_CALLS);
+    expect(text).toMatch(/aybiza_build_info\{version="[^"]+",uws_native="1"\} 1\n/);
+    expect(text).toContain('process_cpu_seconds_total');
+    expect(series(text, 'aybiza_worker_event_loop_lag_seconds').size).toBe(6);
+    // The process is full: whichever worker takes the next webhook refuses it.
+    for (let i = 0; i < 4; i++) {
+      const extra = caller();
+      expect((await extra.webhook()).twiml).toMatch(/<Reject reason="busy"/);
+    }
+    await Promise.all(callers.map((c) => c.hangup()));
+    await until('calls ended on both workers', async () => {
+      const m = await perWorker();
+      return (m.get('{worker="0"}') ?? 0) + (m.get('{worker="1"}') ?? 0) === 0;
+    });
+  }, 60_000);
+
+  it('restarts a worker that dies, stores its calls as ended, and keeps serving', async () => {
+    const { callers } = await dialAll(6);
+    const before = await until('calls counted', async () => {
+      const m = await perWorker();
+      return (m.get('{worker="0"}') ?? 0) + (m.get('{worker="1"}') ?? 0) === 6 ? m : null;
+    });
+    srv.child.kill('SIGUSR2'); // AYBIZA_WORKER_FAULTS: the busiest worker exits as a crash would
+    const busiest = Math.max(before.get('{worker="0"}')!, before.get('{worker="1"}')!);
+    await until('the worker restarted', async () => series(await metrics(), 'aybiza_worker_restarts_total').get('') === 1);
+    expect(srv.child.exitCode).toBeNull();
+    // The dead worker's callers were cut off; its calls are stored as failed ("worker exited").
+    await until('dead calls closed', async () => callers.filter((c) => c.isClosed).length >= busiest);
+    let seen = '';
+    const list = await until('calls stored as ended', async () => {
+      const res = await fetch(`${base}/v1/calls?limit=100`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+      const body = (await res.json()) as { items: { externalId: string; status: string; endReason: string | null }[] };
+      const ours = body.items.filter((c) => callers.some((k) => k.callSid === c.externalId));
+      seen = ours.map((c) => `${c.status}/${c.endReason}`).join(', ');
+      return ours.filter((c) => c.endReason === 'worker exited').length === busiest ? ours : null;
+    }).catch((err: Error) => { throw new Error(`${err.message} (saw: ${seen})`); });
+    expect(list.filter((c) => c.endReason === 'worker exited').every((c) => c.status === 'failed')).toBe(true);
+    // The restarted worker listens again (both appear in /metrics) and new calls are taken on both workers again.
+    await until('both workers listening', async () => (await perWorker()).size === 2);
+    expect((await fetch(`${base}/readyz`, { headers: { connection: 'close' } })).status).toBe(200);
+    await Promise.all(callers.map((c) => c.hangup()));
+    await until('no calls', async () => {
+      const m = await perWorker();
+      return (m.get('{worker="0"}') ?? 0) + (m.get('{worker="1"}') ?? 0) === 0;
+    });
+    const again = await dialAll(MAX_CALLS);
+    expect(again.outcomes.every((o) => o === 'connected')).toBe(true);
+    await until('new calls on both workers', async () => {
+      const m = await perWorker();
+      return (m.get('{worker="0"}') ?? 0) > 0 && (m.get('{worker="1"}') ?? 0) > 0 && (m.get('{worker="0"}')! + m.get('{worker="1"}')!) === MAX_CALLS;
+    });
+    await Promise.all(again.callers.map((c) => c.hangup()));
+  }, 90_000);
+
+  it('drains every worker on SIGTERM and exits 0', async () => {
+    const c = caller();
+    expect((await c.dial()).outcome).toBe('connected');
+    await until('call counted', async () => [...(await perWorker()).values()].reduce((a, b) => a + b, 0) === 1);
+    srv.child.kill('SIGTERM');
+    // Draining: readyz is 503 on every worker while the call goes on.
+    await until('readyz 503', async () => (await fetch(`${base}/readyz`, { headers: { connection: 'close' } })).status === 503, 5000);
+    await c.hangup();
+    expect(await srv.exit).toBe(0);
+  }, 60_000);
+});
