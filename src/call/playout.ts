@@ -9,6 +9,7 @@ import { ULAW_SILENCE } from '../media/g711.js';
 import type { CallTransport } from './transport.js';
 import { FRAME_MS } from './clock.js';
 import { playoutDeferredFrames } from '../metrics/index.js';
+import { PlayoutGaps, type PauseReason } from './gaps.js';
 
 const FRAME_BYTES = 160;
 const MARK_EVERY_FRAMES = 5;
@@ -76,8 +77,30 @@ export class Playout {
   /** Fires once when the last queued frame has been heard (the agent finished speaking). */
   onIdle?: () => void;
   private wasBusy = false;
+  /** Late frames and pauses of this call (src/call/gaps.ts). */
+  readonly gaps: PlayoutGaps;
+  /**
+   * The reply in progress will say more (its LLM round or a tool is still
+   * running): an empty slot after its audio is a pause, not the end.
+   */
+  expectMore = false;
+  /** What an empty slot waits for, unless output is held (set by the session). */
+  pauseReason?: () => PauseReason;
+  /** Segments from this id on belong to the current reply (earlier ones: greeting, previous replies). */
+  private replyFrom = 1;
+  /** Segment of the last frame sent (0: none since the last clear). */
+  private lastSentSegment = 0;
+  /** A frame went out and the speech it belongs to has not ended yet. */
+  private inSpeech = false;
 
-  constructor(private readonly transport: CallTransport, private readonly now: () => number = () => performance.now()) {}
+  constructor(private readonly transport: CallTransport, private readonly now: () => number = () => performance.now()) {
+    this.gaps = new PlayoutGaps(now);
+  }
+
+  /** A new reply starts: segments begun from now on are its own. */
+  beginReply(): void {
+    this.replyFrom = this.nextSegmentId;
+  }
 
   /** Starts a new segment (e.g. one TTS flush); audio goes to it until `endSegment`. */
   beginSegment(text: string): number {
@@ -151,10 +174,20 @@ export class Playout {
     return this.playheadMs >= this.sentMs ? this.sentMs : -1;
   }
 
-  /** Called on every clock tick (and once when audio arrives after a pause). */
-  tick(advance = true): void {
+  /**
+   * Called on every clock tick (`advance`, with how late the slot runs) and
+   * once when audio arrives after a pause (`advance` false: not a slot).
+   */
+  tick(advance = true, lateMs = 0): void {
     if (advance && this.playheadMs < this.sentMs) this.playheadMs += FRAME_MS;
-    if (this.paused) return;
+    if (this.paused) {
+      if (advance) this.emptySlot();
+      return;
+    }
+    const sentBefore = this.framesSent;
+    // Not sending because the far end is far enough ahead or the socket is
+    // backpressured is not a pause.
+    let held = false;
     while (this.head < this.frames.length) {
       const item = this.frames[this.head];
       if (item.audio === MARKER) {
@@ -167,12 +200,17 @@ export class Playout {
         }
         continue;
       }
-      if (this.sentMs - this.playheadMs >= this.transport.leadMs) break;
+      if (this.sentMs - this.playheadMs >= this.transport.leadMs) {
+        held = true;
+        break;
+      }
       if (!this.transport.sendFrame(item.audio, item.offset, FRAME_BYTES)) {
         this.deferred++;
         playoutDeferredFrames.inc({ transport: this.transport.kind });
+        held = true;
         break;
       }
+      this.lastSentSegment = item.segment;
       const s = this.segment(item.segment);
       if (s && s.startMs < 0) {
         s.startMs = this.sentMs;
@@ -185,10 +223,45 @@ export class Playout {
       this.wasBusy = true;
       if (++this.framesSinceMark >= MARK_EVERY_FRAMES) this.mark();
     }
+    if (this.framesSent > sentBefore) {
+      this.inSpeech = true;
+      this.gaps.endPause(true);
+      if (advance) this.gaps.late(lateMs);
+    } else if (advance && !held) {
+      this.emptySlot();
+    }
     if (this.head > 256 && this.head === this.frames.length) {
       this.frames = [];
       this.head = 0;
     }
+  }
+
+  /** A slot with nothing sent: a pause if the speech is not over. */
+  private emptySlot(): void {
+    if (!this.inSpeech) return;
+    if (!this.speechContinues()) {
+      this.inSpeech = false;
+      this.gaps.endPause(false);
+      return;
+    }
+    this.gaps.empty(this.paused ? 'barge_in_check' : (this.pauseReason?.() ?? 'other'));
+  }
+
+  /** More audio of the speech whose last frame went out is still to come. */
+  private speechContinues(): boolean {
+    const last = this.lastSentSegment;
+    if (last === 0) return false;
+    if (this.head < this.frames.length) {
+      // Queued audio held back (paused): the same speech if it is the same segment or the same reply.
+      const next = this.frames[this.head].segment;
+      return next === last || (last >= this.replyFrom && next >= this.replyFrom);
+    }
+    const s = this.segment(last);
+    if (s && !s.complete) return true; // its TTS audio is still arriving
+    if (last < this.replyFrom) return false; // earlier speech (greeting, an older reply) is over
+    if (this.expectMore) return true;
+    for (let i = this.segments.length - 1; i >= 0 && this.segments[i].id > last; i--) if (!this.segments[i].complete) return true;
+    return false;
   }
 
   /**
@@ -274,6 +347,10 @@ export class Playout {
     this.confirmedMs = heard;
     this.confirmedAt = this.now();
     this.wasBusy = false;
+    // A hole cut short by a barge-in is still a hole the caller heard.
+    this.gaps.endPause(true);
+    this.inSpeech = false;
+    this.lastSentSegment = 0;
     return { heardMs: heard, segments: affected };
   }
 }

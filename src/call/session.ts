@@ -12,6 +12,7 @@ import type { Providers, SttStream, Transcript, TtsStream } from '../providers/t
 import type { CallStore, ResolvedAgent } from '../store/types.js';
 import { clock, type Tickable } from './clock.js';
 import { Playout } from './playout.js';
+import type { PauseReason } from './gaps.js';
 import type { CallTransport } from './transport.js';
 
 export interface SessionEvents {
@@ -68,6 +69,10 @@ export class CallSession implements Tickable {
   private readonly endListeners: ((reason: string) => void)[] = [];
   framesIn = 0;
   private lastSpeechAt = -Infinity;
+  /** What the reply in progress is producing (for pause attribution); null: nothing more to say. */
+  private replyWait: 'llm_tokens' | 'tool' | null = null;
+  /** How late the current clock slot runs (ms). */
+  private slotLateMs = 0;
 
   constructor(private readonly init: SessionInit) {
     this.callId = init.callId;
@@ -79,6 +84,34 @@ export class CallSession implements Tickable {
     this.playout.onIdle = () => this.events.onAgentIdle?.();
     this.playout.onSegmentStart = (s) => this.events.onSegmentStart?.(s.id, performance.now());
     this.playout.onSegmentHeard = (s) => this.events.onSegmentHeard?.(s.id);
+    this.playout.pauseReason = () => this.waitReason();
+  }
+
+  /**
+   * The conversation says what its reply is doing: 'llm_tokens' while the
+   * model streams, 'tool' while a tool runs, null once the reply has said
+   * everything. A silence in the agent's voice is then attributed to it.
+   */
+  replyState(state: 'llm_tokens' | 'tool' | null): void {
+    this.replyWait = state;
+    this.playout.expectMore = state !== null;
+  }
+
+  /** A new reply starts (its segments are told apart from earlier speech still playing). */
+  beginReply(): void {
+    this.playout.beginReply();
+    this.replyState('llm_tokens');
+  }
+
+  /** What the agent's voice is waiting for right now (called on empty slots only). */
+  private waitReason(): PauseReason {
+    const waiting = this.groups[0];
+    if (waiting !== undefined) {
+      // Flushed by us; no audio yet and the stream deferred the flush: the flush window.
+      return this.tts?.flushDeferred && !this.firstByteSeen.has(waiting) ? 'flush_window' : 'tts_audio';
+    }
+    if (this.openGroup !== null) return 'unflushed_text';
+    return this.replyWait ?? 'other';
   }
 
   get isEnded(): boolean {
@@ -218,8 +251,13 @@ export class CallSession implements Tickable {
     this.playout.paused = true;
   }
 
+  /** Releases held audio: it goes out now, not at the next clock slot (the wait ends here). */
   resume(): void {
+    if (!this.playout.paused) return;
     this.playout.paused = false;
+    if (this.ended) return;
+    if (this.transport.batch) this.transport.batch(this.kickPlayout);
+    else this.playout.tick(false);
   }
 
   /** Barge-in: stop speaking now. Returns what the caller heard of each segment. */
@@ -235,13 +273,14 @@ export class CallSession implements Tickable {
     this.stt?.finalize();
   }
 
-  private readonly tickPlayout = () => this.playout.tick();
+  private readonly tickPlayout = () => this.playout.tick(true, this.slotLateMs);
   private readonly kickPlayout = () => this.playout.tick(false);
 
-  tick(): void {
+  tick(_slot: number, lateMs = 0): void {
     if (this.ended) return;
+    this.slotLateMs = lateMs;
     if (this.transport.batch) this.transport.batch(this.tickPlayout);
-    else this.playout.tick();
+    else this.playout.tick(true, lateMs);
   }
 
   /** Our tick threw (the clock took us off it): end this call only. */
@@ -269,6 +308,6 @@ export class CallSession implements Tickable {
       this.stt?.close(),
       this.tts?.close(),
     ]);
-    this.log.info('call ended', { reason, framesIn: this.framesIn, framesOut: this.playout.framesSent });
+    this.log.info('call ended', { reason, framesIn: this.framesIn, framesOut: this.playout.framesSent, ...this.playout.gaps.summary() });
   }
 }

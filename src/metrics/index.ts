@@ -212,6 +212,31 @@ export const playoutDeferredFrames = new client.Counter({
   registers: [registry],
 });
 
+// Gaps in the agent's voice (src/call/gaps.ts); label values are closed sets
+// defined there (STALL_CLASSES, PAUSE_REASONS).
+export const playoutLateFrames = new client.Counter({
+  name: 'aybiza_playout_late_frames_total',
+  help: 'Outbound frames that had audio queued but went out more than 10 ms after their 20 ms slot, by how late the slot ran (stall: le_25ms, le_50ms, gt_50ms)',
+  labelNames: ['stall'] as const,
+  registers: [registry],
+  collect: foldHot,
+});
+
+export const playoutPauses = new client.Counter({
+  name: 'aybiza_playout_pauses_total',
+  help: 'Runs of empty 20 ms slots inside the agent speech, by what they waited for (llm_tokens, tts_audio, flush_window, unflushed_text, tool, barge_in_check, other)',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
+export const playoutPauseSeconds = new client.Histogram({
+  name: 'aybiza_playout_pause_seconds',
+  help: 'Length of pauses inside the agent speech, by reason (as aybiza_playout_pauses_total)',
+  labelNames: ['reason'] as const,
+  buckets: [0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5],
+  registers: [registry],
+});
+
 // WORKERS > 1 (src/server/workers.ts): the main thread merges every worker's
 // series into one /metrics (counters and gauges summed per label set); these
 // two are per worker, `worker` being the worker's index (0 … WORKERS-1).

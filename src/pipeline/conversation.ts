@@ -49,6 +49,8 @@ interface Reply {
   llmDone: boolean;
   endCall: boolean;
   finished: boolean;
+  /** Its first audio arrived while the agent's earlier speech was still playing, at this time. */
+  queuedBehindAt?: number;
 }
 
 export class Conversation implements Tickable {
@@ -56,7 +58,8 @@ export class Conversation implements Tickable {
   private readonly detector: TurnDetector;
   private reply: Reply | null = null;
   private seq = 0;
-  private pendingBargeIn: { at: number; words: boolean } | null = null;
+  /** A suspected barge-in: output held since `at`; `quietAt`: the caller's speech ended (VAD). */
+  private pendingBargeIn: { at: number; words: boolean; quietAt?: number } | null = null;
   private lastActivity = performance.now();
   private reprompts = 0;
   private endAfterIdle: string | null = null;
@@ -84,13 +87,16 @@ export class Conversation implements Tickable {
         this.detector.tick(performance.now());
       },
       onSpeechStart: () => this.onSpeechStart(),
-      onSpeechEnd: (at: number) => this.detector.speechEnd(at),
+      onSpeechEnd: (at: number) => {
+        this.detector.speechEnd(at);
+        if (this.pendingBargeIn) this.pendingBargeIn.quietAt ??= performance.now();
+      },
       onDtmf: (d: string) => {
         this.dtmf += d;
         this.lastDtmfAt = performance.now();
       },
-      onTtsFirstByte: (id: number, at: number) => this.forSegment(id)?.timeline.mark('ttsFirstByte', at),
-      onSegmentStart: (id: number, at: number) => this.forSegment(id)?.timeline.mark('firstFrameSent', at),
+      onTtsFirstByte: (id: number, at: number) => this.onTtsFirstByte(id, at),
+      onSegmentStart: (id: number, at: number) => this.onSegmentStart(id, at),
       onSegmentHeard: (id: number) => this.onSegmentHeard(id),
       onAgentIdle: () => this.onAgentIdle(),
       onProviderError: (which: string, err: Error) => this.fail(`${which} failed: ${err.message}`),
@@ -210,9 +216,19 @@ export class Conversation implements Tickable {
     }
   }
 
+  /** Ends a hold on the agent's output: its time goes to the reply's timeline as waits. */
+  private endHold(now: number): void {
+    const p = this.pendingBargeIn;
+    this.pendingBargeIn = null;
+    if (!p || !this.reply) return;
+    const quiet = p.quietAt !== undefined && p.quietAt < now ? p.quietAt : now;
+    this.reply.timeline.span('barge_in_check', p.at, quiet);
+    this.reply.timeline.span('false_interruption', quiet, now);
+  }
+
   private confirmBargeIn(): void {
     const r = this.reply;
-    this.pendingBargeIn = null;
+    this.endHold(performance.now());
     this.session.resume();
     if (!r || r.finished) return;
     bargeIns.inc();
@@ -240,7 +256,7 @@ export class Conversation implements Tickable {
       if (this.session.callerSpeaking && now - p.at >= this.o.bargeInMinMs) this.confirmBargeIn();
       else if (!this.session.callerSpeaking && now - p.at >= this.o.falseInterruptionMs) {
         // A cough or "mm-hm": keep the reply.
-        this.pendingBargeIn = null;
+        this.endHold(now);
         this.session.resume();
         this.detector.reset();
       }
@@ -281,6 +297,7 @@ export class Conversation implements Tickable {
       r.timeline.mark('commit', c.commitMs);
     }
     this.reply = r;
+    this.session.beginReply();
     this.pushUser([{ text }]);
     void this.opts.calls.addTranscript(this.session.callId, 'caller', text).catch(() => {});
     void this.runLlm(r).catch((err: Error) => {
@@ -290,6 +307,9 @@ export class Conversation implements Tickable {
       if (r.abort.signal.aborted) return;
       providerErrors.inc({ provider: 'llm', kind: 'gave_up' });
       this.fail(`language model failed: ${err.message}`);
+    }).finally(() => {
+      // Aborted without a barge-in (a policy took over): nothing more to say.
+      if (this.reply === r) this.session.replyState(null);
     });
   }
 
@@ -313,7 +333,16 @@ export class Conversation implements Tickable {
     const cfg = this.session.agent.config;
     const tools = toolSpecs(cfg.tools);
     for (let round = 0; round < 4 && !r.abort.signal.aborted; round++) {
-      r.timeline.mark('llmRequest', performance.now());
+      const requestAt = performance.now();
+      r.timeline.mark('llmRequest', requestAt);
+      let output = false;
+      // The round's first output: the first round's is llm_ttft; a later round (after a tool) is a wait of its own.
+      const firstOutput = () => {
+        if (output) return;
+        output = true;
+        if (round === 0) r.timeline.mark('llmFirstOutput', performance.now());
+        else r.timeline.span('llm_round2', requestAt, performance.now());
+      };
       const text: string[] = [];
       const uses: { toolUseId: string; name: string; input: unknown }[] = [];
       for await (const ev of this.opts.llm.stream(
@@ -322,6 +351,7 @@ export class Conversation implements Tickable {
       )) {
         if (r.abort.signal.aborted) return;
         if (ev.type === 'text') {
+          firstOutput();
           r.timeline.mark('firstToken', performance.now());
           text.push(ev.text);
           for (const chunk of r.splitter.push(ev.text)) this.speak(r, chunk);
@@ -330,6 +360,7 @@ export class Conversation implements Tickable {
         }
       }
       if (r.abort.signal.aborted) return;
+      firstOutput();
       for (const chunk of r.splitter.flush()) this.speak(r, chunk);
       const content: ContentBlock[] = [];
       if (text.join('').trim()) content.push({ text: text.join('') });
@@ -337,8 +368,12 @@ export class Conversation implements Tickable {
       if (content.length) this.history.push({ role: 'assistant', content });
       if (uses.length === 0) break;
       const results: ContentBlock[] = [];
+      const toolAt = performance.now();
+      this.session.replyState('tool');
       for (const u of uses) results.push({ toolResult: await this.runTool(r, u) });
+      r.timeline.span('tool', toolAt, performance.now());
       if (r.abort.signal.aborted) return;
+      this.session.replyState('llm_tokens');
       this.pushUser(results);
       if (r.endCall) {
         if (r.chunks === 0) this.speak(r, 'Thank you for calling. Goodbye.');
@@ -347,6 +382,7 @@ export class Conversation implements Tickable {
     }
     this.session.flush();
     r.llmDone = true;
+    if (this.reply === r) this.session.replyState(null);
     if (r.chunks === 0) this.finishReply(r, false, '');
     else this.maybeFinished(r);
   }
@@ -380,6 +416,21 @@ export class Conversation implements Tickable {
     }
   }
 
+  private onTtsFirstByte(id: number, at: number): void {
+    const r = this.forSegment(id);
+    if (!r || r.timeline.has('ttsFirstByte')) return;
+    r.timeline.mark('ttsFirstByte', at);
+    // Audio after a pause goes out at once; behind speech still playing it waits its turn.
+    if (this.session.playout.idleSinceMs() < 0) r.queuedBehindAt = at;
+  }
+
+  private onSegmentStart(id: number, at: number): void {
+    const r = this.forSegment(id);
+    if (!r) return;
+    if (r.queuedBehindAt !== undefined && !r.timeline.has('firstFrameSent')) r.timeline.span('earlier_speech', r.queuedBehindAt, at);
+    r.timeline.mark('firstFrameSent', at);
+  }
+
   private onSegmentHeard(id: number): void {
     const r = this.forSegment(id);
     if (!r) return;
@@ -401,7 +452,10 @@ export class Conversation implements Tickable {
   private finishReply(r: Reply, interrupted: boolean, heardText: string): void {
     if (r.finished) return;
     r.finished = true;
-    if (this.reply === r) this.reply = null;
+    if (this.reply === r) {
+      this.reply = null;
+      this.session.replyState(null);
+    }
     this.lastActivity = performance.now();
     if (interrupted) {
       // Keep in the history only what the caller heard.
