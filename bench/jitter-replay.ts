@@ -16,6 +16,8 @@ export interface Result {
   compressed: number;
   /** Mean of current minus target delay over the trace's last 20 s (ours only), ms. */
   endExcess: number;
+  /** The sender clock drift ours estimated at the end, ppm (NaN for the fixed buffer). */
+  driftPpm: number;
 }
 
 /** A 20 ms μ-law frame: two harmonics of 140 Hz while voiced, digital silence otherwise. */
@@ -65,6 +67,7 @@ export function runOurs(trace: TracePacket[], opts?: JitterBufferOptions): Resul
     stretched: s.stretched,
     compressed: s.compressed,
     endExcess: excessSum / Math.max(1, excessN),
+    driftPpm: s.driftPpm,
   };
 }
 
@@ -95,6 +98,7 @@ export function runFixed(trace: TracePacket[], delayMs = 60): Result {
     stretched: 0,
     compressed: 0,
     endExcess: NaN,
+    driftPpm: NaN,
   };
 }
 

@@ -24,7 +24,7 @@
 // Target delay. Relative delay = transit minus a reference that follows the
 // fastest recent transit with the sender's clock drift removed (drift: the
 // Theil-Sen slope of 2 s block minima over the last 32 s). Two histograms of
-// relative delay (4 s and 40 s memory); for each, the delay d minimising
+// relative delay (4 s and 7 s memory); for each, the delay d minimising
 // d + kLateCostMs * (late %), where (late %) is the weight above d (Speex's
 // cost rule: on a light tail it buys nearly zero late loss for a few ms),
 // capped by the late-loss budget: when covering the tail would take more
@@ -33,7 +33,7 @@
 // The larger of the two, plus a margin, within [min, max].
 //
 // Delay changes: above target + 6 ms the queue head is compressed, below
-// target - 6 ms stretched, by one WSOLA step per 20 ms: one pitch period
+// target - 2 ms stretched (late loss costs more than delay), by one WSOLA step per 20 ms: one pitch period
 // (5-15 ms) of a stationary, well-correlated stretch of speech, or up to
 // 20 ms of near-silence. Transients and unvoiced speech wait (a stricter
 // correlation first, a looser one after 200 ms of waiting). Never a whole
@@ -209,7 +209,7 @@ class Buffer {
   static constexpr double kBudgetFloorMs = 100;  // the late-loss budget binds only above this
   static constexpr int64_t kRestartJump = 1000;  // packets (20 s): a new stream
   DelayHistogram fast_{0.995};    // 4 s: follows a change at once
-  DelayHistogram slow_{0.997};    // 6.7 s: a steadier view of the tail
+  DelayHistogram slow_{0.997};    // 7 s: a steadier view of the tail
   double target_ms_ = 0;
 };
 

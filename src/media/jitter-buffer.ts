@@ -12,13 +12,13 @@
 //   times do (relative to the fastest recent transit, the sender's clock
 //   drift removed: `driftPpm`). The target is the delay that minimises
 //   delay + 100 ms per 1 % of packets it would leave late, over two
-//   histories (4 s and 40 s), never leaving more than `lateLossBudget` late
+//   histories (4 s and 7 s), never leaving more than `lateLossBudget` late
 //   when a larger delay up to maxDelayMs would avoid it: a heavy tail cannot
 //   push the delay up for the last fraction of a percent.
 // - Delay changes by time-scale modification (native/tsm.cc, WSOLA): one
 //   pitch period (5–15 ms) of well-correlated speech, or up to 20 ms of
 //   near-silence, removed (`compressed`) or repeated (`stretched`) per 20 ms
-//   when the delay leaves target ± 6 ms; never a whole frame in speech.
+//   when the delay leaves target −2/+6 ms; never a whole frame in speech.
 //   Output frames are therefore not aligned with packets after a change.
 // - Underrun (nothing buffered): playout holds and conceals; the held frames
 //   are credited against the gap the next packet reveals, so a packet that
