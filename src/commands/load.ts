@@ -154,67 +154,75 @@ interface Options {
 
 type OurReport = CallerFigures & Record<string, unknown> & { playout: PlayoutCounters; flushLimitWarnings: { emulators: number; serverLog: number } };
 
+/** Our server's processes for one measurement: the emulators, then the server on a free port. */
+interface OurProcesses {
+  url: string;
+  pid: number;
+  serverLog: string;
+  profileDir: string;
+  /** Flush-limit warnings seen on the emulators' output so far. */
+  emulatorWarnings(): number;
+}
+
+/** Pushes each process on `children` as it starts (the caller stops them, last first). */
+async function startOurs(o: Options, children: ChildProcess[]): Promise<OurProcesses> {
+  const emu = spawn(process.execPath, [CLI, 'emulators'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env, LOG_LEVEL: 'warn', EMULATOR_STT_FINAL_DELAY_MS: String(o.emulated.sttFinalMs),
+      EMULATOR_LLM_TTFT_MS: String(o.emulated.llmTtftMs), EMULATOR_TTS_TTFB_MS: String(o.emulated.ttsTtfbMs),
+    },
+  });
+  children.push(emu);
+  // Their output is read, not inherited: a flush-limit warning is counted wherever it is logged.
+  const seen = [countLines(emu.stdout!, FLUSH_LIMIT_WARNING, false), countLines(emu.stderr!, FLUSH_LIMIT_WARNING, true)];
+  // The emulators stand in for remote providers: on a real node they do not
+  // compete with the server for its cores, so they yield to it here.
+  try {
+    os.setPriority(emu.pid!, 10);
+  } catch {
+    /* not permitted: measure without */
+  }
+  const urls = await firstJsonLine(emu, (x) => typeof x.deepgramUrl === 'string', 'emulators');
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  // LOAD_SERVER_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = process.env.LOAD_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aybiza-load-'));
+  // --profile: a V8 CPU profile of the server's whole life, written when it exits.
+  const profileDir = o.profile ? path.join(dataDir, 'profile') : '';
+  if (profileDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
+  // The server's log goes to a file: a pipe nobody reads would fill and block its writes.
+  const serverLog = path.join(dataDir, 'server.log');
+  const logFd = fs.openSync(serverLog, 'a');
+  const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, CLI, 'serve'], {
+    stdio: ['ignore', logFd, logFd],
+    env: {
+      ...process.env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: url, SIP_PORT: '0', LOG_LEVEL: 'warn',
+      DATA_DIR: dataDir, TWILIO_AUTH_TOKEN: o.token, ADMIN_API_KEY: ADMIN_KEY,
+      DEEPGRAM_URL: String(urls.deepgramUrl), DEEPGRAM_API_KEY: 'load', BEDROCK_ENDPOINT: String(urls.bedrockUrl),
+      AWS_ACCESS_KEY_ID: 'load', AWS_SECRET_ACCESS_KEY: 'load', AWS_REGION: 'us-east-1',
+      MAX_CONCURRENT_CALLS: String(o.calls * 2),
+      // Reading back every call's turns is hundreds of admin requests in a few seconds.
+      API_RATE_LIMIT: '100000',
+    },
+  });
+  fs.closeSync(logFd);
+  children.push(server);
+  process.stderr.write(`load: server log in ${serverLog}\n`);
+  await waitReady(url, server, 'server');
+  await fetch(`${url}/healthz`);
+  return { url, pid: server.pid!, serverLog, profileDir, emulatorWarnings: () => seen.reduce((n, c) => n + c.count, 0) };
+}
+
 /** One measurement of our server: emulators + server as processes (unless --url), the callers, /metrics, stored turns. */
 async function measureOurs(o: Options): Promise<OurReport> {
   const children: ChildProcess[] = [];
-  let url = o.url;
-  let publicUrl = o.publicUrl;
-  let pid = 0;
-  let serverLog = '';
-  let profileDir = '';
-  const emuWarnings: { count: number }[] = [];
   try {
-    if (!url) {
-      const emu = spawn(process.execPath, [CLI, 'emulators'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env, LOG_LEVEL: 'warn', EMULATOR_STT_FINAL_DELAY_MS: String(o.emulated.sttFinalMs),
-          EMULATOR_LLM_TTFT_MS: String(o.emulated.llmTtftMs), EMULATOR_TTS_TTFB_MS: String(o.emulated.ttsTtfbMs),
-        },
-      });
-      children.push(emu);
-      // Their output is read, not inherited: a flush-limit warning is counted wherever it is logged.
-      emuWarnings.push(countLines(emu.stdout!, FLUSH_LIMIT_WARNING, false), countLines(emu.stderr!, FLUSH_LIMIT_WARNING, true));
-      // The emulators stand in for remote providers: on a real node they do not
-      // compete with the server for its cores, so they yield to it here.
-      try {
-        os.setPriority(emu.pid!, 10);
-      } catch {
-        /* not permitted: measure without */
-      }
-      const urls = await firstJsonLine(emu, (x) => typeof x.deepgramUrl === 'string', 'emulators');
-      const port = await freePort();
-      url = publicUrl = `http://127.0.0.1:${port}`;
-      // LOAD_SERVER_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-      const nodeArgs = process.env.LOAD_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aybiza-load-'));
-      // --profile: a V8 CPU profile of the server's whole life, written when it exits.
-      if (o.profile) {
-        profileDir = path.join(dataDir, 'profile');
-        nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
-      }
-      // The server's log goes to a file: a pipe nobody reads would fill and block its writes.
-      serverLog = path.join(dataDir, 'server.log');
-      const logFd = fs.openSync(serverLog, 'a');
-      const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, CLI, 'serve'], {
-        stdio: ['ignore', logFd, logFd],
-        env: {
-          ...process.env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: url, SIP_PORT: '0', LOG_LEVEL: 'warn',
-          DATA_DIR: dataDir, TWILIO_AUTH_TOKEN: o.token, ADMIN_API_KEY: ADMIN_KEY,
-          DEEPGRAM_URL: String(urls.deepgramUrl), DEEPGRAM_API_KEY: 'load', BEDROCK_ENDPOINT: String(urls.bedrockUrl),
-          AWS_ACCESS_KEY_ID: 'load', AWS_SECRET_ACCESS_KEY: 'load', AWS_REGION: 'us-east-1',
-          MAX_CONCURRENT_CALLS: String(o.calls * 2),
-          // Reading back every call's turns is hundreds of admin requests in a few seconds.
-          API_RATE_LIMIT: '100000',
-        },
-      });
-      fs.closeSync(logFd);
-      children.push(server);
-      pid = server.pid!;
-      process.stderr.write(`load: server log in ${serverLog}\n`);
-      await waitReady(url, server, 'server');
-      await fetch(`${url}/healthz`);
-    }
+    const p = o.url ? null : await startOurs(o, children);
+    const url = p?.url ?? o.url;
+    const publicUrl = p?.url ?? o.publicUrl;
+    const pid = p?.pid ?? 0;
     let before = '';
     const { callers, figures } = await driveCallers({ url, publicUrl, pid, to: o.to, token: o.token }, o.calls, o.seconds, async () => {
       before = await metricsText(url);
@@ -244,24 +252,29 @@ async function measureOurs(o: Options): Promise<OurReport> {
       // time, and e2e against what the emulators were configured to take.
       await new Promise((r) => setTimeout(r, 1000)); // the last turns are written as the calls end
       Object.assign(report, { turns: turnFigures(await storedTurns(url), o.emulated) });
-      report.flushLimitWarnings = { emulators: emuWarnings.reduce((n, c) => n + c.count, 0), serverLog: countInFile(serverLog, FLUSH_LIMIT_WARNING) };
     }
-    if (profileDir) {
+    if (p) report.flushLimitWarnings = { emulators: p.emulatorWarnings(), serverLog: countInFile(p.serverLog, FLUSH_LIMIT_WARNING) };
+    if (p?.profileDir) {
       // The profile is written as the server exits: stop it and wait.
       await stop(children[children.length - 1]);
-      const profile = readMainThreadProfile(profileDir);
-      if (profile) {
-        const top = topSelfTime(profile, 15);
-        Object.assign(report, { profileTopSelfTime: top });
-        process.stderr.write(`load: top 15 self-time functions of the server (whole run, ${profileDir}):\n${formatSelfTime(top)}\n`);
-      } else {
-        process.stderr.write(`load: no CPU profile found in ${profileDir}\n`);
-      }
+      Object.assign(report, { profileTopSelfTime: profileTop(p.profileDir) });
     }
     return report;
   } finally {
     for (const ch of children.reverse()) await stop(ch);
   }
+}
+
+/** The server's top 15 self-time functions from its --cpu-prof output, printed. */
+function profileTop(profileDir: string): ReturnType<typeof topSelfTime> | null {
+  const profile = readMainThreadProfile(profileDir);
+  if (!profile) {
+    process.stderr.write(`load: no CPU profile found in ${profileDir}\n`);
+    return null;
+  }
+  const top = topSelfTime(profile, 15);
+  process.stderr.write(`load: top 15 self-time functions of the server (whole run, ${profileDir}):\n${formatSelfTime(top)}\n`);
+  return top;
 }
 
 function turnFigures(all: TurnRow[], emulated: Emulated): Record<string, unknown> {
