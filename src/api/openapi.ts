@@ -5,6 +5,38 @@ import { toJsonSchema } from './validate.js';
 
 const error = { $ref: '#/components/responses/Error' };
 
+const num = { type: 'number' };
+const delay = {
+  type: 'object',
+  description: 'One-way delay Ta = network + receiver jitter buffer + packetisation and processing, ms',
+  properties: { networkMs: num, networkSource: { type: 'string', enum: ['rtcp', 'assumed'] }, jitterBufferMs: num, processingMs: num },
+};
+const direction = (what: string) => ({
+  type: 'object',
+  nullable: true,
+  description: what,
+  properties: {
+    r: num, mos: num, ieEff: { ...num, description: 'Ie,eff: codec + loss impairment' }, id: { ...num, description: 'Id: delay impairment' },
+    lossPercent: num, burstR: num, oneWayDelayMs: num, delay, packets: { type: 'object' },
+    jitterBuffer: { type: 'object', description: "inbound: our jitter buffer's counters and delays" },
+    remoteJitterMs: { ...num, description: "outbound: the caller's interarrival jitter" },
+  },
+});
+/** Response bodies described beyond "an object", where a field needs explaining. */
+const RESPONSES: Record<string, unknown> = {
+  'GET /v1/calls/{id}': { type: 'object', properties: { quality: { $ref: '#/components/schemas/CallQuality' } } },
+};
+const CALL_QUALITY = {
+  type: 'object',
+  nullable: true,
+  description: 'ITU-T G.107 E-model estimate of a SIP call (G.711 with PLC): R and MOS-CQE of the worse direction; null for Twilio calls (no RTP to measure)',
+  properties: {
+    r: { ...num, nullable: true }, mos: { ...num, nullable: true }, model: { type: 'string' }, rttMs: { ...num, nullable: true },
+    inbound: direction('caller → us, from RTP sequence numbers and our jitter buffer; null when no audio arrived'),
+    outbound: direction("us → caller, from the caller's RTCP reports; null when it sent none"),
+  },
+};
+
 export function openApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of ROUTES) {
@@ -14,7 +46,7 @@ export function openApiDocument(): Record<string, unknown> {
       params.push({ name: 'cursor', in: 'query', required: false, schema: { type: 'string' } } as never);
     }
     const responses: Record<string, unknown> = {
-      [String(r.status)]: r.status === 204 ? { description: 'done' } : { description: 'ok', content: { 'application/json': { schema: { type: 'object' } } } },
+      [String(r.status)]: r.status === 204 ? { description: 'done' } : { description: 'ok', content: { 'application/json': { schema: RESPONSES[`${r.method} ${r.path}`] ?? { type: 'object' } } } },
       '400': error, '401': error, '403': error, '404': error, '429': error,
     };
     if (r.body) Object.assign(responses, { '409': error, '413': error, '422': error });
@@ -34,6 +66,7 @@ export function openApiDocument(): Record<string, unknown> {
     paths,
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: { CallQuality: CALL_QUALITY },
       responses: {
         Error: {
           description: 'error',
