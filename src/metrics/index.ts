@@ -80,7 +80,7 @@ export const TURN_LATENCY_BUCKETS: number[] = [
 
 export const turnLatency = new client.Histogram({
   name: 'aybiza_turn_latency_seconds',
-  help: 'Per-turn latency by stage: eou, llm_ttft, tts_ttfb, e2e, server',
+  help: 'Per-turn latency by stage: eou, llm_ttft, tts_ttfb, e2e, server (our own time), and the conversational waits on the way to the first frame: barge_in_check, false_interruption, tool, llm_round2, earlier_speech',
   labelNames: ['stage'] as const,
   buckets: TURN_LATENCY_BUCKETS,
   registers: [registry],
