@@ -320,13 +320,35 @@ export class Conversation implements Tickable {
     const id = this.session.say(chunk);
     if (!r.segments.includes(id)) r.segments.push(id);
     r.segmentText.set(id, (r.segmentText.get(id) ?? '') + chunk + ' ');
-    // Flush the first two sentences at once (time to first audio), the rest at the end of the reply:
-    // Deepgram allows 20 flushes a minute.
-    if (r.flushes < 2) {
-      r.flushes++;
-      r.timeline.mark('ttsRequest', performance.now());
-      this.session.flush();
+    this.flushWhenDue(r);
+  }
+
+  /** Audio queued ahead of the caller below which said text is flushed: several TTS first-byte times. */
+  private static readonly FLUSH_AHEAD_MS = 1500;
+  private flushTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * Flush policy: synthesis stays ahead of playback with few flushes. A
+   * reply's first chunk is flushed at once (time to first audio); a later one
+   * as soon as less than FLUSH_AHEAD_MS of audio is queued ahead of the
+   * caller. While more is queued, text waits, grouped with the sentences
+   * after it, and a timer flushes the group when the queue has run down to
+   * that mark, so it never waits for the end of the reply or for a tool.
+   * Deepgram's 20 flushes a minute per connection are the TTS stream's
+   * concern (it moves to a fresh connection); grouping keeps that rare.
+   */
+  private flushWhenDue(r: Reply): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (r.finished || r.abort.signal.aborted || r.llmDone || this.reply !== r) return;
+    const ahead = this.session.playout.queuedMs;
+    if (r.flushes > 0 && ahead > Conversation.FLUSH_AHEAD_MS) {
+      this.flushTimer = setTimeout(guard('timer', () => this.flushWhenDue(r)), ahead - Conversation.FLUSH_AHEAD_MS);
+      return;
     }
+    r.flushes++;
+    r.timeline.mark('ttsRequest', performance.now());
+    this.session.flush();
   }
 
   private async runLlm(r: Reply): Promise<void> {
