@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { freshDatabase, realPg, realRedis } from '../helpers/databases.js';
 import { sipp, type SippResult } from '../sip/helpers.js';
-import { eventually, sharedEnv, sipOptions, sleep, startKamailio, startNode, startPrometheus, type Kamailio, type Node, type Relay } from './cluster.js';
+import { eventually, KAMAILIO, sharedEnv, sipOptions, sleep, startKamailio, startNode, startPrometheus, type Kamailio, type Node, type Relay } from './cluster.js';
 
 // test/run.sh installs them from apt; without them (a bare `vitest run`) the cluster is skipped.
-const haveTools = ['kamailio', 'prometheus', 'sipp'].every((cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0);
+const haveTools = [KAMAILIO, 'prometheus', 'sipp'].every((cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0);
 
 interface Tenant { id: string; number: string; agentId: string }
 

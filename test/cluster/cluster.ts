@@ -13,6 +13,8 @@ import { freePort, freeSipPort } from '../../src/commands/child.js';
 import { spawnServer, tempDir, type Spawned } from '../helpers/spawn-server.js';
 
 export const DEPLOY = path.resolve(__dirname, '../../deploy');
+/** Debian installs it in /usr/sbin, which a non-root PATH may lack. */
+export const KAMAILIO = fs.existsSync('/usr/sbin/kamailio') ? '/usr/sbin/kamailio' : 'kamailio';
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `cond` until it holds (or throws after `ms`). */
@@ -93,7 +95,7 @@ export async function startKamailio(nodes: number[]): Promise<Kamailio> {
   const list = path.join(dir, 'dispatcher.list');
   fs.writeFileSync(list, nodes.map((p) => `1 sip:127.0.0.1:${p}\n`).join(''));
   const port = await freeSipPort();
-  const child = spawn('kamailio', [
+  const child = spawn(KAMAILIO, [
     '-f', path.join(DEPLOY, 'kamailio/kamailio.cfg'), '-DD', '-E', '-m', '64', '-M', '8', '-Y', dir, '-P', path.join(dir, 'kamailio.pid'),
     '-A', 'LISTEN_IP=127.0.0.1', '-A', `LISTEN_PORT=${port}`, '-A', `DISPATCHER_LIST="${list}"`, '-A', 'PING_INTERVAL=1', '-A', 'CHILDREN=2', '-A', 'LOG_LEVEL=1',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
