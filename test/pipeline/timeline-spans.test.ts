@@ -114,4 +114,38 @@ describe('the conversation records its waits', () => {
     expect(Math.abs(sum(l) - l.e2e!)).toBeLessThan(0.5);
     expect(c.turns[0].latencies).toMatchObject({ barge_in_check: 150, false_interruption: 300 }); // stored with the turn
   });
+
+  it('a reply whose first audio waits behind the greeting still playing gets earlier_speech, not server time', async () => {
+    const { llm, release } = gatedLlm();
+    const c = (call = await fakeCall(llm));
+    const conv = new Conversation(c.session, { llm, calls: c.calls, turn: { silenceMs: 0, slowSilenceMs: 0, sttGraceMs: 0 } });
+    const ev = c.session.events;
+    // The greeting: 20 frames queued, 2 sent.
+    c.session.say('Hello, thanks for calling. How can I help you today?');
+    c.session.flush();
+    c.tts.onAudio(audio(20));
+    c.tts.onFlushed?.(1);
+    c.slot();
+    // The caller answers over the greeting (no reply in flight: no barge-in).
+    ev.onSpeechStart?.(c.now.t);
+    c.now.t += 500;
+    ev.onSpeechEnd?.(c.now.t);
+    ev.onTranscript?.({ text: 'I would like a table.', isFinal: true, speechFinal: true, fromFinalize: false, start: 0, duration: 1, confidence: 1 });
+    await new Promise((r) => setImmediate(r));
+    c.tts.onAudio(audio(3)); // the reply's first audio, behind 18 greeting frames
+    const sent = c.framesSent();
+    for (let i = 0; i < 18; i++) c.slot();
+    expect(c.framesSent()).toBe(sent + 18); // still the greeting
+    c.slot(); // the reply's first frame
+    release();
+    await new Promise((r) => setImmediate(r));
+    c.tts.onFlushed?.(1);
+    for (let i = 0; i < 6; i++) c.slot();
+    c.echoMarks();
+    expect(conv.turns).toHaveLength(1);
+    const l = conv.turns[0].latencies as TurnLatencies;
+    expect(l.earlier_speech).toBe(19 * 20);
+    expect(l.server).toBe(0);
+    expect(Math.abs(sum(l) - l.e2e!)).toBeLessThan(0.5);
+  });
 });
