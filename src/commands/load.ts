@@ -3,13 +3,14 @@
 // N concurrent simulated Twilio calls with a speech/silence pattern. Without
 // --url it starts the provider emulators (at lower CPU priority) and the
 // server as their own processes (so only the server's CPU is charged to the
-// calls). Then, unless --baseline off, the naive Media Streams server of
-// bench/naive/ as its own process, driven by the same callers with the same
-// ramp, seconds and CPU accounting. Each run prints (stderr) a side-by-side
-// table: CPU per call-second and the ratio, calls per core, the callers' gap
-// p50/p99/max inside spoken segments, late and dropped frames, and for ours
-// the server's late frames by stall, its pauses by reason and the TTS
-// flush-limit warnings; with --runs R, each figure's min–max over the runs.
+// calls). Unless --baseline off, each run also measures the naive Media
+// Streams server of bench/naive/ as its own process, driven by the same
+// callers with the same ramp, seconds and CPU accounting (the two alternate
+// which goes first). Each run prints (stderr) a side-by-side table: CPU per
+// call-second and the ratio, calls per core, the callers' gap p50/p99/max
+// inside spoken segments, late and dropped frames, and for ours the server's
+// late frames by stall, its pauses by reason and the TTS flush-limit
+// warnings; with --runs R, each figure's min–max over the runs.
 // stdout: the whole report as JSON (every run, both servers).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -350,8 +351,12 @@ export async function run(argv: string[]): Promise<void> {
   const results: { ours: OurReport; naive: NaiveReport | null }[] = [];
   const tables: Row[][] = [];
   for (let i = 1; i <= runs; i++) {
+    // Alternated (ours first in odd runs, the baseline first in even ones) so
+    // neither side always gets the machine as the other one left it.
+    const naiveFirst = baseline === 'on' && i % 2 === 0;
+    const early = naiveFirst ? await measureNaive(o) : null;
     const ours = await measureOurs(o);
-    const naive = baseline === 'on' ? await measureNaive(o) : null;
+    const naive = baseline === 'on' ? (early ?? (await measureNaive(o))) : null;
     results.push({ ours, naive });
     const rows = comparisonRows(ourFigures(ours), naive as SideFigures | null);
     tables.push(rows);
