@@ -20,6 +20,7 @@ import { CallMedia } from './media.js';
 import { negotiate, OUR_OFFER, parseSdp, type Negotiated, type SdpOffer } from './sdp.js';
 import { SipSockets } from './transport.js';
 import { LOCAL_USER, SipUas, type InviteContext } from './uas.js';
+import type { SipHandoff } from '../src/worker/sip-handoff.js';
 
 export interface SipServerOptions {
   config: Config;
@@ -30,6 +31,8 @@ export interface SipServerOptions {
   otherCalls?(): number;
   /** RTP silence that ends a call (not while the caller holds). Default 30 s. */
   mediaTimeoutMs?: number;
+  /** WORKERS > 1: each admitted call's media goes to a media worker (src/worker/sip-handoff.ts); signalling stays here. */
+  handoff?: SipHandoff;
 }
 
 const NODE_ID = `${os.hostname()}:${process.pid}`;
@@ -107,6 +110,14 @@ export class SipServer implements Component {
       const busy = this.draining || this.calls.size + (this.o.otherCalls?.() ?? 0) >= this.o.config.maxConcurrentCalls
         || (limit !== null && (await this.o.store.state.activeCalls(a.agent.tenantId)) >= limit);
       if (busy) return reject(503, 'busy', [`Retry-After: ${RETRY_AFTER_S}`]);
+      if (this.o.handoff) {
+        await this.o.handoff.answer({
+          req, ctx, n, offer, agent: a.agent, number: a.number, trunk: a.trunk, uas: this.uas, mediaTimeoutMs: this.mediaTimeoutMs,
+          localUri: `sip:${LOCAL_USER}@${this.o.config.sipPublicIp}:${this.port}`,
+          onEnded: () => this.draining && this.calls.size === 0 && this.pending === 0 && this.drained?.(),
+        });
+        return;
+      }
       const ports = await allocateRtpPorts(this.o.config.sipHost, this.o.config.rtpPortMin, this.o.config.rtpPortMax);
       if (!ports) return reject(503, 'no_rtp_port', [`Retry-After: ${RETRY_AFTER_S}`]);
       // From here every way out that does not hand the ports to a live call releases them.

@@ -10,6 +10,7 @@
 // holds across them. A worker that ends unexpectedly has its calls stored as
 // failed ("worker exited"), their tenant slots released, and is started again;
 // the process and the other workers' calls go on.
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -26,8 +27,21 @@ import { VERSION } from '../version.js';
 import { Rpc } from '../worker/rpc.js';
 import { serveState } from '../worker/shared-state.js';
 import type { WorkerData } from '../worker/main.js';
+import { SipHandoff } from '../worker/sip-handoff.js';
 import { SipServer } from '../../sip/index.js';
 import { uwsNative } from './uws.js';
+
+/** A port free on `host` right now (for PORT=0). */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 const RESTART_DELAY_MS = [200, 1000, 5000];
 const METRICS_TIMEOUT_MS = 5000;
@@ -38,6 +52,8 @@ interface Slot {
   rpc: Rpc;
   /** callId → tenantId of the calls this worker carries. */
   calls: Map<string, string>;
+  /** SIP calls handed to it that it has not reported yet (counted for the least-loaded choice). */
+  reserved: Set<string>;
   listening: boolean;
   /** Expected to end (shutdown): no restart. */
   stopping: boolean;
@@ -49,6 +65,8 @@ export class WorkerPool {
   private port = 0;
   private state: 'starting' | 'ready' | 'draining' | 'closed' = 'starting';
   private sip: SipServer | null = null;
+  private handoff: SipHandoff | null = null;
+  private nextPick = 0;
   private providers: Providers | null = null;
   private readonly crashes: number[] = [];
 
@@ -77,7 +95,7 @@ export class WorkerPool {
   /** Calls the whole process carries: every worker's and the main thread's SIP calls. */
   totalCalls(): number {
     let n = this.sip?.calls.size ?? 0;
-    for (const s of this.slots) n += s?.calls.size ?? 0;
+    for (const s of this.slots) n += (s?.calls.size ?? 0) + (s?.reserved.size ?? 0);
     return n;
   }
 
@@ -91,8 +109,9 @@ export class WorkerPool {
     const c = this.config;
     if (c.sipPort !== 0) {
       this.providers = await createProviders(c);
+      this.handoff = new SipHandoff(this.store, (callId) => this.pick(callId), (w, callId) => this.slots[w.index]?.reserved.delete(callId));
       this.sip = new SipServer({
-        config: c, store: this.store, providers: this.providers,
+        config: c, store: this.store, providers: this.providers, handoff: this.handoff,
         otherCalls: () => this.totalCalls() - (this.sip?.calls.size ?? 0),
         onSession: conversations(c, this.store, this.providers),
       });
@@ -104,9 +123,18 @@ export class WorkerPool {
         for (const s of this.slots) s?.rpc.notify('state-message', m);
       });
     }
-    // Worker 0 first: with PORT=0 it picks the port the others then share.
-    this.port = c.port;
-    this.port = await this.spawn(0);
+    // uWS shares a port between threads only when it was asked for that port
+    // (with 0 each listener gets its own): PORT=0 becomes a free port chosen
+    // here, tried again should another process take it first.
+    for (let attempt = 1; ; attempt++) {
+      this.port = c.port || (await freePort(c.host));
+      try {
+        await this.spawn(0);
+        break;
+      } catch (err) {
+        if (c.port || attempt === 5) throw err;
+      }
+    }
     await Promise.all(Array.from({ length: c.workers - 1 }, (_, i) => this.spawn(i + 1)));
     this.state = 'ready';
     log.info('listening', { host: c.host, port: this.port, version: VERSION, workers: c.workers });
@@ -127,11 +155,13 @@ export class WorkerPool {
     const worker = new Worker(this.scriptPath(), { workerData: data, stdout: false, stderr: false });
     const rpc = new Rpc(worker);
     let resolveExit!: (code: number) => void;
-    const slot: Slot = { index, worker, rpc, calls: new Map(), listening: false, stopping: false, exited: new Promise((r) => (resolveExit = r)) };
+    const slot: Slot = { index, worker, rpc, calls: new Map(), reserved: new Set(), listening: false, stopping: false, exited: new Promise((r) => (resolveExit = r)) };
     this.slots[index] = slot;
     if (this.store.state.kind === 'memory') serveState(this.store.state, rpc);
+    this.handoff?.attach({ index, rpc });
     rpc.handle('call', (callId: string, tenantId: string) => {
       slot.calls.set(callId, tenantId);
+      slot.reserved.delete(callId);
       this.spreadLoad();
     });
     rpc.handle('ended', (callId: string) => {
@@ -166,6 +196,8 @@ export class WorkerPool {
     if (this.slots[slot.index] === slot) this.slots[slot.index] = null;
     const calls = [...slot.calls];
     slot.calls.clear();
+    slot.reserved.clear();
+    this.handoff?.workerExited(slot.index);
     this.spreadLoad();
     if (slot.stopping) return;
     // Its calls died with it: stored as ended, their tenant slots freed now rather than at the slot TTL.
@@ -197,6 +229,21 @@ export class WorkerPool {
         },
       );
     }), delay).unref();
+  }
+
+  /** The least-loaded listening worker for a SIP call's media (ties go round in turn); it counts the call from now. */
+  private pick(callId: string): { index: number; rpc: Rpc } | null {
+    const live = this.slots.filter((s): s is Slot => !!s?.listening && !s.stopping);
+    if (live.length === 0) return null;
+    const start = this.nextPick++ % live.length;
+    let best = live[start]!;
+    for (let i = 1; i < live.length; i++) {
+      const s = live[(start + i) % live.length]!;
+      if (s.calls.size + s.reserved.size < best.calls.size + best.reserved.size) best = s;
+    }
+    best.reserved.add(callId);
+    this.spreadLoad();
+    return { index: best.index, rpc: best.rpc };
   }
 
   /** The process-wide /metrics: this thread's series merged with every live worker's. */
@@ -241,6 +288,7 @@ export class WorkerPool {
     log.info('draining', { timeoutS: this.config.drainTimeoutS, workers: this.config.workers });
     const sip = this.sip ? this.drainSip(this.sip) : Promise.resolve();
     await Promise.all([this.stopWorkers((this.config.drainTimeoutS + 30) * 1000), sip]);
+    this.handoff?.hangupAll();
     await this.closeMain();
     this.state = 'closed';
     log.info('stopped');

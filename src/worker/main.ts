@@ -5,13 +5,15 @@
 // signalling, the process-wide /metrics and /readyz, drain and restarts.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { createApp, type App } from '../app.js';
+import { conversations, createApp, type App } from '../app.js';
+import type { CallSession } from '../call/session.js';
 import { loadConfig } from '../config.js';
 import { installProcessGuards } from '../guard.js';
 import { flushLogs, log, setLogLevel } from '../log.js';
 import { registry, workerEventLoopLag } from '../metrics/index.js';
 import { Rpc } from './rpc.js';
 import { remoteState } from './shared-state.js';
+import { SipMediaWorker } from './sip-media.js';
 
 export interface WorkerData {
   index: number;
@@ -42,6 +44,11 @@ let started: Promise<unknown> = Promise.resolve();
 // sockets close first: a uWS handle still open when a thread ends aborts the
 // whole process (reference: uws.md).
 let exiting = false;
+/** Counted by the main thread per worker (MAX_CONCURRENT_CALLS, least-loaded choice, ending them if this thread dies). */
+function onCall(s: CallSession): void {
+  rpc.notify('call', s.callId, s.agent.tenantId);
+  s.whenEnded(() => exiting || rpc.notify('ended', s.callId));
+}
 process.on('exit', () => {
   // Calls cut off here are the main thread's to report (it stores them as ended).
   exiting = true;
@@ -80,16 +87,28 @@ started = createApp(config, {
     state: data.stateNodeId ? remoteState(rpc, data.stateNodeId) : undefined,
     databaseUrl: data.databaseUrl,
     otherCalls: () => others,
-    onCall: (s) => {
-      rpc.notify('call', s.callId, s.agent.tenantId);
-      s.whenEnded(() => exiting || rpc.notify('ended', s.callId));
-    },
+    onCall,
     metrics: () => rpc.call<string>('metrics'),
     ready: () => rpc.call<boolean>('ready'),
   },
 }).then(async (a) => {
   app = a;
+  // SIP calls' media (signalling stays in the main thread: src/worker/sip-handoff.ts).
+  if (config.sipPort !== 0) {
+    const conversation = conversations(config, a.store, a.providers);
+    a.server.use(new SipMediaWorker({
+      rpc, config, store: a.store, providers: a.providers,
+      onSession: (s) => {
+        onCall(s);
+        return conversation(s);
+      },
+    }));
+  }
   rpc.notify('listening', await a.server.listen());
 });
-await started;
+await started.catch((err: Error) => {
+  // Not listening: nothing here is of use. The main thread sees the exit (and fails startup, or restarts us).
+  log.error('worker failed to start', { worker: data.index, err });
+  process.exit(1);
+});
 
