@@ -156,6 +156,24 @@ describe('TTS flush limit', () => {
     });
   }
 
+  it('flushes the service refuses after all (it counts differently) are sent again on a fresh socket, in order', async () => {
+    const warnings = emu.deepgram.stats.flushWarnings;
+    emu.deepgram.faults.ttsFlushLimit = 5;
+    try {
+      const { s, rec } = await open();
+      for (let i = 0; i < 10; i++) {
+        s.speak(sentence(i));
+        s.flush();
+      }
+      await waitFor(() => rec.flushed.length === 10, 10_000, '10 Flushed');
+      expect(emu.deepgram.stats.flushWarnings).toBe(warnings + 5);
+      for (let i = 0; i < 10; i++) expectAudioOf(rec.groups[i], sentence(i));
+      await s.close();
+    } finally {
+      emu.deepgram.faults.ttsFlushLimit = undefined;
+    }
+  });
+
   it('a socket dropped during a switch is reopened and its groups re-sent, in order', async () => {
     const { s, rec } = await open();
     for (let i = 0; i < 20; i++) {

@@ -97,6 +97,8 @@ class Connection {
   retired = false;
   /** Has had a socket (a reopen after a drop is not a wait for the limit). */
   attached = false;
+  /** Flushes the service refused after all (Warning EXCESSIVE_FLUSH): the last ones sent. */
+  refused = 0;
 
   /** Opened to replace a connection at its flush limit (flushDeferred while it connects). */
   constructor(readonly rotated: boolean) {}
@@ -174,6 +176,7 @@ export class DeepgramTtsStream implements TtsStream {
   private attach(c: Connection, socket: Socket): void {
     c.socket = socket;
     c.attached = true;
+    c.refused = 0;
     c.raw = rawAudio(socket, (bytes) => this.audio(c, bytes), this.failed);
     // SDK event callbacks run under the guard: a throw ends this call, never the process.
     socket.on('message', guard('provider', (m: unknown) => {
@@ -259,15 +262,39 @@ export class DeepgramTtsStream implements TtsStream {
       c.groups.splice(0, i + 1);
       if (c === this.conns[0]) this.deliverFlushed();
       else c.held.push('flushed');
+      this.resendRefused(c);
       this.settle();
     } else if (msg.type === 'Cleared') {
       if (c.clearsPending > 0 && --c.clearsPending === 0) this.events.onCleared?.();
     } else if (msg.type === 'Warning') {
       // Deepgram sends warn_code/warn_msg; the SDK's types say code/description.
       const code = msg.warn_code ?? msg.code;
-      providerErrors.inc({ provider: 'tts', kind: code === 'EXCESSIVE_FLUSH' ? 'flush_limit' : 'warning' });
-      log.warn('deepgram tts warning', { code, description: msg.warn_msg ?? msg.description });
+      const flushLimit = code === 'EXCESSIVE_FLUSH';
+      providerErrors.inc({ provider: 'tts', kind: flushLimit ? 'flush_limit' : 'warning' });
+      // "Flush limit exceeded" is what `npm run load` counts in the logs.
+      log.warn(flushLimit ? 'deepgram tts: Flush limit exceeded' : 'deepgram tts warning', { code, description: msg.warn_msg ?? msg.description });
+      if (flushLimit && c.clearsPending === 0) {
+        c.refused++;
+        // No more flushes here: new groups go to a fresh connection.
+        while (c.flushTimes.length < FLUSH_LIMIT) c.flushTimes.push(Date.now());
+        this.resendRefused(c);
+      }
     }
+  }
+
+  /**
+   * The service counted differently from us and refused the last flushes
+   * sent on `c`: once every flush it accepted has been Flushed, `c` moves to
+   * a fresh socket and sends the refused groups again (no audio twice, and
+   * in place, so still in order).
+   */
+  private resendRefused(c: Connection): void {
+    if (c.refused === 0 || c.pending > c.refused || !c.socket) return;
+    const s = c.socket;
+    c.socket = null;
+    c.refused = 0;
+    closeSocket(s);
+    void this.connect(c);
   }
 
   private deliverFlushed(): void {
@@ -351,6 +378,7 @@ export class DeepgramTtsStream implements TtsStream {
     this.conns = [keep];
     keep.held = [];
     keep.groups = [];
+    keep.refused = 0;
     if (!keep.socket) return; // connecting: nothing was sent on it, nothing will be
     keep.clearsPending++;
     this.send(keep, () => keep.socket!.sendClear({ type: 'Clear' }));

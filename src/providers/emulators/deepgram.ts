@@ -37,6 +37,8 @@ export interface DeepgramFaults {
   sttDropAfterMs?: number;
   /** Abruptly drop the next TTS connection when it receives its next Speak. */
   ttsDropOnSpeak?: boolean;
+  /** Flushes per connection per window, instead of Deepgram's 20 (a service counting differently). */
+  ttsFlushLimit?: number;
 }
 
 const ULAW_BYTES_PER_S = 8000;
@@ -71,7 +73,7 @@ export class DeepgramEmulator {
    * `ttsOpen` is TTS connections open now, `flushWarnings` flushes refused
    * for the per-connection limit.
    */
-  readonly stats = { sttConnections: 0, ttsConnections: 0, ttsOpen: 0, flushes: 0, flushWarnings: 0, clears: 0, keepAlives: 0, finalizes: 0 };
+  readonly stats = { sttConnections: 0, sttAudioBytes: 0, ttsConnections: 0, ttsOpen: 0, flushes: 0, flushWarnings: 0, clears: 0, keepAlives: 0, finalizes: 0 };
 
   constructor(readonly opts: DeepgramEmulatorOptions = DEFAULT_DEEPGRAM_EMULATOR) {
     this.server = http.createServer((req, res) => this.rest(req, res));
@@ -250,6 +252,7 @@ export class DeepgramEmulator {
         const frameMs = (n / ULAW_BYTES_PER_S) * 1000;
         const t = bytes / ULAW_BYTES_PER_S;
         bytes += n;
+        this.stats.sttAudioBytes += n;
         if (rms > o.speechRms) {
           speechFrames++;
           silenceMs = 0;
@@ -364,9 +367,9 @@ export class DeepgramEmulator {
           // code/description of the SDK's types).
           const now = Date.now();
           while (flushTimes.length && now - flushTimes[0] > FLUSH_WINDOW_MS) flushTimes.shift();
-          if (flushTimes.length >= FLUSH_LIMIT) {
+          if (flushTimes.length >= (this.faults.ttsFlushLimit ?? FLUSH_LIMIT)) {
             this.stats.flushWarnings++;
-            log.warn('deepgram emulator: flush limit exceeded', { connection, limit: FLUSH_LIMIT, windowMs: FLUSH_WINDOW_MS });
+            log.warn('Flush limit exceeded (emulated Deepgram TTS): flush not processed', { connection, limit: FLUSH_LIMIT, windowMs: FLUSH_WINDOW_MS });
             send({ type: 'Warning', warn_code: 'EXCESSIVE_FLUSH', warn_msg: 'Rate limit exceeded for flushes. Please try again later.' });
             return;
           }
