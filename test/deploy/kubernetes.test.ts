@@ -1,68 +1,119 @@
-// deploy/kubernetes: several replicas must share an external database and
-// Redis, never run on private emptyDir databases, and take production secrets
-// from a Secret (issue 13 item 16). No YAML package is installed: the manifest
-// is checked by document and by regular expression.
-import fs from 'node:fs';
+// deploy/kubernetes (issue 15 need 3): the kustomize overlays render, every
+// rendered object passes the schema check (validate.ts), and each overlay
+// keeps its promises: the trial is one pod on the embedded database; in
+// production several replicas share an external PostgreSQL and Redis and
+// take every secret from a Secret, with a PDB, an HPA on aybiza_calls_active
+// and SIP nodes on host networking behind Kamailio.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { canonical, haveKubectl, haveYaml, kubectlKustomize, miniKustomize, render, type K8sObject } from './render.js';
+import { validate } from './validate.js';
 
 const DIR = path.resolve(__dirname, '../../deploy/kubernetes');
+const OVERLAYS = ['trial', 'production'];
 const FROM_SECRET = ['DATABASE_URL', 'REDIS_URL', 'AYBIZA_ENCRYPTION_KEY', 'TWILIO_AUTH_TOKEN', 'DEEPGRAM_API_KEY'];
 
-interface Doc { file: string; kind: string; text: string }
+type Obj = Record<string, unknown>;
+interface Container { name: string; image: string; env?: { name: string; value?: string; valueFrom?: Obj }[]; volumeMounts?: { name: string; mountPath: string }[] }
+const pod = (w: K8sObject) => ((w.spec as Obj).template as Obj).spec as { containers: Container[]; hostNetwork?: boolean; volumes?: Obj[] };
+const aybizaWorkloads = (objs: K8sObject[]) =>
+  objs.filter((o) => ['Deployment', 'DaemonSet', 'StatefulSet'].includes(o.kind) && pod(o).containers.some((c) => c.image.startsWith('ghcr.io/aybiza/aybiza')));
+const env = (c: Container, name: string) => c.env?.find((e) => e.name === name);
 
-function documents(): Doc[] {
-  const out: Doc[] = [];
-  for (const file of fs.readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f))) {
-    for (const text of fs.readFileSync(path.join(DIR, file), 'utf8').split(/^---\s*$/m)) {
-      const kind = /^kind:\s*(\S+)/m.exec(text)?.[1];
-      if (kind) out.push({ file, kind, text });
-    }
-  }
-  return out;
-}
+describe.skipIf(!haveYaml)('deploy/kubernetes overlays', () => {
+  const rendered = Object.fromEntries(OVERLAYS.map((o) => [o, render(path.join(DIR, 'overlays', o))])) as Record<string, K8sObject[]>;
 
-/** The `- name: X` entry of an env list, block or flow style, up to the next entry. */
-function envEntry(text: string, name: string): string | undefined {
-  const m = new RegExp(`^([ ]*)- (?:\\{\\s*)?name:\\s*"?${name}"?[,\\s][^\\n]*(?:\\n\\1[ ][^\\n]*)*`, 'm').exec(text);
-  return m?.[0];
-}
-
-describe('deploy/kubernetes', () => {
-  const deployments = documents().filter((d) => d.kind === 'Deployment' || d.kind === 'StatefulSet');
-
-  it('has a Deployment', () => {
-    expect(deployments.length).toBeGreaterThan(0);
+  it.each(OVERLAYS)('%s: every rendered object passes the schema check', (overlay) => {
+    expect(rendered[overlay]!.length).toBeGreaterThan(3);
+    expect(validate(rendered[overlay]!)).toEqual([]);
   });
 
-  it('no Deployment with more than one replica keeps data in an emptyDir or the embedded database', () => {
-    for (const d of deployments) {
-      const replicas = Number(/^\s*replicas:\s*(\d+)/m.exec(d.text)?.[1] ?? 1);
-      if (replicas <= 1) continue;
-      expect(d.text, `${d.file}: ${replicas} replicas on emptyDir`).not.toMatch(/emptyDir/);
-      expect(d.text, `${d.file}: DATABASE_URL=embedded with ${replicas} replicas`).not.toMatch(/value:\s*"?embedded"?/);
-      for (const name of ['DATABASE_URL', 'REDIS_URL']) expect(envEntry(d.text, name), `${d.file}: ${name} missing`).toBeDefined();
+  it.skipIf(!haveKubectl)('the fallback renderer gives what kubectl kustomize gives', () => {
+    for (const o of OVERLAYS) {
+      const dir = path.join(DIR, 'overlays', o);
+      const sorted = (objs: K8sObject[]) => canonical([...objs].sort((x, y) => `${x.kind}/${x.metadata.name}`.localeCompare(`${y.kind}/${y.metadata.name}`)));
+      expect(sorted(miniKustomize(dir)), o).toEqual(sorted(kubectlKustomize(dir)));
     }
   });
 
-  it('runs NODE_ENV=production and takes every production secret from a Secret, never a literal', () => {
-    for (const d of deployments) {
-      expect(envEntry(d.text, 'NODE_ENV')).toMatch(/value:\s*"?production"?/);
+  it('the schema check catches what it should (self-check)', () => {
+    const objs = structuredClone(rendered.production!);
+    const d = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'aybiza')!;
+    const c = pod(d).containers[0]! as Container & Obj;
+    (c.env as Obj[]).push({ name: 'WORKERS', value: 2 });
+    c.imagePolicy = 'Always';
+    objs.find((o) => o.kind === 'HorizontalPodAutoscaler')!.spec = { ...(objs.find((o) => o.kind === 'HorizontalPodAutoscaler')!.spec as Obj), scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'nope' } };
+    const errors = validate(objs).join('\n');
+    expect(errors).toMatch(/env WORKERS value must be a string/);
+    expect(errors).toMatch(/imagePolicy is not a field/);
+    expect(errors).toMatch(/scaleTargetRef Deployment\/nope/);
+  });
+
+  it('every namespaced object is in the overlay\'s namespace, which the overlay creates', () => {
+    for (const o of OVERLAYS) {
+      const ns = rendered[o]!.find((x) => x.kind === 'Namespace')?.metadata.name;
+      expect(ns, o).toBeTruthy();
+      for (const x of rendered[o]!.filter((x) => x.kind !== 'Namespace')) expect(x.metadata.namespace, `${o} ${x.kind}/${x.metadata.name}`).toBe(ns);
+    }
+  });
+
+  it('trial: one replica on the embedded database, its DATA_DIR on a volume claim, never scaled', () => {
+    const objs = rendered.trial!;
+    const [d, ...more] = aybizaWorkloads(objs);
+    expect(more).toEqual([]);
+    expect(d!.kind).toBe('Deployment');
+    expect((d!.spec as Obj).replicas).toBe(1);
+    expect(((d!.spec as Obj).strategy as Obj).type).toBe('Recreate');
+    const c = pod(d!).containers[0]!;
+    expect(env(c, 'DATABASE_URL')).toBeUndefined();
+    expect(env(c, 'REDIS_URL')).toBeUndefined();
+    const dataDir = env(c, 'DATA_DIR')?.value;
+    const mount = c.volumeMounts?.find((m) => m.mountPath === dataDir);
+    expect(mount, 'DATA_DIR is mounted').toBeDefined();
+    const volume = pod(d!).volumes?.find((v) => v.name === mount!.name) as Obj;
+    expect(volume.persistentVolumeClaim).toBeDefined();
+    expect(objs.some((o) => o.kind === 'HorizontalPodAutoscaler')).toBe(false);
+  });
+
+  it('production: every Aybiza workload shares the external database and Redis and takes each secret from a Secret', () => {
+    const ws = aybizaWorkloads(rendered.production!);
+    expect(ws.map((w) => w.kind).sort()).toEqual(['DaemonSet', 'Deployment']);
+    for (const w of ws) {
+      const c = pod(w).containers.find((x) => x.image.startsWith('ghcr.io/aybiza/aybiza'))!;
+      expect(env(c, 'NODE_ENV')?.value, w.kind).toBe('production');
       for (const name of FROM_SECRET) {
-        const entry = envEntry(d.text, name);
-        expect(entry, `${d.file}: ${name} missing`).toBeDefined();
-        expect(entry, `${d.file}: ${name} not from a Secret`).toMatch(/valueFrom:\s*(?:\{\s*)?\n?\s*secretKeyRef:/);
-        expect(entry, `${d.file}: ${name} is a literal`).not.toMatch(/\bvalue:/);
+        const e = env(c, name);
+        expect(e?.valueFrom?.secretKeyRef, `${w.kind} ${name}`).toBeDefined();
+        expect(e?.value, `${w.kind} ${name} is a literal`).toBeUndefined();
       }
+      // Several pods never keep data in an emptyDir or the embedded database.
+      expect(JSON.stringify(pod(w).volumes ?? [])).not.toMatch(/emptyDir/);
+      expect(env(c, 'DATABASE_URL')?.value).not.toBe('embedded');
     }
   });
 
-  it('the entry parser reads block and flow styles (self-check)', () => {
-    const text = '          env:\n            - { name: A, value: x }\n            - name: B\n              valueFrom:\n                secretKeyRef: { name: s, key: B }\n            - name: C\n              value: y\n';
-    expect(envEntry(text, 'A')).toMatch(/value: x/);
-    expect(envEntry(text, 'B')).toMatch(/secretKeyRef/);
-    expect(envEntry(text, 'B')).not.toMatch(/value: y/);
-    expect(envEntry(text, 'C')).toMatch(/value: y/);
-    expect(envEntry(text, 'D')).toBeUndefined();
+  it('production: PDB, an HPA on aybiza_calls_active, SIP nodes on host networking, Kamailio in front', () => {
+    const objs = rendered.production!;
+    const deployment = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'aybiza')!;
+    expect((deployment.spec as Obj).replicas).toBeGreaterThanOrEqual(2);
+    expect(objs.filter((o) => o.kind === 'PodDisruptionBudget').length).toBeGreaterThanOrEqual(1);
+    const hpa = objs.find((o) => o.kind === 'HorizontalPodAutoscaler')!;
+    expect(((hpa.spec as Obj).scaleTargetRef as Obj).name).toBe('aybiza');
+    expect(JSON.stringify((hpa.spec as Obj).metrics)).toMatch(/"name":"aybiza_calls_active"/);
+    const sip = objs.find((o) => o.kind === 'DaemonSet')!;
+    expect(pod(sip).hostNetwork).toBe(true);
+    const sipEnv = pod(sip).containers[0]!;
+    expect(Number(env(sipEnv, 'SIP_PORT')?.value)).toBeGreaterThan(0);
+    expect(env(sipEnv, 'SIP_PUBLIC_IP')?.valueFrom).toEqual({ fieldRef: { fieldPath: 'status.hostIP' } });
+    // The HTTP Deployment leaves SIP to the SIP nodes.
+    expect(env(pod(deployment).containers[0]!, 'SIP_PORT')?.value).toBe('0');
+    const kamailio = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kamailio')!;
+    expect(pod(kamailio).hostNetwork).toBe(true);
+    const args = (pod(kamailio).containers[0] as Container & { args: string[] }).args.join(' ');
+    expect(args).toMatch(/-f \/etc\/kamailio\/kamailio\.cfg/);
+    expect(args).toMatch(/DISPATCHER_LIST="\/etc\/kamailio\/dispatcher\/dispatcher\.list"/);
+    const list = (objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'kamailio-dispatcher')!.data as Record<string, string>)['dispatcher.list']!;
+    const sipPort = env(sipEnv, 'SIP_PORT')!.value;
+    for (const line of list.trim().split('\n')) expect(line).toMatch(new RegExp(`^1 sip:[0-9.]+:${sipPort}$`));
   });
 });
