@@ -239,17 +239,18 @@ export class SipServer implements Component {
 }
 
 /** The call's E-model estimate: stored with the call and observed in aybiza_call_mos when measured. */
-function recordQuality(calls: ControlPlane['calls'], callId: string, quality: CallQuality): void {
+export function recordQuality(calls: ControlPlane['calls'], callId: string, quality: CallQuality): void {
   if (quality.mos !== null) callMos.observe(quality.mos);
   background(calls.setQuality(callId, quality));
 }
 
 /** A promise nobody waits for: its failure is counted and logged, never an unhandled rejection. */
-function background(p: Promise<unknown>): void {
+export function background(p: Promise<unknown>): void {
   p.catch((err) => reportInternalError('sip', err));
 }
 
-function safe(fn: () => unknown): void {
+/** Runs a sip.js call whose transaction may already have ended. */
+export function safe(fn: () => unknown): void {
   try {
     fn();
   } catch {

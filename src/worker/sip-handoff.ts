@@ -10,6 +10,7 @@ import type { IncomingInviteRequest, IncomingRequest, Session, SessionDelegate }
 import { guard, reportInternalError } from '../guard.js';
 import { log } from '../log.js';
 import type { ControlPlane, ResolvedAgent } from '../store/index.js';
+import { background, safe } from '../../sip/index.js';
 import type { Negotiated, SdpOffer } from '../../sip/sdp.js';
 import type { InviteContext, SipUas, UpdateDelegate } from '../../sip/uas.js';
 import type { Rpc } from './rpc.js';
@@ -241,17 +242,5 @@ export class SipHandoff {
   private sendBye(rc: RemoteCall): void {
     rc.byeAfterAck = false;
     safe(() => rc.dialog.bye());
-  }
-}
-
-function background(p: Promise<unknown>): void {
-  p.catch((err) => reportInternalError('sip', err));
-}
-
-function safe(fn: () => unknown): void {
-  try {
-    fn();
-  } catch {
-    // The transaction already ended (a CANCEL or BYE crossed it).
   }
 }

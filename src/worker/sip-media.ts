@@ -4,14 +4,13 @@
 // is the same class as on one thread: it talks to a DialogProxy, which sends
 // BYE and REFER to the main thread and receives the dialog's requests from it.
 import type { Config } from '../config.js';
-import { reportInternalError } from '../guard.js';
 import { log } from '../log.js';
-import { callMos } from '../metrics/index.js';
 import { CallSession } from '../call/session.js';
 import type { Component } from '../server/server.js';
 import type { ControlPlane, ResolvedAgent } from '../store/index.js';
 import type { Providers } from '../providers/types.js';
 import { SipCall } from '../../sip/call.js';
+import { background, recordQuality } from '../../sip/index.js';
 import { CallMedia } from '../../sip/media.js';
 import { allocateRtpPorts, RtpSession } from '../../sip/rtp.js';
 import { OUR_OFFER, type Negotiated, type SdpOffer } from '../../sip/sdp.js';
@@ -96,11 +95,6 @@ export interface SipMediaOptions {
   onSession(session: CallSession): { start(): void };
 }
 
-/** A promise nobody waits for: a failure is counted and logged (as in sip/index.ts). */
-function background(p: Promise<unknown>): void {
-  p.catch((err) => reportInternalError('sip', err));
-}
-
 /** The worker's SIP calls: their RTP, SipCall and session; drained and closed with the worker. */
 export class SipMediaWorker implements Component {
   readonly name = 'sip-media';
@@ -155,9 +149,7 @@ export class SipMediaWorker implements Component {
         background(store.calls.setMediaStats(s.callId, { ...stats, codec: media.codec }));
         if (call.session) background(call.session.end(reason));
         else background(store.calls.updateCallStatus(s.callId, 'failed', reason));
-        const quality = rtp.quality();
-        if (quality.mos !== null) callMos.observe(quality.mos);
-        background(store.calls.setQuality(s.callId, quality));
+        recordQuality(store.calls, s.callId, rtp.quality());
         rpc.notify('sip-closed', s.callId);
         if (this.drained && this.size === 0) this.drained();
       },
