@@ -22,7 +22,9 @@ constexpr int kMaxQuietLag = 160;       // 20 ms of near-silence at once
 constexpr int kWin = 80;                // 10 ms correlation window
 constexpr double kQuietMeanAbs = 100;   // about -50 dBov: inaudible to splice
 constexpr double kStrictCorr = 0.85, kLooseCorr = 0.6;
-constexpr int kPatience = 10;           // pops (200 ms) before the looser threshold
+constexpr int kPatience = 10;           // pops (200 ms) waiting for a pause before speech is touched
+constexpr double kUrgentMs = 20;        // a change this large does not wait for a pause
+constexpr int kGoodPhase = 120;         // see QuietLag
 }  // namespace
 
 Buffer::Buffer(const Options& options) : opt_(options) { Reset(); }
@@ -271,6 +273,23 @@ bool Buffer::Rescue(int64_t seq, int64_t ts, const uint8_t* payload, double arri
   return true;
 }
 
+// A near-silent step is free to choose its length: pick one that leaves the
+// queue's phase (samples left after this pop, mod 160) in the frame's second
+// half. Then a missing packet's concealment is at most half emitted at the
+// pop before its playout starts, so Rescue() can still take the packet up to
+// its playout time, not up to 10 ms before it.
+int Buffer::QuietLag(bool compress, int max_lag) const {
+  int best = max_lag;
+  int best_err = 1 << 30;
+  for (int lag = max_lag; lag >= kMinLag; lag -= 4) {
+    int left = (compress ? q_len_ - lag : q_len_ + lag) - kFrameSamples;
+    int phase = ((left % kFrameSamples) + kFrameSamples) % kFrameSamples;
+    int err = std::abs(phase - kGoodPhase);
+    if (err < best_err) best_err = err, best = lag;
+  }
+  return best;
+}
+
 // One time-scale step toward the target when the delay is outside its band.
 void Buffer::Adapt(double now_ms, double cur) {
   double excess = cur - target_ms_;
@@ -294,12 +313,13 @@ void Buffer::Adapt(double now_ms, double cur) {
   if (max_lag < kMinLag) return;
   int lag = 0;
   if (tsm::MeanAbs(queue_, 2 * max_lag) < kQuietMeanAbs) {
-    lag = max_lag;
-  } else {
+    lag = QuietLag(compress, max_lag);
+  } else if (deferred_ >= kPatience || std::abs(excess) > kUrgentMs) {
+    // Speech waits for a pause unless the change is large or overdue.
     int voiced_max = std::min({max_lag, kMaxVoicedLag, q_len_ - kWin});
     if (voiced_max >= kMinLag) {
       tsm::Lag best = tsm::BestLag(queue_, kMinLag, voiced_max, kWin);
-      if (best.corr >= (deferred_ >= kPatience ? kLooseCorr : kStrictCorr)) lag = best.lag;
+      if (best.corr >= (deferred_ >= 2 * kPatience ? kLooseCorr : kStrictCorr)) lag = best.lag;
     }
   }
   if (lag == 0) {

@@ -91,6 +91,7 @@ class DelayHistogram {
   double forget_;
   double bins_[kBins] = {};
   double total_ = 0, scale_ = 1;
+  mutable int top_ = 0;  // highest bin with weight that still counts
 };
 
 // The fastest transit lately, with the sender's clock drift removed.
@@ -162,6 +163,7 @@ class Buffer {
   void Append(const int16_t* pcm, Kind kind);
   bool Rescue(int64_t seq, int64_t ts, const uint8_t* payload, double arrival_ms);
   void Adapt(double now_ms, double cur);
+  int QuietLag(bool compress, int max_lag) const;
   PopResult Emit(uint8_t* out);
   void Decode(const uint8_t* in, int16_t* out) const;
   void Encode(const int16_t* in, uint8_t* out, int n) const;
@@ -204,7 +206,7 @@ class Buffer {
 
   TransitReference ref_;
   DelayStats played_delays_;
-  static constexpr double kMarginMs = 2;
+  static constexpr double kMarginMs = 4;
   static constexpr double kLateCostMs = 1000;   // 1 % late loss weighs like 1 s of delay
   static constexpr double kBudgetFloorMs = 100;  // the late-loss budget binds only above this
   static constexpr int64_t kRestartJump = 1000;  // packets (20 s): a new stream

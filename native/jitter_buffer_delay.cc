@@ -14,6 +14,7 @@ void DelayHistogram::Reset(double prior_ms, double weight) {
   scale_ = 1;
   int bin = std::clamp(int(prior_ms / kBinMs), 0, kBins - 1);
   bins_[bin] = total_ = weight;
+  top_ = bin;
 }
 
 void DelayHistogram::Add(double delay_ms) {
@@ -24,6 +25,7 @@ void DelayHistogram::Add(double delay_ms) {
     scale_ = 1;
   }
   int bin = std::clamp(int(delay_ms / kBinMs), 0, kBins - 1);
+  top_ = std::max(top_, bin);
   bins_[bin] += scale_;
   total_ += scale_;
 }
@@ -33,13 +35,20 @@ double DelayHistogram::CostTarget(double late_cost_ms, double budget, double flo
   // weight above each one: the cheapest by cost, and the smallest that keeps
   // late loss within the budget (max_ms when none does).
   double above = 0, best = max_ms, best_cost = 1e300, within = max_ms;
+  double per_weight = 1 / total_, late_cost = late_cost_ms * 100;
+  // Bins above top_ are empty; bins whose weight has faded below a
+  // hundred-millionth of the total move top_ down (together under 0.3 ms of cost).
+  while (top_ > 0 && bins_[top_] * per_weight < 1e-8) above += bins_[top_--];
   int top = std::min(kBins - 1, int(max_ms / kBinMs));
-  for (int i = kBins - 1; i > top; i--) above += bins_[i];
-  for (int i = top; i >= 0; i--) {
+  for (int i = top_; i > top; i--) above += bins_[i];
+  for (int i = std::min(top, top_); i >= 0; i--) {
     double d = std::min(max_ms, (i + 1) * kBinMs);
-    double late = above / total_;
+    double late = above * per_weight;
+    // Lower candidates only add late loss: once it alone costs more than the
+    // best so far and the budget is already exceeded, nothing below can win.
+    if (late_cost * late > best_cost && late > budget) break;
     if (late <= budget) within = d;
-    double cost = d + late_cost_ms * 100 * late;
+    double cost = d + late_cost * late;
     if (cost <= best_cost) best_cost = cost, best = d;
     above += bins_[i];
   }
