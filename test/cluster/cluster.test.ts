@@ -205,8 +205,9 @@ describe.skipIf(!realPg || !realRedis || !haveTools)('cluster: two nodes behind 
     const h = await held;
     expect(h.code, `held calls: ${h.errors}`).toBe(0);
     expect(await a.exit).toBe(0);
-    // A comes back (same SIP port, so the dispatcher list stays as it is) for the next test.
-    a = await startNode('A', env, a.sipPort);
+    // A comes back (same SIP port, so the dispatcher list stays as it is) for
+    // the next tests, with a 1 s drain so the last test sees it hang up calls.
+    a = await startNode('A', { ...env, DRAIN_TIMEOUT_S: '1' }, a.sipPort);
     await eventually(async () => (await sipOptions(a.sipPort)) === 200, 20_000, 'A back');
     await sleep(2500); // probed back into rotation
   }, 120_000);
@@ -231,6 +232,24 @@ describe.skipIf(!realPg || !realRedis || !haveTools)('cluster: two nodes behind 
     expect((await callStatus(rowB.id)).end_reason).toBe('node lost');
     expect(Date.now() - killedAt).toBeLessThan(30_000);
   }, 120_000);
+
+  it('a BYE from the node (drain timeout on SIGTERM) reaches the caller through Kamailio', async () => {
+    // B is dead and out of rotation: the call goes to A, which waits 1 s for it on SIGTERM, then hangs up.
+    const run = sipp(via(open), 'uac_server_bye.xml', { timeoutS: 40 });
+    running.push(run);
+    const before = new Set(k.relays().map((x) => x.callId));
+    const invite = await eventually(() => k.relays().find((x) => x.method === 'INVITE' && !before.has(x.callId)), 20_000, 'the INVITE');
+    expect(nodeOf(invite.port)).toBe('A');
+    await eventually(async () => (await callsByExternal(new Set([invite.callId]))).some((c) => c.status === 'in-progress'), 10_000, 'the call in progress');
+    a.child.kill('SIGTERM');
+    const r = await run;
+    expect(r.code, r.errors).toBe(0);
+    // The node's BYE went through Kamailio (record-route) to the caller's Contact, not to a node.
+    const bye = k.relays().find((x) => x.method === 'BYE' && x.callId === invite.callId);
+    expect(bye, 'BYE relayed by Kamailio').toBeDefined();
+    expect([a.sipPort, b.sipPort]).not.toContain(bye!.port);
+    expect(await a.exit).toBe(0);
+  }, 60_000);
 });
 
 /** The Call-IDs of a SIPp run, from its message trace (-trace_msg). */
