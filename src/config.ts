@@ -34,6 +34,8 @@ export interface Config {
   bedrockEndpoint: string | undefined;
   bedrockModelId: string;
   emulators: EmulatorMode;
+  /** STT_SILENCE_GATE: long silence (by our VAD) is not streamed to speech-to-text. */
+  sttSilenceGate: boolean;
   sipPort: number;
   sipHost: string;
   sipPublicIp: string;
@@ -200,6 +202,7 @@ export function loadConfig(env: Env = process.env): Config {
     bedrockEndpoint: url(env, 'BEDROCK_ENDPOINT', ['http:', 'https:']),
     bedrockModelId: str(env, 'BEDROCK_MODEL_ID') ?? 'us.anthropic.claude-haiku-4-5-20251001-v1:0',
     emulators: oneOf(env, 'EMULATORS', 'auto', ['auto', 'on', 'off'] as const),
+    sttSilenceGate: bool(env, 'STT_SILENCE_GATE', true),
     sipPort: int(env, 'SIP_PORT', 5060, 0, 65535),
     sipHost: str(env, 'SIP_HOST') ?? '0.0.0.0',
     sipPublicIp: ipv4(env, 'SIP_PUBLIC_IP', firstNonLoopbackAddress()),

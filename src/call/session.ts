@@ -183,7 +183,7 @@ export class CallSession implements Tickable {
     else for (const f of this.framer.push(ulaw)) speech = this.frame(f, now);
     // The quiet frames that may end a turn go out at once (the STT's endpointing
     // counts them); speech and long silence are batched.
-    this.stt?.send(ulaw, !speech && now - this.lastSpeechAt < 600);
+    this.stt?.send(ulaw, !speech && now - this.lastSpeechAt < 600, speech);
   }
 
   /** Runs one 20 ms frame through the media channel; returns its speech flag. */

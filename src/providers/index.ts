@@ -47,7 +47,7 @@ export async function createProviders(config: Config): Promise<Providers & { emu
   if (emulateBedrock) log.warn('LLM (Bedrock): EMULATED — built-in emulator with canned replies', { url: emulators!.bedrockUrl });
   else log.info('LLM: Bedrock', { region: config.awsRegion, endpoint: config.bedrockEndpoint ?? 'regional' });
   return {
-    stt: new DeepgramStt(dg),
+    stt: new DeepgramStt(dg, config.sttSilenceGate),
     tts,
     llm,
     emulated: emulateDeepgram || emulateBedrock,

@@ -39,9 +39,10 @@ export interface SttStream {
   /**
    * μ-law 8 kHz, passed through untouched. Implementations may batch a few
    * frames into one message; `immediate` sends now (around speech, where every
-   * millisecond of delay shows up in the end-of-turn latency).
+   * millisecond of delay shows up in the end-of-turn latency). `speech`: the
+   * VAD's verdict for this audio, when known (long silence may be held back).
    */
-  send(ulaw: Uint8Array, immediate?: boolean): void;
+  send(ulaw: Uint8Array, immediate?: boolean, speech?: boolean): void;
   /** Ask for the pending words now (the pipeline committed the turn early). */
   finalize(): void;
   keepAlive(): void;

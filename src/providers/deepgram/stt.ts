@@ -24,6 +24,18 @@ const KEEPALIVE_AFTER_MS = 3000;
  */
 const BATCH_BYTES = 800;
 const RECONNECT_DELAYS_MS = [0, 100, 300, 800, 1500];
+/**
+ * Silence gate. Audio the VAD calls silence, once it is more than
+ * POSTROLL_MS past the caller's last speech, is not streamed (Deepgram bills
+ * the audio it receives, and each message costs a syscall); the stream is
+ * kept open by KeepAlive, as Deepgram documents for applications that gate
+ * audio. The last PREROLL_MS of held audio is sent ahead of the next speech,
+ * so the VAD's onset delay and soft first consonants reach the recogniser.
+ * The post-roll covers endpointing and utterance_end_ms: both need silence
+ * audio after the words to fire.
+ */
+const PREROLL_BYTES = 400 * (BYTES_PER_S / 1000);
+const POSTROLL_MIN_MS = 1500;
 
 type Socket = Awaited<ReturnType<DeepgramClient['listen']['v1']['connect']>>;
 
@@ -89,7 +101,21 @@ export class DeepgramSttStream implements SttStream {
   /** Bytes of the ring in use (the last min(receivedBytes, REPLAY_MAX_BYTES) of the timeline). */
   private replayBytes = 0;
 
-  constructor(private readonly client: DeepgramClient, private readonly opts: SttOptions, private readonly events: SttEvents) {}
+  /** Silence gate (see PREROLL_BYTES): audio given so far, where the last speech ended, the held pre-roll. */
+  private readonly gate: boolean;
+  private readonly postrollBytes: number;
+  private givenBytes = 0;
+  /** Closed from the start: nothing has been said yet (the pre-roll keeps the first words). */
+  private lastSpeechBytes = -Infinity;
+  private gateOpen = false;
+  private readonly preroll = new Uint8Array(PREROLL_BYTES);
+  private prerollAt = 0;
+  private prerollFill = 0;
+
+  constructor(private readonly client: DeepgramClient, private readonly opts: SttOptions, private readonly events: SttEvents, gate = true) {
+    this.gate = gate;
+    this.postrollBytes = Math.max(POSTROLL_MIN_MS, (opts.utteranceEndMs ?? 1000) + 500) * (BYTES_PER_S / 1000);
+  }
 
   async connect(): Promise<void> {
     const o = this.opts;
@@ -232,8 +258,35 @@ export class DeepgramSttStream implements SttStream {
   private readonly batch = new Uint8Array(BATCH_BYTES);
   private batchFill = 0;
 
-  send(ulaw: Uint8Array, immediate = false): void {
+  /**
+   * One frame (or more) of the caller's audio. `speech`: the VAD's verdict
+   * for it; when given (and the gate is on), long silence is held back (see
+   * PREROLL_BYTES). `immediate` sends what is batched now.
+   */
+  send(ulaw: Uint8Array, immediate = false, speech?: boolean): void {
     if (this.closed || ulaw.length === 0) return;
+    if (this.gate && speech !== undefined) {
+      this.givenBytes += ulaw.length;
+      if (speech) this.lastSpeechBytes = this.givenBytes;
+      const open = speech || this.givenBytes - this.lastSpeechBytes <= this.postrollBytes;
+      if (!open) {
+        if (this.gateOpen) {
+          this.gateOpen = false;
+          this.flushBatch();
+        }
+        this.hold(ulaw);
+        return;
+      }
+      if (!this.gateOpen) {
+        this.gateOpen = true;
+        this.releasePreroll();
+      }
+    }
+    this.append(ulaw, immediate);
+  }
+
+  /** Audio into the batch; whole batches are sent. */
+  private append(ulaw: Uint8Array, immediate: boolean): void {
     if (this.batchFill + ulaw.length < BATCH_BYTES) {
       // The usual case, a frame that does not complete the batch: no view of it.
       this.batch.set(ulaw, this.batchFill);
@@ -250,6 +303,28 @@ export class DeepgramSttStream implements SttStream {
       if (this.batchFill === BATCH_BYTES) this.flushBatch();
     }
     if (immediate) this.flushBatch();
+  }
+
+  /** Keeps the last PREROLL_BYTES of held-back audio. */
+  private hold(ulaw: Uint8Array): void {
+    const src = ulaw.length > PREROLL_BYTES ? ulaw.subarray(ulaw.length - PREROLL_BYTES) : ulaw;
+    for (let off = 0; off < src.length; ) {
+      const n = Math.min(src.length - off, PREROLL_BYTES - this.prerollAt);
+      this.preroll.set(src.subarray(off, off + n), this.prerollAt);
+      this.prerollAt = (this.prerollAt + n) % PREROLL_BYTES;
+      off += n;
+    }
+    this.prerollFill = Math.min(PREROLL_BYTES, this.prerollFill + src.length);
+  }
+
+  /** The held pre-roll goes out ahead of the speech that opened the gate. */
+  private releasePreroll(): void {
+    if (this.prerollFill === 0) return;
+    const start = (this.prerollAt - this.prerollFill + PREROLL_BYTES) % PREROLL_BYTES;
+    const first = Math.min(this.prerollFill, PREROLL_BYTES - start);
+    this.append(this.preroll.subarray(start, start + first), false);
+    if (first < this.prerollFill) this.append(this.preroll.subarray(0, this.prerollFill - first), false);
+    this.prerollFill = 0;
   }
 
   private flushBatch(): void {
@@ -328,10 +403,11 @@ function closeQuietly(socket: Socket): void {
 
 export class DeepgramStt implements SpeechToText {
   readonly name = 'deepgram';
-  constructor(private readonly client: DeepgramClient) {}
+  /** `silenceGate`: hold back long silence (STT_SILENCE_GATE, on by default; see PREROLL_BYTES). */
+  constructor(private readonly client: DeepgramClient, private readonly silenceGate = true) {}
 
   async open(opts: SttOptions, events: SttEvents): Promise<SttStream> {
-    const s = new DeepgramSttStream(this.client, opts, events);
+    const s = new DeepgramSttStream(this.client, opts, events, this.silenceGate);
     await s.connect();
     return s;
   }
