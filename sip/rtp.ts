@@ -222,6 +222,8 @@ export class RtpSession {
     this.packetsIn++;
     received.inc();
     this.lastPacketAt = performance.now();
+    // Events (and stray payload types) take sequence numbers of the stream too: arrived, so not audio lost.
+    if (pt === this.o.dtmfPt || (pt !== 0 && pt !== 8 && pt !== this.o.pt)) this.loss.packet(seq, 'accepted');
     if (pt === this.o.dtmfPt) return this.onEvent(payload, ts, ssrc);
     if (pt !== 0 && pt !== 8 && pt !== this.o.pt) return countBadInput('rtp', 'unexpected_payload_type');
     if (payload.length === 0 || payload.length > 1600) return countBadInput('rtp', 'bad_payload_size');
@@ -231,7 +233,10 @@ export class RtpSession {
       const u = new Uint8Array(payload.length);
       if (alaw) alawToUlawInto(payload, u);
       else u.set(payload);
-      if (this.unbuffered.length < 50) this.unbuffered.push(u);
+      // No jitter buffer here: a packet is in time unless the queue is full (for the loss pattern).
+      const inTime = this.unbuffered.length < 50;
+      if (inTime) this.unbuffered.push(u);
+      this.loss.packet(seq, inTime ? 'accepted' : 'late');
       return;
     }
     let frame: Uint8Array = payload;

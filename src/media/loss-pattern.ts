@@ -2,7 +2,8 @@
 // E-model (src/media/quality.ts): the loss rate Ppl and its burstiness
 // BurstR. A packet counts as received only when the jitter buffer took it in
 // time; a packet that never came and one that came after its playout slot are
-// the same thing to the listener (G.107 counts both in Ppl).
+// the same thing to the listener (G.107 counts both in Ppl). RFC 4733 event
+// packets share the stream's sequence numbers: they are fed as received.
 //
 // Packets arrive out of order, so a sequence number is settled only once it is
 // WINDOW packets behind the highest one seen (1.28 s at 20 ms: far beyond any

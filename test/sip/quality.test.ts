@@ -29,7 +29,7 @@ function receiverReport(ssrc: number, lost: number, highestSeq: number, lsr: num
   return b;
 }
 
-describe('RTCP from the caller (RtpSession)', () => {
+describe('RtpSession measurements', () => {
   const open: { close(): void }[] = [];
   afterEach(() => {
     for (const o of open.splice(0)) o.close();
@@ -83,6 +83,36 @@ describe('RTCP from the caller (RtpSession)', () => {
     // No caller audio: inbound is not measured; the call is rated by the outbound direction.
     expect(q.inbound).toBeNull();
     expect(q.mos).toBe(q.outbound!.mos);
+  });
+
+  it('RFC 4733 events take sequence numbers without being audio loss; a skipped number is', async () => {
+    const caller = dgram.createSocket('udp4');
+    open.push(caller);
+    await new Promise<void>((r) => caller.bind(0, '127.0.0.1', () => r()));
+    const min = 42000 + 2 * Math.floor(Math.random() * 2000);
+    const ports = (await allocateRtpPorts('127.0.0.1', min, min + 200))!;
+    const rtp = new RtpSession({
+      rtp: ports.rtp, rtcp: ports.rtcp, localPort: ports.port, codec: 'pcmu', pt: 0, dtmfPt: 101,
+      remote: { address: '127.0.0.1', port: caller.address().port }, latchFrom: ['127.0.0.1'], onDigit: () => {},
+    });
+    open.push(rtp);
+    const send = (pt: number, seq: number) => {
+      const b = Buffer.alloc(pt === 101 ? 16 : 172, 0xff);
+      b[0] = 0x80;
+      b[1] = pt;
+      b.writeUInt16BE(seq, 2);
+      b.writeUInt32BE(8000 + 160 * seq, 4);
+      b.writeUInt32BE(77, 8);
+      if (pt === 101) b.writeUInt32BE(0x050a00a0, 12);
+      caller.send(b, ports.port, '127.0.0.1');
+    };
+    for (let seq = 1; seq <= 30; seq++) {
+      if (seq === 25) continue; // lost
+      send(seq >= 11 && seq <= 14 ? 101 : 0, seq);
+      await sleep(2);
+    }
+    await waitFor(() => rtp.packetsIn === 29, 5000, 'the caller\'s packets');
+    expect(rtp.quality().inbound!.packets).toEqual({ expected: 30, missing: 1, bursts: 1 });
   });
 });
 
