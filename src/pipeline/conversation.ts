@@ -343,7 +343,8 @@ export class Conversation implements Tickable {
     if (r.finished || r.abort.signal.aborted || r.llmDone || this.reply !== r) return;
     const ahead = this.session.playout.queuedMs;
     if (r.flushes > 0 && ahead > Conversation.FLUSH_AHEAD_MS) {
-      this.flushTimer = setTimeout(guard('timer', () => this.flushWhenDue(r)), ahead - Conversation.FLUSH_AHEAD_MS);
+      // At least a frame: while the output is held (a suspected barge-in) the queue does not run down.
+      this.flushTimer = setTimeout(guard('timer', () => this.flushWhenDue(r)), Math.max(20, ahead - Conversation.FLUSH_AHEAD_MS));
       return;
     }
     r.flushes++;

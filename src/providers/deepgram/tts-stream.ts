@@ -136,6 +136,11 @@ export class DeepgramTtsStream implements TtsStream {
     return this.current.raw;
   }
 
+  /** Flushes the current connection may still take in the window. */
+  get flushesLeft(): number {
+    return FLUSH_LIMIT - this.current.flushesInWindow(Date.now());
+  }
+
   /** Connections in use (the old one draining and its replacement during a switch). */
   get connections(): number {
     return this.conns.length;
@@ -264,6 +269,9 @@ export class DeepgramTtsStream implements TtsStream {
       else c.held.push('flushed');
       this.resendRefused(c);
       this.settle();
+      // Idle now (the end of a reply, typically) and near the limit: switch now,
+      // so the next reply's first sentence finds its socket open.
+      if (c === this.current && c.pending === 0 && !c.open && this.rotationDue()) this.rotate();
     } else if (msg.type === 'Cleared') {
       if (c.clearsPending > 0 && --c.clearsPending === 0) this.events.onCleared?.();
     } else if (msg.type === 'Warning') {
@@ -330,24 +338,26 @@ export class DeepgramTtsStream implements TtsStream {
     if (s) closeSocket(s);
   }
 
-  /** The connection the next group goes to: a fresh one when this one is at (or, idle, near) its limit. */
-  private connectionForNewGroup(): Connection {
+  /** Whether the current connection must be replaced before its next group: at its limit, or idle and near it. */
+  private rotationDue(): boolean {
     const c = this.current;
     const used = c.flushesInWindow(Date.now());
-    const idle = c.pending === 0;
-    if (used < FLUSH_LIMIT && !(idle && used >= FLUSH_LIMIT - IDLE_ROTATE_RESERVE)) return c;
+    return used >= FLUSH_LIMIT || (c.pending === 0 && used >= FLUSH_LIMIT - IDLE_ROTATE_RESERVE);
+  }
+
+  /** New groups go to a fresh connection from now on; an idle old one closes at once. */
+  private rotate(): void {
     const next = new Connection(true);
     this.conns.push(next);
     void this.connect(next);
-    this.settle(); // an idle old connection closes at once
-    return next;
+    this.settle();
   }
 
   private openGroup(): { c: Connection; g: Group } {
-    const cur = this.current;
-    const open = cur.open;
-    if (open) return { c: cur, g: open };
-    const c = this.connectionForNewGroup();
+    const open = this.current.open;
+    if (open) return { c: this.current, g: open };
+    if (this.rotationDue()) this.rotate();
+    const c = this.current;
     const g: Group = { text: '', flushed: false };
     c.groups.push(g);
     return { c, g };
