@@ -64,7 +64,7 @@ export default async function run(): Promise<void> {
     const n = runs.filter((r) => r.pass).length;
     passes += n;
     if (RANDOM_LOSS.has(name) && runs.some((r) => r.ours.lateLoss >= 0.2)) randomLossOk = false;
-    if (name.startsWith('drift') && runs.some((r) => Math.abs(r.ours.endExcess) > 16)) driftOk = false;
+    if (name.startsWith('drift') && runs.some((r) => Math.abs(r.ours.endExcess) > 8)) driftOk = false;
     spread.push([
       name,
       set,
@@ -110,6 +110,6 @@ export default async function run(): Promise<void> {
   process.stdout.write(
     `acceptance: ${passes}/${total} trace×seed runs pass (late loss ≤ fixed 60 ms + ${TIE_PP} pp, less mean delay where it ties); ` +
       `random loss only: late < 0.2 % ${randomLossOk ? 'on every run' : '**not on every run**'}; ` +
-      `drift: |cur − target| over the last 20 s ≤ 16 ms ${driftOk ? 'on every run' : '**not on every run**'}\n`,
+      `drift: |cur − target| over the last 20 s ≤ 8 ms ${driftOk ? 'on every run' : '**not on every run**'}\n`,
   );
 }

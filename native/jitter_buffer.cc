@@ -24,7 +24,7 @@ constexpr double kQuietMeanAbs = 100;   // about -50 dBov: inaudible to splice
 constexpr double kStrictCorr = 0.85, kLooseCorr = 0.6;
 constexpr int kPatience = 10;           // pops (200 ms) waiting for a pause before speech is touched
 constexpr double kUrgentMs = 20;        // a change this large does not wait for a pause
-constexpr int kGoodPhase = 120;         // see QuietLag
+constexpr int kGoodPhase = 0;           // see QuietLag
 }  // namespace
 
 Buffer::Buffer(const Options& options) : opt_(options) { Reset(); }
@@ -274,10 +274,11 @@ bool Buffer::Rescue(int64_t seq, int64_t ts, const uint8_t* payload, double arri
 }
 
 // A near-silent step is free to choose its length: pick one that leaves the
-// queue's phase (samples left after this pop, mod 160) in the frame's second
-// half. Then a missing packet's concealment is at most half emitted at the
-// pop before its playout starts, so Rescue() can still take the packet up to
-// its playout time, not up to 10 ms before it.
+// queue's phase (samples left after this pop, mod 160) nearest 0, i.e. frames
+// aligned with pops. Then each frame is decoded at the pop that starts
+// playing it, so a packet is waited for until its playout time (and its
+// slot's concealment, if any, is replaced whole); at phase p the decision
+// would fall p/8 ms before playout.
 int Buffer::QuietLag(bool compress, int max_lag) const {
   int best = max_lag;
   int best_err = 1 << 30;

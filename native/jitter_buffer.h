@@ -35,9 +35,10 @@
 // Delay changes: above target + 6 ms the queue head is compressed, below
 // target - 2 ms stretched (late loss costs more than delay), by one WSOLA step per 20 ms: one pitch period
 // (5-15 ms) of a stationary, well-correlated stretch of speech, or up to
-// 20 ms of near-silence. Transients and unvoiced speech wait (a stricter
-// correlation first, a looser one after 200 ms of waiting). Never a whole
-// frame inserted or skipped in speech.
+// 20 ms of near-silence (its length chosen to keep frames aligned with
+// pops, see QuietLag). Speech waits 200 ms for a pause unless the change is
+// over 20 ms, then needs a well-correlated (stationary) stretch; a looser
+// correlation after 400 ms. Never a whole frame inserted or skipped in speech.
 #pragma once
 
 #include <cstddef>

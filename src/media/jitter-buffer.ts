@@ -15,11 +15,15 @@
 //   histories (4 s and 7 s), never leaving more than `lateLossBudget` late
 //   when a larger delay up to maxDelayMs would avoid it: a heavy tail cannot
 //   push the delay up for the last fraction of a percent.
-// - Delay changes by time-scale modification (native/tsm.cc, WSOLA): one
-//   pitch period (5–15 ms) of well-correlated speech, or up to 20 ms of
-//   near-silence, removed (`compressed`) or repeated (`stretched`) per 20 ms
-//   when the delay leaves target −2/+6 ms; never a whole frame in speech.
+// - Delay changes by time-scale modification (native/tsm.cc, WSOLA): up to
+//   20 ms of near-silence, or one pitch period (5–15 ms) of well-correlated
+//   speech, removed (`compressed`) or repeated (`stretched`) per 20 ms when
+//   the delay leaves target −2/+6 ms. Speech is touched only after 200 ms
+//   without a pause or for a change over 20 ms; never a whole frame of it.
 //   Output frames are therefore not aligned with packets after a change.
+// - A missing packet whose slot was concealed (or bridged in an underrun)
+//   still plays if it arrives before half of that concealment was output;
+//   `late` counts only packets heard as lost.
 // - Underrun (nothing buffered): playout holds and conceals; the held frames
 //   are credited against the gap the next packet reveals, so a packet that
 //   was merely late still plays (the delay grew by the hold and is
@@ -71,7 +75,7 @@ export interface JitterStats {
   received: number;
   /** Frames played from a received packet. */
   played: number;
-  /** Packets that arrived after their frame was played (or concealed). */
+  /** Packets that arrived after their frame was played (or mostly concealed). */
   late: number;
   /** Sequence numbers that never arrived. */
   lost: number;
