@@ -242,7 +242,7 @@ export const playoutPauseSeconds = new client.Histogram({
 // two are per worker, `worker` being the worker's index (0 … WORKERS-1).
 export const workerCallsActive = new client.Gauge({
   name: 'aybiza_worker_calls_active',
-  help: 'Calls in progress per media worker thread (WORKERS); SIP calls handled on the main thread read worker="main"',
+  help: 'Calls in progress per media worker thread (WORKERS > 1; Twilio and SIP calls alike, SIP media runs in the workers)',
   labelNames: ['worker'] as const,
   registers: [registry],
 });

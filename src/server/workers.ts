@@ -128,14 +128,12 @@ export class WorkerPool {
     // here, tried again should another process take it first.
     for (let attempt = 1; ; attempt++) {
       this.port = c.port || (await freePort(c.host));
-      try {
-        await this.spawn(0);
-        break;
-      } catch (err) {
-        if (c.port || attempt === 5) throw err;
-      }
+      const started = await Promise.allSettled(Array.from({ length: c.workers }, (_, i) => this.spawn(i)));
+      const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (!failed) break;
+      if (c.port || attempt === 3) throw failed.reason;
+      await this.stopWorkers(10_000);
     }
-    await Promise.all(Array.from({ length: c.workers - 1 }, (_, i) => this.spawn(i + 1)));
     this.state = 'ready';
     log.info('listening', { host: c.host, port: this.port, version: VERSION, workers: c.workers });
   }
@@ -249,7 +247,6 @@ export class WorkerPool {
   /** The process-wide /metrics: this thread's series merged with every live worker's. */
   async metrics(): Promise<string> {
     workerCallsActive.reset();
-    if (this.sip) workerCallsActive.set({ worker: 'main' }, this.sip.calls.size);
     const parts: MetricObjectWithValues<MetricValue<string>>[][] = [];
     await Promise.all(this.slots.map(async (s) => {
       if (!s?.listening) return;

@@ -56,8 +56,8 @@ describe('WORKERS=2', () => {
     srv = await spawnServer({
       PORT: String(port), PUBLIC_URL: base, WORKERS: '2', EMULATORS: 'on', TWILIO_AUTH_TOKEN: TOKEN, ADMIN_API_KEY: ADMIN_KEY,
       MAX_CONCURRENT_CALLS: String(MAX_CALLS), AYBIZA_WORKER_FAULTS: '1', DRAIN_TIMEOUT_S: '5',
-    });
-  }, 90_000);
+    }, 150_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.stop('SIGKILL');
   });
