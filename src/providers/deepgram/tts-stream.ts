@@ -182,9 +182,12 @@ export class DeepgramTtsStream implements TtsStream {
     c.socket = socket;
     c.attached = true;
     c.refused = 0;
-    c.raw = rawAudio(socket, (bytes) => this.audio(c, bytes), this.failed);
+    // Only the connection's current socket speaks for it: a socket it left
+    // (after a refused flush) may still have messages in flight.
+    c.raw = rawAudio(socket, (bytes) => socket === c.socket && this.audio(c, bytes), this.failed);
     // SDK event callbacks run under the guard: a throw ends this call, never the process.
     socket.on('message', guard('provider', (m: unknown) => {
+      if (socket !== c.socket) return;
       if (m instanceof Blob) {
         // Blob → bytes is async: chain to keep audio and control messages in order.
         this.chain = this.chain.then(async () => this.audio(c, new Uint8Array(await m.arrayBuffer()))).catch(this.chainFailed);
