@@ -1,6 +1,7 @@
 // Configuration from the environment (CONTRACT §2), validated once at startup.
 // A bad value throws ConfigError naming the variable; the CLI prints it and
 // exits non-zero.
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -146,6 +147,22 @@ function keyList(env: Env, name: string): Buffer[] {
   return (str(env, name) ?? '').split(',').map((k) => k.trim()).filter(Boolean).map((k) => parseKey32(name, k));
 }
 
+/**
+ * CPUs this process may use: the scheduler's affinity (os.availableParallelism)
+ * capped by a cgroup v2 CPU quota (a container's `limits.cpu`), which the
+ * affinity does not show: 2 CPUs on a 64-core node are 2 workers, not 64.
+ */
+export function availableCpus(cpuMax = '/sys/fs/cgroup/cpu.max'): number {
+  const cpus = os.availableParallelism();
+  try {
+    const [quota, period] = fs.readFileSync(cpuMax, 'utf8').trim().split(/\s+/);
+    if (quota === 'max' || !quota || !period) return cpus;
+    return Math.max(1, Math.min(cpus, Math.ceil(Number(quota) / Number(period)) || cpus));
+  } catch {
+    return cpus;
+  }
+}
+
 function firstNonLoopbackAddress(): string {
   for (const list of Object.values(os.networkInterfaces())) {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
@@ -211,7 +228,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error'] as const),
     drainTimeoutS: int(env, 'DRAIN_TIMEOUT_S', 30, 0, 3600),
     maxConcurrentCalls: int(env, 'MAX_CONCURRENT_CALLS', 500, 1, 100000),
-    workers: int(env, 'WORKERS', os.availableParallelism(), 1, 256),
+    workers: int(env, 'WORKERS', availableCpus(), 1, 256),
     sipRealm: realm(env, 'SIP_REALM', 'aybiza'),
     apiRateLimit: int(env, 'API_RATE_LIMIT', 50, 1, 1_000_000),
     bedrockFallbackModels: (str(env, 'BEDROCK_FALLBACK_MODEL_IDS') ?? 'us.anthropic.claude-sonnet-4-5-20250929-v1:0')

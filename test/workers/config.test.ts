@@ -1,0 +1,30 @@
+// WORKERS: its default (the CPUs the process may use, a container's CPU quota
+// included) and its validation.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { availableCpus, loadConfig } from '../../src/config.js';
+import { tempDir } from '../helpers/spawn-server.js';
+
+describe('WORKERS', () => {
+  it('defaults to the CPUs available to the process', () => {
+    expect(loadConfig({}).workers).toBe(availableCpus());
+    expect(availableCpus()).toBeLessThanOrEqual(os.availableParallelism());
+    expect(loadConfig({ WORKERS: '1' }).workers).toBe(1);
+  });
+
+  it('refuses a value that is not a whole number from 1, naming the variable', () => {
+    for (const bad of ['0', '-2', 'two', '1.5']) expect(() => loadConfig({ WORKERS: bad })).toThrow(/WORKERS/);
+  });
+
+  it('is capped by a cgroup v2 CPU quota (a container limit the scheduler affinity does not show)', () => {
+    const dir = tempDir('cpumax-');
+    const file = path.join(dir, 'cpu.max');
+    fs.writeFileSync(file, '50000 100000\n');
+    expect(availableCpus(file)).toBe(1);
+    fs.writeFileSync(file, 'max 100000\n');
+    expect(availableCpus(file)).toBe(os.availableParallelism());
+    expect(availableCpus(path.join(dir, 'missing'))).toBe(os.availableParallelism());
+  });
+});
