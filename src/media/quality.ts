@@ -212,8 +212,6 @@ export interface CallQuality {
 }
 
 const MODEL = 'ITU-T G.107 E-model; G.711 with PLC (G.113 App. I: Ie 0, Bpl 25.1)';
-/** Names the jitter buffer may give its mean playout delay (the field set grows: read what is there). */
-const MEAN_DELAY_FIELDS = ['meanDelayMs', 'delayMeanMs', 'averageDelayMs'];
 
 /** The quality record of a SIP call from its measurements. */
 export function callQuality(m: CallMeasurements): CallQuality {
@@ -225,8 +223,8 @@ export function callQuality(m: CallMeasurements): CallQuality {
   if (m.loss.expected > 0) {
     const jitterBuffer: Record<string, number> = {};
     for (const [k, v] of Object.entries(m.jitter)) if (typeof v === 'number' && Number.isFinite(v)) jitterBuffer[k] = v;
-    const meanField = MEAN_DELAY_FIELDS.find((k) => jitterBuffer[k] !== undefined);
-    const bufferMs = meanField ? jitterBuffer[meanField]! : m.sampledBufferDelayMs ?? jitterBuffer.targetDelayMs ?? 0;
+    // The buffer's own mean playout delay when it reports one, else our samples of its current delay.
+    const bufferMs = jitterBuffer.meanDelayMs ?? m.sampledBufferDelayMs ?? jitterBuffer.targetDelayMs ?? 0;
     const delay = { ...network, jitterBufferMs: round(bufferMs, 1), processingMs };
     const oneWayDelayMs = round(delay.networkMs + delay.jitterBufferMs + processingMs, 1);
     const d = { lossPercent: round(m.loss.lossPercent, 3), burstR: round(m.loss.burstR), oneWayDelayMs };
