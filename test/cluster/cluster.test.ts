@@ -83,10 +83,12 @@ describe.skipIf(!realPg || !realRedis || !haveTools)('cluster: two nodes behind 
     const owner = new Map<string, number>();
     for (const rel of relays.filter((x) => x.method === 'INVITE')) if (!owner.has(rel.callId)) owner.set(rel.callId, rel.port);
     expect(new Set([...owner.values()].map(nodeOf))).toEqual(new Set(['A', 'B']));
-    // Every request of a call (3 INVITEs, 3 ACKs, the BYE) went to the node that answered its first INVITE.
+    // Every request of a call (3 INVITEs, 3 ACKs, the BYE; retransmissions
+    // may add lines) went to the node that answered its first INVITE.
     for (const id of ids) {
       const mine = relays.filter((x) => x.callId === id);
-      expect(mine.map((x) => x.method).sort(), id).toEqual(['ACK', 'ACK', 'ACK', 'BYE', 'INVITE', 'INVITE', 'INVITE']);
+      const count = (m: string) => mine.filter((x) => x.method === m).length;
+      expect([count('INVITE') >= 3, count('ACK') >= 3, count('BYE') >= 1], `${id}: ${JSON.stringify(mine)}`).toEqual([true, true, true]);
       expect(new Set(mine.map((x) => nodeOf(x.port))).size, `${id}: ${JSON.stringify(mine)}`).toBe(1);
     }
     const rows = await eventually(async () => {
