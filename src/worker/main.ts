@@ -39,6 +39,7 @@ lag.enable();
 const worker = String(data.index);
 
 let app: App | null = null;
+let sipMedia: SipMediaWorker | null = null;
 let started: Promise<unknown> = Promise.resolve();
 // Whatever ends this thread (a return, process.exit, an error), its uWS
 // sockets close first: a uWS handle still open when a thread ends aborts the
@@ -86,7 +87,8 @@ started = createApp(config, {
     index: data.index,
     state: data.stateNodeId ? remoteState(rpc, data.stateNodeId) : undefined,
     databaseUrl: data.databaseUrl,
-    otherCalls: () => others,
+    // The gateway counts its own Twilio sessions; the rest of this worker's calls are its SIP calls.
+    otherCalls: () => others + (sipMedia?.liveCalls ?? 0),
     onCall,
     metrics: () => rpc.call<string>('metrics'),
     ready: () => rpc.call<boolean>('ready'),
@@ -96,7 +98,7 @@ started = createApp(config, {
   // SIP calls' media (signalling stays in the main thread: src/worker/sip-handoff.ts).
   if (config.sipPort !== 0) {
     const conversation = conversations(config, a.store, a.providers);
-    a.server.use(new SipMediaWorker({
+    a.server.use(sipMedia = new SipMediaWorker({
       rpc, config, store: a.store, providers: a.providers,
       onSession: (s) => {
         onCall(s);

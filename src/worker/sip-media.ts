@@ -113,6 +113,11 @@ export class SipMediaWorker implements Component {
     rpc.handle('sip-event', (callId: string, r: ForwardedRequest) => this.calls.get(callId)?.dialog.deliver(r));
   }
 
+  /** Calls started here (not those still waiting for the 200). */
+  get liveCalls(): number {
+    return this.calls.size;
+  }
+
   get size(): number {
     return this.calls.size + this.prepared.size;
   }
