@@ -4,6 +4,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { EMULATOR_PROFILE, EMULATOR_PROFILES, type EmulatorSettings } from './providers/emulators/profiles.js';
+
+// Config.emulator's type lives beside the profiles it is built from.
+export type { EmulatorSettings };
 
 export class ConfigError extends Error {
   readonly code = 'AYB_ERR_CONFIG';
@@ -60,14 +64,7 @@ export interface Config {
   awsCredentialsPresent: boolean;
   /** Static AWS keys from the environment, if given there (else the SDK's default chain). */
   awsStaticCredentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
-  emulator: {
-    sttFinalDelayMs: number;
-    llmTtftMs: number;
-    llmTokensPerSecond: number;
-    ttsFirstByteMs: number;
-    ttsRealtimeFactor: number;
-    phrases: string[] | undefined;
-  };
+  emulator: EmulatorSettings;
 }
 
 type Env = Record<string, string | undefined>;
@@ -242,13 +239,23 @@ export function loadConfig(env: Env = process.env): Config {
     awsStaticCredentials: str(env, 'AWS_ACCESS_KEY_ID') && str(env, 'AWS_SECRET_ACCESS_KEY')
       ? { accessKeyId: str(env, 'AWS_ACCESS_KEY_ID')!, secretAccessKey: str(env, 'AWS_SECRET_ACCESS_KEY')!, ...(str(env, 'AWS_SESSION_TOKEN') ? { sessionToken: str(env, 'AWS_SESSION_TOKEN') } : {}) }
       : undefined,
-    emulator: {
-      sttFinalDelayMs: int(env, 'EMULATOR_STT_FINAL_DELAY_MS', 250, 0, 60_000),
-      llmTtftMs: int(env, 'EMULATOR_LLM_TTFT_MS', 480, 0, 60_000),
-      llmTokensPerSecond: int(env, 'EMULATOR_LLM_TOKENS_PER_S', 80, 1, 100_000),
-      ttsFirstByteMs: int(env, 'EMULATOR_TTS_TTFB_MS', 90, 0, 60_000),
-      ttsRealtimeFactor: num(env, 'EMULATOR_TTS_RTF', 0.1, 0.001, 10),
-      phrases: str(env, 'EMULATOR_PHRASES')?.split('|').map((p) => p.trim()).filter(Boolean),
-    },
+    emulator: emulatorSettings(env),
+  };
+}
+
+/** The emulator section alone (also read by `npm run load`, which starts the emulators as their own process). */
+export function emulatorSettings(env: Env = process.env): EmulatorSettings {
+  const profile = oneOf(env, 'EMULATOR_PROFILE', 'default', EMULATOR_PROFILES);
+  const p = EMULATOR_PROFILE[profile];
+  return {
+    profile,
+    sttFinalDelayMs: int(env, 'EMULATOR_STT_FINAL_DELAY_MS', p.sttFinalDelayMs, 0, 60_000),
+    fluxEndOfTurnMs: p.fluxEndOfTurnMs,
+    llmTtftMs: int(env, 'EMULATOR_LLM_TTFT_MS', p.llmTtftMs, 0, 60_000),
+    llmTokensPerSecond: int(env, 'EMULATOR_LLM_TOKENS_PER_S', p.llmTokensPerSecond, 1, 100_000),
+    ttsFirstByteMs: int(env, 'EMULATOR_TTS_TTFB_MS', p.ttsFirstByteMs, 0, 60_000),
+    ttsRealtimeFactor: num(env, 'EMULATOR_TTS_RTF', p.ttsRealtimeFactor, 0.001, 10),
+    jitter: p.jitter,
+    phrases: str(env, 'EMULATOR_PHRASES')?.split('|').map((x) => x.trim()).filter(Boolean),
   };
 }

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createApp } from '../app.js';
 import { loadConfig } from '../config.js';
+import { describeEmulatorSettings } from '../providers/emulators/profiles.js';
 import { setLogLevel } from '../log.js';
 import { TwilioCaller } from '../twilio/caller.js';
 import { DEMO_NUMBER } from '../store/seed.js';
@@ -39,6 +40,8 @@ export async function run(argv: string[]): Promise<void> {
     EMULATOR_PHRASES: SCRIPT.join('|'),
   });
   process.stdout.write('Starting a server on embedded defaults (PGlite, in-process state, emulated Deepgram and Bedrock)…\n');
+  // EMULATOR_PROFILE=published: the providers' published latencies, with jitter (src/providers/emulators/profiles.ts).
+  process.stdout.write(`  ${describeEmulatorSettings(config.emulator)}\n`);
   const app = await createApp(config);
   await app.server.listen();
   const caller = new TwilioCaller({ baseUrl: `http://127.0.0.1:${port}`, authToken: 'demo-token', to: DEMO_NUMBER, record: true });
@@ -67,7 +70,7 @@ export async function run(argv: string[]): Promise<void> {
 
   process.stdout.write('\nTranscript\n');
   for (const s of detail?.transcript ?? []) process.stdout.write(`  ${s.speaker === 'caller' ? 'caller' : 'agent '}  ${s.text}\n`);
-  process.stdout.write('\nTurns (ms)\n');
+  process.stdout.write(`\nTurns (ms, emulator profile ${config.emulator.profile})\n`);
   const cols = ['eou', 'llm_ttft', 'first_sentence', 'tts_ttfb', 'server', 'e2e'];
   process.stdout.write(`  ${'turn'.padEnd(5)}${cols.map((c) => c.padStart(15)).join('')}   interrupted\n`);
   for (const t of detail?.turns ?? []) {

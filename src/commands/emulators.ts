@@ -1,11 +1,12 @@
 // `aybiza emulators`: the provider emulators as their own process (used by
 // the load generator so their CPU is not charged to the server).
-// Options: --host H --deepgram-port P --bedrock-port P; latencies from the
-// EMULATOR_* variables. Prints one JSON line with the URLs, then serves
-// until SIGTERM/SIGINT.
+// Options: --host H --deepgram-port P --bedrock-port P; latencies from
+// EMULATOR_PROFILE and the EMULATOR_* variables. Prints one JSON line with
+// the URLs and the profile, then serves until SIGTERM/SIGINT.
 import { loadConfig } from '../config.js';
 import { setLogLevel } from '../log.js';
 import { startEmulators } from '../providers/emulators/index.js';
+import { emulatorOptions } from '../providers/emulators/profiles.js';
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
@@ -25,11 +26,10 @@ export async function run(args: string[]): Promise<void> {
     host: flag(args, '--host') ?? '127.0.0.1',
     deepgramPort: port(flag(args, '--deepgram-port'), '--deepgram-port'),
     bedrockPort: port(flag(args, '--bedrock-port'), '--bedrock-port'),
-    deepgram: { sttFinalDelayMs: e.sttFinalDelayMs, ttsFirstByteMs: e.ttsFirstByteMs, ttsRealtimeFactor: e.ttsRealtimeFactor, ...(e.phrases ? { phrases: e.phrases } : {}) },
-    bedrock: { ttftMs: e.llmTtftMs, tokensPerSecond: e.llmTokensPerSecond },
+    ...emulatorOptions(e),
   });
   process.stdout.write(
-    JSON.stringify({ deepgramUrl: emu.deepgramUrl, bedrockUrl: emu.bedrockUrl, faults: `${emu.deepgramUrl}/__emulator/faults` }) + '\n',
+    JSON.stringify({ deepgramUrl: emu.deepgramUrl, bedrockUrl: emu.bedrockUrl, faults: `${emu.deepgramUrl}/__emulator/faults`, profile: e.profile }) + '\n',
   );
   const stop = () => void emu.close().then(() => process.exit(0));
   process.on('SIGTERM', stop);

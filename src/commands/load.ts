@@ -19,6 +19,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { DEMO_NUMBER } from '../store/seed.js';
+import { emulatorSettings } from '../config.js';
+import { describeEmulatorSettings } from '../providers/emulators/profiles.js';
 import { parseArgs, numberArg } from './args.js';
 import { setLogSink } from '../log.js';
 import { SERVER_NODE_FLAGS } from '../server/node-flags.js';
@@ -34,8 +36,9 @@ const DIST = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const CLI = path.join(DIST, 'src', 'cli.js');
 const NAIVE = path.join(DIST, 'bench', 'naive', 'main.js');
 const ADMIN_KEY = 'load-admin-key';
-// The provider delays the load's emulators are configured with (the same
-// variables as `aybiza emulators`), so each turn can be compared with them.
+// The provider delays the load's emulators are configured with (EMULATOR_PROFILE
+// and the EMULATOR_* variables, read as `aybiza emulators` reads them), so each
+// turn can be compared with them (with a jittered profile: the centre values).
 const STT_ENDPOINTING_MS = 300; // the demo agent's STT setting (the default)
 const FLUSH_LIMIT_WARNING = 'Flush limit exceeded';
 
@@ -170,8 +173,8 @@ async function startOurs(o: Options, children: ChildProcess[]): Promise<OurProce
   const emu = spawn(process.execPath, [CLI, 'emulators'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
-      ...process.env, LOG_LEVEL: 'warn', EMULATOR_STT_FINAL_DELAY_MS: String(o.emulated.sttFinalMs),
-      EMULATOR_LLM_TTFT_MS: String(o.emulated.llmTtftMs), EMULATOR_TTS_TTFB_MS: String(o.emulated.ttsTtfbMs),
+      // EMULATOR_PROFILE and EMULATOR_* pass through: the child reads them as run() did.
+      ...process.env, LOG_LEVEL: 'warn',
     },
   });
   children.push(emu);
@@ -332,6 +335,7 @@ export async function run(argv: string[]): Promise<void> {
   const baseline = a.baseline === undefined ? 'on' : String(a.baseline);
   if (baseline !== 'on' && baseline !== 'off') throw new Error('--baseline must be on or off');
   const url = a.url ? String(a.url) : '';
+  const emulator = emulatorSettings(process.env);
   const o: Options = {
     calls: numberArg(a.calls, 'calls', 50, 1, 5000),
     seconds: numberArg(a.seconds, 'seconds', 30, 5, 3600),
@@ -340,16 +344,15 @@ export async function run(argv: string[]): Promise<void> {
     url,
     publicUrl: a['public-url'] ? String(a['public-url']) : url,
     profile: a.profile === true,
-    emulated: {
-      sttFinalMs: numberArg(process.env.EMULATOR_STT_FINAL_DELAY_MS, 'EMULATOR_STT_FINAL_DELAY_MS', 250, 0, 60_000),
-      llmTtftMs: numberArg(process.env.EMULATOR_LLM_TTFT_MS, 'EMULATOR_LLM_TTFT_MS', 480, 0, 60_000),
-      ttsTtfbMs: numberArg(process.env.EMULATOR_TTS_TTFB_MS, 'EMULATOR_TTS_TTFB_MS', 90, 0, 60_000),
-    },
+    emulated: { sttFinalMs: emulator.sttFinalDelayMs, llmTtftMs: emulator.llmTtftMs, ttsTtfbMs: emulator.ttsFirstByteMs },
   };
+  if (!url) process.stderr.write(`load: ${describeEmulatorSettings(emulator)}\n`);
   const runs = numberArg(a.runs, 'runs', 1, 1, 100);
   checkFileLimit(o.calls);
   const results: { ours: OurReport; naive: NaiveReport | null }[] = [];
   const tables: Row[][] = [];
+  // With --url the emulators (if any) are not ours: their profile is unknown here.
+  const profileLabel = url ? 'emulator profile: not started by load (--url)' : `emulator profile ${emulator.profile}`;
   for (let i = 1; i <= runs; i++) {
     // Alternated (ours first in odd runs, the baseline first in even ones) so
     // neither side always gets the machine as the other one left it.
@@ -360,10 +363,15 @@ export async function run(argv: string[]): Promise<void> {
     results.push({ ours, naive });
     const rows = comparisonRows(ourFigures(ours), naive as SideFigures | null);
     tables.push(rows);
-    process.stderr.write('\n' + formatRunTable(`load run ${i}/${runs}: ${o.calls} calls, ${o.seconds} s, ramp ${ours.rampMs} ms`, rows) + '\n');
+    process.stderr.write('\n' + formatRunTable(`load run ${i}/${runs}: ${o.calls} calls, ${o.seconds} s, ramp ${ours.rampMs} ms, ${profileLabel}`, rows) + '\n');
   }
-  if (runs > 1) process.stderr.write(formatSpreadTable(`load: spread over ${runs} runs (min–max)`, tables) + '\n');
-  const report = { calls: o.calls, seconds: o.seconds, baseline, runs: results, spread: runs > 1 ? spreadOf(tables) : undefined };
+  if (runs > 1) process.stderr.write(formatSpreadTable(`load: spread over ${runs} runs (min–max), ${profileLabel}`, tables) + '\n');
+  const report = {
+    calls: o.calls, seconds: o.seconds, baseline,
+    // The emulators' profile and values (null with --url: not started here).
+    emulatorProfile: url ? null : emulator.profile, emulator: url ? null : { ...emulator, phrases: undefined },
+    runs: results, spread: runs > 1 ? spreadOf(tables) : undefined,
+  };
   process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   process.exit(0);
 }

@@ -7,8 +7,10 @@ import { log } from '../log.js';
 import { BedrockLlm } from './bedrock/llm.js';
 import { deepgramClient } from './deepgram/client.js';
 import { DeepgramStt } from './deepgram/stt.js';
+import { FluxStt, isFluxModel } from './deepgram/flux.js';
 import { DeepgramTts } from './deepgram/tts.js';
 import { startEmulators, type Emulators } from './emulators/index.js';
+import { emulatorOptions } from './emulators/profiles.js';
 import type { Providers } from './types.js';
 
 export async function createProviders(config: Config): Promise<Providers & { emulators: Emulators | null }> {
@@ -22,11 +24,7 @@ export async function createProviders(config: Config): Promise<Providers & { emu
 
   let emulators: Emulators | null = null;
   if (emulateDeepgram || emulateBedrock) {
-    const e = config.emulator;
-    emulators = await startEmulators({
-      deepgram: { sttFinalDelayMs: e.sttFinalDelayMs, ttsFirstByteMs: e.ttsFirstByteMs, ttsRealtimeFactor: e.ttsRealtimeFactor, ...(e.phrases ? { phrases: e.phrases } : {}) },
-      bedrock: { ttftMs: e.llmTtftMs, tokensPerSecond: e.llmTokensPerSecond },
-    });
+    emulators = await startEmulators(emulatorOptions(config.emulator));
   }
   const dgUrl = emulateDeepgram ? emulators!.deepgramUrl : (config.deepgramUrl ?? 'https://api.deepgram.com');
   const dg = deepgramClient({ apiKey: emulateDeepgram ? 'emulated' : (config.deepgramApiKey ?? 'local'), url: dgUrl });
@@ -47,7 +45,7 @@ export async function createProviders(config: Config): Promise<Providers & { emu
   if (emulateBedrock) log.warn('LLM (Bedrock): EMULATED — built-in emulator with canned replies', { url: emulators!.bedrockUrl });
   else log.info('LLM: Bedrock', { region: config.awsRegion, endpoint: config.bedrockEndpoint ?? 'regional' });
   return {
-    stt: new DeepgramStt(dg, config.sttSilenceGate),
+    stt: sttByModel(new DeepgramStt(dg, config.sttSilenceGate), new FluxStt(dg)),
     tts,
     llm,
     emulated: emulateDeepgram || emulateBedrock,
@@ -58,6 +56,11 @@ export async function createProviders(config: Config): Promise<Providers & { emu
       await emulators?.close();
     },
   };
+}
+
+/** Per agent: Flux (listen v2) when its stt.model is a flux-* model, else Nova-3 and friends (listen v1, the default). */
+function sttByModel(v1: Providers['stt'], flux: Providers['stt']): Providers['stt'] {
+  return { name: 'deepgram', open: (opts, events) => (isFluxModel(opts.model) ? flux : v1).open(opts, events) };
 }
 
 export type * from './types.js';

@@ -9,6 +9,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import crypto from 'node:crypto';
 import { eventFrame, exceptionFrame } from './eventstream.js';
+import { jittered, seededRandom } from './profiles.js';
 
 export interface BedrockEmulatorOptions {
   /** Time to the first token. */
@@ -16,6 +17,10 @@ export interface BedrockEmulatorOptions {
   tokensPerSecond: number;
   /** Idle keep-alive connections are closed after this long (like the real endpoint). Default 60 s. */
   keepAliveTimeoutMs?: number;
+  /** Relative spread per request of ttftMs and tokensPerSecond (EMULATOR_PROFILE, see profiles.ts); absent: constant. */
+  jitter?: { ttft?: number; tokensPerSecond?: number };
+  /** Seed of the jitter's generator (default 1). */
+  seed?: number;
 }
 
 export const DEFAULT_BEDROCK_EMULATOR: BedrockEmulatorOptions = { ttftMs: 480, tokensPerSecond: 80 };
@@ -64,11 +69,13 @@ export class BedrockEmulator {
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
+  private readonly random: () => number;
   faults: BedrockFaults = {};
   /** `requests`: ConverseStream invocations; `otherRequests`: anything else (e.g. a connection warm-up's GET). */
   readonly stats = { requests: 0, otherRequests: 0, streamsCompleted: 0, streamsAborted: 0, modelsSeen: [] as string[], connections: 0 };
 
   constructor(readonly opts: BedrockEmulatorOptions = DEFAULT_BEDROCK_EMULATOR) {
+    this.random = seededRandom(opts.seed ?? 1);
     const handler = (req: Req, res: Res) => this.handle(req, res);
     this.h1 = http.createServer(handler as never);
     // Like the real endpoint, keep idle connections for a while (Node's default is 5 s).
@@ -143,6 +150,15 @@ export class BedrockEmulator {
     });
   }
 
+  /** One request's time to first token and gap between tokens, drawn within the profile's bounds. */
+  drawTiming(): { ttftMs: number; tokenGapMs: number } {
+    const j = this.opts.jitter ?? {};
+    return {
+      ttftMs: jittered(this.opts.ttftMs, j.ttft ?? 0, this.random),
+      tokenGapMs: 1000 / jittered(this.opts.tokensPerSecond, j.tokensPerSecond ?? 0, this.random),
+    };
+  }
+
   private stream(body: ConverseBody, res: Res): void {
     const f = this.faults;
     const slow = f.slowFirstByteMs ?? 0;
@@ -161,8 +177,8 @@ export class BedrockEmulator {
     });
     res.writeHead(200, { 'content-type': 'application/vnd.amazon.eventstream', 'x-amzn-requestid': crypto.randomUUID() });
     const frames: { at: number; frame: Buffer }[] = [];
-    const gap = 1000 / this.opts.tokensPerSecond;
-    let t = this.opts.ttftMs + slow;
+    const { ttftMs, tokenGapMs: gap } = this.drawTiming();
+    let t = ttftMs + slow;
     const pad = () => 'x'.repeat(1 + Math.floor(Math.random() * 20));
     frames.push({ at: t, frame: eventFrame('messageStart', { role: 'assistant', p: pad() }) });
     let index = 0;

@@ -10,6 +10,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ulawDecodeInto } from '../../media/g711.js';
 import { log } from '../../log.js';
 import { synthesize } from './voice.js';
+import { DEFAULT_FLUX_END_OF_TURN_MS, fluxListen, fluxParams } from './flux.js';
+import { jittered, seededRandom } from './profiles.js';
 
 export interface DeepgramEmulatorOptions {
   /** Wall-clock delay from the end of the endpointing window to the final result. */
@@ -22,6 +24,12 @@ export interface DeepgramEmulatorOptions {
   ttsRealtimeFactor: number;
   /** Frames whose RMS exceeds this (16-bit PCM) count as speech. */
   speechRms: number;
+  /** Flux (/v2/listen): audio ms of silence after speech until EndOfTurn at the default eot_threshold (./flux.ts). */
+  fluxEndOfTurnMs?: number;
+  /** Relative spread per request of sttFinalDelayMs and ttsFirstByteMs (EMULATOR_PROFILE, see profiles.ts); absent: constant. */
+  jitter?: { sttFinal?: number; ttsFirstByte?: number };
+  /** Seed of the jitter's generator (default 1). */
+  seed?: number;
 }
 
 export const DEFAULT_DEEPGRAM_EMULATOR: DeepgramEmulatorOptions = {
@@ -65,6 +73,7 @@ export class DeepgramEmulator {
   readonly server: http.Server;
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   private readonly sockets = new Set<WebSocket>();
+  private readonly random: () => number;
   faults: DeepgramFaults = {};
   /** Handler for /__emulator/* (fault injection), set by startEmulators. */
   control?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -73,15 +82,17 @@ export class DeepgramEmulator {
    * `ttsOpen` is TTS connections open now, `flushWarnings` flushes refused
    * for the per-connection limit.
    */
-  readonly stats = { sttConnections: 0, sttAudioBytes: 0, ttsConnections: 0, ttsOpen: 0, flushes: 0, flushWarnings: 0, clears: 0, keepAlives: 0, finalizes: 0 };
+  readonly stats = { sttConnections: 0, sttAudioBytes: 0, ttsConnections: 0, ttsOpen: 0, flushes: 0, flushWarnings: 0, clears: 0, keepAlives: 0, finalizes: 0, fluxConnections: 0, fluxAudioBytes: 0, fluxConfigures: 0 };
 
   constructor(readonly opts: DeepgramEmulatorOptions = DEFAULT_DEEPGRAM_EMULATOR) {
+    this.random = seededRandom(opts.seed ?? 1);
     this.server = http.createServer((req, res) => this.rest(req, res));
     this.server.on('upgrade', (req, socket, head) => {
       const url = new URL(req.url ?? '/', 'http://x');
       if (!authorised(req)) return reject(socket, 401, 'INVALID_AUTH', 'Invalid credentials.');
-      if (url.pathname !== '/v1/listen' && url.pathname !== '/v1/speak') return reject(socket, 404, 'NOT_FOUND', 'Not found.');
       const q = url.searchParams;
+      if (url.pathname === '/v2/listen') return this.flux(req, socket, head, q);
+      if (url.pathname !== '/v1/listen' && url.pathname !== '/v1/speak') return reject(socket, 404, 'NOT_FOUND', 'Not found.');
       if (url.pathname === '/v1/listen' && q.has('keywords') && (q.get('model') ?? '').startsWith('nova-3')) {
         return reject(socket, 400, 'INVALID_QUERY_PARAMETER', 'Keywords are not supported for Nova-3. Please use `keyterm` instead.');
       }
@@ -97,6 +108,16 @@ export class DeepgramEmulator {
       const proto = req.headers['sec-websocket-protocol'];
       if (typeof proto === 'string' && /^(token|bearer)/i.test(proto)) headers.push(`sec-websocket-protocol: ${proto.split(',')[0].trim()}`);
     });
+  }
+
+  /** One utterance's delay from the end of the endpointing window to its final, within the profile's bounds. */
+  drawSttFinalDelayMs(): number {
+    return jittered(this.opts.sttFinalDelayMs, this.opts.jitter?.sttFinal ?? 0, this.random);
+  }
+
+  /** One flush's (or REST request's) time to first byte, within the profile's bounds. */
+  drawTtsFirstByteMs(): number {
+    return jittered(this.opts.ttsFirstByteMs, this.opts.jitter?.ttsFirstByte ?? 0, this.random);
   }
 
   async listenOn(port = 0, host = '127.0.0.1'): Promise<string> {
@@ -144,7 +165,21 @@ export class DeepgramEmulator {
           'dg-char-count': String(text.length),
         });
         res.end(Buffer.from(audio));
-      }, this.opts.ttsFirstByteMs);
+      }, this.drawTtsFirstByteMs());
+    });
+  }
+
+  // ---- live STT, Flux (listen v2: ./flux.ts) ----
+  private flux(req: http.IncomingMessage, socket: Duplex, head: Buffer, q: URLSearchParams): void {
+    const params = fluxParams(q);
+    if ('error' in params) return reject(socket, 400, 'INVALID_QUERY_PARAMETER', params.error);
+    const dropAfterMs = this.faults.sttDropAfterMs;
+    this.faults.sttDropAfterMs = undefined;
+    const o = { fluxEndOfTurnMs: this.opts.fluxEndOfTurnMs ?? DEFAULT_FLUX_END_OF_TURN_MS, phrases: this.opts.phrases, speechRms: this.opts.speechRms };
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.sockets.add(ws);
+      ws.on('close', () => this.sockets.delete(ws));
+      fluxListen(ws, params, q.getAll('keyterm'), o, this.stats, dropAfterMs);
     });
   }
 
@@ -280,7 +315,7 @@ export class DeepgramEmulator {
             if (silenceMs >= Math.min(endpointingMs, 60_000) && silenceMs >= 20) {
               inSpeech = false;
               uttEnd = t - silenceMs / 1000;
-              pendingFinal = setTimeout(() => emitFinal(false), o.sttFinalDelayMs);
+              pendingFinal = setTimeout(() => emitFinal(false), this.drawSttFinalDelayMs());
             }
           }
         }
@@ -309,7 +344,7 @@ export class DeepgramEmulator {
     let generation = 0;
     const flushTimes: number[] = [];
     /** Flushes being synthesised, in order; the first is sending. */
-    const synth: { seq: number; audio: Uint8Array; at: number }[] = [];
+    const synth: { seq: number; audio: Uint8Array; at: number; ttfbMs: number }[] = [];
     let offset = 0;
     // First byte after ttsFirstByteMs, then 100 ms chunks at the real-time factor.
     const chunk = 800;
@@ -327,7 +362,7 @@ export class DeepgramEmulator {
       synth.shift();
       offset = 0;
       // The service synthesises ahead: a queued flush's first byte is due ttsFirstByteMs after its Flush.
-      if (synth.length) later(Math.max(0, synth[0].at + o.ttsFirstByteMs - Date.now()), next(gen));
+      if (synth.length) later(Math.max(0, synth[0].at + synth[0].ttfbMs - Date.now()), next(gen));
     };
     const timers = new Set<NodeJS.Timeout>();
     const later = (ms: number, fn: () => void) => {
@@ -377,9 +412,9 @@ export class DeepgramEmulator {
           this.stats.flushes++;
           // One flush after another, as the service does: a flush's audio, then
           // its Flushed, then the next flush's audio.
-          synth.push({ seq: sequence++, audio: encoding === 'mulaw' ? synthesize(text) : new Uint8Array(0), at: now });
+          synth.push({ seq: sequence++, audio: encoding === 'mulaw' ? synthesize(text) : new Uint8Array(0), at: now, ttfbMs: this.drawTtsFirstByteMs() });
           text = '';
-          if (synth.length === 1) later(o.ttsFirstByteMs, next(generation));
+          if (synth.length === 1) later(synth[0].ttfbMs, next(generation));
           return;
         }
         case 'Clear':
