@@ -250,7 +250,7 @@ export function emulatorSettings(env: Env = process.env): EmulatorSettings {
   return {
     profile,
     sttFinalDelayMs: int(env, 'EMULATOR_STT_FINAL_DELAY_MS', p.sttFinalDelayMs, 0, 60_000),
-    fluxEndOfTurnMs: p.fluxEndOfTurnMs,
+    fluxEndOfTurnMs: int(env, 'EMULATOR_FLUX_EOT_MS', p.fluxEndOfTurnMs, 1, 60_000),
     llmTtftMs: int(env, 'EMULATOR_LLM_TTFT_MS', p.llmTtftMs, 0, 60_000),
     llmTokensPerSecond: int(env, 'EMULATOR_LLM_TOKENS_PER_S', p.llmTokensPerSecond, 1, 100_000),
     ttsFirstByteMs: int(env, 'EMULATOR_TTS_TTFB_MS', p.ttsFirstByteMs, 0, 60_000),

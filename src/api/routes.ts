@@ -28,6 +28,14 @@ function checkToolUrls(config: Partial<AgentConfig>, policy: NetworkPolicy = DEF
   });
 }
 
+/** Flux's rule (Deepgram rejects the stream otherwise): eagerEotThreshold at most eotThreshold (default 0.7). A 422. */
+function checkSttThresholds(config: Partial<AgentConfig>): void {
+  const stt = config.stt;
+  if (stt?.eagerEotThreshold === undefined || stt.eagerEotThreshold <= (stt.eotThreshold ?? 0.7)) return;
+  countBadInput('api', 'invalid_field');
+  throw new HttpError(422, 'invalid_field', `stt.eagerEotThreshold: must not exceed stt.eotThreshold (${stt.eotThreshold ?? '0.7, the default'})`);
+}
+
 export interface RouteSpec {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** OpenAPI form: /v1/agents/{id} */
@@ -80,6 +88,7 @@ export const ROUTES: RouteSpec[] = [
     handler: async ({ req, p, cp, toolNetwork }) => {
       const { tenantId, ...config } = body<AgentConfig & { tenantId?: string }>(req, S.agentCreate);
       checkToolUrls(config, toolNetwork);
+      checkSttThresholds(config);
       return cp.agents.create(p, writeTenant(p, tenantId), config);
     },
   },
@@ -96,6 +105,7 @@ export const ROUTES: RouteSpec[] = [
     handler: async ({ req, p, cp, toolNetwork }) => {
       const change = body<Partial<AgentConfig>>(req, S.agentPatch);
       checkToolUrls(change, toolNetwork);
+      checkSttThresholds(change);
       return cp.agents.patch(p, readScope(p), req.params.id, change);
     },
   },

@@ -59,8 +59,11 @@ const agentFields: Record<string, Schema> = {
     type: 'object',
     additionalProperties: false,
     properties: {
-      model: { type: 'string', maxLength: 100 },
+      model: { type: 'string', maxLength: 100, description: 'nova-3 (default) or flux-general-en (Deepgram Flux: the model ends the turn)' },
       endpointingMs: { type: 'integer', minimum: 10, maximum: 5000 },
+      eotThreshold: { type: 'number', minimum: 0.5, maximum: 1, description: 'Flux: end-of-turn confidence that ends a turn (default 0.7; 1.0 leaves only eotTimeoutMs)' },
+      eagerEotThreshold: { type: 'number', minimum: 0.3, maximum: 0.9, description: 'Flux: confidence for an early EagerEndOfTurn, at most eotThreshold; unset: no eager events' },
+      eotTimeoutMs: { type: 'integer', minimum: 500, maximum: 60000, description: 'Flux: a turn ends this long after speech whatever the confidence (default 5000)' },
     },
   },
   tools: { type: 'array', maxItems: 32, items: tool },

@@ -8,7 +8,7 @@ import { FRAME_END, FRAME_SPEECH, FRAME_START, MediaChannel } from '../media/med
 import { log as rootLog, type Logger } from '../log.js';
 import { guarded, reportInternalError } from '../guard.js';
 import { callsActive, callsTotal, hotCounter, mediaFrames } from '../metrics/index.js';
-import type { Providers, SttStream, Transcript, TtsStream } from '../providers/types.js';
+import type { Providers, SttStream, SttTurn, Transcript, TtsStream } from '../providers/types.js';
 import type { CallStore, ResolvedAgent } from '../store/types.js';
 import { clock, type Tickable } from './clock.js';
 import { Playout } from './playout.js';
@@ -18,6 +18,8 @@ import type { CallTransport } from './transport.js';
 export interface SessionEvents {
   onTranscript?(t: Transcript): void;
   onUtteranceEnd?(): void;
+  /** A turn event from an STT with its own end-of-turn model (Flux). */
+  onSttTurn?(t: SttTurn): void;
   onSpeechStart?(atMs: number): void;
   onSpeechEnd?(atMs: number): void;
   onDtmf?(digit: string): void;
@@ -136,9 +138,13 @@ export class CallSession implements Tickable {
     const cfg = this.agent.config;
     const [stt, tts] = await Promise.allSettled([
       this.init.providers.stt.open(
-        { model: cfg.stt?.model, language: cfg.language, endpointingMs: cfg.stt?.endpointingMs ?? 300, utteranceEndMs: 1000 },
+        {
+          model: cfg.stt?.model, language: cfg.language, endpointingMs: cfg.stt?.endpointingMs ?? 300, utteranceEndMs: 1000,
+          eotThreshold: cfg.stt?.eotThreshold, eagerEotThreshold: cfg.stt?.eagerEotThreshold, eotTimeoutMs: cfg.stt?.eotTimeoutMs,
+        },
         {
           onTranscript: (t) => this.events.onTranscript?.(t),
+          onTurn: (t) => this.events.onSttTurn?.(t),
           onUtteranceEnd: () => this.events.onUtteranceEnd?.(),
           onReconnected: (r) => this.log.warn('speech-to-text reconnected', r),
           onError: (err) => this.events.onProviderError?.('stt', err),

@@ -6,7 +6,7 @@ import { bargeIns, countBadInput, providerErrors } from '../metrics/index.js';
 import { guard, reportInternalError } from '../guard.js';
 import type { CallSession } from '../call/session.js';
 import { clock, type Tickable } from '../call/clock.js';
-import type { ChatMessage, ContentBlock, LanguageModel } from '../providers/types.js';
+import type { ChatMessage, ContentBlock, LanguageModel, SttTurn } from '../providers/types.js';
 import type { CallStore, TurnRecord } from '../store/types.js';
 import { synthesize } from '../providers/emulators/voice.js';
 import { SentenceSplitter } from './sentences.js';
@@ -82,6 +82,7 @@ export class Conversation implements Tickable {
     this.detector = new TurnDetector((c) => this.onCommit(c), opts.turn ?? { ...DEFAULT_TURN_SETTINGS, ...(endpointing ? { silenceMs: Math.max(200, endpointing) } : {}) });
     Object.assign(session.events, {
       onTranscript: (t: { text: string; isFinal: boolean; speechFinal: boolean }) => this.onTranscript(t.text, t.isFinal, t.speechFinal),
+      onSttTurn: (t: SttTurn) => this.onSttTurn(t),
       onUtteranceEnd: () => {
         this.detector.utteranceEnd();
         this.detector.tick(performance.now());
@@ -205,6 +206,40 @@ export class Conversation implements Tickable {
     // tick (that wait would sit on every turn's critical path).
     if (isFinal) this.detector.tick(performance.now());
   }
+
+  /** Sees every turn event of an STT with its own end-of-turn model, after the conversation acted on it (tests, diagnostics). */
+  sttTurnObserver: ((t: SttTurn) => void) | null = null;
+
+  /**
+   * Turn events from an STT that models the end of turn (Deepgram Flux).
+   * The words of StartOfTurn/Update/EagerEndOfTurn/TurnResumed are the
+   * turn's live text: they confirm a barge-in only once our VAD has heard
+   * the caller (onSpeechStart holds the agent's audio first), so noise the
+   * model transcribes does not cut the agent off. EndOfTurn commits the turn.
+   */
+  private onSttTurn(t: SttTurn): void {
+    if (t.event === 'EndOfTurn') {
+      this.lastFinalAt = performance.now();
+      // While the agent talks, a turn our VAD never heard is not the caller (echo, background voices).
+      if (this.agentSpeaking && !this.detector.heardSpeech) this.detector.reset();
+      else this.detector.modelEndOfTurn(t.text, performance.now());
+    } else {
+      this.onTranscript(t.text, false, false);
+      if (t.event === 'EagerEndOfTurn') this.onEagerEndOfTurn(t.text);
+      else if (t.event === 'TurnResumed') this.onTurnResumed();
+    }
+    this.sttTurnObserver?.(t);
+  }
+
+  /**
+   * Flux expects the turn to end with `text` (EagerEndOfTurn): the hook for
+   * preemptive generation (issue 16 need 2), which would start the model
+   * here without playing it. Nothing is started yet.
+   */
+  protected onEagerEndOfTurn(_text: string): void {}
+
+  /** The caller went on after an EagerEndOfTurn: whatever onEagerEndOfTurn started is void. */
+  protected onTurnResumed(): void {}
 
   private onSpeechStart(): void {
     this.lastActivity = performance.now();

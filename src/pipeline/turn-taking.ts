@@ -1,5 +1,6 @@
 // End-of-turn detection: combines the STT's endpointing (finals with
-// speech_final, UtteranceEnd) with our own VAD's silence. A caller reading
+// speech_final, UtteranceEnd) with our own VAD's silence, or takes the end
+// of turn from an STT that models it (Flux's EndOfTurn, modelEndOfTurn). A caller reading
 // out digits, a spelled name, an e-mail or a card number pauses between
 // groups; the required silence is longer when the words so far end that way,
 // so they are not cut off mid-string.
@@ -79,6 +80,7 @@ export class TurnDetector {
 
   speechStart(): void {
     this.speaking = true;
+    this.heard = true;
     this.endpoint = false;
   }
 
@@ -102,11 +104,31 @@ export class TurnDetector {
     this.endpoint = true;
   }
 
+  /** Our VAD has heard the caller in this turn (since the last commit or reset). */
+  get heardSpeech(): boolean {
+    return this.speaking || this.heard;
+  }
+  private heard = false;
+
+  /**
+   * An STT with its own end-of-turn model (Deepgram Flux) ended the turn:
+   * commit it now. The model has already weighed the silence (and its
+   * eot_timeout_ms bounds the wait), so our VAD's silence rule does not
+   * apply; with such an STT no finals arrive and tick() never commits.
+   */
+  modelEndOfTurn(text: string, nowMs: number): void {
+    const words = text.trim();
+    const speechEndMs = !this.speaking && this.speechEndMs >= 0 ? this.speechEndMs : nowMs;
+    this.reset();
+    if (words) this.onCommit({ text: words, speechEndMs, commitMs: nowMs, reason: 'endpoint' });
+  }
+
   /** Drops the turn in progress (the call ended, or the agent took the floor). */
   reset(): void {
     this.finals = [];
     this.interim = '';
     this.endpoint = false;
+    this.heard = false;
   }
 
   tick(nowMs: number): void {

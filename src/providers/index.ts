@@ -7,6 +7,7 @@ import { log } from '../log.js';
 import { BedrockLlm } from './bedrock/llm.js';
 import { deepgramClient } from './deepgram/client.js';
 import { DeepgramStt } from './deepgram/stt.js';
+import { FluxStt, isFluxModel } from './deepgram/flux.js';
 import { DeepgramTts } from './deepgram/tts.js';
 import { startEmulators, type Emulators } from './emulators/index.js';
 import { emulatorOptions } from './emulators/profiles.js';
@@ -44,7 +45,7 @@ export async function createProviders(config: Config): Promise<Providers & { emu
   if (emulateBedrock) log.warn('LLM (Bedrock): EMULATED — built-in emulator with canned replies', { url: emulators!.bedrockUrl });
   else log.info('LLM: Bedrock', { region: config.awsRegion, endpoint: config.bedrockEndpoint ?? 'regional' });
   return {
-    stt: new DeepgramStt(dg, config.sttSilenceGate),
+    stt: sttByModel(new DeepgramStt(dg, config.sttSilenceGate), new FluxStt(dg)),
     tts,
     llm,
     emulated: emulateDeepgram || emulateBedrock,
@@ -55,6 +56,11 @@ export async function createProviders(config: Config): Promise<Providers & { emu
       await emulators?.close();
     },
   };
+}
+
+/** Per agent: Flux (listen v2) when its stt.model is a flux-* model, else Nova-3 and friends (listen v1, the default). */
+function sttByModel(v1: Providers['stt'], flux: Providers['stt']): Providers['stt'] {
+  return { name: 'deepgram', open: (opts, events) => (isFluxModel(opts.model) ? flux : v1).open(opts, events) };
 }
 
 export type * from './types.js';

@@ -12,6 +12,28 @@ export interface SttOptions {
   /** Gap (ms) after the last word before an utterance-end event. */
   utteranceEndMs?: number;
   keyterms?: string[];
+  /** Flux only: end-of-turn confidence that ends a turn (0.5–1.0; Deepgram's default 0.7). */
+  eotThreshold?: number;
+  /** Flux only: confidence for an early EagerEndOfTurn (0.3–0.9, ≤ eotThreshold); unset: no eager events. */
+  eagerEotThreshold?: number;
+  /** Flux only: a turn ends this long after speech whatever the confidence (500–60000 ms). */
+  eotTimeoutMs?: number;
+}
+
+/**
+ * A turn event from an STT that detects turns itself (Deepgram Flux). The
+ * text is the whole turn so far; start/end are seconds on the call's audio
+ * timeline.
+ */
+export interface SttTurn {
+  event: 'StartOfTurn' | 'Update' | 'EagerEndOfTurn' | 'TurnResumed' | 'EndOfTurn';
+  text: string;
+  turnIndex: number;
+  confidence: number;
+  start: number;
+  end: number;
+  /** EndOfTurn only: what ended it. */
+  trigger?: 'model' | 'timeout' | 'manual';
 }
 
 export interface Transcript {
@@ -29,6 +51,8 @@ export interface SttEvents {
   onTranscript(t: Transcript): void;
   onUtteranceEnd?(lastWordEnd: number): void;
   onSpeechStarted?(timestamp: number): void;
+  /** Turn events (only from an STT with its own end-of-turn model; it then sends no onTranscript). */
+  onTurn?(t: SttTurn): void;
   /** The connection dropped and was re-established; recent audio was sent again. */
   onReconnected?(info: { attempt: number; replayedMs: number }): void;
   /** Gave up: the stream is unusable. */

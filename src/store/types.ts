@@ -54,7 +54,8 @@ export interface AgentConfig {
   voice?: string;
   language?: string;
   llm?: { model?: string; temperature?: number; maxTokens?: number };
-  stt?: { model?: string; endpointingMs?: number };
+  /** `model`: nova-3 (default) or flux-general-en; the eot* fields apply to Flux only (Deepgram's listen v2 parameters). */
+  stt?: { model?: string; endpointingMs?: number; eotThreshold?: number; eagerEotThreshold?: number; eotTimeoutMs?: number };
   tools?: WebhookTool[];
   latencyBudgetMs?: number;
   /** Where transfer_call may go: E.164 numbers or sip: URIs, `*` wildcards (src/pipeline/transfer-policy.ts). None: no transfers. */

@@ -10,6 +10,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ulawDecodeInto } from '../../media/g711.js';
 import { log } from '../../log.js';
 import { synthesize } from './voice.js';
+import { DEFAULT_FLUX_END_OF_TURN_MS, fluxListen, fluxParams } from './flux.js';
 import { jittered, seededRandom } from './profiles.js';
 
 export interface DeepgramEmulatorOptions {
@@ -23,8 +24,10 @@ export interface DeepgramEmulatorOptions {
   ttsRealtimeFactor: number;
   /** Frames whose RMS exceeds this (16-bit PCM) count as speech. */
   speechRms: number;
+  /** Flux (/v2/listen): audio ms of silence after speech until EndOfTurn at the default eot_threshold (./flux.ts). */
+  fluxEndOfTurnMs?: number;
   /** Relative spread per request of sttFinalDelayMs and ttsFirstByteMs (EMULATOR_PROFILE, see profiles.ts); absent: constant. */
-  jitter?: { sttFinal?: number; ttsFirstByte?: number };
+  jitter?: { sttFinal?: number; ttsFirstByte?: number; fluxEndOfTurn?: number };
   /** Seed of the jitter's generator (default 1). */
   seed?: number;
 }
@@ -79,7 +82,7 @@ export class DeepgramEmulator {
    * `ttsOpen` is TTS connections open now, `flushWarnings` flushes refused
    * for the per-connection limit.
    */
-  readonly stats = { sttConnections: 0, sttAudioBytes: 0, ttsConnections: 0, ttsOpen: 0, flushes: 0, flushWarnings: 0, clears: 0, keepAlives: 0, finalizes: 0 };
+  readonly stats = { sttConnections: 0, sttAudioBytes: 0, ttsConnections: 0, ttsOpen: 0, flushes: 0, flushWarnings: 0, clears: 0, keepAlives: 0, finalizes: 0, fluxConnections: 0, fluxAudioBytes: 0, fluxConfigures: 0 };
 
   constructor(readonly opts: DeepgramEmulatorOptions = DEFAULT_DEEPGRAM_EMULATOR) {
     this.random = seededRandom(opts.seed ?? 1);
@@ -87,8 +90,9 @@ export class DeepgramEmulator {
     this.server.on('upgrade', (req, socket, head) => {
       const url = new URL(req.url ?? '/', 'http://x');
       if (!authorised(req)) return reject(socket, 401, 'INVALID_AUTH', 'Invalid credentials.');
-      if (url.pathname !== '/v1/listen' && url.pathname !== '/v1/speak') return reject(socket, 404, 'NOT_FOUND', 'Not found.');
       const q = url.searchParams;
+      if (url.pathname === '/v2/listen') return this.flux(req, socket, head, q);
+      if (url.pathname !== '/v1/listen' && url.pathname !== '/v1/speak') return reject(socket, 404, 'NOT_FOUND', 'Not found.');
       if (url.pathname === '/v1/listen' && q.has('keywords') && (q.get('model') ?? '').startsWith('nova-3')) {
         return reject(socket, 400, 'INVALID_QUERY_PARAMETER', 'Keywords are not supported for Nova-3. Please use `keyterm` instead.');
       }
@@ -162,6 +166,22 @@ export class DeepgramEmulator {
         });
         res.end(Buffer.from(audio));
       }, this.drawTtsFirstByteMs());
+    });
+  }
+
+  // ---- live STT, Flux (listen v2: ./flux.ts) ----
+  private flux(req: http.IncomingMessage, socket: Duplex, head: Buffer, q: URLSearchParams): void {
+    const params = fluxParams(q);
+    if ('error' in params) return reject(socket, 400, 'INVALID_QUERY_PARAMETER', params.error);
+    const dropAfterMs = this.faults.sttDropAfterMs;
+    this.faults.sttDropAfterMs = undefined;
+    const eotMs = this.opts.fluxEndOfTurnMs ?? DEFAULT_FLUX_END_OF_TURN_MS;
+    const drawEndOfTurnMs = () => jittered(eotMs, this.opts.jitter?.fluxEndOfTurn ?? 0, this.random);
+    const o = { drawEndOfTurnMs, phrases: this.opts.phrases, speechRms: this.opts.speechRms };
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.sockets.add(ws);
+      ws.on('close', () => this.sockets.delete(ws));
+      fluxListen(ws, params, q.getAll('keyterm'), o, this.stats, dropAfterMs);
     });
   }
 

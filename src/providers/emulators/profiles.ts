@@ -137,8 +137,8 @@ export function jittered(value: number, spread: number, random: () => number): n
 export function emulatorOptions(e: EmulatorSettings): { deepgram: Partial<DeepgramEmulatorOptions>; bedrock: Partial<BedrockEmulatorOptions> } {
   return {
     deepgram: {
-      sttFinalDelayMs: e.sttFinalDelayMs, ttsFirstByteMs: e.ttsFirstByteMs, ttsRealtimeFactor: e.ttsRealtimeFactor,
-      jitter: { sttFinal: e.jitter.sttFinal, ttsFirstByte: e.jitter.ttsFirstByte },
+      sttFinalDelayMs: e.sttFinalDelayMs, ttsFirstByteMs: e.ttsFirstByteMs, ttsRealtimeFactor: e.ttsRealtimeFactor, fluxEndOfTurnMs: e.fluxEndOfTurnMs,
+      jitter: { sttFinal: e.jitter.sttFinal, ttsFirstByte: e.jitter.ttsFirstByte, fluxEndOfTurn: e.jitter.fluxEndOfTurn },
       ...(e.phrases ? { phrases: e.phrases } : {}),
     },
     bedrock: { ttftMs: e.llmTtftMs, tokensPerSecond: e.llmTokensPerSecond, jitter: { ttft: e.jitter.llmTtft, tokensPerSecond: e.jitter.llmTokensPerSecond } },
