@@ -1,0 +1,124 @@
+// Conversations on an agent whose STT is Deepgram Flux (stt.model
+// flux-general-en): the turn commits on Flux's EndOfTurn, an
+// EagerEndOfTurn followed by TurnResumed does not, and barge-in still
+// works. Against the emulators, through the Twilio protocol and the
+// official SDK (listen v2).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TwilioCaller } from '../../src/twilio/caller.js';
+import { synthesize } from '../../src/providers/emulators/voice.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+import type { Conversation } from '../../src/pipeline/conversation.js';
+import type { SttTurn } from '../../src/providers/types.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitFor(cond: () => boolean, ms = 15_000, what = 'condition') {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+async function agentQuiet(c: TwilioCaller, quietMs = 400): Promise<void> {
+  let last = c.stats.frames;
+  let since = Date.now();
+  await waitFor(() => {
+    if (c.stats.frames !== last) {
+      last = c.stats.frames;
+      since = Date.now();
+    }
+    return Date.now() - since >= quietMs && c.stats.frames > 0;
+  }, 20_000, 'agent to stop talking');
+}
+
+function conversationOf(t: TestApp): Conversation {
+  const s = [...t.app.twilio.sessions.values()].pop()!;
+  return (s as unknown as { conversation: Conversation }).conversation;
+}
+
+const quiet = (ms: number) => new Uint8Array((ms / 1000) * 8000).fill(0xff);
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+describe('conversation on Flux', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp(
+      { EMULATOR_PHRASES: 'I would like to book a table.|For two people at eight.', EMULATOR_FLUX_EOT_MS: '260' },
+      // eager at 0.4 (149 ms of silence in the emulator), the end at 0.8 (297 ms)
+      { stt: { model: 'flux-general-en', eotThreshold: 0.8, eagerEotThreshold: 0.4, eotTimeoutMs: 3000 } },
+    );
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it('a turn commits on EndOfTurn and the agent replies; an EagerEndOfTurn followed by TurnResumed commits nothing', async () => {
+    const c = new TwilioCaller({ baseUrl: t.base, authToken: t.authToken, to: t.number });
+    await c.dial();
+    await agentQuiet(c); // greeting done
+    const conv = conversationOf(t);
+    const seen: { event: SttTurn['event']; turnsThen: number; replying: boolean }[] = [];
+    conv.sttTurnObserver = (e) => {
+      if (e.event !== 'Update') seen.push({ event: e.event, turnsThen: conv.turns.length, replying: (conv as unknown as { reply: unknown }).reply !== null });
+    };
+
+    c.speak(synthesize('I would like to book a table please'));
+    await waitFor(() => conv.turns.length === 1, 20_000, 'turn 1');
+    expect(conv.turns[0]).toMatchObject({ seq: 1, user: 'I would like to book a table.', interrupted: false });
+    expect(conv.turns[0].agent).toContain('You said: I would like to book a table');
+    expect(seen.map((s) => s.event)).toEqual(['StartOfTurn', 'EagerEndOfTurn', 'EndOfTurn']);
+    await agentQuiet(c);
+
+    // A 200 ms pause mid-sentence: eager, then the caller goes on.
+    seen.length = 0;
+    c.speak(concat(synthesize('for two people'), quiet(200), synthesize('at eight please')));
+    await waitFor(() => conv.turns.length === 2, 20_000, 'turn 2');
+    expect(seen.map((s) => s.event)).toEqual(['StartOfTurn', 'EagerEndOfTurn', 'TurnResumed', 'EagerEndOfTurn', 'EndOfTurn']);
+    const resumed = seen.find((s) => s.event === 'TurnResumed')!;
+    expect(resumed).toMatchObject({ turnsThen: 1, replying: false }); // the eager signal started no reply
+    expect(conv.turns[1]).toMatchObject({ seq: 2, user: 'For two people at eight.' });
+    expect(conv.turns).toHaveLength(2); // one turn for the whole sentence
+    await c.hangup();
+  });
+});
+
+describe('barge-in on Flux', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp(
+      { EMULATOR_PHRASES: 'Tell me everything about the menu.|Stop, just the prices.|Thanks.', EMULATOR_LLM_TOKENS_PER_S: '30', EMULATOR_TTS_RTF: '0.3' },
+      { stt: { model: 'flux-general-en' } },
+    );
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it('the caller talking over the agent: Flux words confirm the barge-in our VAD started; the reply is cut and the new turn answered', async () => {
+    const c = new TwilioCaller({ baseUrl: t.base, authToken: t.authToken, to: t.number });
+    await c.dial();
+    await agentQuiet(c);
+    const conv = conversationOf(t);
+    c.speak(synthesize('tell me everything about the menu'));
+    const framesBefore = c.stats.frames;
+    await waitFor(() => c.stats.frames - framesBefore > 60, 20_000, 'agent reply audio');
+    c.speak(synthesize('stop stop just the prices please'));
+    await waitFor(() => conv.turns.length >= 1, 20_000, 'interrupted turn');
+    expect(conv.turns[0].interrupted).toBe(true);
+    const full = 'You said: Tell me everything about the menu. I can help with that. What else would you like to know?';
+    expect(full.startsWith(conv.turns[0].agent.replace(/\s+/g, ' '))).toBe(true);
+    expect(conv.turns[0].agent.length).toBeLessThan(full.length);
+    await waitFor(() => c.stats.clears >= 1, 5000, 'clear reaches the caller');
+    await waitFor(() => conv.turns.length >= 2, 20_000, 'reply to the interruption');
+    expect(conv.turns[1].user).toBe('Stop, just the prices.');
+    await c.hangup();
+  });
+});
