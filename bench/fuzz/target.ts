@@ -24,6 +24,8 @@ export interface Target {
   logFile: string;
   /** How the server ended, or null while it runs. */
   exited(): string | null;
+  /** The emulators' Deepgram URL (the Flux emulator is fuzzed there too). */
+  deepgramUrl: string;
 }
 
 export interface TargetOptions {
@@ -87,7 +89,7 @@ export async function startTarget(o: TargetOptions): Promise<Target> {
     }
     await sleep(200);
   }
-  return { base, port, sipPort, rtpMin, rtpMax, server, logFile, exited: () => serverExit };
+  return { base, port, sipPort, rtpMin, rtpMax, server, logFile, exited: () => serverExit, deepgramUrl: String(urls.deepgramUrl) };
 }
 
 /**

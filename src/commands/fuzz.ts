@@ -1,7 +1,7 @@
-// `npm run fuzz -- --seconds N [--seed S] [--rate R] [--only http,ws,sip,rtp,native]
+// `npm run fuzz -- --seconds N [--seed S] [--rate R] [--only http,ws,sip,rtp,native,flux]
 // [--database-url URL] [--redis-url URL] [--keep]`: every boundary driven with
 // mutated valid inputs and random bytes (bench/fuzz/: http, ws, sip, rtp,
-// native) against a server spawned as its own process with the production
+// native, and the Flux emulator's /v2/listen) against a server spawned as its own process with the production
 // heap flags (embedded database unless --database-url), while one healthy
 // Twilio call and one healthy SIP call run beside it.
 // Properties, printed at the end and as the exit code (0 all hold, 1 one broke):
@@ -24,6 +24,7 @@ import { Rand, newSeed, hex } from '../../bench/fuzz/random.js';
 import { apiRoutes, httpCase, regressionCases, sendRaw, HANG_MS, type HttpTarget, type HttpCase } from '../../bench/fuzz/http.js';
 import { callSession, noTokenSession, rawUpgrade, type WsTarget } from '../../bench/fuzz/ws.js';
 import { SipFuzzer } from '../../bench/fuzz/sip.js';
+import { fluxAlive, fluxSession } from '../../bench/fuzz/flux.js';
 import { RtpFuzzer } from '../../bench/fuzz/rtp.js';
 import { lastCaseNumber, type NativeReport } from '../../bench/fuzz/native.js';
 import type { HealthyConfig, HealthyResult } from '../../bench/fuzz/healthy.js';
@@ -108,7 +109,7 @@ export async function run(argv: string[]): Promise<void> {
   const seconds = numberArg(a.seconds, 'seconds', 60, 5, 24 * 3600);
   const seed = a.seed !== undefined ? numberArg(a.seed, 'seed', 0, 0, 2 ** 32 - 1) : newSeed();
   const rate = numberArg(a.rate, 'rate', 150, 1, 100_000); // inputs per second per boundary
-  const BOUNDARIES = ['http', 'ws', 'sip', 'rtp', 'native'];
+  const BOUNDARIES = ['http', 'ws', 'sip', 'rtp', 'native', 'flux'];
   const only = new Set(a.only ? String(a.only).split(',') : BOUNDARIES);
   for (const b of only) if (!BOUNDARIES.includes(b)) throw new Error(`--only takes a comma-separated subset of ${BOUNDARIES.join(',')}`);
   const on = (b: string) => only.has(b);
@@ -155,6 +156,7 @@ export async function run(argv: string[]): Promise<void> {
     const rWs = new Rand(seed ^ 0x2222);
     const rSip = new Rand(seed ^ 0x3333);
     const rRtp = new Rand(seed ^ 0x4444);
+    const rFlux = new Rand(seed ^ 0x6666);
     const httpT: HttpTarget = {
       host: '127.0.0.1', port, publicUrl: base, twilioToken: TWILIO_TOKEN, adminKey: ADMIN_KEY, tenantKey, tenantId: String(ft.id),
       ids: [String(fa.id), String(fnum.id), String(ftr.id), String(key.id ?? ''), String(ft.id)].filter(Boolean), numbers: ['+15555550188'], routes,
@@ -172,6 +174,7 @@ export async function run(argv: string[]): Promise<void> {
     const stats = {
       http: { sent: 0, byStatus: {} as Record<string, number>, by5xx: [] as { status: number; route: string; request: string }[], timeouts: [] as { route: string; request: string }[] },
       ws: { sessions: 0, messages: 0, byKind: {} as Record<string, number>, outcomes: {} as Record<string, number> },
+      flux: { sessions: 0, messages: 0, outcomes: {} as Record<string, number>, violations: [] as string[] },
     };
     const deadline = performance.now() + seconds * 1000;
     const recent = new Recent(8);
@@ -243,6 +246,14 @@ export async function run(argv: string[]): Promise<void> {
         const o = `${res.kind}:${res.outcome}`;
         stats.ws.outcomes[o] = (stats.ws.outcomes[o] ?? 0) + 1;
       }, fuzzerError),
+      !on('flux') ? idle : pump(deadline, Math.max(1, rate / 30), 4, async () => {
+        const res = await fluxSession(rFlux, target.deepgramUrl, rFlux.range(1, 40));
+        if (res.last) recent.add('flux', res.last);
+        stats.flux.sessions++;
+        stats.flux.messages += res.sent;
+        stats.flux.outcomes[String(res.outcome)] = (stats.flux.outcomes[String(res.outcome)] ?? 0) + 1;
+        if (res.violation && stats.flux.violations.length < 20) stats.flux.violations.push(`${res.violation}; last input ${res.last ? hex(res.last, 512) : '-'}`);
+      }, fuzzerError),
       !on('sip') ? idle : loop(deadline, rate, 2, async () => recent.add('sip', await sip.step()), fuzzerError),
       !on('sip') ? idle : loop(deadline, 0.2, 1, () => sip.dialog(10 + rSip.int(20)), fuzzerError),
       !on('rtp') ? idle : loop(deadline, rate, 1, async () => {
@@ -266,6 +277,7 @@ export async function run(argv: string[]): Promise<void> {
     });
     await sleep(1000);
     const alive = !target.exited() && (await fetch(`${base}/healthz`).then((r) => r.ok, () => false));
+    const fluxUp = !on('flux') || (await fluxAlive(target.deepgramUrl));
     const metricsText = alive ? await (await fetch(`${base}/metrics`)).text() : '';
     fs.writeFileSync(path.join(dataDir, 'metrics-end.txt'), metricsText);
     const metrics1 = parseMetrics(metricsText);
@@ -302,6 +314,7 @@ export async function run(argv: string[]): Promise<void> {
       { name: 'metric_series_bounded', ok: alive && seriesGrowth <= MAX_SERIES_GROWTH, detail: `${metrics0.series} → ${metrics1.series} series (+${seriesGrowth}; bound +${MAX_SERIES_GROWTH})` },
       { name: 'metric_labels_closed', ok: alive && wideLabels.length === 0, detail: wideLabels.length ? `labels with more than ${MAX_LABEL_VALUES} values: ${wideLabels.join(', ')}` : `widest label: ${widest ? `${widest[0]} with ${widest[1]} values` : 'none'} (bound ${MAX_LABEL_VALUES})` },
       { name: 'rss_bounded', ok: Number.isFinite(rssGrowth) && rssGrowth <= MAX_RSS_GROWTH_MIB, detail: `${rss0} → ${rss1} MiB (+${rssGrowth}; peak ${rssPeak}; bound +${MAX_RSS_GROWTH_MIB})` },
+      { name: 'flux_emulator_answers', ok: fluxUp && stats.flux.violations.length === 0, inputs: stats.flux.violations, detail: `${stats.flux.sessions} sessions, ${stats.flux.messages} messages to /v2/listen; ${stats.flux.violations.length} answered against the protocol; ${fluxUp ? 'still serving' : 'no longer serving'}` },
       { name: 'native_never_aborts', ok: nativeReport !== null, detail: nativeReport ? `${nativeReport.calls} calls: ${nativeReport.ok} returned, ${nativeReport.rejected} threw (${nativeReport.unexpectedCount} not TypeError/RangeError)` : nativeCrash! },
       { name: 'healthy_calls_last', ok: !!healthy && healthy.twilio.up && healthy.sip.up && !healthyError, detail: healthy ? `twilio: ${healthy.twilio.endedEarly ?? 'up'}; sip: ${healthy.sip.endedEarly ?? 'up'}` : healthyError ?? 'no result from the healthy calls' },
       { name: 'healthy_pacing', ok: !!healthy && p99(healthy.twilio) <= MAX_PACING_P99_MS && p99(healthy.sip) <= MAX_PACING_P99_MS, detail: healthy ? `p99 gap twilio ${healthy.twilio.pacing.p99} ms, sip ${healthy.sip.pacing.p99} ms (bound ${MAX_PACING_P99_MS})` : 'no result' },
@@ -311,6 +324,7 @@ export async function run(argv: string[]): Promise<void> {
       properties: Object.fromEntries(properties.map((p) => [p.name, p.ok])),
       http: { sent: stats.http.sent, byStatus: stats.http.byStatus },
       ws: stats.ws,
+      flux: { sessions: stats.flux.sessions, messages: stats.flux.messages, outcomes: stats.flux.outcomes },
       sip: { ...sipStats, badInputCounted: sipCounted },
       rtp: { ...rtp.stats, rtpPackets: Object.fromEntries(metrics1.values('aybiza_rtp_packets_total')) },
       native: nativeReport,

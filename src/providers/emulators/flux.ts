@@ -10,6 +10,7 @@
 // knob is the emulated model's end-of-turn latency, on audio time.
 import crypto from 'node:crypto';
 import type { WebSocket } from 'ws';
+import { guard } from '../../guard.js';
 import { alawDecodeInto, ulawDecodeInto } from '../../media/g711.js';
 
 export interface FluxEmulatorOptions {
@@ -117,9 +118,11 @@ export function fluxListen(ws: WebSocket, params: { encoding: string; rate: numb
     closing = true;
     ws.close(); // no status code: the client sees 1005, as from the service
   };
+  // A bug of ours on one connection (counted by the guard) ends that connection only.
+  const broken = () => ws.terminate();
   const armIdle = () => {
     if (idle) clearTimeout(idle);
-    idle = setTimeout(() => fatal('NET-0001', `No audio received for ${IDLE_CLOSE_MS / 1000} seconds.`), IDLE_CLOSE_MS);
+    idle = setTimeout(guard('timer', () => fatal('NET-0001', `No audio received for ${IDLE_CLOSE_MS / 1000} seconds.`), broken), IDLE_CLOSE_MS);
   };
   const words = () => o.phrases[phraseIndex % o.phrases.length].split(/\s+/).filter(Boolean);
   const visible = (): string[] => {
@@ -221,8 +224,8 @@ export function fluxListen(ws: WebSocket, params: { encoding: string; rate: numb
 
   send({ type: 'Connected', request_id: requestId });
   armIdle();
-  ws.on('ping', armIdle); // Deepgram's advice for an idle v2 socket
-  ws.on('message', (data, isBinary) => {
+  ws.on('ping', guard('provider', armIdle, broken)); // Deepgram's advice for an idle v2 socket
+  ws.on('message', guard('provider', (data: Buffer, isBinary: boolean) => {
     if (closing) return;
     armIdle();
     if (isBinary) {
@@ -255,10 +258,10 @@ export function fluxListen(ws: WebSocket, params: { encoding: string; rate: numb
       closing = true;
       ws.close();
     } else fatal('UNPARSABLE_CLIENT_MESSAGE', `Unknown or invalid client message type: ${String(type).slice(0, 40)}`); // KeepAlive and Finalize are v1 only
-  });
-  ws.on('close', () => {
+  }, broken));
+  ws.on('close', guard('provider', () => {
     if (idle) clearTimeout(idle);
-  });
+  }));
 }
 
 const round = (s: number) => Math.round(s * 1000) / 1000;
