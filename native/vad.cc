@@ -15,7 +15,8 @@
 namespace aybiza::vad {
 namespace {
 
-static_assert(model::kIn == kFeatures, "vad_model.h was trained for another feature set");
+// The model reads the first kIn features (a newer extractor may append more).
+static_assert(model::kIn <= kFeatures, "vad_model.h was trained for another feature set");
 
 // log2 to about 0.01: the features are levels in bits (≈ 3 dB), and a libm
 // log per band would cost more than the whole rest of the frame.
@@ -38,6 +39,16 @@ inline float FastLog2(float x) {
   float m;
   std::memcpy(&m, &i, 4);
   return e + (-0.34484843f * m + 2.02466578f) * m - 0.67487759f;
+}
+
+// x^(1/4) to a few percent from the float's bits (a quarter of the exponent).
+inline float FastRoot4(float x) {
+  uint32_t i;
+  std::memcpy(&i, &x, 4);
+  i = (i >> 2) + 0x2FA00000u;
+  float r;
+  std::memcpy(&r, &i, 4);
+  return r;
 }
 
 constexpr int kHalf = kSpectrum / 2;  // complex FFT size for the real transform
@@ -73,16 +84,23 @@ struct Tables {
 };
 const Tables kT;
 
-// Power spectrum (bins 0..64) of the windowed 128 real samples, through a
-// 64-point complex FFT of the even/odd interleave.
-void PowerSpectrum(const int16_t* x, float* power) {
+// Bins 0..64 of the DFT of 128 real samples, through a 64-point complex FFT
+// of the even/odd interleave.
+void RealFft(const float* x, float* outRe, float* outIm) {
   float re[kHalf], im[kHalf];
   for (int n = 0; n < kHalf; n++) {
     int r = kT.bitrev[n];
-    re[r] = x[2 * n] * kT.window[2 * n];
-    im[r] = x[2 * n + 1] * kT.window[2 * n + 1];
+    re[r] = x[2 * n];
+    im[r] = x[2 * n + 1];
   }
-  for (int size = 2; size <= kHalf; size <<= 1) {
+  // Sizes 2 and 4 have the twiddles 1 and −i: butterflies without products.
+  for (int a = 0; a < kHalf; a += 4) {
+    float r0 = re[a] + re[a + 1], i0 = im[a] + im[a + 1], r1 = re[a] - re[a + 1], i1 = im[a] - im[a + 1];
+    float r2 = re[a + 2] + re[a + 3], i2 = im[a + 2] + im[a + 3], r3 = re[a + 2] - re[a + 3], i3 = im[a + 2] - im[a + 3];
+    re[a] = r0 + r2, im[a] = i0 + i2, re[a + 2] = r0 - r2, im[a + 2] = i0 - i2;
+    re[a + 1] = r1 + i3, im[a + 1] = i1 - r3, re[a + 3] = r1 - i3, im[a + 3] = i1 + r3;
+  }
+  for (int size = 8; size <= kHalf; size <<= 1) {
     int half = size >> 1, step = kHalf / size;
     for (int start = 0; start < kHalf; start += size) {
       for (int j = 0; j < half; j++) {
@@ -100,10 +118,39 @@ void PowerSpectrum(const int16_t* x, float* power) {
     int k1 = k & (kHalf - 1), k2 = (kHalf - k) & (kHalf - 1);
     float er = 0.5f * (re[k1] + re[k2]), ei = 0.5f * (im[k1] - im[k2]);
     float orr = 0.5f * (im[k1] + im[k2]), oi = -0.5f * (re[k1] - re[k2]);
-    float xr = er + orr * kT.cosR[k] - oi * kT.sinR[k];
-    float xi = ei + orr * kT.sinR[k] + oi * kT.cosR[k];
-    power[k] = xr * xr + xi * xi;
+    outRe[k] = er + orr * kT.cosR[k] - oi * kT.sinR[k];
+    outIm[k] = ei + orr * kT.sinR[k] + oi * kT.cosR[k];
   }
+}
+
+// Power spectrum (bins 0..64) of the Hann-windowed 128 samples.
+void PowerSpectrum(const int16_t* x, float* power) {
+  float w[kSpectrum], re[kHalf + 1], im[kHalf + 1];
+  for (int n = 0; n < kSpectrum; n++) w[n] = x[n] * kT.window[n];
+  RealFft(w, re, im);
+  for (int k = 0; k <= kHalf; k++) power[k] = re[k] * re[k] + im[k] * im[k];
+}
+
+// Pitch strength: the peak of the (circular) autocorrelation of the
+// compressed magnitude spectrum above 300 Hz, over lags of 2–8 ms, relative
+// to lag 0. Voiced speech has harmonics spaced by its pitch throughout the
+// band; mains hum sits mostly below 300 Hz, and broadband noise has no
+// spacing (a steady tone is periodic too: the model sees it beside the band
+// SNRs, which the noise floor takes it out of). The transform of the
+// symmetric spectrum is the autocorrelation.
+float PitchStrength(const float* power) {
+  constexpr int kLowBin = 5;  // 312 Hz
+  float y[kSpectrum] = {};
+  for (int k = kLowBin; k <= 60; k++) {
+    float m = FastRoot4(power[k]);  // |X|^0.5: flattens formants, keeps harmonics
+    y[k] = m;
+    y[kSpectrum - k] = m;
+  }
+  float re[kHalf + 1], im[kHalf + 1];
+  RealFft(y, re, im);
+  float best = 0;
+  for (int lag = 16; lag <= kHalf; lag++) best = std::max(best, re[lag]);
+  return re[0] > kEps ? best / re[0] : 0.f;
 }
 
 }  // namespace
@@ -119,6 +166,9 @@ void Detector::Reset() {
   subFrames_ = ringAt_ = 0;
   std::fill(context_, context_ + kBands, 0.f);
   slowSnr_ = lastSnr_ = 0;
+  pitchSmooth_ = pitch_ = 0;
+  pitchAge_ = 320;  // the first frame computes it
+  snrPeak_ = 0;
   primed_ = false;
   frames_ = 0;
   hangLeft_ = 0;
@@ -128,7 +178,7 @@ void Detector::Reset() {
   hangover_ = opt_.hangoverFrames >= 0 ? opt_.hangoverFrames : model::kHangoverFrames;
 }
 
-void Detector::Analyse(int n, float* f) {
+void Detector::Analyse(int n, float* f, bool extended) {
   float power[kHalf + 1];
   PowerSpectrum(history_ + kWindow - kSpectrum, power);
   // Time constants are per 20 ms; scale them to this frame size.
@@ -139,13 +189,17 @@ void Detector::Analyse(int n, float* f) {
     lastN_ = n;
   }
   const float ctxKeep = ctxKeep_, slowKeep = slowKeep_;
-  float total = 0, totalNoise = 0, low = 0, high = 0;
+  float total = 0, totalNoise = 0, low = 0, high = 0, flux = 0, shortNoise = 0, shortNoiseHigh = 0, totalHigh = 0;
+  const float* lastSub = ring_[(ringAt_ + kSubwindows - 1) % kSubwindows];
   for (int b = 0; b < kBands; b++) {
     float e = kEps;
     for (int k = kEdges[b]; k < kEdges[b + 1]; k++) e += power[k];
     total += e;
     (b < 4 ? low : high) += e;
     float x = FastLog2(e);
+    // Onsets raise band levels; flux relative to each band's last level is
+    // level-free.
+    if (primed_) flux += std::max(0.f, x - smooth_[b]);
     smooth_[b] = primed_ ? 0.5f * (smooth_[b] + x) : x;
     subMin_[b] = std::min(subMin_[b], smooth_[b]);
     float floor = subMin_[b];
@@ -153,6 +207,12 @@ void Detector::Analyse(int n, float* f) {
     // Falls with the minimum at once; rises when an old minimum leaves the
     // window (a step up in steady noise is learned within the window).
     noise_[b] = floor;
+    // A second floor over only the last 0.3–0.6 s: a noise that swells over
+    // seconds (traffic passing, gusts) stands above the long floor but not
+    // above this one, while speech keeps dipping between words.
+    float recent = FastExp2(std::min(subMin_[b], lastSub[b]));
+    shortNoise += recent;
+    if (b >= 2) shortNoiseHigh += recent, totalHigh += e;
     float snr = std::clamp(x - noise_[b], -4.f, 20.f);
     context_[b] = ctxKeep * context_[b] + (1 - ctxKeep) * snr;
     f[b] = snr;
@@ -195,6 +255,23 @@ void Detector::Analyse(int n, float* f) {
   f[19] = FastLog2(float(energy) / float(n) + 1.f) - 20.f;
   f[22] = float(crossings) / float(n);
   f[23] = FastLog2(low) - FastLog2(high);
+  // The extended features cost a second transform: skipped when nobody
+  // reads them (a model of kBaseFeatures inputs, no features() call).
+  if (!extended) return;
+  f[24] = std::min(flux / kBands, 8.f);
+  // Pitch strength costs a second transform: refresh it every 40 ms (a
+  // syllable lasts longer), hold it between.
+  pitchAge_ += n;
+  if (pitchAge_ >= 320) pitch_ = PitchStrength(power), pitchAge_ = 0;
+  const float pitch = pitch_;
+  pitchSmooth_ = ctxKeep * pitchSmooth_ + (1 - ctxKeep) * pitch;
+  f[25] = pitch;
+  f[26] = pitchSmooth_;
+  // The recent SNR peak, decaying 0.5 bit per 20 ms: a learned hangover.
+  snrPeak_ = std::max(snr, snrPeak_ - 0.5f * float(n) / 160.f);
+  f[27] = snrPeak_;
+  f[28] = std::clamp(FastLog2(total) - FastLog2(shortNoise + kEps), -4.f, 20.f);
+  f[29] = std::clamp(FastLog2(totalHigh) - FastLog2(shortNoiseHigh + kEps), -4.f, 20.f);
 }
 
 float Detector::Model(const float* f) const {
@@ -219,7 +296,7 @@ Result Detector::Process(const int16_t* pcm, int n, float* features) {
   std::memcpy(history_ + kWindow - n, pcm, sizeof(int16_t) * n);
   float local[kFeatures];
   float* f = features ? features : local;
-  Analyse(n, f);
+  Analyse(n, f, features != nullptr || model::kIn > kBaseFeatures);
   frames_++;
   Result r{};
   r.probability = Model(f);

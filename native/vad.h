@@ -7,7 +7,10 @@
 // costs more than WebRTC VAD's whole frame) → eight sub-band energies
 // → a noise floor per band tracked like minimum statistics (falls at once,
 // rises when the old minimum leaves a 2.5 s window) → a-posteriori SNR per band, their short-term context,
-// spectral flatness and zero-crossing rate → a small MLP trained offline on
+// spectral flatness and zero-crossing rate, spectral flux, pitch strength
+// above 300 Hz (so mains hum does not count), a decaying recent SNR peak,
+// and the SNR against a second, short-memory floor (whole band and above
+// 500 Hz) → a small MLP trained offline on
 // a seeded corpus (bench/vad/) whose weights are committed in vad_model.h.
 // Above the frame probability: a hangover for the frame flag, and an
 // onset/hangover state machine (minimum speech and silence durations) that
@@ -22,7 +25,8 @@ namespace aybiza::vad {
 constexpr int kWindow = 256;   // audio history kept, samples
 constexpr int kSpectrum = 128; // spectral window (16 ms, the frame's latest)
 constexpr int kBands = 8;
-constexpr int kFeatures = 24;  // must match vad_model.h
+constexpr int kFeatures = 30;  // the model (vad_model.h) reads the first model::kIn
+constexpr int kBaseFeatures = 24;  // features 0–23; 24–29 (flux, pitch, recent peak, short floor) extend them
 
 struct Options {
   float threshold = -1;     // frame decision on the probability; <0: the model's tuned value
@@ -49,7 +53,7 @@ class Detector {
   Result Process(const int16_t* pcm, int n, float* features = nullptr);
 
  private:
-  void Analyse(int n, float* f);
+  void Analyse(int n, float* f, bool extended);
   float Model(const float* f) const;
 
   Options opt_;
@@ -68,6 +72,10 @@ class Detector {
   float context_[kBands];     // short-term mean of band SNR
   float slowSnr_;
   float lastSnr_;
+  float pitch_;        // pitch strength, refreshed every 40 ms
+  int pitchAge_;       // samples since it was
+  float pitchSmooth_;  // short-term mean of the pitch strength
+  float snrPeak_;      // recent peak of the total SNR, decaying
   int lastN_ = 0;  // frame size the per-frame constants below were computed for
   float ctxKeep_ = 0, slowKeep_ = 0;
   bool primed_;

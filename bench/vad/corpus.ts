@@ -1,12 +1,19 @@
-// Labeled VAD corpus, generated (not committed): speech from espeak-ng voices
-// at several rates and pitches, resampled to 8 kHz by sox, with pauses
-// between utterances; mixed with white, pink, brown, babble and hum/tone
-// noise at clean / 20 / 10 / 5 / 0 dB SNR; μ-law encoded. Frame labels come
-// from the clean speech. The train and test splits use different voices,
-// sentences and noise seeds, so nothing is tuned on the test split.
+// Labeled VAD corpus, generated (not committed). Speech: espeak-ng voices
+// (language × voice variant) at varied rates, pitches and word gaps,
+// resampled to 8 kHz by sox, some of it through far-field reverberation
+// (sox reverb) or a telephone band filter, at active levels from −40 to
+// −10 dBFS, with pauses between utterances. Noise: the recipes of noise.ts at
+// 20 / 10 / 5 / 0 dB SNR, plus clean; everything μ-law encoded and decoded
+// as a call would carry it. Frame labels come from the dry clean speech
+// (before reverb, filter and noise), never from the mix.
 //
-// Utterances are cached under AYBIZA_VAD_CORPUS_DIR (default: the OS temp
-// directory), keyed by their synthesis parameters.
+// The splits share nothing: train and validation use different languages,
+// voice variants, sentences, effect settings and noise recipes, so the
+// validation split measures generalisation and is what picks the model.
+//
+// Synthesised utterances are cached under AYBIZA_VAD_CORPUS_DIR (default:
+// the OS temp directory), keyed by their synthesis parameters; a cold cache
+// costs about a minute of espeak-ng, a warm one nothing.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -14,12 +21,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { ulawEncode } from '../../src/media/g711.js';
 import { rng } from '../signals.js';
+import { noise, NOISES, type Noise, type Split } from './noise.js';
 
+export { NOISES, rng, type Noise, type Split };
 export const FRAME = 160; // 20 ms at 8 kHz
-export const SNRS = [Infinity, 20, 10, 5, 0] as const;
-export const NOISES = ['white', 'pink', 'brown', 'babble', 'hum'] as const;
-export type Noise = (typeof NOISES)[number];
-export type Split = 'train' | 'test';
+/** The SNRs every noise is mixed at (clean is one more condition). */
+export const SNRS = [20, 10, 5, 0] as const;
 
 export interface Item {
   split: Split;
@@ -30,18 +37,33 @@ export interface Item {
   labels: Uint8Array;
 }
 
-const VOICES: Record<Split, string[]> = {
-  train: ['en-us', 'en-gb', 'en-gb-x-rp+m3', 'de', 'es', 'en-us+f2', 'nl+m2', 'en-gb+f4', 'sv', 'en-us+klatt2'],
-  test: ['en-029', 'fr-fr', 'it+f3', 'en-gb-scotland', 'pt', 'en-us+f5', 'pl+m4', 'en-us-nyc'],
-};
-const BABBLE_VOICES: Record<Split, string[]> = {
-  train: ['da', 'cs+f2', 'fi', 'ro+m3', 'hu', 'sk+f4'],
-  test: ['tr', 'el+f2', 'hr', 'lv+m3', 'id', 'ca+f4'],
-};
-const UTTERANCES: Record<Split, number> = { train: 90, test: 70 };
-const SEEDS: Record<Split, number> = { train: 1, test: 7 };
+interface SplitPlan {
+  languages: string[];
+  variants: string[];
+  babble: string[];
+  effects: string[];
+  utterances: number;
+  seed: number;
+}
 
-export { rng };
+const PLANS: Record<Split, SplitPlan> = {
+  train: {
+    languages: ['en-us', 'en-gb', 'de', 'es', 'nl', 'sv', 'da', 'ru', 'hi', 'cy', 'en-gb-x-rp', 'af', 'cs', 'hu', 'vi', 'ja'],
+    variants: ['', 'm1', 'm2', 'm3', 'm5', 'f1', 'f2', 'f4', 'klatt2', 'klatt4', 'Andy', 'Annie', 'adam', 'linda', 'robert', 'grandma', 'whisper'],
+    babble: ['fi', 'sk+f4', 'nb+m2', 'bg', 'sl+f1', 'et'],
+    effects: ['reverb 40 50 60', 'reverb 70 30 100 100 5 2', 'sinc 300-3400', 'reverb 55 60 80 sinc 200-3600'],
+    utterances: 150,
+    seed: 1,
+  },
+  validation: {
+    languages: ['en-029', 'fr-fr', 'it', 'en-gb-scotland', 'pt', 'en-us-nyc', 'pl', 'el', 'tr', 'es-419', 'ro'],
+    variants: ['', 'f3', 'f5', 'm4', 'm6', 'm7', 'klatt3', 'Michael', 'belinda', 'benjamin', 'aunty', 'edward', 'whisperf'],
+    babble: ['hr', 'lv+m3', 'id', 'ca+f4', 'lt', 'mk+f2'],
+    effects: ['reverb 60 40 90 100 10 1', 'reverb 85 20 100 100 0 4', 'highpass 250 lowpass 3300', 'reverb 50 70 70 highpass 300'],
+    utterances: 80,
+    seed: 7,
+  },
+};
 
 const WORDS = {
   names: ['Anna', 'Marcus', 'Priya', 'Jonas', 'Elena', 'Tom', 'Keiko', 'Omar', 'Lucia', 'Sam'],
@@ -62,12 +84,14 @@ function sentence(r: () => number): string {
     () => `${pick(WORDS.fillers)}. ${pick(WORDS.fillers)}, ${pick(WORDS.names)} said it would be ready by ${pick(WORDS.days)}.`,
     () => `Could you spell that for me? It is ${pick(WORDS.names)}, with ${n()} at the end.`,
     () => `Yes.`,
+    () => `${pick(WORDS.fillers)}?`,
     () => `The ${pick(WORDS.things)} costs ${n()} dollars and ${Math.floor(r() * 99)} cents, which seems like a lot.`,
   ];
   return pick(forms)();
 }
 
-function corpusDir(): string {
+/** Where utterances (and training by-products) are cached. */
+export function corpusDir(): string {
   const dir = process.env.AYBIZA_VAD_CORPUS_DIR ?? path.join(os.tmpdir(), 'aybiza-vad-corpus');
   fs.mkdirSync(dir, { recursive: true });
   return dir;
@@ -78,42 +102,74 @@ interface Speech {
   rate: number;
   pitch: number;
   text: string;
+  /** espeak-ng -g: extra pause between words, in 10 ms units. */
+  gap?: number;
+  /** sox effect chain applied to the 8 kHz dry audio ('' = none). */
+  effect?: string;
 }
 
 function cacheFile(s: Speech): string {
-  const key = createHash('sha1').update(`${s.voice}|${s.rate}|${s.pitch}|${s.text}`).digest('hex').slice(0, 16);
+  const gap = s.gap ? `|g${s.gap}` : '';
+  const effect = s.effect ? `|${s.effect}` : '';
+  const key = createHash('sha1').update(`${s.voice}|${s.rate}|${s.pitch}|${s.text}${gap}${effect}`).digest('hex').slice(0, 16);
   return path.join(corpusDir(), `${key}.s16`);
+}
+
+const RAW = '-t raw -r 8000 -c 1 -b 16 -e signed -L';
+
+function runScript(script: string, jobs: string[]): void {
+  if (jobs.length === 0) return;
+  const run = spawnSync('bash', ['-c', script], { input: jobs.join('\n') + '\n', stdio: ['pipe', 'ignore', 'pipe'] });
+  if (run.status !== 0) {
+    throw new Error(`espeak-ng/sox failed (are they installed? apt-get install espeak-ng sox): ${run.stderr?.toString() || run.error?.message}`);
+  }
 }
 
 /**
  * Synthesises every request not yet cached with espeak-ng → sox (8 kHz PCM16)
  * in one shell, not a process pair per utterance from Node: forking a Node
- * process that holds the corpus costs more than the synthesis itself.
+ * process that holds the corpus costs more than the synthesis itself. Effects
+ * run on the cached dry file, so the dry twin (the labels' source) exists too.
  */
 export function synthesise(requests: Speech[]): void {
-  const missing = requests.filter((r) => !fs.existsSync(cacheFile(r)));
-  if (missing.length === 0) return;
-  const jobs = missing.map((r) => [r.voice, r.rate, r.pitch, cacheFile(r), r.text.replace(/[\t\n]/g, ' ')].join('\t')).join('\n') + '\n';
-  const script = `while IFS=$'\\t' read -r voice rate pitch out text; do
-    espeak-ng -v "$voice" -s "$rate" -p "$pitch" --stdout "$text" | sox -t wav - -t raw -r 8000 -c 1 -b 16 -e signed -L "$out.tmp" || exit 1
-    mv "$out.tmp" "$out"
-  done`;
-  const run = spawnSync('bash', ['-c', script], { input: jobs, stdio: ['pipe', 'ignore', 'pipe'] });
-  if (run.status !== 0) {
-    throw new Error(`espeak-ng/sox failed (are they installed? apt-get install espeak-ng sox): ${run.stderr?.toString() || run.error?.message}`);
-  }
+  const dry = requests.map((r) => ({ ...r, effect: '' }));
+  const seen = new Set<string>();
+  const missingDry = dry.filter((r) => {
+    const f = cacheFile(r);
+    if (seen.has(f) || fs.existsSync(f)) return false;
+    seen.add(f);
+    return true;
+  });
+  runScript(
+    `while IFS=$'\\t' read -r voice rate pitch gap out text; do
+      espeak-ng -v "$voice" -s "$rate" -p "$pitch" -g "$gap" --stdout "$text" | sox -t wav - ${RAW} "$out.tmp" rate 8000 || exit 1
+      mv "$out.tmp" "$out"
+    done`,
+    missingDry.map((r) => [r.voice, r.rate, r.pitch, r.gap ?? 0, cacheFile(r), r.text.replace(/[\t\n]/g, ' ')].join('\t')),
+  );
+  const missingWet = requests.filter((r) => r.effect && !fs.existsSync(cacheFile(r)));
+  runScript(
+    `while IFS=$'\\t' read -r dry out effect; do
+      sox ${RAW} "$dry" ${RAW} "$out.tmp" $effect || exit 1
+      mv "$out.tmp" "$out"
+    done`,
+    missingWet.map((r) => [cacheFile({ ...r, effect: '' }), cacheFile(r), r.effect].join('\t')),
+  );
+}
+
+function load(req: Speech): Int16Array {
+  const buf = fs.readFileSync(cacheFile(req));
+  return new Int16Array(buf.buffer, buf.byteOffset, buf.length >> 1).slice();
 }
 
 /** 8 kHz PCM16 of one utterance, synthesising it if needed. */
 export function speak(voice: string, rate: number, pitch: number, text: string): Int16Array {
   const req = { voice, rate, pitch, text };
   synthesise([req]);
-  const buf = fs.readFileSync(cacheFile(req));
-  return new Int16Array(buf.buffer, buf.byteOffset, buf.length >> 1).slice();
+  return load(req);
 }
 
-function frameEnergies(x: Float64Array): Float64Array {
-  const frames = Math.floor(x.length / FRAME);
+function frameEnergies(x: Int16Array | Float64Array, frames: number): Float64Array {
   const e = new Float64Array(frames);
   for (let f = 0; f < frames; f++) {
     let s = 0;
@@ -128,9 +184,10 @@ interface Clean {
   labels: Uint8Array;
 }
 
-/** The split's clean track: utterances at varied levels with pauses between. */
+/** The split's clean track: utterances at varied levels and styles with pauses between. */
 function cleanTrack(split: Split): Clean {
-  const r = rng(SEEDS[split]);
+  const p = PLANS[split];
+  const r = rng(p.seed);
   const parts: Float64Array[] = [];
   const labels: number[] = [];
   const pause = (seconds: number) => {
@@ -139,105 +196,82 @@ function cleanTrack(split: Split): Clean {
     for (let i = 0; i < frames; i++) labels.push(0);
   };
   pause(1.0); // calls start with line noise before anyone speaks
-  const voices = VOICES[split];
   // Plan every utterance first (the random draws do not depend on the audio),
   // then synthesise them in one batch.
-  const plan = Array.from({ length: UTTERANCES[split] }, (_, u) => ({
-    voice: voices[u % voices.length],
-    rate: 120 + Math.floor(r() * 100),
-    pitch: 25 + Math.floor(r() * 50),
-    text: sentence(r),
-    level: -32 + 16 * r(),
-    pause: 0.2 + r() * 1.6,
-  }));
+  const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)];
+  const plan = Array.from({ length: p.utterances }, (_, u) => {
+    const variant = pick(p.variants);
+    const roll = r();
+    return {
+      voice: p.languages[u % p.languages.length] + (variant ? `+${variant}` : ''),
+      rate: 90 + Math.floor(r() * 190),
+      pitch: Math.floor(r() * 100),
+      gap: r() < 0.3 ? Math.floor(r() * 15) : 0,
+      text: sentence(r),
+      effect: roll < 0.5 ? '' : pick(p.effects),
+      // Active level −35 to −15 dBFS; with the call's level (mix) −40 to −10.
+      level: -35 + 20 * r(),
+      pause: 0.2 + r() * 1.6,
+    };
+  });
   synthesise(plan);
   for (const u of plan) {
-    const pcm = speak(u.voice, u.rate, u.pitch, u.text);
-    const frames = Math.floor(pcm.length / FRAME);
-    const x = new Float64Array(frames * FRAME);
-    for (let i = 0; i < x.length; i++) x[i] = pcm[i];
-    // Active level between -32 and -16 dBFS: callers are loud and quiet.
-    const e = frameEnergies(x);
+    const dry = load({ ...u, effect: '' });
+    const wet = u.effect ? load(u) : dry;
+    const frames = Math.floor(dry.length / FRAME);
+    const e = frameEnergies(dry, frames);
     const peak = Math.max(...e);
     let active = 0;
     let n = 0;
     for (const v of e) if (v > peak * 1e-4) (active += v), n++;
     const gain = Math.sqrt((32768 ** 2 * 10 ** (u.level / 10)) / (active / Math.max(1, n)));
-    for (let i = 0; i < x.length; i++) x[i] *= gain;
+    const x = new Float64Array(frames * FRAME);
+    for (let i = 0; i < x.length; i++) x[i] = (wet[i] ?? 0) * gain;
     parts.push(x);
-    // Speech where the clean frame is within 40 dB of the utterance's peak.
+    // Speech where the dry frame is within 40 dB of the utterance's peak.
     for (const v of e) labels.push(v > peak * 1e-4 ? 1 : 0);
     pause(u.pause);
   }
-  const total = parts.reduce((s, p) => s + p.length, 0);
+  const total = parts.reduce((s, q) => s + q.length, 0);
   const speech = new Float64Array(total);
   let off = 0;
-  for (const p of parts) speech.set(p, off), (off += p.length);
+  for (const q of parts) speech.set(q, off), (off += q.length);
   return { speech, labels: Uint8Array.from(labels) };
 }
 
-function gaussian(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
-}
-
-/** Seeded noise of one type, any length; unit scale is arbitrary (mixing sets it). */
-export function noise(type: Noise, n: number, seed: number, split: Split): Float64Array {
+/** Babble: six talkers from voices used nowhere else, overlapped, each cycling through eight sentences. */
+function babble(split: Split, n: number, seed: number): Float64Array {
   const r = rng(seed);
+  const voices = PLANS[split].babble;
+  const lines = voices.map((voice) =>
+    Array.from({ length: 8 }, () => ({ voice, rate: 130 + Math.floor(r() * 80), pitch: 30 + Math.floor(r() * 40), text: sentence(r) })),
+  );
+  synthesise(lines.flat());
   const out = new Float64Array(n);
-  if (type === 'white') {
-    for (let i = 0; i < n; i++) out[i] = gaussian(r);
-  } else if (type === 'pink') {
-    // Paul Kellet's filter: -3 dB/octave within 0.05 dB over the band.
-    let b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0, b6 = 0;
-    for (let i = 0; i < n; i++) {
-      const w = gaussian(r);
-      b0 = 0.99886 * b0 + w * 0.0555179; b1 = 0.99332 * b1 + w * 0.0750759; b2 = 0.969 * b2 + w * 0.153852;
-      b3 = 0.8665 * b3 + w * 0.3104856; b4 = 0.55 * b4 + w * 0.5329522; b5 = -0.7616 * b5 - w * 0.016898;
-      out[i] = b0 + b1 + b2 + b3 + b4 + b5 + b6 + w * 0.5362;
-      b6 = w * 0.115926;
-    }
-  } else if (type === 'brown') {
-    let y = 0;
-    for (let i = 0; i < n; i++) out[i] = y = 0.995 * y + gaussian(r);
-  } else if (type === 'hum') {
-    // Mains hum with harmonics, two steady tones and a little hiss.
-    const f0 = r() < 0.5 ? 50 : 60;
-    const tones = [300 + r() * 500, 900 + r() * 1500];
-    for (let i = 0; i < n; i++) {
-      const t = i / 8000;
-      let v = 0;
-      for (let h = 1; h <= 8; h++) v += Math.sin(2 * Math.PI * f0 * h * t + h) / h;
-      v += 0.3 * Math.sin(2 * Math.PI * tones[0] * t) + 0.2 * Math.sin(2 * Math.PI * tones[1] * t);
-      out[i] = v + 0.05 * gaussian(r);
-    }
-  } else {
-    // Babble: six talkers from voices used nowhere else, overlapped, each
-    // cycling through eight sentences of its own.
-    const voices = BABBLE_VOICES[split];
-    const lines = voices.map((voice) =>
-      Array.from({ length: 8 }, () => ({ voice, rate: 130 + Math.floor(r() * 80), pitch: 30 + Math.floor(r() * 40), text: sentence(r) })),
-    );
-    synthesise(lines.flat());
-    for (let talker = 0; talker < voices.length; talker++) {
-      const audio = lines[talker].map((l) => speak(l.voice, l.rate, l.pitch, l.text));
-      let at = -Math.floor(r() * 8000 * 3);
-      for (let k = 0; at < n; k++) {
-        const pcm = audio[k % audio.length];
-        for (let i = 0; i < pcm.length; i++) if (at + i >= 0 && at + i < n) out[at + i] += pcm[i];
-        at += pcm.length + Math.floor(r() * 1200);
-      }
+  for (let talker = 0; talker < voices.length; talker++) {
+    const audio = lines[talker].map(load);
+    let at = -Math.floor(r() * 8000 * 3);
+    for (let k = 0; at < n; k++) {
+      const pcm = audio[k % audio.length];
+      for (let i = 0; i < pcm.length; i++) if (at + i >= 0 && at + i < n) out[at + i] += pcm[i];
+      at += pcm.length + Math.floor(r() * 1200);
     }
   }
   return out;
 }
 
-function mix(clean: Clean, type: Noise | 'none', snr: number, seed: number, split: Split): Uint8Array {
+/**
+ * Speech plus noise at `snr` (against the speech's mean active power), the
+ * whole call then scaled by `levelDb` (±5 dB around the planned levels, so
+ * the same condition is heard loud and quiet), then μ-law.
+ */
+function mix(clean: Clean, type: Noise | 'none', snr: number, seed: number, split: Split, levelDb: number): Uint8Array {
   const x = clean.speech;
   const pcm = new Int16Array(x.length);
   let gain = 0;
   let nz: Float64Array | null = null;
-  if (type !== 'none' && Number.isFinite(snr)) {
-    nz = noise(type, x.length, seed, split);
+  if (type !== 'none') {
+    nz = noise(type, x.length, seed, split, (n) => babble(split, n, seed));
     let sp = 0, np = 0, frames = 0;
     for (let f = 0; f < clean.labels.length; f++) {
       if (!clean.labels[f]) continue;
@@ -249,23 +283,26 @@ function mix(clean: Clean, type: Noise | 'none', snr: number, seed: number, spli
     np /= nz.length;
     gain = Math.sqrt(sp / (np * 10 ** (snr / 10)));
   }
+  const level = 10 ** (levelDb / 20);
   for (let i = 0; i < x.length; i++) {
-    const v = x[i] + (nz ? gain * nz[i] : 0);
+    const v = level * (x[i] + (nz ? gain * nz[i] : 0));
     pcm[i] = Math.max(-32768, Math.min(32767, Math.round(v)));
   }
   return ulawEncode(pcm).slice();
 }
 
-/** Every mixture of one split: clean, then each noise at each finite SNR. */
+/** Every mixture of one split: clean, then each noise at each SNR. */
 export function buildCorpus(split: Split): Item[] {
   const clean = cleanTrack(split);
-  const items: Item[] = [{ split, noise: 'none', snr: Infinity, ulaw: mix(clean, 'none', Infinity, 0, split), labels: clean.labels }];
-  let seed = SEEDS[split] * 1000;
+  const r = rng(PLANS[split].seed * 31);
+  const level = () => -5 + 10 * r();
+  const items: Item[] = [{ split, noise: 'none', snr: Infinity, ulaw: mix(clean, 'none', Infinity, 0, split, level()), labels: clean.labels }];
+  // The train split hears clean speech at a second level too.
+  if (split === 'train') items.push({ ...items[0], ulaw: mix(clean, 'none', Infinity, 0, split, -5) });
+  let seed = PLANS[split].seed * 1000;
   for (const type of NOISES) {
-    for (const snr of SNRS) {
-      if (!Number.isFinite(snr)) continue;
-      items.push({ split, noise: type, snr, ulaw: mix(clean, type, snr, seed++, split), labels: clean.labels });
-    }
+    for (const snr of SNRS) items.push({ split, noise: type, snr, ulaw: mix(clean, type, snr, seed++, split, level()), labels: clean.labels });
   }
   return items;
 }
+

@@ -52,15 +52,41 @@ export function count(item: Item, clf: Classifier, into: Counts): void {
   clf.close();
 }
 
-/** Counts per SNR (pooled over noise types) for one VAD. */
-export function scoreBySnr(items: Item[], make: () => Classifier): Map<number, Counts> {
-  const out = new Map<number, Counts>();
+/** A condition's name: 'clean' or '<noise> <snr> dB'. */
+export function condition(item: Item): string {
+  return item.noise === 'none' ? 'clean' : `${item.noise} ${item.snr} dB`;
+}
+
+/** Counts per condition (noise type × SNR) for one VAD. */
+export function scoreByCondition(items: Item[], make: () => Classifier): Map<string, Counts> {
+  const out = new Map<string, Counts>();
   for (const item of items) {
-    const c = out.get(item.snr) ?? { tp: 0, fp: 0, fn: 0, tn: 0 };
+    const c = out.get(condition(item)) ?? { tp: 0, fp: 0, fn: 0, tn: 0 };
     count(item, make(), c);
-    out.set(item.snr, c);
+    out.set(condition(item), c);
   }
   return out;
+}
+
+/**
+ * One number for a VAD over the conditions: mean F1 with each SNR's weight
+ * shared by its noise types. Clean and 20 dB weigh most because most calls
+ * are there: clean 0.25, 20 dB 0.25, 10 dB 0.25, 5 dB 0.15, 0 dB 0.10.
+ */
+export const SNR_WEIGHTS = new Map<number, number>([[Infinity, 0.25], [20, 0.25], [10, 0.25], [5, 0.15], [0, 0.1]]);
+
+export function weightedScore(items: Item[], f1Of: (cond: string) => number): number {
+  const conds = new Map<string, number>();
+  for (const it of items) conds.set(condition(it), it.snr);
+  const perSnr = new Map<number, number>();
+  for (const snr of conds.values()) perSnr.set(snr, (perSnr.get(snr) ?? 0) + 1);
+  let sum = 0, weights = 0;
+  for (const [cond, snr] of conds) {
+    const w = (SNR_WEIGHTS.get(snr) ?? 0) / (perSnr.get(snr) ?? 1);
+    sum += w * f1Of(cond);
+    weights += w;
+  }
+  return sum / weights;
 }
 
 export function ours(): Classifier {

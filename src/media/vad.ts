@@ -40,7 +40,7 @@ type NativeVadClass = new (
 const ENCODINGS: Record<VadEncoding, number> = { ulaw: 0, alaw: 1, pcm16: 2 };
 
 /** Number of model inputs `features()` writes. */
-export const VAD_FEATURES = 24;
+export const VAD_FEATURES = 30;
 
 /** Unpacks the native result number: flags in the integer part, probability in the fraction. */
 export function decodeVadResult(code: number): VadResult {
