@@ -215,6 +215,11 @@ export class CallSession implements Tickable {
     return this.speaking;
   }
 
+  /** When the VAD last heard the caller's speech (performance.now ms; -Infinity: never). */
+  get lastCallerSpeechAt(): number {
+    return this.lastSpeechAt;
+  }
+
   /** Queues text for the agent's voice; it is synthesised at the next flush(). */
   say(text: string): number {
     if (this.openGroup === null) {

@@ -1,7 +1,9 @@
 // `npm run demo`: a server on embedded defaults (temp DATA_DIR, emulated
 // providers), one simulated Twilio call of several turns including a
 // barge-in, then the transcript, a per-turn latency table, and the agent's
-// audio in a WAV file (--out FILE, default ./demo-call.wav).
+// audio in a WAV file (--out FILE, default ./demo-call.wav). `--stt MODEL`:
+// the demo agent's speech-to-text model (nova-3 by default; flux-general-en
+// for Deepgram Flux, whose model ends the turn).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,6 +46,9 @@ export async function run(argv: string[]): Promise<void> {
   process.stdout.write(`  ${describeEmulatorSettings(config.emulator)}\n`);
   const app = await createApp(config);
   await app.server.listen();
+  const sttModel = a.stt === undefined ? 'nova-3' : String(a.stt);
+  if (a.stt !== undefined) await useSttModel(app, sttModel);
+  process.stdout.write(`  speech-to-text: ${sttModel}\n`);
   const caller = new TwilioCaller({ baseUrl: `http://127.0.0.1:${port}`, authToken: 'demo-token', to: DEMO_NUMBER, record: true });
   let lastAudio = Date.now();
   caller.onAudio = () => (lastAudio = Date.now());
@@ -84,4 +89,12 @@ export async function run(argv: string[]): Promise<void> {
   );
   await app.server.shutdown();
   process.exit(0);
+}
+
+/** Points the demo agent at another STT model (a new version, deployed). */
+async function useSttModel(app: Awaited<ReturnType<typeof createApp>>, model: string): Promise<void> {
+  const who = { keyId: 'demo', keyName: 'npm run demo', tenantId: null, platformAdmin: true, scopes: [] };
+  const id = (await app.store.db.pool.query('select id from agents order by created_at limit 1')).rows[0].id as string;
+  const agent = await app.store.agents.patch(who, null, id, { stt: { model } });
+  await app.store.agents.deploy(who, null, id, agent.version);
 }

@@ -222,7 +222,7 @@ export class Conversation implements Tickable {
       this.lastFinalAt = performance.now();
       // While the agent talks, a turn our VAD never heard is not the caller (echo, background voices).
       if (this.agentSpeaking && !this.detector.heardSpeech) this.detector.reset();
-      else this.detector.modelEndOfTurn(t.text, performance.now());
+      else this.detector.modelEndOfTurn(t.text, performance.now(), this.session.lastCallerSpeechAt);
     } else {
       this.onTranscript(t.text, false, false);
       if (t.event === 'EagerEndOfTurn') this.onEagerEndOfTurn(t.text);

@@ -116,9 +116,10 @@ export class TurnDetector {
    * eot_timeout_ms bounds the wait), so our VAD's silence rule does not
    * apply; with such an STT no finals arrive and tick() never commits.
    */
-  modelEndOfTurn(text: string, nowMs: number): void {
+  modelEndOfTurn(text: string, nowMs: number, lastSpeechMs = nowMs): void {
     const words = text.trim();
-    const speechEndMs = !this.speaking && this.speechEndMs >= 0 ? this.speechEndMs : nowMs;
+    // The model can end the turn before our VAD's hangover ends the speech: then the last speech frame is the end.
+    const speechEndMs = !this.speaking && this.speechEndMs >= 0 ? this.speechEndMs : Math.min(nowMs, lastSpeechMs);
     this.reset();
     if (words) this.onCommit({ text: words, speechEndMs, commitMs: nowMs, reason: 'endpoint' });
   }

@@ -9,6 +9,7 @@ import { synthesize } from '../../src/providers/emulators/voice.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import type { Conversation } from '../../src/pipeline/conversation.js';
 import type { SttTurn } from '../../src/providers/types.js';
+import { TurnDetector, type TurnCommit } from '../../src/pipeline/turn-taking.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function waitFor(cond: () => boolean, ms = 15_000, what = 'condition') {
@@ -47,6 +48,25 @@ function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+describe('TurnDetector.modelEndOfTurn (Flux EndOfTurn)', () => {
+  it('commits at once with the VAD speech end; before the VAD hangover ends, the last speech frame; no words, no commit', () => {
+    const commits: TurnCommit[] = [];
+    const d = new TurnDetector((c) => commits.push(c));
+    d.speechStart();
+    d.transcript('book a', false, false);
+    d.speechEnd(1000);
+    d.modelEndOfTurn('Book a table.', 1260, 1000);
+    expect(commits).toEqual([{ text: 'Book a table.', speechEndMs: 1000, commitMs: 1260, reason: 'endpoint' }]);
+    expect(d.text).toBe('');
+    d.speechStart(); // the VAD's hangover has not ended the speech yet
+    d.modelEndOfTurn('Yes.', 2300, 2040);
+    expect(commits[1]).toMatchObject({ text: 'Yes.', speechEndMs: 2040, commitMs: 2300 });
+    d.tick(5000);
+    d.modelEndOfTurn('  ', 5000);
+    expect(commits).toHaveLength(2);
+  });
+});
+
 describe('conversation on Flux', () => {
   let t: TestApp;
   beforeAll(async () => {
@@ -75,6 +95,7 @@ describe('conversation on Flux', () => {
     expect(conv.turns[0]).toMatchObject({ seq: 1, user: 'I would like to book a table.', interrupted: false });
     expect(conv.turns[0].agent).toContain('You said: I would like to book a table');
     expect(seen.map((s) => s.event)).toEqual(['StartOfTurn', 'EagerEndOfTurn', 'EndOfTurn']);
+    expect(conv.turns[0].latencies.eou).toBeGreaterThan(0); // measured from the caller's last speech, not from the commit
     await agentQuiet(c);
 
     // A 200 ms pause mid-sentence: eager, then the caller goes on.
