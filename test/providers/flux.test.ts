@@ -10,6 +10,8 @@ import { FluxStt } from '../../src/providers/deepgram/flux.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
 import type { SttOptions, SttTurn } from '../../src/providers/types.js';
 import { sleep, waitFor } from './helpers.js';
+import { emulatorSettings } from '../../src/config.js';
+import { emulatorOptions } from '../../src/providers/emulators/profiles.js';
 
 const FRAME = 160;
 const PHRASE = 'Book a table for two.';
@@ -97,6 +99,25 @@ describe('Deepgram Flux (listen v2) through the SDK', () => {
   it('refuses bad parameters before the upgrade (the SDK fails to open)', async () => {
     await expect(open({ eotThreshold: 0.7, eagerEotThreshold: 0.8 })).rejects.toThrow();
     await expect(open({ model: 'flux-general-xx' })).rejects.toThrow();
+  });
+});
+
+describe('Flux emulator latency knob (EMULATOR_FLUX_EOT_MS)', () => {
+  it('reaches the emulator from the environment, and sets the silence (audio time) that ends a turn', async () => {
+    expect(emulatorOptions(emulatorSettings({ EMULATOR_FLUX_EOT_MS: '600' })).deepgram.fluxEndOfTurnMs).toBe(600);
+    expect(emulatorOptions(emulatorSettings({})).deepgram.fluxEndOfTurnMs).toBe(260);
+    const ends = async (eotMs: number) => {
+      const emu = await startEmulators({ deepgram: { phrases: [PHRASE], fluxEndOfTurnMs: eotMs } });
+      const turns: SttTurn[] = [];
+      const s = await new FluxStt(deepgramClient({ apiKey: 'k', url: emu.deepgramUrl })).open({ model: 'flux-general-en' }, { onTranscript: () => {}, onTurn: (t) => turns.push(t) });
+      await play((f) => s.send(f), speech('book a table'), quiet(400), speech('for two'), quiet(1500));
+      await waitFor(() => turns.filter((t) => t.event === 'Update').some((t) => t.end >= 2.5), 10_000, 'all audio processed');
+      await s.close();
+      await emu.close();
+      return turns.filter((t) => t.event === 'EndOfTurn').length;
+    };
+    expect(await ends(260)).toBe(2); // a 400 ms pause ends the turn
+    expect(await ends(600)).toBe(1); // not with a slower end-of-turn model
   });
 });
 
