@@ -12,7 +12,7 @@
 // parameters do, as the validation split's purpose. Deterministic: fixed seeds and a seeded corpus.
 // Rebuild the addon afterwards (`npx node-gyp build`; the npm script does).
 //
-// Knobs (environment): VAD_EPOCHS (default 8), VAD_SEEDS (comma list,
+// Knobs (environment): VAD_EPOCHS (default 6), VAD_SEEDS (comma list,
 // default 43–48), VAD_H1/VAD_H2 (hidden sizes, default 16/8), VAD_DECIDE_ON
 // (validation | train: where the threshold and hangover are tuned).
 import fs from 'node:fs';
@@ -23,7 +23,7 @@ import { buildCorpus, corpusDir, FRAME, type Item } from './corpus.js';
 import { fit, header, type Mlp, normOf, standardise } from './mlp.js';
 import { condition, fvad, loadFvad, scoreByCondition, scores, weightedScore, type Counts } from './score.js';
 
-const EPOCHS = Number(process.env.VAD_EPOCHS ?? 8);
+const EPOCHS = Number(process.env.VAD_EPOCHS ?? 6);
 const SEEDS = (process.env.VAD_SEEDS ?? '43,44,45,46,47,48').split(',').map(Number);
 const DECIDE_ON = process.env.VAD_DECIDE_ON ?? 'validation';
 const SHAPE = { inputs: VAD_FEATURES, h1: Number(process.env.VAD_H1 ?? 16), h2: Number(process.env.VAD_H2 ?? 8) };
