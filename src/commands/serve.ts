@@ -18,19 +18,13 @@ export async function run(_args: string[]): Promise<void> {
   }
   const missing = missingServerFlags();
   if (missing.length) log.warn('started without the recommended V8 heap flags: longer GC pauses will show in the audio pacing', { add: missing.join(' ') });
-  // WORKERS > 1: media worker threads on the same port (src/server/workers.ts); 1: everything on this thread.
-  const pool = config.workers > 1 ? await WorkerPool.start(config) : null;
-  const app = pool ? null : await createApp(config);
-  const server = pool ?? app!.server;
+  let server: { shutdown(): Promise<void> } | null = null;
   let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info('signal received', { signal });
+  const shutdown = (s: { shutdown(): Promise<void> }) => {
     // Logs go out through an asynchronous destination: flush before exiting.
-    server.shutdown().then(
+    s.shutdown().then(
       () => {
-        // server.shutdown() has logged 'stopped'.
+        // shutdown() has logged 'stopped'.
         flushLogs();
         process.exit(0);
       },
@@ -41,11 +35,25 @@ export async function run(_args: string[]): Promise<void> {
       },
     );
   };
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('signal received', { signal });
+    // During startup: once the server exists it stops (below).
+    if (server) shutdown(server);
+  };
+  // Installed before anything listens: the default action of SIGTERM (die at
+  // once) must never meet a listening server.
   // An exception or rejection that escaped every guard must not take every
   // other call down with it: counted as aybiza_internal_errors_total{where="uncaught"}.
   installProcessGuards();
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // WORKERS > 1: media worker threads on the same port (src/server/workers.ts); 1: everything on this thread.
+  const pool = config.workers > 1 ? await WorkerPool.start(config) : null;
+  const app = pool ? null : await createApp(config);
+  server = pool ?? app!.server;
+  if (stopping) return shutdown(server);
   if (pool && process.env.AYBIZA_WORKER_FAULTS === '1') {
     // Test hook: SIGUSR2 ends the busiest worker as a crash would (test/workers).
     process.on('SIGUSR2', () => pool.crashBusiest());
