@@ -106,7 +106,10 @@ started = createApp(config, {
       },
     }));
   }
-  rpc.notify('listening', await a.server.listen());
+  const port = await a.server.listen();
+  // What this worker logged while starting is out before the process says 'listening'.
+  flushLogs();
+  rpc.notify('listening', port);
 });
 await started.catch((err: Error) => {
   // Not listening: nothing here is of use. The main thread sees the exit (and fails startup, or restarts us).
