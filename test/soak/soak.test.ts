@@ -193,6 +193,8 @@ describe.skipIf(!hasSipp)('soak: 1,000 short calls leave the server as idle as b
       BEDROCK_ENDPOINT: emu.bedrockUrl, AWS_REGION: 'us-east-1',
       SIP_PORT: String(sipPort), SIP_HOST: '127.0.0.1', SIP_PUBLIC_IP: '127.0.0.1', RTP_PORT_MIN: String(rtpMin), RTP_PORT_MAX: String(rtpMin + 1000),
       EMULATOR_PHRASES: 'I would like to book a table.',
+      // The probe (probe.mjs) counts what the main thread holds: the calls must run there, not in media workers.
+      WORKERS: '1',
     }, base);
     const tenant = await api(base, '/v1/tenants', { name: 'soak' });
     const agent = await api(base, '/v1/agents', { tenantId: tenant.id, name: 'soak', prompt: 'You are a receptionist.', greeting: 'Hello, thanks for calling. How can I help you today?' });
