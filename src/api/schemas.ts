@@ -68,6 +68,7 @@ const agentFields: Record<string, Schema> = {
   },
   tools: { type: 'array', maxItems: 32, items: tool },
   latencyBudgetMs: { type: 'integer', minimum: 100, maximum: 60000, description: 'end-to-end turn latency budget' },
+  preemptive: { type: 'boolean', description: 'start the reply on an early end-of-turn signal (Flux EagerEndOfTurn, Nova-3 stable interim in silence), kept only if the final words match; default true' },
   transfer: {
     type: 'object',
     required: ['targets'],

@@ -128,6 +128,14 @@ export const bargeIns = new client.Counter({
   registers: [registry],
 });
 
+/** Preemptive generations (issue 16): `used` when the confirmed turn had the same words, `discarded` otherwise (aborted). */
+export const preemptiveTotal = new client.Counter({
+  name: 'aybiza_preemptive_total',
+  help: 'LLM generations started on an early end-of-turn signal, by outcome (used: the confirmed turn had the same words; discarded: aborted)',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
 export const sipMessages = new client.Counter({
   name: 'aybiza_sip_messages_total',
   help: 'SIP messages by method, direction (in/out) and response code ("" for requests)',

@@ -2,13 +2,14 @@
 // turn-taking) → Bedrock streaming → sentence splitter → TTS → paced
 // playout, with barge-in, tools, call policies and a latency timeline per
 // turn. It drives a CallSession and never knows which transport carries it.
-import { bargeIns, countBadInput, providerErrors } from '../metrics/index.js';
+import { bargeIns, countBadInput, preemptiveTotal, providerErrors } from '../metrics/index.js';
 import { guard, reportInternalError } from '../guard.js';
 import type { CallSession } from '../call/session.js';
 import { clock, type Tickable } from '../call/clock.js';
-import type { ChatMessage, ContentBlock, LanguageModel, SttTurn } from '../providers/types.js';
+import type { ChatMessage, ContentBlock, LanguageModel, LlmEvent, SttTurn } from '../providers/types.js';
 import type { CallStore, TurnRecord } from '../store/types.js';
 import { synthesize } from '../providers/emulators/voice.js';
+import { isFluxModel } from '../providers/deepgram/flux.js';
 import { SentenceSplitter } from './sentences.js';
 import { TurnDetector, DEFAULT_TURN_SETTINGS, type TurnCommit, type TurnSettings } from './turn-taking.js';
 import { TurnTimeline } from './timeline.js';
@@ -51,6 +52,37 @@ interface Reply {
   finished: boolean;
   /** Its first audio arrived while the agent's earlier speech was still playing, at this time. */
   queuedBehindAt?: number;
+  /** The preemptive generation this reply adopted: its first LLM round replays that stream. */
+  pre?: Preemptive;
+}
+
+/**
+ * An LLM request started on an early end-of-turn signal (Flux
+ * EagerEndOfTurn, Nova-3 stable interim in silence) for tentative words.
+ * Nothing of it is played or spoken to TTS: its events are buffered until
+ * the turn is confirmed with the same words (then the reply replays them
+ * into the normal speak path) or discarded (aborted). It never runs a tool:
+ * a stream that asks for one is stopped and not usable.
+ */
+interface Preemptive {
+  text: string;
+  key: string;
+  abort: AbortController;
+  requestAt: number;
+  /** The stream's events so far, each with its arrival time. */
+  events: { ev: LlmEvent; at: number }[];
+  done: boolean;
+  /** The stream failed or asked for a tool before the turn was confirmed: not usable. */
+  unusable: boolean;
+  /** A confirmed reply took it over: from now on its tool requests pass through (the reply runs them). */
+  adopted: boolean;
+  error?: Error;
+  wake: (() => void) | null;
+}
+
+/** Words compared between the early signal and the confirmed turn: lowercase, no punctuation, single spaces. */
+export function normaliseWords(text: string): string {
+  return text.toLowerCase().replace(/[^\p{L}\p{N}\s']/gu, ' ').replace(/\s+/g, ' ').trim();
 }
 
 export class Conversation implements Tickable {
@@ -67,6 +99,8 @@ export class Conversation implements Tickable {
   private lastFinalAt = 0;
   private dtmf = '';
   private lastDtmfAt = 0;
+  /** The preemptive generation in flight, not yet confirmed or discarded. */
+  private pre: Preemptive | null = null;
   private readonly o: Required<Omit<ConversationOptions, 'llm' | 'calls' | 'turn' | 'toolNetwork'>>;
 
   constructor(readonly session: CallSession, private readonly opts: ConversationOptions) {
@@ -79,7 +113,13 @@ export class Conversation implements Tickable {
       fillerAfterMs: opts.fillerAfterMs ?? 1000,
     };
     const endpointing = session.agent.config.stt?.endpointingMs;
-    this.detector = new TurnDetector((c) => this.onCommit(c), opts.turn ?? { ...DEFAULT_TURN_SETTINGS, ...(endpointing ? { silenceMs: Math.max(200, endpointing) } : {}) });
+    // Flux signals an early end of turn itself (EagerEndOfTurn); Nova-3 gets ours (a stable text in silence).
+    const novaEager = session.agent.config.preemptive !== false && !isFluxModel(session.agent.config.stt?.model);
+    this.detector = new TurnDetector(
+      (c) => this.onCommit(c),
+      opts.turn ?? { ...DEFAULT_TURN_SETTINGS, ...(endpointing ? { silenceMs: Math.max(200, endpointing) } : {}) },
+      novaEager ? (text) => this.startPreemptive(text) : null,
+    );
     Object.assign(session.events, {
       onTranscript: (t: { text: string; isFinal: boolean; speechFinal: boolean }) => this.onTranscript(t.text, t.isFinal, t.speechFinal),
       onSttTurn: (t: SttTurn) => this.onSttTurn(t),
@@ -141,6 +181,7 @@ export class Conversation implements Tickable {
     if (this.stopped) return;
     this.stopped = true;
     clock.delete(this);
+    this.discardPreemptive();
     if (this.reply && !this.reply.finished) this.abandonReply(this.session.playout.heard().segments);
     this.reply?.abort.abort();
     const unanswered = this.detector.text.trim();
@@ -202,6 +243,9 @@ export class Conversation implements Tickable {
     if (this.pendingBargeIn && words && !BACKCHANNEL.test(words)) this.confirmBargeIn();
     else if (this.pendingBargeIn && words) this.pendingBargeIn.words = false;
     this.detector.transcript(text, isFinal, speechFinal);
+    // The caller's words moved away from what the preemptive generation answers: it is void.
+    const now = normaliseWords(this.detector.text);
+    if (this.pre && now && now !== this.pre.key) this.discardPreemptive();
     // The endpoint may complete the turn: commit now, not at the next 20 ms
     // tick (that wait would sit on every turn's critical path).
     if (isFinal) this.detector.tick(performance.now());
@@ -223,6 +267,8 @@ export class Conversation implements Tickable {
       // While the agent talks, a turn our VAD never heard is not the caller (echo, background voices).
       if (this.agentSpeaking && !this.detector.heardSpeech) this.detector.reset();
       else this.detector.modelEndOfTurn(t.text, performance.now(), this.session.lastCallerSpeechAt);
+      // No reply adopted it (no words, echo, the call ending): void.
+      this.discardPreemptive();
     } else {
       this.onTranscript(t.text, false, false);
       if (t.event === 'EagerEndOfTurn') this.onEagerEndOfTurn(t.text);
@@ -231,15 +277,84 @@ export class Conversation implements Tickable {
     this.sttTurnObserver?.(t);
   }
 
-  /**
-   * Flux expects the turn to end with `text` (EagerEndOfTurn): the hook for
-   * preemptive generation (issue 16 need 2), which would start the model
-   * here without playing it. Nothing is started yet.
-   */
-  protected onEagerEndOfTurn(_text: string): void {}
+  /** Flux expects the turn to end with `text` (EagerEndOfTurn): preemptive generation starts (nothing is played). */
+  protected onEagerEndOfTurn(text: string): void {
+    if (this.session.agent.config.preemptive !== false) this.startPreemptive(text);
+  }
 
-  /** The caller went on after an EagerEndOfTurn: whatever onEagerEndOfTurn started is void. */
-  protected onTurnResumed(): void {}
+  /** The caller went on after an EagerEndOfTurn: the preemptive generation is void. */
+  protected onTurnResumed(): void {
+    this.discardPreemptive();
+  }
+
+  /**
+   * Starts the LLM for tentative caller words, on the history as it would be
+   * once they are committed, without touching the history, the transcript,
+   * the splitter or TTS. Only between replies (not while the agent talks or
+   * the call is ending); the same words again keep the request in flight.
+   */
+  private startPreemptive(text: string): void {
+    const key = normaliseWords(text);
+    if (!key || this.stopped || this.ending || (this.reply && !this.reply.finished)) return;
+    if (this.pre && this.pre.key === key && !this.pre.unusable) return;
+    this.discardPreemptive();
+    const p: Preemptive = { text, key, abort: new AbortController(), requestAt: performance.now(), events: [], done: false, unusable: false, adopted: false, wake: null };
+    this.pre = p;
+    const cfg = this.session.agent.config;
+    const last = this.history[this.history.length - 1];
+    const messages: ChatMessage[] = last?.role === 'user'
+      ? [...this.history.slice(0, -1), { role: 'user', content: [...last.content, { text }] }]
+      : [...this.history, { role: 'user', content: [{ text }] }];
+    const push = (ev: LlmEvent) => {
+      p.events.push({ ev, at: performance.now() });
+      p.wake?.();
+    };
+    void (async () => {
+      try {
+        for await (const ev of this.opts.llm.stream(
+          { system: this.system, messages, tools: toolSpecs(cfg.tools), model: cfg.llm?.model, temperature: cfg.llm?.temperature, maxTokens: cfg.llm?.maxTokens },
+          p.abort.signal,
+        )) {
+          if (p.abort.signal.aborted) return;
+          if (ev.type === 'toolUse' && !p.adopted) {
+            // Tools run only for a confirmed turn: stop here; the confirmed turn starts afresh.
+            p.unusable = true;
+            p.abort.abort();
+            return;
+          }
+          push(ev);
+        }
+      } catch (err) {
+        p.error = err as Error;
+        if (!p.abort.signal.aborted) p.unusable = true;
+      } finally {
+        p.done = true;
+        p.wake?.();
+      }
+    })();
+  }
+
+  /** Aborts the preemptive generation in flight, if any (counted discarded). */
+  private discardPreemptive(): void {
+    const p = this.pre;
+    if (!p) return;
+    this.pre = null;
+    p.abort.abort();
+    preemptiveTotal.inc({ outcome: 'discarded' });
+  }
+
+  /** The preemptive generation for the confirmed words `text`, counted used; any other is discarded. */
+  private adoptPreemptive(text: string): Preemptive | null {
+    const p = this.pre;
+    if (!p || p.unusable || p.abort.signal.aborted || p.key !== normaliseWords(text)) {
+      this.discardPreemptive();
+      return null;
+    }
+    this.pre = null;
+    p.adopted = true;
+    preemptiveTotal.inc({ outcome: 'used' });
+    return p;
+  }
 
   private onSpeechStart(): void {
     this.lastActivity = performance.now();
@@ -275,8 +390,8 @@ export class Conversation implements Tickable {
   }
 
   private onCommit(c: TurnCommit): void {
-    if (this.ending) return;
-    if (this.agentSpeaking && BACKCHANNEL.test(c.text)) return; // "mm-hm" while the agent talks
+    if (this.ending) return this.discardPreemptive();
+    if (this.agentSpeaking && BACKCHANNEL.test(c.text)) return this.discardPreemptive(); // "mm-hm" while the agent talks
     if (this.reply && !this.reply.finished) this.confirmBargeIn();
     // Committed on our own silence before the STT endpointed: have it finalise what it holds.
     if (c.reason === 'silence') this.session.finalizeStt();
@@ -322,8 +437,9 @@ export class Conversation implements Tickable {
 
   private startReply(text: string, c: TurnCommit | null): void {
     this.lastActivity = performance.now();
+    const pre = this.adoptPreemptive(text) ?? undefined;
     const r: Reply = {
-      seq: ++this.seq, userText: text, abort: new AbortController(), splitter: new SentenceSplitter(), timeline: new TurnTimeline(),
+      pre, seq: ++this.seq, userText: text, abort: pre?.abort ?? new AbortController(), splitter: new SentenceSplitter(), timeline: new TurnTimeline(),
       chunks: 0, flushes: 0, segments: [], segmentText: new Map(), heard: new Set(), llmDone: false, endCall: false, finished: false,
     };
     if (c) {
@@ -391,26 +507,34 @@ export class Conversation implements Tickable {
     const cfg = this.session.agent.config;
     const tools = toolSpecs(cfg.tools);
     for (let round = 0; round < 4 && !r.abort.signal.aborted; round++) {
-      const requestAt = performance.now();
+      // The first round of an adopted preemptive generation replays its buffered stream.
+      const pre = round === 0 ? r.pre : undefined;
+      const requestAt = pre?.requestAt ?? performance.now();
       r.timeline.mark('llmRequest', requestAt);
       let output = false;
       // The round's first output: the first round's is llm_ttft; a later round (after a tool) is a wait of its own.
+      // Replayed events carry their arrival time.
+      let arrivedAt: number | undefined;
+      const at = () => arrivedAt ?? performance.now();
       const firstOutput = () => {
         if (output) return;
         output = true;
-        if (round === 0) r.timeline.mark('llmFirstOutput', performance.now());
+        if (round === 0) r.timeline.mark('llmFirstOutput', at());
         else r.timeline.span('llm_round2', requestAt, performance.now());
       };
       const text: string[] = [];
       const uses: { toolUseId: string; name: string; input: unknown }[] = [];
-      for await (const ev of this.opts.llm.stream(
+      const source = pre ? replay(pre) : this.opts.llm.stream(
         { system: this.system, messages: this.history, tools, model: cfg.llm?.model, temperature: cfg.llm?.temperature, maxTokens: cfg.llm?.maxTokens },
         r.abort.signal,
-      )) {
+      );
+      for await (const item of source) {
         if (r.abort.signal.aborted) return;
+        const ev = 'ev' in item ? item.ev : item;
+        arrivedAt = 'ev' in item ? item.at : undefined;
         if (ev.type === 'text') {
           firstOutput();
-          r.timeline.mark('firstToken', performance.now());
+          r.timeline.mark('firstToken', at());
           text.push(ev.text);
           for (const chunk of r.splitter.push(ev.text)) this.speak(r, chunk);
         } else if (ev.type === 'toolUse') {
@@ -418,6 +542,7 @@ export class Conversation implements Tickable {
         }
       }
       if (r.abort.signal.aborted) return;
+      arrivedAt = undefined;
       firstOutput();
       for (const chunk of r.splitter.flush()) this.speak(r, chunk);
       const content: ContentBlock[] = [];
@@ -551,6 +676,7 @@ export class Conversation implements Tickable {
   private policy(text: string, reason: string): void {
     if (this.ending) return;
     this.ending = true;
+    this.discardPreemptive();
     this.reply?.abort.abort();
     this.endAfterIdle = reason;
     this.sayPolicy(text);
@@ -560,6 +686,7 @@ export class Conversation implements Tickable {
   private fail(reason: string): void {
     if (this.ending) return;
     this.ending = true;
+    this.discardPreemptive();
     this.session.log.error('ending the call: provider failure', { reason });
     // The reply in flight is stored with what the caller heard before the failure.
     const cleared = this.session.clear();
@@ -574,6 +701,19 @@ export class Conversation implements Tickable {
     }
     // Whatever happens to the audio, the call ends.
     setTimeout(guard('call', () => this.session.end('provider failure')), 15_000).unref();
+  }
+}
+
+/** The buffered events of an adopted preemptive generation, then the rest as it arrives; its error, if it failed. */
+async function* replay(p: Preemptive): AsyncGenerator<{ ev: LlmEvent; at: number }> {
+  for (let i = 0; ; ) {
+    while (i < p.events.length) yield p.events[i++];
+    if (p.done) {
+      if (p.error && !p.abort.signal.aborted) throw p.error;
+      return;
+    }
+    await new Promise<void>((resolve) => (p.wake = resolve));
+    p.wake = null;
   }
 }
 

@@ -7,6 +7,11 @@
 //             asks for a tool, the end of that round)
 //   tts_ttfb  first TTS request → first audio byte
 //   e2e       caller stops speaking → first agent frame sent
+//   llm_start turn committed → LLM request sent (stored with the turn, not
+//             exported): negative when preemptive generation started the
+//             request before the end of turn; then llm_ttft and
+//             first_sentence count only their part after the commit (what
+//             the caller waited for)
 //   waits     (WAIT_SPANS) conversational waits on the way to the first
 //             frame, not ours and not a provider's first response:
 //             barge_in_check, false_interruption, tool, llm_round2,
@@ -44,6 +49,8 @@ export interface TurnLatencies extends Partial<Record<WaitSpan, number>> {
   first_sentence?: number;
   tts_ttfb?: number;
   e2e?: number;
+  /** LLM request − commit, ms; negative: generation started before the end of turn (preemptive). */
+  llm_start?: number;
   server?: number;
   playout_ack?: number;
 }
@@ -90,13 +97,17 @@ export class TurnTimeline {
     const p = this.points;
     const d = (a: TimelinePoint, b: TimelinePoint) =>
       p[a] !== undefined && p[b] !== undefined ? Math.max(0, p[b]! - p[a]!) : undefined;
+    // A stage that began before the commit (preemptive generation) counts from the commit.
+    const fromCommit = (a: TimelinePoint, b: TimelinePoint) =>
+      p[a] !== undefined && p[b] !== undefined ? Math.max(0, p[b]! - Math.max(p[a]!, p.commit ?? p[a]!)) : undefined;
     const out: TurnLatencies = {
       eou: d('speechEnd', 'commit'),
-      llm_ttft: d('llmRequest', p.llmFirstOutput !== undefined ? 'llmFirstOutput' : 'firstToken'),
-      first_sentence: d('firstToken', 'firstSentence'),
+      llm_ttft: fromCommit('llmRequest', p.llmFirstOutput !== undefined ? 'llmFirstOutput' : 'firstToken'),
+      first_sentence: fromCommit('firstToken', 'firstSentence'),
       tts_ttfb: d('ttsRequest', 'ttsFirstByte'),
       e2e: d('speechEnd', 'firstFrameSent'),
       playout_ack: d('firstFrameSent', 'firstMarkBack'),
+      llm_start: p.commit !== undefined && p.llmRequest !== undefined ? p.llmRequest - p.commit : undefined,
     };
     const ready = (['commit', 'llmRequest', 'firstSentence', 'ttsRequest', 'ttsFirstByte', 'firstFrameSent'] as const).every((k) => p[k] !== undefined);
     if (ready) Object.assign(out, this.criticalPath(p.commit!, p.firstFrameSent!));

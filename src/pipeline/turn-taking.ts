@@ -12,9 +12,15 @@ export interface TurnSettings {
   slowSilenceMs: number;
   /** Commit even without the STT's endpoint flag after this much extra silence. */
   sttGraceMs: number;
+  /**
+   * Early end-of-turn signal for an STT without its own end-of-turn model
+   * (Nova-3): the turn's text unchanged for this long while our VAD hears
+   * silence fires `onEager` once (preemptive generation). Default 200.
+   */
+  eagerStableMs?: number;
 }
 
-export const DEFAULT_TURN_SETTINGS: TurnSettings = { silenceMs: 400, slowSilenceMs: 1400, sttGraceMs: 700 };
+export const DEFAULT_TURN_SETTINGS: TurnSettings = { silenceMs: 400, slowSilenceMs: 1400, sttGraceMs: 700, eagerStableMs: 200 };
 
 export type TailKind = 'normal' | 'digits' | 'spelling' | 'email';
 
@@ -67,10 +73,15 @@ export class TurnDetector {
   private speaking = false;
   private speechEndMs = -1;
   private endpoint = false;
+  /** When the turn's text last changed; the text the eager signal last fired for. */
+  private textChangedMs = -1;
+  private eagerText = '';
 
+  /** `onEager`: the Nova-3 early end-of-turn signal (see TurnSettings.eagerStableMs); unset for Flux, which signals it itself. */
   constructor(
     private readonly onCommit: (c: TurnCommit) => void,
     private readonly settings: TurnSettings = DEFAULT_TURN_SETTINGS,
+    private readonly onEager: ((text: string) => void) | null = null,
   ) {}
 
   /** Text heard so far in this turn (finals plus the live interim). */
@@ -89,15 +100,17 @@ export class TurnDetector {
     this.speechEndMs = nowMs;
   }
 
-  transcript(text: string, isFinal: boolean, speechFinal: boolean): void {
+  transcript(text: string, isFinal: boolean, speechFinal: boolean, nowMs = performance.now()): void {
+    const before = this.text;
     if (!isFinal) {
       this.interim = text;
       if (text) this.endpoint = false;
-      return;
+    } else {
+      this.interim = '';
+      if (text.trim()) this.finals.push(text.trim());
+      if (speechFinal) this.endpoint = true;
     }
-    this.interim = '';
-    if (text.trim()) this.finals.push(text.trim());
-    if (speechFinal) this.endpoint = true;
+    if (this.text !== before) this.textChangedMs = nowMs;
   }
 
   utteranceEnd(): void {
@@ -130,17 +143,34 @@ export class TurnDetector {
     this.interim = '';
     this.endpoint = false;
     this.heard = false;
+    this.textChangedMs = -1;
+    this.eagerText = '';
   }
 
   tick(nowMs: number): void {
-    if (this.speaking || this.finals.length === 0 || this.interim || this.speechEndMs < 0) return;
+    if (!this.commitIfDue(nowMs)) this.eagerIfDue(nowMs);
+  }
+
+  /** The Nova-3 early signal: text stable for eagerStableMs while the VAD hears silence, once per text. */
+  private eagerIfDue(nowMs: number): void {
+    if (!this.onEager || this.speaking || this.speechEndMs < 0 || this.textChangedMs < 0) return;
+    const text = this.text;
+    if (!text || text === this.eagerText) return;
+    if (nowMs - this.textChangedMs < (this.settings.eagerStableMs ?? 200)) return;
+    this.eagerText = text;
+    this.onEager(text);
+  }
+
+  private commitIfDue(nowMs: number): boolean {
+    if (this.speaking || this.finals.length === 0 || this.interim || this.speechEndMs < 0) return false;
     const text = this.text;
     const silence = nowMs - this.speechEndMs;
     const need = requiredSilenceMs(text, this.settings);
-    if (silence < need) return;
-    if (!this.endpoint && silence < need + this.settings.sttGraceMs) return;
+    if (silence < need) return false;
+    if (!this.endpoint && silence < need + this.settings.sttGraceMs) return false;
     const commit: TurnCommit = { text, speechEndMs: this.speechEndMs, commitMs: nowMs, reason: this.endpoint ? 'endpoint' : 'silence' };
     this.reset();
     this.onCommit(commit);
+    return true;
   }
 }

@@ -58,6 +58,8 @@ export interface AgentConfig {
   stt?: { model?: string; endpointingMs?: number; eotThreshold?: number; eagerEotThreshold?: number; eotTimeoutMs?: number };
   tools?: WebhookTool[];
   latencyBudgetMs?: number;
+  /** Preemptive generation (default true): the LLM starts on an early end-of-turn signal; its reply is kept only if the confirmed turn has the same words. */
+  preemptive?: boolean;
   /** Where transfer_call may go: E.164 numbers or sip: URIs, `*` wildcards (src/pipeline/transfer-policy.ts). None: no transfers. */
   transfer?: { targets: string[] };
 }

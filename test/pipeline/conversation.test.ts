@@ -5,34 +5,7 @@ import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
 import { registry } from '../../src/metrics/index.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import type { Conversation } from '../../src/pipeline/conversation.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(cond: () => boolean, ms = 15_000, what = 'condition') {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-/** Waits until the agent has been quiet for `quietMs` (the caller's turn). */
-async function agentQuiet(c: TwilioCaller, quietMs = 400): Promise<void> {
-  let last = c.stats.frames;
-  let since = Date.now();
-  await waitFor(() => {
-    if (c.stats.frames !== last) {
-      last = c.stats.frames;
-      since = Date.now();
-    }
-    return Date.now() - since >= quietMs && c.stats.frames > 0;
-  }, 20_000, 'agent to stop talking');
-}
-
-function conversationOf(t: TestApp): Conversation {
-  const s = [...t.app.twilio.sessions.values()].pop()!;
-  return (s as unknown as { conversation: Conversation }).conversation;
-}
+import { agentQuiet, conversationOf, waitFor } from '../helpers/calls.js';
 
 describe('conversation pipeline', () => {
   let t: TestApp;

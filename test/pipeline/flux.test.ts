@@ -6,47 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
+import { agentQuiet, concat, conversationOf, quiet, waitFor } from '../helpers/calls.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import type { Conversation } from '../../src/pipeline/conversation.js';
 import type { SttTurn } from '../../src/providers/types.js';
 import { TurnDetector, type TurnCommit } from '../../src/pipeline/turn-taking.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(cond: () => boolean, ms = 15_000, what = 'condition') {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-async function agentQuiet(c: TwilioCaller, quietMs = 400): Promise<void> {
-  let last = c.stats.frames;
-  let since = Date.now();
-  await waitFor(() => {
-    if (c.stats.frames !== last) {
-      last = c.stats.frames;
-      since = Date.now();
-    }
-    return Date.now() - since >= quietMs && c.stats.frames > 0;
-  }, 20_000, 'agent to stop talking');
-}
-
-function conversationOf(t: TestApp): Conversation {
-  const s = [...t.app.twilio.sessions.values()].pop()!;
-  return (s as unknown as { conversation: Conversation }).conversation;
-}
-
-const quiet = (ms: number) => new Uint8Array((ms / 1000) * 8000).fill(0xff);
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
 
 describe('TurnDetector.modelEndOfTurn (Flux EndOfTurn)', () => {
   it('commits at once with the VAD speech end; before the VAD hangover ends, the last speech frame; no words, no commit', () => {
