@@ -96,7 +96,7 @@ describe('preemptive generation on Flux', () => {
     tools = await toolServer();
     t = await startTestApp(
       // A slow first token: the caller resumes before any output of the early request.
-      { EMULATOR_PHRASES: 'I would like to book a table.|Please lookup_order 42 for me.', EMULATOR_FLUX_EOT_MS: '260', EMULATOR_LLM_TTFT_MS: '400', TOOLS_ALLOW_PRIVATE_NETWORKS: 'true' },
+      { EMULATOR_PHRASES: 'I would like to book a table.|Please lookup_order 42 for me.', EMULATOR_FLUX_EOT_MS: '260', EMULATOR_LLM_TTFT_MS: '400', TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', ADMIN_API_KEY: 'admin-key-preemptive-test' },
       // eager at 0.4 (149 ms of silence in the emulator), the end at 0.8 (297 ms)
       { stt: { model: 'flux-general-en', eotThreshold: 0.8, eagerEotThreshold: 0.4, eotTimeoutMs: 3000 }, tools: [lookupOrder(tools.url)], greeting: 'Hi.' },
     );
@@ -154,6 +154,18 @@ describe('preemptive generation on Flux', () => {
     await t.app.store.calls.drain();
     const stored = (await t.app.store.calls.detail(null, rec.id)).turns;
     expect(stored[0].latencies.llm_start).toBeLessThan(0);
+  });
+
+  it('the agent field preemptive: a boolean, stored; anything else is a 422', async () => {
+    const create = (preemptive: unknown) =>
+      fetch(`${t.base}/v1/agents`, {
+        method: 'POST', headers: { authorization: 'Bearer admin-key-preemptive-test', 'content-type': 'application/json' },
+        body: JSON.stringify({ tenantId: t.tenantId, name: 'p', prompt: 'p', preemptive }),
+      });
+    const ok = await create(false);
+    expect(ok.status).toBe(201);
+    expect((await t.app.store.agents.get(null, ((await ok.json()) as { id: string }).id)).preemptive).toBe(false);
+    expect((await create('yes')).status).toBe(422);
   });
 
   it('with preemptive: false no early request is made', async () => {
