@@ -291,12 +291,13 @@ export class Conversation implements Tickable {
    * Starts the LLM for tentative caller words, on the history as it would be
    * once they are committed, without touching the history, the transcript,
    * the splitter or TTS. Only between replies (not while the agent talks or
-   * the call is ending); the same words again keep the request in flight.
+   * the call is ending).
    */
   private startPreemptive(text: string): void {
     const key = normaliseWords(text);
     if (!key || this.stopped || this.ending || (this.reply && !this.reply.finished)) return;
-    if (this.pre && this.pre.key === key && !this.pre.unusable) return;
+    // The same words again: keep the request in flight (one that asked for a tool would ask again).
+    if (this.pre && this.pre.key === key) return;
     this.discardPreemptive();
     const p: Preemptive = { text, key, abort: new AbortController(), requestAt: performance.now(), events: [], done: false, unusable: false, adopted: false, wake: null };
     this.pre = p;
