@@ -8,14 +8,24 @@ import { availableCpus, loadConfig } from '../../src/config.js';
 import { tempDir } from '../helpers/spawn-server.js';
 
 describe('WORKERS', () => {
-  it('defaults to the CPUs available to the process', () => {
-    expect(loadConfig({}).workers).toBe(availableCpus());
+  const PG = 'postgres://db.example/aybiza';
+
+  it('defaults to the CPUs available to the process with an external PostgreSQL, 1 with the embedded database', () => {
+    expect(loadConfig({ DATABASE_URL: PG }).workers).toBe(availableCpus());
     expect(availableCpus()).toBeLessThanOrEqual(os.availableParallelism());
-    expect(loadConfig({ WORKERS: '1' }).workers).toBe(1);
+    expect(loadConfig({ DATABASE_URL: PG, WORKERS: '1' }).workers).toBe(1);
+    expect(loadConfig({}).workers).toBe(1);
+    expect(loadConfig({ DATABASE_URL: 'embedded' }).workers).toBe(1);
+  });
+
+  it('refuses more than one worker on the embedded database (one PGlite session), naming the variable', () => {
+    expect(() => loadConfig({ WORKERS: '2' })).toThrow(/WORKERS: more than 1 needs DATABASE_URL/);
+    expect(() => loadConfig({ WORKERS: '2', DATABASE_URL: 'embedded' })).toThrow(/WORKERS/);
+    expect(loadConfig({ WORKERS: '2', DATABASE_URL: PG }).workers).toBe(2);
   });
 
   it('refuses a value that is not a whole number from 1, naming the variable', () => {
-    for (const bad of ['0', '-2', 'two', '1.5']) expect(() => loadConfig({ WORKERS: bad })).toThrow(/WORKERS/);
+    for (const bad of ['0', '-2', 'two', '1.5']) expect(() => loadConfig({ DATABASE_URL: PG, WORKERS: bad })).toThrow(/WORKERS/);
   });
 
   it('is capped by a cgroup v2 CPU quota (a container limit the scheduler affinity does not show)', () => {

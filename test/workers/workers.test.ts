@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { freePort } from '../helpers/app.js';
 import { spawnServer, type Spawned } from '../helpers/spawn-server.js';
+import { freshDatabase, realPg } from '../helpers/databases.js';
 
 const TOKEN = 'workers-test-token';
 const ADMIN_KEY = 'ayb_workers_test_admin_key_0123456789abcdef';
@@ -38,7 +39,7 @@ async function until<T>(what: string, fn: () => Promise<T | null | undefined | f
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
-describe('WORKERS=2', () => {
+describe.skipIf(!realPg)('WORKERS=2', () => {
   let srv: Spawned;
   let base: string;
   const metrics = async () => (await fetch(`${base}/metrics`)).text();
@@ -54,7 +55,8 @@ describe('WORKERS=2', () => {
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     srv = await spawnServer({
-      PORT: String(port), PUBLIC_URL: base, WORKERS: '2', EMULATORS: 'on', TWILIO_AUTH_TOKEN: TOKEN, ADMIN_API_KEY: ADMIN_KEY,
+      // More than one worker needs an external PostgreSQL (src/config.ts: workerCount).
+      DATABASE_URL: await freshDatabase(), PORT: String(port), PUBLIC_URL: base, WORKERS: '2', EMULATORS: 'on', TWILIO_AUTH_TOKEN: TOKEN, ADMIN_API_KEY: ADMIN_KEY,
       MAX_CONCURRENT_CALLS: String(MAX_CALLS), AYBIZA_WORKER_FAULTS: '1', DRAIN_TIMEOUT_S: '5',
     }, 150_000);
   }, 180_000);
