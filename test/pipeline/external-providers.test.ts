@@ -26,7 +26,7 @@ describe('providers reached by URL (aybiza emulators in another process)', () =>
     t = await startTestApp({
       EMULATORS: 'auto', DEEPGRAM_URL: urls.deepgramUrl, DEEPGRAM_API_KEY: 'test', BEDROCK_ENDPOINT: urls.bedrockUrl,
       AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1',
-    });
+    }, { preemptive: false }); // the whole LLM wait after the commit (preemptive generation: test/pipeline/preemptive.test.ts)
   });
   afterAll(async () => {
     await t?.stop();

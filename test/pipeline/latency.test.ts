@@ -12,7 +12,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('turn latency timeline', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ EMULATOR_LLM_TTFT_MS: '300', EMULATOR_TTS_TTFB_MS: '150', EMULATOR_STT_FINAL_DELAY_MS: '100', EMULATOR_PHRASES: 'What time do you open?' });
+    t = await startTestApp({ EMULATOR_LLM_TTFT_MS: '300', EMULATOR_TTS_TTFB_MS: '150', EMULATOR_STT_FINAL_DELAY_MS: '100', EMULATOR_PHRASES: 'What time do you open?' }, { preemptive: false });
+    // Stages measured one after another; with preemptive generation (test/pipeline/preemptive.test.ts)
+    // the model's wait would start before the commit.
   });
   afterAll(async () => {
     await t?.stop();

@@ -314,6 +314,11 @@ export class DeepgramEmulator {
           speechFrames = 0;
           if (inSpeech) {
             silenceMs += frameMs;
+            // As the service does, the last interim before the endpoint carries every
+            // word heard so far (the final then confirms it): sent 100 ms into the silence.
+            if (interim && silenceMs >= 100 && silenceMs - frameMs < 100 && silenceMs < Math.min(endpointingMs, 60_000)) {
+              results(phrase(), lastFinalEnd, t, false, false, false);
+            }
             if (silenceMs >= Math.min(endpointingMs, 60_000) && silenceMs >= 20) {
               inSpeech = false;
               uttEnd = t - silenceMs / 1000;
