@@ -380,11 +380,17 @@ export class Conversation implements Tickable {
   private confirmBargeIn(): void {
     const r = this.reply;
     this.endHold(performance.now());
-    this.session.resume();
-    if (!r || r.finished) return;
+    if (!r || r.finished) {
+      this.session.resume();
+      return;
+    }
     bargeIns.inc();
     r.abort.abort();
+    // Clear before releasing the hold: resume() sends what is queued at once,
+    // and the caller would hear up to the transport's lead of the reply they
+    // just interrupted.
     const cleared = this.session.clear();
+    this.session.resume();
     const heard = heardText(r, cleared.segments);
     this.session.log.info('barge-in', { heardMs: Math.round(cleared.heardMs), heard });
     this.finishReply(r, true, heard);

@@ -115,6 +115,33 @@ describe('the conversation records its waits', () => {
     expect(c.turns[0].latencies).toMatchObject({ barge_in_check: 150, false_interruption: 300 }); // stored with the turn
   });
 
+  it('a confirmed barge-in clears the held audio without sending any of it', async () => {
+    const { llm, release } = gatedLlm();
+    const c = (call = await fakeCall(llm));
+    const conv = new Conversation(c.session, { llm, calls: c.calls, turn: { silenceMs: 0, slowSilenceMs: 0, sttGraceMs: 0 }, falseInterruptionMs: 10_000, bargeInMinMs: 200 });
+    const ev = c.session.events;
+    ev.onSpeechStart?.(c.now.t);
+    c.now.t += 1000;
+    ev.onSpeechEnd?.(c.now.t);
+    ev.onTranscript?.({ text: 'When do you open?', isFinal: true, speechFinal: true, fromFinalize: false, start: 0, duration: 1, confidence: 1 });
+    await new Promise((r) => setImmediate(r));
+    c.tts.onAudio(audio(10)); // the reply's audio
+    c.slot();
+    const before = c.framesSent();
+    expect(before).toBeGreaterThan(0);
+    // The caller talks over it: output is held, then the sustained speech confirms the barge-in.
+    ev.onSpeechStart?.(c.now.t);
+    c.slot();
+    c.slot();
+    expect(c.framesSent()).toBe(before); // held
+    c.now.t += 250;
+    conv.tick(); // confirmed: clear, then release the hold
+    expect(c.framesSent()).toBe(before); // not a frame of the interrupted reply after the hold
+    for (let i = 0; i < 5; i++) c.slot();
+    expect(c.framesSent()).toBe(before);
+    release();
+  });
+
   it('a reply whose first audio waits behind the greeting still playing gets earlier_speech, not server time', async () => {
     const { llm, release } = gatedLlm();
     const c = (call = await fakeCall(llm));
