@@ -63,6 +63,16 @@ describe('the conversation records its waits', () => {
     call = null;
   });
 
+  /** The caller says one sentence (1 s of speech, then the STT's final); the LLM gets to stream. */
+  async function callerTurn(c: FakeCall): Promise<void> {
+    const ev = c.session.events;
+    ev.onSpeechStart?.(c.now.t);
+    c.now.t += 1000;
+    ev.onSpeechEnd?.(c.now.t);
+    ev.onTranscript?.({ text: 'When do you open?', isFinal: true, speechFinal: true, fromFinalize: false, start: 0, duration: 1, confidence: 1 });
+    await new Promise((r) => setImmediate(r));
+  }
+
   /** An LLM that says one sentence, then waits for `release` before ending its reply. */
   function gatedLlm(): { llm: LanguageModel; release: () => void } {
     let release!: () => void;
@@ -83,11 +93,7 @@ describe('the conversation records its waits', () => {
     const conv = new Conversation(c.session, { llm, calls: c.calls, turn: { silenceMs: 0, slowSilenceMs: 0, sttGraceMs: 0 }, falseInterruptionMs: 300, bargeInMinMs: 10_000 });
     const ev = c.session.events;
     // The caller's turn.
-    ev.onSpeechStart?.(c.now.t);
-    c.now.t += 1000;
-    ev.onSpeechEnd?.(c.now.t);
-    ev.onTranscript?.({ text: 'When do you open?', isFinal: true, speechFinal: true, fromFinalize: false, start: 0, duration: 1, confidence: 1 });
-    await new Promise((r) => setImmediate(r)); // the LLM streams its first sentence; it is flushed to TTS
+    await callerTurn(c); // the LLM streams its first sentence; it is flushed to TTS
     // The caller makes a noise before the audio arrives: output is held.
     c.now.t += 100;
     ev.onSpeechStart?.(c.now.t);
@@ -120,11 +126,7 @@ describe('the conversation records its waits', () => {
     const c = (call = await fakeCall(llm));
     const conv = new Conversation(c.session, { llm, calls: c.calls, turn: { silenceMs: 0, slowSilenceMs: 0, sttGraceMs: 0 }, falseInterruptionMs: 10_000, bargeInMinMs: 200 });
     const ev = c.session.events;
-    ev.onSpeechStart?.(c.now.t);
-    c.now.t += 1000;
-    ev.onSpeechEnd?.(c.now.t);
-    ev.onTranscript?.({ text: 'When do you open?', isFinal: true, speechFinal: true, fromFinalize: false, start: 0, duration: 1, confidence: 1 });
-    await new Promise((r) => setImmediate(r));
+    await callerTurn(c);
     c.tts.onAudio(audio(10)); // the reply's audio
     c.slot();
     const before = c.framesSent();

@@ -6,29 +6,9 @@ import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
 import { badInput } from '../../src/metrics/index.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { agentQuiet, waitFor } from '../helpers/calls.js';
 import type { Conversation } from '../../src/pipeline/conversation.js';
 import type { CallSession } from '../../src/call/session.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(cond: () => boolean, ms = 20_000, what = 'condition') {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-async function agentQuiet(c: TwilioCaller, quietMs = 400): Promise<void> {
-  let last = c.stats.frames;
-  let since = Date.now();
-  await waitFor(() => {
-    if (c.stats.frames !== last) {
-      last = c.stats.frames;
-      since = Date.now();
-    }
-    return Date.now() - since >= quietMs && c.stats.frames > 0;
-  }, 20_000, 'agent to stop talking');
-}
 
 async function refusedTransfers(): Promise<number> {
   const m = await badInput.get();

@@ -1,8 +1,8 @@
 // What every Deepgram streaming socket of ours does around its messages:
 // SDK callbacks under the guard, our own reconnect loop (the SDK's silent
 // reconnect is off: a dropped socket would become a new session unnoticed),
-// and a graceful CloseStream on close. Used by the Flux stream (flux.ts);
-// the Nova-3 stream (stt.ts) has the same steps inline.
+// and a graceful CloseStream on close. Used by the Flux stream (flux.ts)
+// and the Nova-3 stream (stt.ts).
 import { checkpoint } from '../../checkpoint.js';
 import { guard } from '../../guard.js';
 import { log } from '../../log.js';

@@ -4,10 +4,10 @@
 // the recent audio the old stream had not finalised (bounded), keep the
 // timeline continuous, and tell the pipeline.
 import type { DeepgramClient } from '@deepgram/sdk';
-import { checkpoint } from '../../checkpoint.js';
-import { guard, reportInternalError } from '../../guard.js';
+import { reportInternalError } from '../../guard.js';
 import { log } from '../../log.js';
 import { providerErrors, wsCloseKind } from '../../metrics/index.js';
+import { closeGracefully, closeQuietly, openSocket, reconnectLoop, type StreamSocket } from './lifecycle.js';
 import type { SpeechToText, SttEvents, SttOptions, SttStream } from '../types.js';
 
 const BYTES_PER_S = 8000;
@@ -23,7 +23,6 @@ const KEEPALIVE_AFTER_MS = 3000;
  * delays the end of a caller's turn.
  */
 const BATCH_BYTES = 800;
-const RECONNECT_DELAYS_MS = [0, 100, 300, 800, 1500];
 /**
  * Silence gate. Audio the VAD calls silence, once it is more than
  * POSTROLL_MS past the caller's last speech, is not streamed (Deepgram bills
@@ -140,19 +139,7 @@ export class DeepgramSttStream implements SttStream {
     const failed = (err: unknown) => {
       if (!this.closed) this.events.onError?.(err instanceof Error ? err : new Error(String(err)));
     };
-    socket.on('message', guard('provider', (m: unknown) => {
-      checkpoint();
-      this.onMessage(m as { type?: string }, offset);
-    }, failed));
-    socket.on('close', guard('provider', (e: { code?: number; reason?: string }) => this.onClose(socket, e)));
-    socket.on('error', guard('provider', (err: unknown) => log.debug('deepgram stt socket error', { err })));
-    socket.connect();
-    try {
-      await socket.waitForOpen();
-    } catch (err) {
-      closeQuietly(socket);
-      throw err;
-    }
+    await openSocket(socket as unknown as StreamSocket, 'deepgram stt', (m) => this.onMessage(m, offset), (e) => this.onClose(socket, e), failed);
     if (this.closed) {
       // close() ran while this (re)connection was opening: the socket must not
       // outlive the stream (the shared KeepAlive would keep it open forever).
@@ -200,29 +187,21 @@ export class DeepgramSttStream implements SttStream {
   private async reconnect(): Promise<void> {
     if (this.reconnecting || this.closed) return;
     this.reconnecting = true;
-    for (const delay of RECONNECT_DELAYS_MS) {
-      if (this.closed) break;
-      if (delay) await new Promise((r) => setTimeout(r, delay));
+    const ok = await reconnectLoop('deepgram stt', () => this.closed, async () => {
       this.attempt++;
       // The new stream starts where the old one stopped finalising (bounded by
       // the replay buffer); everything from there on is sent again.
       const unfinalised = Math.max(0, Math.min(this.replayBytes, this.receivedBytes - this.finalisedBytes));
       this.offsetBytes = this.receivedBytes - unfinalised;
-      try {
-        await this.connect();
-        if (this.closed || !this.socket) break;
-        const replayBytes = this.receivedBytes - this.offsetBytes; // includes audio that arrived while connecting
-        for (const chunk of this.tail(replayBytes)) this.socket!.sendMedia(chunk);
-        this.reconnecting = false;
-        this.events.onReconnected?.({ attempt: this.attempt, replayedMs: Math.round((replayBytes / BYTES_PER_S) * 1000) });
-        return;
-      } catch (err) {
-        providerErrors.inc({ provider: 'stt', kind: 'reconnect_failed' });
-        log.warn('deepgram stt reconnect failed', { attempt: this.attempt, err: (err as Error).message });
-      }
-    }
+      await this.connect();
+      if (this.closed || !this.socket) return true;
+      const replayBytes = this.receivedBytes - this.offsetBytes; // includes audio that arrived while connecting
+      for (const chunk of this.tail(replayBytes)) this.socket.sendMedia(chunk);
+      this.events.onReconnected?.({ attempt: this.attempt, replayedMs: Math.round((replayBytes / BYTES_PER_S) * 1000) });
+      return true;
+    });
     this.reconnecting = false;
-    if (!this.closed) this.events.onError?.(new Error('speech-to-text unavailable: reconnect attempts exhausted'));
+    if (!ok && !this.closed) this.events.onError?.(new Error('speech-to-text unavailable: reconnect attempts exhausted'));
   }
 
   /** Appends sent audio to the ring (and the timeline). */
@@ -369,35 +348,8 @@ export class DeepgramSttStream implements SttStream {
     track(this, false);
     const s = this.socket;
     if (!s) return;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        try {
-          s.close();
-        } catch {
-          /* already closed */
-        }
-        resolve();
-      }, 2000);
-      s.on('close', () => {
-        clearTimeout(t);
-        resolve();
-      });
-      try {
-        s.sendCloseStream({ type: 'CloseStream' });
-      } catch {
-        clearTimeout(t);
-        resolve();
-      }
-    });
+    await closeGracefully(s as unknown as StreamSocket);
     this.socket = null;
-  }
-}
-
-function closeQuietly(socket: Socket): void {
-  try {
-    socket.close();
-  } catch {
-    /* already closed */
   }
 }
 
