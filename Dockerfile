@@ -31,9 +31,11 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/build/Release/aybiza_media.node ./build/Release/aybiza_media.node
 COPY --from=build /app/dist ./dist
-RUN groupadd --system aybiza && useradd --system --gid aybiza --home /var/lib/aybiza aybiza \
+# Fixed uid/gid 10001: the Kubernetes manifests run as 10001 (runAsUser/fsGroup),
+# so files in DATA_DIR volumes belong to the same user in both.
+RUN groupadd --system --gid 10001 aybiza && useradd --system --uid 10001 --gid aybiza --home /var/lib/aybiza aybiza \
  && mkdir -p /var/lib/aybiza && chown aybiza:aybiza /var/lib/aybiza
-USER aybiza
+USER 10001:10001
 EXPOSE 8080/tcp 5060/udp 5060/tcp 10000-20000/udp
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
