@@ -40,6 +40,8 @@ export interface SessionInit {
   providers: Providers;
   calls: CallStore;
   log?: Logger;
+  /** Outbound calls are counted in aybiza_calls_total by the dialer (src/outbound/dialer.ts), once, with their final status. */
+  direction?: 'inbound' | 'outbound';
 }
 
 const framesIn = { twilio: hotCounter(mediaFrames, 'twilio', 'in'), sip: hotCounter(mediaFrames, 'sip', 'in') };
@@ -310,7 +312,7 @@ export class CallSession implements Tickable {
     clock.delete(this);
     this.media.close();
     if (this.started) callsActive.dec({ transport: this.transport.kind });
-    callsTotal.inc({ transport: this.transport.kind, outcome });
+    if (this.init.direction !== 'outbound') callsTotal.inc({ transport: this.transport.kind, outcome, direction: 'inbound' });
     // Each owner releases what it holds even if another's release throws.
     guarded('call', () => this.events.onEnd?.(reason));
     for (const fn of this.endListeners) guarded('call', () => fn(reason));

@@ -60,8 +60,24 @@ export const callsActive = new client.Gauge({
 
 export const callsTotal = new client.Counter({
   name: 'aybiza_calls_total',
-  help: 'Calls ended, by transport and outcome',
-  labelNames: ['transport', 'outcome'] as const,
+  help: 'Calls ended, by transport, outcome and direction (inbound, outbound)',
+  labelNames: ['transport', 'outcome', 'direction'] as const,
+  registers: [registry],
+});
+
+/** Answering-machine detection verdicts, Twilio's and ours alike: human, machine, unknown. */
+export const amdTotal = new client.Counter({
+  name: 'aybiza_amd_total',
+  help: 'Answering-machine detection results (human, machine, unknown), from Twilio AMD and our own detector',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
+/** Dials and transfers the outbound guards refused (src/outbound/guards.ts): closed reasons. */
+export const outboundRefused = new client.Counter({
+  name: 'aybiza_outbound_refused_total',
+  help: 'Outbound dials and transfers refused by the guards, by kind (dial, transfer) and reason (destination_not_allowed, dnc, daily_cap)',
+  labelNames: ['kind', 'reason'] as const,
   registers: [registry],
 });
 

@@ -29,7 +29,17 @@ function toCall(r: Record<string, unknown>): CallRecord {
     endReason: (r.end_reason as string | null) ?? null,
     mediaStats: (r.media_stats as Record<string, unknown> | null) ?? null,
     quality: (r.quality as CallQuality | null) ?? null,
+    direction: (r.direction as CallRecord['direction'] | undefined) ?? 'inbound',
+    answeredBy: (r.answered_by as CallRecord['answeredBy'] | undefined) ?? null,
+    ...outboundFields(r),
   };
+}
+
+/** An outbound call's dial variables, metadata and campaign (src/outbound); nothing for inbound calls. */
+function outboundFields(r: Record<string, unknown>): Partial<CallRecord> {
+  if (r.direction !== 'outbound') return {};
+  const dial = (r.dial as { variables?: Record<string, string>; metadata?: Record<string, unknown> } | null) ?? {};
+  return { variables: dial.variables ?? {}, metadata: dial.metadata ?? {}, campaignId: (r.campaign_id as string | null) ?? null, contactId: (r.contact_id as string | null) ?? null };
 }
 
 export class Calls implements CallStore {
@@ -75,6 +85,11 @@ export class Calls implements CallStore {
     return r ? toCall(r) : null;
   }
 
+  async byId(callId: string): Promise<CallRecord | null> {
+    const r = (await this.db.pool.query('select * from calls where id = $1', [callId])).rows[0];
+    return r ? toCall(r) : null;
+  }
+
   async updateCallStatus(callId: string, status: string, endReason?: string): Promise<void> {
     // A call reported ended has its turns and transcript stored.
     if (ENDED.has(status)) await this.writes.drain();
@@ -108,8 +123,8 @@ export class Calls implements CallStore {
     await this.db.pool.query('update calls set quality = $2 where id = $1', [callId, JSON.stringify(quality)]);
   }
 
-  list(tenantId: string | null, limit: number, cursor?: string): Promise<Page<CallRecord>> {
-    return pageOf(this.db.pool, 'calls', 'started_at', tenantId, limit, cursor, toCall);
+  list(tenantId: string | null, limit: number, cursor?: string, direction?: 'inbound' | 'outbound'): Promise<Page<CallRecord>> {
+    return pageOf(this.db.pool, 'calls', 'started_at', tenantId, limit, cursor, toCall, direction && { column: 'direction', value: direction });
   }
 
   async detail(tenantId: string | null, id: string): Promise<CallDetail> {

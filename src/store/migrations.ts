@@ -220,4 +220,39 @@ drop function aybiza_mask_tool_headers(jsonb);
 alter table calls add column quality jsonb;
 `,
   },
+  {
+    version: 7,
+    name: 'outbound calls: direction, answeredBy, variables, do-not-call, tenant outbound settings, daily dial counts',
+    sql: `
+-- Outbound calls (issue 17). external_id is 'pending:<call id>' until the
+-- carrier names the call (a Twilio CallSid arrives with the create answer).
+alter table calls add column direction text not null default 'inbound' check (direction in ('inbound', 'outbound'));
+alter table calls add column answered_by text check (answered_by in ('human', 'machine', 'unknown'));
+-- The dial as asked (amd, voicemail, variables, metadata, via, trunk), so any node can rebuild the call's agent.
+alter table calls add column dial jsonb;
+alter table calls add column campaign_id text;
+alter table calls add column contact_id text;
+create index calls_tenant_direction on calls (tenant_id, direction, started_at desc, id desc);
+
+-- Toll-fraud guard: ISO 3166 alpha-2 codes a tenant may dial (empty: outbound off).
+alter table tenants add column outbound_allowed_countries text[] not null default '{}';
+alter table tenants add column outbound_daily_cap integer not null default 1000 check (outbound_daily_cap between 0 and 10000000);
+
+create table dnc_numbers (
+  tenant_id text not null references tenants(id),
+  number text not null check (number ~ '^\\+[1-9][0-9]{6,14}$'),
+  created_at timestamptz not null default now(),
+  primary key (tenant_id, number)
+);
+create index dnc_tenant on dnc_numbers (tenant_id, created_at desc, number desc);
+
+-- Dials per tenant per UTC day: one row, incremented atomically under the cap (every node).
+create table outbound_dial_counts (
+  tenant_id text not null references tenants(id),
+  day date not null,
+  dials integer not null default 0,
+  primary key (tenant_id, day)
+);
+`,
+  },
 ];

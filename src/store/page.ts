@@ -19,9 +19,12 @@ export async function pageOf<T>(
   limit: number,
   cursor: string | undefined,
   map: (row: Record<string, unknown>) => T | Promise<T>,
+  /** One more equality condition (a column name of ours, never from input). */
+  filter?: { column: string; value: unknown },
 ): Promise<Page<T>> {
   const params: unknown[] = [];
   const where = [tenantClause(tenantId, params)];
+  if (filter) where.push(`${filter.column} = $${params.push(filter.value)}`);
   if (cursor) {
     const c = decodeCursor(cursor);
     if (!c) throw new InvalidError('cursor', 'is not a cursor this API returned');

@@ -12,7 +12,7 @@ import { InvalidError, NotFoundError } from './errors.js';
 import { Lru } from './lru.js';
 import { guard, reportInternalError } from '../guard.js';
 import { log } from '../log.js';
-import { TENANT_SCOPES, type ApiKeyInfo, type Page, type Principal, type Scope, type Tenant } from './types.js';
+import { TENANT_SCOPES, type ApiKeyInfo, type Page, type Principal, type Scope, type Tenant, type TenantOutbound } from './types.js';
 
 /** The message prefix on SharedState's channel: `apikeys:revoke:<key id>`. */
 const REVOKE = 'apikeys:revoke:';
@@ -38,7 +38,18 @@ export interface TenantsOptions {
 }
 
 function toTenant(r: Record<string, unknown>): Tenant {
-  return { id: r.id as string, name: r.name as string, maxConcurrentCalls: (r.max_concurrent_calls as number | null) ?? null, createdAt: iso(r.created_at) };
+  return {
+    id: r.id as string, name: r.name as string, maxConcurrentCalls: (r.max_concurrent_calls as number | null) ?? null,
+    outbound: { allowedCountries: (r.outbound_allowed_countries as string[] | undefined) ?? [], dailyCap: (r.outbound_daily_cap as number | undefined) ?? 1000 },
+    createdAt: iso(r.created_at),
+  };
+}
+
+/** PATCH /v1/tenants/{id}: the fields a platform admin may change. */
+export interface TenantPatch {
+  name?: string;
+  maxConcurrentCalls?: number | null;
+  outbound?: Partial<TenantOutbound>;
 }
 
 function toKeyInfo(r: Record<string, unknown>): ApiKeyInfo {
@@ -149,13 +160,39 @@ export class Tenants {
     return this.cached(key) ?? (await this.lookup(key));
   }
 
-  async create(who: Principal, name: string, maxConcurrentCalls: number | null): Promise<Tenant> {
+  async create(who: Principal, name: string, maxConcurrentCalls: number | null, outbound: Partial<TenantOutbound> = {}): Promise<Tenant> {
     return this.db.tx(async (c) => {
       const id = newId('ten');
-      const r = (await c.query('insert into tenants (id, name, max_concurrent_calls) values ($1,$2,$3) returning *', [id, name, maxConcurrentCalls])).rows[0];
+      const r = (
+        await c.query(
+          'insert into tenants (id, name, max_concurrent_calls, outbound_allowed_countries, outbound_daily_cap) values ($1,$2,$3,$4,$5) returning *',
+          [id, name, maxConcurrentCalls, outbound.allowedCountries ?? [], outbound.dailyCap ?? 1000],
+        )
+      ).rows[0];
       const t = toTenant(r);
       await audit(c, who, id, 'tenant.create', 'tenant', id, undefined, t);
       return t;
+    });
+  }
+
+  /** Changes a tenant (platform admin); audited with before and after. */
+  async update(who: Principal, id: string, patch: TenantPatch): Promise<Tenant> {
+    return this.db.tx(async (c) => {
+      const row = (await c.query('select * from tenants where id = $1 for update', [id])).rows[0];
+      if (!row) throw new NotFoundError('tenant');
+      const before = toTenant(row);
+      const r = (
+        await c.query(
+          `update tenants set name = $2, max_concurrent_calls = $3, outbound_allowed_countries = $4, outbound_daily_cap = $5 where id = $1 returning *`,
+          [
+            id, patch.name ?? before.name, patch.maxConcurrentCalls === undefined ? before.maxConcurrentCalls : patch.maxConcurrentCalls,
+            patch.outbound?.allowedCountries ?? before.outbound.allowedCountries, patch.outbound?.dailyCap ?? before.outbound.dailyCap,
+          ],
+        )
+      ).rows[0];
+      const after = toTenant(r);
+      await audit(c, who, id, 'tenant.update', 'tenant', id, before, after);
+      return after;
     });
   }
 

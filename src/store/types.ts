@@ -3,7 +3,7 @@
 // interfaces at the bottom: AgentResolver, CallStore, TrunkDirectory.
 import type { CallQuality } from '../media/quality.js';
 
-export const TENANT_SCOPES = ['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read', 'keys:write'] as const;
+export const TENANT_SCOPES = ['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read', 'keys:write', 'calls:write'] as const;
 export type Scope = (typeof TENANT_SCOPES)[number];
 /** A new key's scopes when none are asked for: everything but keys:write (minting keys is asked for explicitly). */
 export const DEFAULT_KEY_SCOPES: readonly Scope[] = TENANT_SCOPES.filter((s) => s !== 'keys:write');
@@ -26,7 +26,14 @@ export interface Tenant {
   id: string;
   name: string;
   maxConcurrentCalls: number | null;
+  /** Outbound guards (src/outbound/guards.ts): ISO 3166 alpha-2 countries it may dial (none: outbound off), dials per UTC day. */
+  outbound: TenantOutbound;
   createdAt: string;
+}
+
+export interface TenantOutbound {
+  allowedCountries: string[];
+  dailyCap: number;
 }
 
 export interface Principal {
@@ -132,6 +139,14 @@ export interface CallRecord {
   mediaStats: Record<string, unknown> | null;
   /** E-model estimate (R, MOS, per direction; src/media/quality.ts); null when not measured (Twilio calls, no media). */
   quality: CallQuality | null;
+  direction: 'inbound' | 'outbound';
+  /** Outbound calls with answering-machine detection: human | machine | unknown; null before a verdict (or without AMD). */
+  answeredBy: 'human' | 'machine' | 'unknown' | null;
+  /** Outbound: the dial's variables and metadata as given to POST /v1/calls. */
+  variables?: Record<string, string>;
+  metadata?: Record<string, unknown>;
+  campaignId?: string | null;
+  contactId?: string | null;
 }
 
 export interface TurnRecord {
