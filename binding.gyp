@@ -7,6 +7,7 @@
         "native/g711.cc",
         "native/vad.cc",
         "native/dtmf.cc",
+        "native/beep.cc",
         "native/media_channel.cc",
         "native/plc.cc",
         "native/jitter_buffer.cc",

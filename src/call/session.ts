@@ -44,6 +44,18 @@ export interface SessionInit {
   direction?: 'inbound' | 'outbound';
 }
 
+/**
+ * Screening of an outbound call for an answering machine
+ * (src/pipeline/voicemail.ts): it sees every inbound frame's media code
+ * (with beep detection on) and every transcript; the conversation holds its
+ * greeting and the caller's events until `converse` settles (true: talk).
+ */
+export interface CallScreen {
+  frame(code: number, now: number): void;
+  transcript(t: Transcript): void;
+  readonly converse: Promise<boolean>;
+}
+
 const framesIn = { twilio: hotCounter(mediaFrames, 'twilio', 'in'), sip: hotCounter(mediaFrames, 'sip', 'in') };
 
 // Silence that ends the caller's speech (the VAD's hangover into 'end').
@@ -131,6 +143,16 @@ export class CallSession implements Tickable {
     return performance.now();
   }
 
+  /** The answering-machine screening in progress, if any (see CallScreen). */
+  screening: CallScreen | null = null;
+
+  /** Starts screening this call (beep detection on from here). */
+  screen(s: CallScreen): void {
+    if (this.ended) return;
+    this.screening = s;
+    this.media.detectBeep(true);
+  }
+
   /** Opens the provider streams and joins the pacing clock. */
   async start(): Promise<void> {
     if (this.ended) return;
@@ -145,7 +167,10 @@ export class CallSession implements Tickable {
           eotThreshold: cfg.stt?.eotThreshold, eagerEotThreshold: cfg.stt?.eagerEotThreshold, eotTimeoutMs: cfg.stt?.eotTimeoutMs,
         },
         {
-          onTranscript: (t) => this.events.onTranscript?.(t),
+          onTranscript: (t) => {
+            this.screening?.transcript(t);
+            this.events.onTranscript?.(t);
+          },
           onTurn: (t) => this.events.onSttTurn?.(t),
           onUtteranceEnd: () => this.events.onUtteranceEnd?.(),
           onReconnected: (r) => this.log.warn('speech-to-text reconnected', r),
@@ -197,6 +222,7 @@ export class CallSession implements Tickable {
   /** Runs one 20 ms frame through the media channel; returns its speech flag. */
   private frame(f: Uint8Array, now: number): boolean {
     const code = this.media.process(f);
+    this.screening?.frame(code, now);
     if (code & FRAME_START) {
       this.speaking = true;
       this.events.onSpeechStart?.(now);

@@ -1,5 +1,6 @@
 // The inbound per-frame path of one call in one native call
-// (native/media_channel.cc): G.711 decode + VAD (+ in-band DTMF) per frame.
+// (native/media_channel.cc): G.711 decode + VAD (+ in-band DTMF, + the
+// answering-machine beep detector) per frame.
 // The result is a plain number, so the 50-per-second path allocates nothing;
 // read it with the helpers below.
 import { closedError, native } from './native.js';
@@ -20,6 +21,8 @@ export interface MediaChannelOptions {
 interface NativeChannel {
   process(frame: Uint8Array): number;
   takeDigits(): string;
+  detectBeep(on: boolean): void;
+  lastBeep(): [number, number, number] | null;
   reset(): void;
   close(): void;
 }
@@ -40,6 +43,20 @@ export const FRAME_ACTIVE = 4;
 export const FRAME_START = 8;
 export const FRAME_END = 16;
 export const FRAME_DIGITS = 32;
+/** A beep (a steady 350–2,000 Hz tone of 250 ms or more) is sounding. */
+export const FRAME_BEEP = 64;
+/** The beep qualified in this frame (its 250th ms; it began lastBeep().startMs). */
+export const FRAME_BEEP_START = 128;
+/** The beep ended in this frame. */
+export const FRAME_BEEP_END = 256;
+
+/** A detected beep, on the channel's audio clock (ms of audio since detection started). */
+export interface Beep {
+  hz: number;
+  startMs: number;
+  /** So far while it sounds; in total once it ended. */
+  durationMs: number;
+}
 
 export class MediaChannel {
   private handle: NativeChannel | null;
@@ -73,6 +90,20 @@ export class MediaChannel {
   takeDigits(): DtmfDigit[] {
     if (!this.handle) throw closedError('MediaChannel');
     return this.handle.takeDigits().split('') as DtmfDigit[];
+  }
+
+  /** Starts (afresh) or stops beep detection; off by default (only answering-machine screening needs it). */
+  detectBeep(on: boolean): void {
+    if (!this.handle) throw closedError('MediaChannel');
+    if (typeof on !== 'boolean') throw new TypeError('detectBeep(on) takes a boolean');
+    this.handle.detectBeep(on);
+  }
+
+  /** The beep sounding now or the last one (after a FRAME_BEEP_START), else null. */
+  lastBeep(): Beep | null {
+    if (!this.handle) throw closedError('MediaChannel');
+    const b = this.handle.lastBeep();
+    return b ? { hz: b[0], startMs: b[1], durationMs: b[2] } : null;
   }
 
   reset(): void {

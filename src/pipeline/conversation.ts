@@ -33,6 +33,9 @@ export interface ConversationOptions {
   toolNetwork?: ToolNetwork;
 }
 
+/** Session events that come from the caller (held while an answering-machine screening decides). */
+const CALLER_EVENTS = ['onTranscript', 'onSttTurn', 'onUtteranceEnd', 'onSpeechStart', 'onSpeechEnd', 'onDtmf'] as const;
+
 const APOLOGY = "I'm sorry, we're having technical difficulties. Please call back later. Goodbye.";
 const BACKCHANNEL = /^(m+-?h+m+|mhm+|uh-?huh|yeah|yes|ok(ay)?|right|sure|hmm+|uh+|um+)[.!?,]*$/i;
 
@@ -153,8 +156,28 @@ export class Conversation implements Tickable {
       (c.greeting ? `\nYou opened the call by saying: "${c.greeting}"` : '');
   }
 
-  /** Joins the clock and speaks the greeting. */
+  /**
+   * Joins the clock and speaks the greeting. On a call screened for an
+   * answering machine (src/pipeline/voicemail.ts) both wait for who
+   * answered, and the caller's events meanwhile ("Hello?", the machine's
+   * greeting) are not turns: on a person the conversation starts afresh,
+   * otherwise it never starts.
+   */
   start(): void {
+    const screen = this.session.screening;
+    if (!screen) return this.begin();
+    const held = CALLER_EVENTS.map((k) => [k, this.session.events[k]] as const);
+    for (const [k] of held) this.session.events[k] = undefined;
+    void screen.converse.then((converse) => {
+      if (!converse || this.stopped || this.session.isEnded) return;
+      for (const [k, fn] of held) (this.session.events as Record<string, unknown>)[k] = fn;
+      this.detector.reset();
+      this.lastActivity = performance.now();
+      this.begin();
+    }).catch((err) => reportInternalError('call', err));
+  }
+
+  private begin(): void {
     clock.add(this);
     void this.opts.llm.warm?.();
     const greeting = this.session.agent.config.greeting;
