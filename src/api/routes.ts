@@ -9,6 +9,7 @@ import type { NewTrunk, TrunkPatch } from '../store/trunks.js';
 import { readScope, requireAdmin, requireScope, writeTenant } from './auth.js';
 import { body, compile, limitParam, type Schema } from './validate.js';
 import * as S from './schemas.js';
+import { CAMPAIGN_ROUTES } from '../outbound/campaign-api.js';
 
 export interface Ctx {
   req: Request;
@@ -177,6 +178,7 @@ export const ROUTES: RouteSpec[] = [
       return listAudit(cp.db.pool, readScope(p), limitParam(req.query), cursor(req));
     },
   },
+  ...CAMPAIGN_ROUTES,
 ];
 
 // Every body schema is compiled once, when the API module loads (a bad schema fails startup, not a request).

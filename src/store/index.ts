@@ -12,6 +12,7 @@ import { Trunks } from './trunks.js';
 import { Calls } from './calls.js';
 import { CachedResolver } from './resolver.js';
 import { Keyring } from './secrets.js';
+import { CampaignStore } from '../outbound/campaign-store.js';
 
 export interface StoreOptions {
   databaseUrl?: string;
@@ -41,6 +42,7 @@ export class ControlPlane implements Component {
   readonly agents: Agents;
   readonly trunks: Trunks;
   readonly calls: Calls;
+  readonly campaigns: CampaignStore;
   readonly resolver: CachedResolver;
   private sweeper: NodeJS.Timeout | null = null;
 
@@ -50,6 +52,7 @@ export class ControlPlane implements Component {
     this.agents = new Agents(db, () => this.resolver.invalidate(), keys);
     this.trunks = new Trunks(db, opts.sipRealm, state);
     this.calls = new Calls(db);
+    this.campaigns = new CampaignStore(db);
   }
 
   /** Opens the database, applies migrations, and makes ADMIN_API_KEY usable. */

@@ -255,4 +255,71 @@ create table outbound_dial_counts (
 );
 `,
   },
+  {
+    version: 8,
+    name: 'campaigns: contacts queue, pacing, attempts',
+    sql: `
+-- Outbound campaigns (src/outbound/campaign-store.ts, campaigns.ts). The queue
+-- lives here so that every node may dial one campaign: a node claims a due
+-- contact with FOR UPDATE SKIP LOCKED while holding the campaign row, which
+-- also makes the in-progress count (concurrency) and next_dial_at (the
+-- cluster-wide pace: moved 1/callsPerSecond past each claim) exact.
+create table campaigns (
+  id text primary key,
+  tenant_id text not null references tenants(id),
+  agent_id text not null references agents(id),
+  status text not null default 'draft' check (status in ('draft', 'running', 'paused', 'completed', 'canceled')),
+  settings jsonb not null,
+  concurrency integer not null check (concurrency between 1 and 1000),
+  calls_per_second double precision not null check (calls_per_second > 0 and calls_per_second <= 100),
+  next_dial_at timestamptz not null default now(),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  completed_at timestamptz
+);
+create index campaigns_tenant on campaigns (tenant_id, created_at desc, id desc);
+create index campaigns_running on campaigns (next_dial_at) where status = 'running';
+
+-- A contact is pending (also between retries), in_progress (claimed by
+-- lease_node until lease_until, dialled as call_id) or has its outcome.
+create table campaign_contacts (
+  id text primary key,
+  campaign_id text not null references campaigns(id),
+  to_number text not null check (to_number ~ '^\\+[1-9][0-9]{6,14}$'),
+  variables jsonb not null default '{}',
+  status text not null default 'pending'
+    check (status in ('pending', 'in_progress', 'completed', 'busy', 'no_answer', 'failed', 'skipped_dnc')),
+  attempts integer not null default 0,
+  next_attempt_at timestamptz not null default now(),
+  last_outcome text,
+  call_id text,
+  lease_node text,
+  lease_until timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  unique (campaign_id, to_number)
+);
+create index campaign_contacts_due on campaign_contacts (campaign_id, next_attempt_at, id) where status = 'pending';
+create index campaign_contacts_active on campaign_contacts (campaign_id) where status = 'in_progress';
+
+-- Every claim: which node, when, which call, how it ended.
+create table campaign_attempts (
+  id bigserial primary key,
+  campaign_id text not null references campaigns(id),
+  contact_id text not null references campaign_contacts(id),
+  attempt integer not null,
+  node text not null,
+  call_id text,
+  claimed_at timestamptz not null default now(),
+  ended_at timestamptz,
+  outcome text
+);
+create index campaign_attempts_contact on campaign_attempts (contact_id, attempt);
+create index campaign_attempts_campaign on campaign_attempts (campaign_id, id);
+
+-- A claimer that died after placing the call but before recording it: its
+-- call is found by contact.
+create index calls_contact on calls (contact_id) where contact_id is not null;
+`,
+  },
 ];
