@@ -161,19 +161,13 @@ export function availableCpus(cpuMax = '/sys/fs/cgroup/cpu.max'): number {
 }
 
 /**
- * WORKERS: the CPUs available with an external PostgreSQL (each worker keeps
- * its own connections), 1 with the embedded database. PGlite is one session:
- * pglite-socket multiplexes connections onto it message by message, and while
- * one connection is inside a transaction the others' Parse/Bind messages land
- * in its statement slots (reproduced: wrong parameters bound to another
- * connection's statement). So more than one worker needs DATABASE_URL.
+ * WORKERS: the CPUs available to the process, on either database. The
+ * embedded one (PGlite, a single session) is shared safely by every worker's
+ * connection: src/store/pglite-server.ts lets one connection hold the session
+ * until it is idle again.
  */
-function workerCount(env: Env, externalDatabase: boolean): number {
-  const n = int(env, 'WORKERS', externalDatabase ? availableCpus() : 1, 1, 256);
-  if (n > 1 && !externalDatabase) {
-    throw new ConfigError('WORKERS', 'more than 1 needs DATABASE_URL (an external PostgreSQL): the embedded database serves one connection safely');
-  }
-  return n;
+function workerCount(env: Env): number {
+  return int(env, 'WORKERS', availableCpus(), 1, 256);
 }
 
 function firstNonLoopbackAddress(): string {
@@ -241,7 +235,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error'] as const),
     drainTimeoutS: int(env, 'DRAIN_TIMEOUT_S', 30, 0, 3600),
     maxConcurrentCalls: int(env, 'MAX_CONCURRENT_CALLS', 500, 1, 100000),
-    workers: workerCount(env, databaseUrl !== undefined),
+    workers: workerCount(env),
     sipRealm: realm(env, 'SIP_REALM', 'aybiza'),
     apiRateLimit: int(env, 'API_RATE_LIMIT', 50, 1, 1_000_000),
     bedrockFallbackModels: (str(env, 'BEDROCK_FALLBACK_MODEL_IDS') ?? 'us.anthropic.claude-sonnet-4-5-20250929-v1:0')

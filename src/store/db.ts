@@ -1,6 +1,6 @@
 // The database connection: a real PostgreSQL when DATABASE_URL is set, else
 // embedded PostgreSQL (PGlite, files in DATA_DIR) served on a loopback socket
-// by pglite-socket — both reached through the same `pg` pool and SQL.
+// by src/store/pglite-server.ts — both reached through the same `pg` pool and SQL.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,7 +43,7 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
     worker.once('exit', (code) => reject(new Error(`embedded database worker exited (${code})`)));
   });
   const [host, port] = conn.split(':');
-  // PGlite runs one query at a time; one connection keeps transactions whole.
+  // PGlite is one session that each connection holds in turn (pglite-server.ts): more connections here would only queue there.
   const pool = new pg.Pool({ host, port: Number(port), user: 'postgres', database: 'postgres', max: 1 });
   pool.on('error', (err) => log.warn('embedded database connection error', { err }));
   log.info('database: embedded PostgreSQL (PGlite, in a worker thread)', { dataDir: dir, socket: `${host}:${port}` });

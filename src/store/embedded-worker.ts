@@ -3,14 +3,13 @@
 // main thread a slow query would stall the 20 ms pacing clock of every call.
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { PgliteServer } from './pglite-server.js';
 
 const { dataDir } = workerData as { dataDir: string };
 const db = await PGlite.create({ dataDir });
-// One connection for the main thread and one per media worker (WORKERS); queries are queued, transactions kept whole.
-const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 64 });
-await server.start();
-parentPort!.postMessage({ conn: server.getServerConn() });
+// One connection for the main thread and one per media worker (WORKERS), each holding the session in turn (pglite-server.ts).
+const server = new PgliteServer({ db, host: '127.0.0.1', port: 0, maxConnections: 64 });
+parentPort!.postMessage({ conn: await server.start() });
 parentPort!.on('message', (m: { type?: string }) => {
   if (m.type !== 'stop') return;
   void (async () => {

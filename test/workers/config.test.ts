@@ -10,18 +10,14 @@ import { tempDir } from '../helpers/spawn-server.js';
 describe('WORKERS', () => {
   const PG = 'postgres://db.example/aybiza';
 
-  it('defaults to the CPUs available to the process with an external PostgreSQL, 1 with the embedded database', () => {
+  it('defaults to the CPUs available to the process, on the embedded database as on an external PostgreSQL', () => {
     expect(loadConfig({ DATABASE_URL: PG }).workers).toBe(availableCpus());
     expect(availableCpus()).toBeLessThanOrEqual(os.availableParallelism());
     expect(loadConfig({ DATABASE_URL: PG, WORKERS: '1' }).workers).toBe(1);
-    expect(loadConfig({}).workers).toBe(1);
-    expect(loadConfig({ DATABASE_URL: 'embedded' }).workers).toBe(1);
-  });
-
-  it('refuses more than one worker on the embedded database (one PGlite session), naming the variable', () => {
-    expect(() => loadConfig({ WORKERS: '2' })).toThrow(/WORKERS: more than 1 needs DATABASE_URL/);
-    expect(() => loadConfig({ WORKERS: '2', DATABASE_URL: 'embedded' })).toThrow(/WORKERS/);
-    expect(loadConfig({ WORKERS: '2', DATABASE_URL: PG }).workers).toBe(2);
+    expect(loadConfig({}).workers).toBe(availableCpus());
+    expect(loadConfig({ DATABASE_URL: 'embedded' }).workers).toBe(availableCpus());
+    // The embedded database's session is shared safely (test/workers/embedded-database.test.ts).
+    expect(loadConfig({ WORKERS: '2' }).workers).toBe(2);
   });
 
   it('refuses a value that is not a whole number from 1, naming the variable', () => {

@@ -3,6 +3,8 @@
 // connections), one /metrics shows them all, MAX_CONCURRENT_CALLS counts
 // across workers, a worker that dies has its calls stored as ended and is
 // started again while the process serves on, and SIGTERM drains every worker.
+// On the embedded database (its one session shared by every worker's
+// connection: src/store/pglite-server.ts) and on a real PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { freePort } from '../helpers/app.js';
@@ -39,7 +41,12 @@ async function until<T>(what: string, fn: () => Promise<T | null | undefined | f
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
-describe.skipIf(!realPg)('WORKERS=2', () => {
+const DATABASES = [
+  { name: 'embedded database', url: async () => undefined, skip: false },
+  { name: 'PostgreSQL', url: freshDatabase, skip: !realPg },
+];
+
+for (const { name, url, skip } of DATABASES) describe.skipIf(skip)(`WORKERS=2 on the ${name}`, () => {
   let srv: Spawned;
   let base: string;
   const metrics = async () => (await fetch(`${base}/metrics`)).text();
@@ -54,9 +61,9 @@ describe.skipIf(!realPg)('WORKERS=2', () => {
   beforeAll(async () => {
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
+    const databaseUrl = await url();
     srv = await spawnServer({
-      // More than one worker needs an external PostgreSQL (src/config.ts: workerCount).
-      DATABASE_URL: await freshDatabase(), PORT: String(port), PUBLIC_URL: base, WORKERS: '2', EMULATORS: 'on', TWILIO_AUTH_TOKEN: TOKEN, ADMIN_API_KEY: ADMIN_KEY,
+      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), PORT: String(port), PUBLIC_URL: base, WORKERS: '2', EMULATORS: 'on', TWILIO_AUTH_TOKEN: TOKEN, ADMIN_API_KEY: ADMIN_KEY,
       MAX_CONCURRENT_CALLS: String(MAX_CALLS), AYBIZA_WORKER_FAULTS: '1', DRAIN_TIMEOUT_S: '5',
     }, 150_000);
   }, 180_000);

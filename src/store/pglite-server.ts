@@ -1,0 +1,222 @@
+// Serves the embedded database (PGlite, one PostgreSQL session) to several
+// `pg` connections on a loopback socket: the main thread's and one per media
+// worker (WORKERS). PGlite has a single session, so whoever sends a message
+// holds it until the backend is idle again — ReadyForQuery 'I' at the end of a
+// simple query, of a Parse…Sync cycle, or of a whole transaction — and the
+// others' messages wait their turn. (@electric-sql/pglite-socket interleaves
+// connections message by message: another connection's Parse landed between
+// one's Parse and Bind, and wrong statements were bound.) Named prepared
+// statements are made private to their connection (pglite-protocol.ts).
+//
+// What stays shared, as one session implies: SET, SQL-level PREPARE names,
+// temporary tables. Our code uses none of them.
+import net from 'node:net';
+import type { PGlite } from '@electric-sql/pglite';
+import { guard } from '../guard.js';
+import { log } from '../log.js';
+import {
+  closeStatementMessage, endsCycle, IDLE, privateNames, ProtocolError, queryMessage, readUntyped, ReadyScanner, SYNC_MESSAGE, TERMINATE, typedLength,
+} from './pglite-protocol.js';
+
+export interface PgliteServerOptions {
+  db: PGlite;
+  host?: string;
+  port?: number;
+  maxConnections?: number;
+  /**
+   * A connection holding the session (mid-transaction) that sends nothing for
+   * this long is closed and its transaction rolled back, so one stuck client
+   * cannot stall every thread's database access.
+   */
+  holdTimeoutMs?: number;
+}
+
+class Connection {
+  started = false;
+  /** Complete frontend messages not yet run, names already made private. */
+  readonly pending: Buffer[] = [];
+  /** Its named statements (for closing them when it goes). */
+  readonly statements = new Set<string>();
+  /** Messages run since the backend was last ready (a cycle is open). */
+  midCycle = false;
+  closed = false;
+  cleaned = false;
+  holdTimer: NodeJS.Timeout | null = null;
+  private input: Buffer = Buffer.alloc(0);
+
+  constructor(readonly id: number, readonly socket: net.Socket) {}
+
+  get prefix(): string {
+    return `c${this.id}_`;
+  }
+
+  /** Splits what arrived into messages; answers SSL/GSS requests itself. False when the connection must end. */
+  receive(data: Buffer): boolean {
+    this.input = this.input.length ? Buffer.concat([this.input, data]) : data;
+    for (;;) {
+      if (!this.started) {
+        const m = readUntyped(this.input);
+        if (!m) return true;
+        this.input = this.input.subarray(m.bytes.length);
+        if (m.kind === 'cancel') return false;
+        // No TLS on a loopback socket: 'N' and the client carries on in plain text.
+        if (m.kind === 'ssl' || m.kind === 'gssenc') this.socket.write('N');
+        else {
+          this.started = true;
+          this.pending.push(Buffer.from(m.bytes));
+        }
+        continue;
+      }
+      const len = typedLength(this.input);
+      if (len === 0) return true;
+      const msg = this.input.subarray(0, len);
+      this.input = this.input.subarray(len);
+      if (msg[0] === TERMINATE) return false;
+      this.pending.push(privateNames(Buffer.from(msg), this.prefix, this.statements));
+    }
+  }
+
+  /** The next messages to run as one step: up to and including the end of a cycle. */
+  nextStep(): { bytes: Buffer; endsCycle: boolean } | null {
+    if (this.pending.length === 0) return null;
+    if (!this.started || this.pending[0]![0] === 0) return { bytes: this.pending.shift()!, endsCycle: true }; // startup, alone
+    const end = this.pending.findIndex(endsCycle);
+    const taken = this.pending.splice(0, end < 0 ? this.pending.length : end + 1);
+    return { bytes: taken.length === 1 ? taken[0]! : Buffer.concat(taken), endsCycle: end >= 0 };
+  }
+}
+
+export class PgliteServer {
+  private readonly db: PGlite;
+  private readonly server: net.Server;
+  private readonly conns = new Set<Connection>();
+  /** The connection holding the session, if any. */
+  private owner: Connection | null = null;
+  /** Connections with messages (or a clean-up) waiting for the session, first come first served. */
+  private readonly waiting: Connection[] = [];
+  private running = false;
+  private nextId = 1;
+  private readonly holdTimeoutMs: number;
+
+  constructor(private readonly opts: PgliteServerOptions) {
+    this.db = opts.db;
+    this.holdTimeoutMs = opts.holdTimeoutMs ?? 30_000;
+    this.server = net.createServer(guard('store', (socket: net.Socket) => this.accept(socket)));
+    this.server.maxConnections = opts.maxConnections ?? 64;
+  }
+
+  async start(): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => resolve());
+    });
+    const a = this.server.address() as net.AddressInfo;
+    return `${a.address}:${a.port}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.conns) c.socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(socket: net.Socket): void {
+    const c = new Connection(this.nextId++, socket);
+    this.conns.add(c);
+    socket.setNoDelay(true);
+    socket.on('data', guard('store', (data: Buffer) => {
+      let ok: boolean;
+      try {
+        ok = c.receive(data);
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err;
+        log.warn('embedded database: bad message from a connection', { err: err.message });
+        ok = false;
+      }
+      if (!ok) socket.destroy();
+      if (c.pending.length) this.wake(c);
+    }, () => socket.destroy()));
+    socket.on('error', () => {});
+    socket.on('close', guard('store', () => {
+      c.closed = true;
+      c.pending.length = 0;
+      this.conns.delete(c);
+      if (c.holdTimer) clearTimeout(c.holdTimer);
+      // What it left in the session (an open cycle or transaction, its statements) is undone in its turn.
+      if (c.midCycle || c.statements.size || c === this.owner) this.wake(c);
+    }));
+  }
+
+  private wake(c: Connection): void {
+    if (c.holdTimer) {
+      clearTimeout(c.holdTimer);
+      c.holdTimer = null;
+    }
+    if (c !== this.owner && !this.waiting.includes(c)) this.waiting.push(c);
+    void this.run();
+  }
+
+  /** Runs steps one at a time: the owner's while it holds the session, else the next waiting connection's. */
+  private async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      for (;;) {
+        const c = this.owner ?? (this.owner = this.waiting.shift() ?? null);
+        if (!c) return;
+        if (c.closed) {
+          await this.cleanUp(c);
+          this.owner = null;
+          continue;
+        }
+        const step = c.nextStep();
+        if (!step) {
+          // Holding the session (a transaction or cycle is open) and waiting for its client.
+          c.holdTimer ??= setTimeout(guard('store', () => {
+            log.warn('embedded database: a connection held the session idle too long; closing it', { holdTimeoutMs: this.holdTimeoutMs });
+            c.socket.destroy();
+          }), this.holdTimeoutMs);
+          return;
+        }
+        const status = await this.exec(step.bytes, (chunk) => c.socket.writable && c.socket.write(chunk));
+        c.midCycle = !(step.endsCycle && status !== 0);
+        if (step.endsCycle && status === IDLE) {
+          this.owner = null;
+          if (c.pending.length) this.waiting.push(c);
+        }
+      }
+    } catch (err) {
+      // PGlite itself failed: every connection ends, as with a lost server.
+      log.error('embedded database failed', { err });
+      this.owner = null;
+      this.waiting.length = 0;
+      for (const c of this.conns) c.socket.destroy();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Runs bytes on the session, handing its output to `out`; the last ReadyForQuery status (0 for none). */
+  private async exec(bytes: Buffer, out: (chunk: Buffer) => unknown): Promise<number> {
+    const scanner = new ReadyScanner();
+    await this.db.runExclusive(() =>
+      this.db.execProtocolRawStream(bytes, {
+        onRawData: (chunk: Uint8Array) => {
+          scanner.push(chunk);
+          // PGlite reuses its buffer: copy before the socket keeps it.
+          if (chunk.length) out(Buffer.from(chunk));
+        },
+      }),
+    );
+    return scanner.status;
+  }
+
+  /** A connection that went away: close its open cycle, roll back its transaction, drop its statements. */
+  private async cleanUp(c: Connection): Promise<void> {
+    if (c.cleaned) return;
+    c.cleaned = true;
+    const discard = () => {};
+    if (c.midCycle) await this.exec(SYNC_MESSAGE, discard);
+    if (this.db.isInTransaction()) await this.exec(queryMessage('rollback'), discard);
+    if (c.statements.size) await this.exec(Buffer.concat([...[...c.statements].map(closeStatementMessage), SYNC_MESSAGE]), discard);
+  }
+}
