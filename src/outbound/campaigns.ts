@@ -15,10 +15,8 @@
 // An attempt ends when its call's row reaches a final status: at once on the
 // node whose dialer reports it, and within a second on any node by polling
 // the rows (a Twilio callback may land on another node, a node may die).
-// Crash safety: a claim carries a lease renewed by its node; an expired lease
-// is recovered by any node: from the call's final status if it has one,
-// back to pending if the call was never placed, and as `failed` (node lost)
-// if no live node hosts a call that will therefore never end.
+// Crash safety: a claim carries a lease renewed by its node, and any node
+// recovers an expired one (campaign-leases.ts).
 import type pg from 'pg';
 import type { Database } from '../store/db.js';
 import type { SharedState } from '../store/state.js';
@@ -29,6 +27,7 @@ import type { Component } from '../server/server.js';
 import { isOpen } from './campaign-window.js';
 import { toCampaign, type Campaign, type CampaignSettings, type ContactStatus } from './campaign-store.js';
 import { DialRefused } from './guards.js';
+import { ClaimLeases, LATEST_ATTEMPT } from './campaign-leases.js';
 import type { DialRequest } from './types.js';
 
 /** Places one call (OutboundDialer.dial): resolves once the call is handed to the carrier; DialRefused if a guard refuses. */
@@ -79,19 +78,22 @@ export class CampaignRunner implements Component {
   readonly nodeId: string;
   private readonly pollMs: number;
   private readonly leaseMs: number;
-  private readonly lostCallMs: number;
   private readonly completed: CampaignCompletedListener[] = [];
   private readonly inflight = new Set<Promise<void>>();
   private loopDone: Promise<void> | null = null;
   private stopped = false;
   private wakeUp: (() => void) | null = null;
   private lastHousekeeping = 0;
+  private readonly leases: ClaimLeases;
 
   constructor(private readonly o: CampaignRunnerOptions) {
     this.nodeId = o.nodeId ?? o.state.nodeId;
     this.pollMs = o.pollMs ?? 500;
     this.leaseMs = o.leaseMs ?? 30_000;
-    this.lostCallMs = o.lostCallMs ?? 180_000;
+    this.leases = new ClaimLeases({
+      db: o.db, state: o.state, nodeId: this.nodeId, leaseMs: this.leaseMs, lostCallMs: o.lostCallMs ?? 180_000,
+      settle: (contactId, callId, status, reason) => this.settle(contactId, callId, status, reason),
+    });
     o.onCallEnded?.(guard('timer', (call: CallRecord) => {
       if (!call.contactId || this.stopped) return;
       this.track(this.settle(call.contactId, call.id, call.status));
@@ -168,9 +170,7 @@ export class CampaignRunner implements Component {
   private async pass(): Promise<number> {
     if (Date.now() - this.lastHousekeeping >= Math.min(this.pollMs, this.leaseMs / 3)) {
       this.lastHousekeeping = Date.now();
-      await this.renewLeases();
-      await this.settleEnded();
-      await this.recoverExpired();
+      await this.leases.housekeeping();
     }
     const rows = (await this.o.db.pool.query(`select * from campaigns where status = 'running' order by next_dial_at limit 200`)).rows;
     let wait = this.pollMs;
@@ -282,12 +282,12 @@ export class CampaignRunner implements Component {
     }
     const r = (
       await this.o.db.pool.query(
-        `update campaign_contacts cc set call_id = $3, updated_at = now() where id = $1 and attempts = $2 and status = 'in_progress'
+        `update campaign_contacts cc set call_id = $3, updated_at = now() where id = $1 and attempts = $2 and status = 'in_progress' and lease_node = $4
          returning (select status from calls where id = $3 and ended_at is not null) as ended_status`,
-        [a.contactId, a.attempt, call.id],
+        [a.contactId, a.attempt, call.id, this.nodeId],
       )
     ).rows[0];
-    await this.o.db.pool.query('update campaign_attempts set call_id = $3 where contact_id = $1 and attempt = $2', [a.contactId, a.attempt, call.id]);
+    if (r) await this.o.db.pool.query(`update campaign_attempts set call_id = $2 where ${LATEST_ATTEMPT}`, [a.contactId, call.id]);
     // Ended before we recorded it (a carrier that fails at once): its listener found no contact waiting for it.
     if (r?.ended_status) await this.settle(a.contactId, call.id, r.ended_status as string);
   }
@@ -313,10 +313,10 @@ export class CampaignRunner implements Component {
     await this.o.db.tx(async (q) => {
       const u = await q.query(
         `update campaign_contacts set status = $3, last_outcome = $4, attempts = attempts - $5::int, lease_node = null, lease_until = null, updated_at = now()
-          where id = $1 and attempts = $2 and status = 'in_progress'`,
-        [a.contactId, a.attempt, r.status, r.outcome, r.undoAttempt ? 1 : 0],
+          where id = $1 and attempts = $2 and status = 'in_progress' and lease_node = $6`,
+        [a.contactId, a.attempt, r.status, r.outcome, r.undoAttempt ? 1 : 0, this.nodeId],
       );
-      if (u.rowCount) await q.query(`update campaign_attempts set ended_at = now(), outcome = $3 where contact_id = $1 and attempt = $2`, [a.contactId, a.attempt, r.outcome]);
+      if (u.rowCount) await q.query(`update campaign_attempts set ended_at = now(), outcome = $2 where ${LATEST_ATTEMPT}`, [a.contactId, r.outcome]);
     });
     await this.maybeComplete(a.campaign.id);
   }
@@ -347,7 +347,7 @@ export class CampaignRunner implements Component {
           where id = $1`,
         [contactId, again ? 'pending' : outcome, callStatus, backoffS],
       );
-      await q.query(`update campaign_attempts set ended_at = now(), outcome = $3 where contact_id = $1 and attempt = $2`, [contactId, row.attempts, reason ? `${callStatus}: ${reason.slice(0, 200)}` : callStatus]);
+      await q.query(`update campaign_attempts set ended_at = now(), outcome = $2 where ${LATEST_ATTEMPT}`, [contactId, reason ? `${callStatus}: ${reason.slice(0, 200)}` : callStatus]);
       return row.campaign_id as string;
     });
     if (campaignId) await this.maybeComplete(campaignId);
@@ -368,81 +368,5 @@ export class CampaignRunner implements Component {
     const c = toCampaign(row);
     log.info('campaign completed', { campaignId });
     for (const fn of this.completed) guard('timer', fn)(c);
-  }
-
-  private async renewLeases(): Promise<void> {
-    await this.o.db.pool.query(
-      `update campaign_contacts set lease_until = now() + make_interval(secs => $2) where lease_node = $1 and status = 'in_progress'`,
-      [this.nodeId, this.leaseMs / 1000],
-    );
-  }
-
-  /** Attempts whose call has ended though no report reached a node that settled it (another node's callback, a crash). */
-  private async settleEnded(): Promise<void> {
-    const rows = (
-      await this.o.db.pool.query(
-        `select cc.id, cc.call_id, cl.status from campaign_contacts cc join calls cl on cl.id = cc.call_id
-          where cc.status = 'in_progress' and cl.ended_at is not null limit 500`,
-      )
-    ).rows;
-    for (const r of rows) await this.settle(r.id, r.call_id, r.status);
-  }
-
-  /** Claims whose node stopped renewing them. */
-  private async recoverExpired(): Promise<void> {
-    const rows = (
-      await this.o.db.pool.query(
-        `select cc.id, cc.call_id, cc.attempts, cl.status, cl.ended_at, (cl.started_at < now() - make_interval(secs => $1)) as old
-           from campaign_contacts cc left join calls cl on cl.id = cc.call_id
-          where cc.status = 'in_progress' and cc.lease_until < now() limit 100`,
-        [this.lostCallMs / 1000],
-      )
-    ).rows;
-    for (const r of rows) {
-      if (r.call_id === null) {
-        await this.recoverUnrecorded(r.id, r.attempts);
-        continue;
-      }
-      if (r.ended_at !== null) {
-        await this.settle(r.id, r.call_id, r.status);
-        continue;
-      }
-      // A live node hosts the call (its media), or it may still ring through a carrier that reports to any node: wait.
-      if ((await this.o.state.callNode(r.call_id)) !== null || (!r.old && r.status !== 'in-progress')) {
-        await this.o.db.pool.query(`update campaign_contacts set lease_until = now() + make_interval(secs => $2) where id = $1 and status = 'in_progress'`, [r.id, this.leaseMs / 1000]);
-        continue;
-      }
-      // No one will ever end it: end it as the lost-node sweep does (src/store/index.ts), then settle.
-      await this.o.db.pool.query(`update calls set status = 'failed', ended_at = now(), end_reason = 'node lost' where id = $1 and ended_at is null`, [r.call_id]);
-      await this.settle(r.id, r.call_id, 'failed', 'node lost');
-    }
-  }
-
-  /**
-   * The claimer died between its claim and recording the call: if the dialer
-   * created a call for this attempt (found by contact), adopt it; otherwise
-   * nothing was dialled and the contact goes back to pending, uncounted.
-   */
-  private async recoverUnrecorded(contactId: string, attempt: number): Promise<void> {
-    const call = (
-      await this.o.db.pool.query(
-        `select cl.id from calls cl join campaign_attempts a on a.contact_id = cl.contact_id and a.attempt = $2
-          where cl.contact_id = $1 and cl.started_at >= a.claimed_at order by cl.started_at desc limit 1`,
-        [contactId, attempt],
-      )
-    ).rows[0];
-    if (call) {
-      await this.o.db.pool.query(`update campaign_contacts set call_id = $2 where id = $1 and status = 'in_progress' and call_id is null`, [contactId, call.id]);
-      await this.o.db.pool.query('update campaign_attempts set call_id = $3 where contact_id = $1 and attempt = $2', [contactId, attempt, call.id]);
-      return; // settled by the next pass like any other
-    }
-    await this.o.db.tx(async (q) => {
-      const u = await q.query(
-        `update campaign_contacts set status = 'pending', attempts = attempts - 1, lease_node = null, lease_until = null, next_attempt_at = now(), updated_at = now()
-          where id = $1 and attempts = $2 and status = 'in_progress' and call_id is null`,
-        [contactId, attempt],
-      );
-      if (u.rowCount) await q.query(`update campaign_attempts set ended_at = now(), outcome = 'node lost before dialling' where contact_id = $1 and attempt = $2`, [contactId, attempt]);
-    });
   }
 }

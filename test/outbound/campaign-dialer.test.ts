@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ControlPlane } from '../../src/store/index.js';
 import { OutboundDialer } from '../../src/outbound/dialer.js';
-import { CampaignRunner } from '../../src/outbound/campaigns.js';
+import { CampaignRunner, type CampaignRunnerOptions } from '../../src/outbound/campaigns.js';
 import type { CampaignSettings } from '../../src/outbound/campaign-store.js';
 import type { Carrier, OutboundFinal, PlaceRequest } from '../../src/outbound/types.js';
 import { freshDatabase, realPg, realRedis, redisPrefix } from '../helpers/databases.js';
@@ -80,6 +80,32 @@ describeReal('campaign dialer, two nodes on one PostgreSQL', () => {
     return { nodes, log };
   }
 
+  /** One node's outbound stack: the real dialer with the scripted carrier, and a campaign runner. */
+  function node(n: { name: string; cp: ControlPlane }, log: Placed[], outcome: (to: string, nth: number) => OutboundFinal, opts: Partial<CampaignRunnerOptions> = {}) {
+    const dialer = new OutboundDialer(n.cp);
+    const carrier = new ScriptedCarrier(n.name, log, outcome);
+    dialer.register(carrier);
+    const runner = new CampaignRunner({
+      db: n.cp.db, state: n.cp.state, nodeId: n.name,
+      dial: (tenantId, req) => dialer.dial(tenantId, req), onCallEnded: (fn) => dialer.onFinal(fn), ...opts,
+    });
+    cleanups.push(async () => {
+      await runner.close();
+      carrier.close();
+    });
+    return runner;
+  }
+
+  async function waitFor<T>(read: () => Promise<T>, done: (v: T) => boolean, ms = 90_000): Promise<T> {
+    const deadline = Date.now() + ms;
+    let v = await read();
+    while (!done(v) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      v = await read();
+    }
+    return v;
+  }
+
   it('dials 200 contacts exactly once each (busy ones retried), skips DNC numbers, within concurrency and rate', async () => {
     const { nodes, log } = await cluster();
     const cp = nodes[0].cp;
@@ -92,19 +118,7 @@ describeReal('campaign dialer, two nodes on one PostgreSQL', () => {
     await cp.db.pool.query('insert into dnc_numbers (tenant_id, number) select $1, unnest($2::text[])', [t.id, [...dnc]]);
     const outcome = (to: string, nth: number): OutboundFinal => (busyAlways.has(to) || (busyOnce.has(to) && nth === 1) ? 'busy' : 'completed');
 
-    const runners: CampaignRunner[] = [];
-    const carriers: ScriptedCarrier[] = [];
-    for (const n of nodes) {
-      const dialer = new OutboundDialer(n.cp);
-      const carrier = new ScriptedCarrier(n.name, log, outcome);
-      dialer.register(carrier);
-      carriers.push(carrier);
-      const runner = new CampaignRunner({
-        db: n.cp.db, state: n.cp.state, nodeId: n.name, pollMs: 200,
-        dial: (tenantId, req) => dialer.dial(tenantId, req), onCallEnded: (fn) => dialer.onFinal(fn),
-      });
-      runners.push(runner);
-    }
+    const runners = nodes.map((n) => node(n, log, outcome, { pollMs: 200 }));
     const completed: string[] = [];
     for (const r of runners) r.onCompleted((c) => completed.push(c.id));
 
@@ -119,17 +133,8 @@ describeReal('campaign dialer, two nodes on one PostgreSQL', () => {
     expect(added).toEqual({ added: 200, duplicates: 1, total: 200 });
     await cp.campaigns.transition(ADMIN, t.id, c.id, 'start');
     for (const r of runners) await r.start();
-    cleanups.push(async () => {
-      for (const r of runners) await r.close();
-      for (const k of carriers) k.close();
-    });
 
-    const deadline = Date.now() + 90_000;
-    let state = await cp.campaigns.get(t.id, c.id);
-    while (state.status !== 'completed' && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
-      state = await nodes[1].cp.campaigns.get(t.id, c.id);
-    }
+    const state = await waitFor(() => nodes[1].cp.campaigns.get(t.id, c.id), (x) => x.status === 'completed');
     expect(state.status).toBe('completed');
     expect(state.counts).toEqual({
       total: 200, pending: 0, in_progress: 0, skipped_dnc: 10, busy: 5, no_answer: 0, failed: 0, completed: 185,
@@ -189,4 +194,94 @@ describeReal('campaign dialer, two nodes on one PostgreSQL', () => {
     const calls = (await cp.db.pool.query(`select count(*)::int as n from calls where campaign_id = $1 and direction = 'outbound' and ended_at is not null`, [c.id])).rows[0].n;
     expect(calls).toBe(log.length);
   }, 120_000);
+  async function tenantWithAgent(cp: ControlPlane) {
+    const t = await cp.tenants.create(ADMIN, 'Campaigns', null, { allowedCountries: ['US'], dailyCap: 10_000 });
+    const agent = await cp.agents.create(ADMIN, t.id, { name: 'Reminder', prompt: 'Remind {{name}}.' });
+    return { t, agent };
+  }
+  const ALL_DAYS: CampaignSettings['window']['days'] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+
+  it("recovers the claims of a node that died: unplaced ones dialled again uncounted, ended calls settled, lost calls failed", async () => {
+    const { nodes, log } = await cluster();
+    const cp = nodes[0].cp;
+    const { t, agent } = await tenantWithAgent(cp);
+    const c = await cp.campaigns.create(ADMIN, t.id, {
+      agentId: agent.id, from: '+14155550100', via: 'twilio', concurrency: 5, callsPerSecond: 50,
+      window: { timezone: 'UTC', days: ALL_DAYS, start: '00:00', end: '24:00' }, retry: { maxAttempts: 2, backoffS: 1, on: ['busy'] },
+    });
+    const [unplaced, ended, lost, unrecorded] = ['+14155552001', '+14155552002', '+14155552003', '+14155552004'];
+    await cp.campaigns.addContacts(ADMIN, t.id, c.id, [unplaced, ended, lost, unrecorded].map((to) => ({ to })));
+    await cp.campaigns.transition(ADMIN, t.id, c.id, 'start');
+    const ids = Object.fromEntries((await cp.db.pool.query('select to_number, id from campaign_contacts where campaign_id = $1', [c.id])).rows.map((r) => [r.to_number, r.id]));
+    // What a node that died left behind: four claims whose lease ran out a while ago.
+    await cp.db.pool.query(
+      `update campaign_contacts set status = 'in_progress', attempts = 1, lease_node = 'dead-node', lease_until = now() - interval '5 seconds' where campaign_id = $1`,
+      [c.id],
+    );
+    await cp.db.pool.query(
+      `insert into campaign_attempts (campaign_id, contact_id, attempt, node, claimed_at) select $1, id, 1, 'dead-node', now() - interval '1 minute' from campaign_contacts where campaign_id = $1`,
+      [c.id],
+    );
+    const dead = new OutboundDialer(cp);
+    const placedCall = async (to: string) => (await dead.records.create(t.id, agent.id, 1, { agentId: agent.id, to, from: '+14155550100', via: 'twilio', campaignId: c.id, contactId: ids[to] })).id;
+    // ended: its call was recorded and reached completed (no node was left to settle it).
+    const endedCall = await placedCall(ended);
+    await dead.records.advance(endedCall, 'completed');
+    await cp.db.pool.query('update campaign_contacts set call_id = $2 where id = $1', [ids[ended], endedCall]);
+    // lost: answered ten minutes ago on the dead node, never ended, hosted nowhere.
+    const lostCall = await placedCall(lost);
+    await dead.records.advance(lostCall, 'in-progress');
+    await cp.db.pool.query(`update calls set started_at = now() - interval '10 minutes' where id = $1`, [lostCall]);
+    await cp.db.pool.query('update campaign_contacts set call_id = $2 where id = $1', [ids[lost], lostCall]);
+    // unrecorded: the dialer placed it (busy) but the node died before recording the call on the contact.
+    const busyCall = await placedCall(unrecorded);
+    await dead.records.advance(busyCall, 'busy');
+
+    const runner = node(nodes[1], log, () => 'completed', { pollMs: 100, leaseMs: 1000, lostCallMs: 60_000 });
+    await runner.start();
+    const state = await waitFor(() => cp.campaigns.get(t.id, c.id), (x) => x.status === 'completed', 30_000);
+    expect(state.counts).toMatchObject({ total: 4, completed: 3, failed: 1, pending: 0, in_progress: 0 });
+    // Dialled again: the unplaced one (its dead attempt uncounted) and the busy one (its retry); the others never.
+    expect(log.map((p) => p.to).sort()).toEqual([unplaced, unrecorded].sort());
+    const contacts = Object.fromEntries((await cp.db.pool.query('select to_number, status, attempts, last_outcome from campaign_contacts where campaign_id = $1', [c.id])).rows.map((r) => [r.to_number, r]));
+    expect(contacts[unplaced]).toMatchObject({ status: 'completed', attempts: 1 });
+    expect(contacts[ended]).toMatchObject({ status: 'completed', attempts: 1 });
+    expect(contacts[lost]).toMatchObject({ status: 'failed', attempts: 1, last_outcome: 'failed' });
+    expect(contacts[unrecorded]).toMatchObject({ status: 'completed', attempts: 2 });
+    expect((await cp.calls.detail(null, lostCall)).endReason).toBe('node lost');
+  }, 60_000);
+
+  it('dials nothing outside the window, nor while paused or canceled', async () => {
+    const { nodes, log } = await cluster();
+    const cp = nodes[0].cp;
+    const { t, agent } = await tenantWithAgent(cp);
+    // A one-hour window twelve hours from now (UTC), every day: closed now.
+    const h = (new Date().getUTCHours() + 12) % 24;
+    const hh = (x: number) => `${String(x).padStart(2, '0')}:00`;
+    const settings: CampaignSettings = {
+      agentId: agent.id, from: '+14155550100', via: 'twilio', concurrency: 5, callsPerSecond: 50,
+      window: { timezone: 'UTC', days: ALL_DAYS, start: hh(h), end: hh(h + 1) }, retry: { maxAttempts: 1, backoffS: 1 },
+    };
+    const closed = await cp.campaigns.create(ADMIN, t.id, settings);
+    const paused = await cp.campaigns.create(ADMIN, t.id, { ...settings, window: { ...settings.window, start: '00:00', end: '24:00' } });
+    for (const x of [closed, paused]) {
+      await cp.campaigns.addContacts(ADMIN, t.id, x.id, [{ to: '+14155553001' }, { to: '+14155553002' }]);
+      await cp.campaigns.transition(ADMIN, t.id, x.id, 'start');
+    }
+    await cp.campaigns.transition(ADMIN, t.id, paused.id, 'pause');
+    const runner = node(nodes[0], log, () => 'completed', { pollMs: 100 });
+    await runner.start();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(log).toEqual([]);
+    expect((await cp.campaigns.get(t.id, closed.id)).counts.pending).toBe(2);
+    // Resumed: dialled to the end.
+    await cp.campaigns.transition(ADMIN, t.id, paused.id, 'start');
+    const done = await waitFor(() => cp.campaigns.get(t.id, paused.id), (x) => x.status === 'completed', 20_000);
+    expect(done.counts.completed).toBe(2);
+    // Canceled: stays canceled with its contacts pending; no more contacts, no restart.
+    await cp.campaigns.transition(ADMIN, t.id, closed.id, 'cancel');
+    await expect(cp.campaigns.addContacts(ADMIN, t.id, closed.id, [{ to: '+14155553003' }])).rejects.toThrow(/canceled/);
+    await expect(cp.campaigns.transition(ADMIN, t.id, closed.id, 'start')).rejects.toThrow(/cannot start/);
+    expect(log.map((p) => p.to).sort()).toEqual(['+14155553001', '+14155553002']);
+  }, 60_000);
 });
