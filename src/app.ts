@@ -16,6 +16,7 @@ import { TwilioGateway } from './twilio/gateway.js';
 import { Conversation } from './pipeline/conversation.js';
 import type { CallSession } from './call/session.js';
 import { SipServer } from '../sip/index.js';
+import { WebhookOutbox } from './webhooks/outbox.js';
 
 export interface App {
   config: Config;
@@ -89,6 +90,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   server.use(store);
   const toolNetwork = { allowPrivateNetworks: config.toolsAllowPrivateNetworks };
   mountApi(server.router, store, { rateLimit: config.apiRateLimit, toolNetwork });
+  // Webhook deliveries go out from the main thread of each node (the outbox is shared through PostgreSQL).
+  if (!w) server.use(new WebhookOutbox(store, { network: toolNetwork }));
   const providers = await createProviders(config);
   server.use({ name: 'providers', close: () => providers.close() });
   const conversation = conversations(config, store, providers);

@@ -9,6 +9,7 @@ import type { NewTrunk, TrunkPatch } from '../store/trunks.js';
 import { readScope, requireAdmin, requireScope, writeTenant } from './auth.js';
 import { body, compile, limitParam, type Schema } from './validate.js';
 import * as S from './schemas.js';
+import { WEBHOOK_ROUTES } from '../webhooks/routes.js';
 import { CAMPAIGN_ROUTES } from '../outbound/campaign-api.js';
 
 export interface Ctx {
@@ -179,6 +180,7 @@ export const ROUTES: RouteSpec[] = [
     },
   },
   ...CAMPAIGN_ROUTES,
+  ...WEBHOOK_ROUTES,
 ];
 
 // Every body schema is compiled once, when the API module loads (a bad schema fails startup, not a request).

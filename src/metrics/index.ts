@@ -152,6 +152,14 @@ export const preemptiveTotal = new client.Counter({
   registers: [registry],
 });
 
+/** Webhook delivery attempts (src/webhooks/outbox.ts), by a closed result: delivered, failed (retried), refused (address policy), gave_up. */
+export const webhookDeliveries = new client.Counter({
+  name: 'aybiza_webhook_deliveries_total',
+  help: 'Webhook delivery attempts by result: delivered (2xx), failed (retried later), refused (the address policy refused the receiver), gave_up (the last attempt failed)',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
 export const sipMessages = new client.Counter({
   name: 'aybiza_sip_messages_total',
   help: 'SIP messages by method, direction (in/out) and response code ("" for requests)',

@@ -71,16 +71,13 @@ export async function callWebhookTool(tool: WebhookTool, input: unknown, signal?
   if (signal?.aborted) onAbort();
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const url = checkToolUrl(tool.url, network);
-    const to = await untilAborted(resolveChecked(url, network, network.lookup ?? systemLookup), ac.signal);
     const body = Buffer.from(JSON.stringify(input ?? {}));
     const headers: Record<string, string> = {
       'content-type': 'application/json',
-      'content-length': String(body.length),
       'accept-encoding': 'identity',
       ...(tool.authHeader ? { authorization: tool.authHeader } : {}),
     };
-    const res = await post(url, to, headers, body, ac.signal);
+    const res = await postChecked(tool.url, network, headers, body, ac.signal);
     let result: unknown = res.text;
     try {
       result = JSON.parse(res.text);
@@ -102,6 +99,19 @@ export async function callWebhookTool(tool: WebhookTool, input: unknown, signal?
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * POSTs `body` to a URL the address policy allows, connected to the address
+ * that was checked, under the rules above (no redirects, 64 KiB response,
+ * `signal` bounds it all, DNS included). Webhook deliveries (src/webhooks)
+ * go out through it too. Throws AddressRefusedError for a refused URL or
+ * address, ToolCallError for a redirect or an oversized answer.
+ */
+export async function postChecked(rawUrl: string, network: ToolNetwork, headers: Record<string, string>, body: Buffer, signal: AbortSignal): Promise<{ status: number; text: string }> {
+  const url = checkToolUrl(rawUrl, network);
+  const to = await untilAborted(resolveChecked(url, network, network.lookup ?? systemLookup), signal);
+  return post(url, to, { ...headers, 'content-length': String(body.length) }, body, signal);
 }
 
 function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -9,6 +9,10 @@ import { redactPii } from './redact.js';
 import type { CallQuality } from '../media/quality.js';
 import type { CallDetail, CallRecord, CallStore, NewCall, Page, Transport, TurnRecord } from './types.js';
 import { WriteBehind } from './write-behind.js';
+import { reportInternalError } from '../guard.js';
+
+/** Told when a call starts and when it ends (webhooks subscribe: src/webhooks/store.ts). Must not block: it is never awaited. */
+export type CallLifecycleSink = (type: 'call.started' | 'call.ended', call: CallRecord) => void;
 
 const ENDED = new Set(['completed', 'failed', 'busy', 'no-answer', 'canceled', 'rejected', 'ended']);
 
@@ -46,8 +50,20 @@ export class Calls implements CallStore {
   /** Turns and transcript segments go in batches (see write-behind.ts). */
   private readonly writes: WriteBehind;
 
+  /** Set by the control plane to the webhook outbox; each call is announced started and ended (repeats are harmless: one event per call and type). */
+  lifecycle: CallLifecycleSink | null = null;
+
   constructor(private readonly db: Database) {
     this.writes = new WriteBehind(db.pool);
+  }
+
+  /** Tells the lifecycle sink; nothing it does can fail the call. Outbound call rows (src/outbound/records.ts) announce through here too. */
+  announce(type: 'call.started' | 'call.ended', call: CallRecord): void {
+    try {
+      this.lifecycle?.(type, call);
+    } catch (err) {
+      reportInternalError('store', err);
+    }
   }
 
   /** Writes the queued turns and transcript segments now (shutdown, tests). */
@@ -74,7 +90,9 @@ export class Calls implements CallStore {
         params,
       )
     ).rows[0];
-    return toCall(r);
+    const call = toCall(r);
+    this.announce('call.started', call);
+    return call;
   }
 
   /** The newest call with this external id (a Twilio CallSid names one call; a SIP Call-ID may name several). */
@@ -94,14 +112,25 @@ export class Calls implements CallStore {
     // A call reported ended has its turns and transcript stored.
     if (ENDED.has(status)) await this.writes.drain();
     // An ended call stays ended: late or repeated callbacks change nothing.
-    await this.db.pool.query(
+    const r = await this.db.pool.query(
       `update calls set status = $2,
               answered_at = case when $2 in ('in-progress', 'answered') then coalesce(answered_at, now()) else answered_at end,
               ended_at = case when $3 then coalesce(ended_at, now()) else ended_at end,
               end_reason = case when $3 then coalesce(end_reason, $4) else end_reason end
-        where id = $1 and ended_at is null`,
+        where id = $1 and ended_at is null returning *`,
       [callId, status, ENDED.has(status), endReason ?? status],
     );
+    if (ENDED.has(status) && r.rows[0]) this.announce('call.ended', toCall(r.rows[0]));
+  }
+
+  /** Ends the calls of a node that died (the lost-node sweep, src/store/index.ts); returns how many were still open. */
+  async endLost(callIds: string[]): Promise<number> {
+    const r = await this.db.pool.query(
+      `update calls set status = 'failed', ended_at = now(), end_reason = 'node lost' where id = any($1) and ended_at is null returning *`,
+      [callIds],
+    );
+    for (const row of r.rows) this.announce('call.ended', toCall(row));
+    return r.rows.length;
   }
 
   addTurn(callId: string, t: TurnRecord): Promise<void> {

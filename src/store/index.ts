@@ -13,6 +13,7 @@ import { Calls } from './calls.js';
 import { CachedResolver } from './resolver.js';
 import { Keyring } from './secrets.js';
 import { CampaignStore } from '../outbound/campaign-store.js';
+import { Webhooks } from '../webhooks/store.js';
 
 export interface StoreOptions {
   databaseUrl?: string;
@@ -44,6 +45,8 @@ export class ControlPlane implements Component {
   readonly calls: Calls;
   readonly campaigns: CampaignStore;
   readonly resolver: CachedResolver;
+  /** Webhook subscriptions and the outbox's producer side; calls announce their start and end to it. */
+  readonly webhooks: Webhooks;
   private sweeper: NodeJS.Timeout | null = null;
 
   private constructor(readonly db: Database, readonly state: SharedState, readonly keys: Keyring, private readonly opts: StoreOptions) {
@@ -53,6 +56,8 @@ export class ControlPlane implements Component {
     this.trunks = new Trunks(db, opts.sipRealm, state);
     this.calls = new Calls(db);
     this.campaigns = new CampaignStore(db);
+    this.webhooks = new Webhooks(db, keys);
+    this.calls.lifecycle = this.webhooks.callLifecycle;
   }
 
   /** Opens the database, applies migrations, and makes ADMIN_API_KEY usable. */
@@ -65,6 +70,7 @@ export class ControlPlane implements Component {
       const state = opts.state ?? createState(opts.redisUrl, opts.redisPrefix);
       const cp = new ControlPlane(db, state, keys, opts);
       if (setup) await cp.agents.resealSecrets();
+      if (setup) await cp.webhooks.resealSecrets();
       if (setup && opts.adminApiKey) await cp.tenants.ensureAdminKey(opts.adminApiKey);
       if (setup) cp.sweepLostNodes();
       return cp;
@@ -84,11 +90,8 @@ export class ControlPlane implements Component {
     const sweep = async () => {
       const lost = await this.state.sweepLostNodes();
       if (lost.length === 0) return;
-      const r = await this.db.pool.query(
-        `update calls set status = 'failed', ended_at = now(), end_reason = 'node lost' where id = any($1) and ended_at is null`,
-        [lost],
-      );
-      log.warn('calls of a lost node marked ended', { calls: lost.length, updated: r.rowCount });
+      const updated = await this.calls.endLost(lost);
+      log.warn('calls of a lost node marked ended', { calls: lost.length, updated });
     };
     const run = guard('timer', () => void sweep().catch((err) => log.warn('lost-node sweep failed', { err: (err as Error).message })));
     this.sweeper = setInterval(run, DEFAULT_SLOT_TTL_MS / 3);
@@ -103,6 +106,7 @@ export class ControlPlane implements Component {
     if (this.sweeper) clearInterval(this.sweeper);
     await this.tenants.close(); // queued last-use times
     await this.calls.drain(); // queued turns and transcript segments
+    await this.webhooks.drain(); // call events being written
     await this.state.close();
     await this.db.close();
   }

@@ -322,4 +322,63 @@ create index campaign_attempts_campaign on campaign_attempts (campaign_id, id);
 create index calls_contact on calls (contact_id) where contact_id is not null;
 `,
   },
+  {
+    version: 10,
+    name: 'webhooks: subscriptions, the delivery outbox and attempts',
+    sql: `
+-- Per-tenant webhook subscriptions (src/webhooks). secret is sealed with the
+-- keyring (src/store/secrets.ts); it is the HMAC key of the signatures.
+create table webhooks (
+  id text primary key,
+  tenant_id text not null references tenants(id),
+  url text not null,
+  events text[] not null,
+  secret text not null,
+  created_at timestamptz not null default now()
+);
+create index webhooks_tenant on webhooks (tenant_id, created_at desc, id desc);
+
+-- An event is stored once, as the exact body every attempt sends (same id,
+-- same bytes on every retry), and only when some webhook subscribes to it.
+create table webhook_events (
+  id text primary key,
+  tenant_id text not null,
+  type text not null,
+  body text not null,
+  created_at timestamptz not null default now()
+);
+create index webhook_events_age on webhook_events (created_at);
+
+-- The outbox: one row per (webhook, event). A node claims due rows with
+-- FOR UPDATE SKIP LOCKED and a lease (next_attempt_at moved past the
+-- delivery timeout, claim_token set), so two nodes never send one row at once.
+create table webhook_deliveries (
+  webhook_id text not null references webhooks(id) on delete cascade,
+  event_id text not null references webhook_events(id) on delete cascade,
+  status text not null default 'pending' check (status in ('pending', 'delivered', 'failed')),
+  attempts integer not null default 0,
+  next_attempt_at timestamptz not null default now(),
+  claim_token text,
+  primary key (webhook_id, event_id)
+);
+create index webhook_deliveries_due on webhook_deliveries (next_attempt_at) where status = 'pending';
+create index webhook_deliveries_event on webhook_deliveries (event_id);
+
+-- Every attempt, for GET /v1/webhooks/{id}/deliveries; pruned by age.
+create table webhook_attempts (
+  id bigserial primary key,
+  webhook_id text not null references webhooks(id) on delete cascade,
+  event_id text not null,
+  event_type text not null,
+  attempt integer not null,
+  outcome text not null check (outcome in ('delivered', 'failed', 'refused', 'gave_up')),
+  http_status integer,
+  error text,
+  duration_ms integer not null,
+  at timestamptz not null default now()
+);
+create index webhook_attempts_hook on webhook_attempts (webhook_id, id desc);
+create index webhook_attempts_age on webhook_attempts (at);
+`,
+  },
 ];

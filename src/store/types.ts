@@ -3,7 +3,7 @@
 // interfaces at the bottom: AgentResolver, CallStore, TrunkDirectory.
 import type { CallQuality } from '../media/quality.js';
 
-export const TENANT_SCOPES = ['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read', 'keys:write', 'calls:write'] as const;
+export const TENANT_SCOPES = ['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read', 'keys:write', 'calls:write', 'webhooks:read', 'webhooks:write'] as const;
 export type Scope = (typeof TENANT_SCOPES)[number];
 /** A new key's scopes when none are asked for: everything but keys:write (minting keys is asked for explicitly). */
 export const DEFAULT_KEY_SCOPES: readonly Scope[] = TENANT_SCOPES.filter((s) => s !== 'keys:write');
@@ -67,6 +67,8 @@ export interface AgentConfig {
   latencyBudgetMs?: number;
   /** Preemptive generation (default true): the LLM starts on an early end-of-turn signal; its reply is kept only if the confirmed turn has the same words. */
   preemptive?: boolean;
+  /** Answering-machine detection settings for outbound SIP calls (src/call/amd.ts AmdSettings); unset fields take the defaults. */
+  amd?: Partial<import('../call/amd.js').AmdSettings>;
   /** Where transfer_call may go: E.164 numbers or sip: URIs, `*` wildcards (src/pipeline/transfer-policy.ts). None: no transfers. */
   transfer?: { targets: string[] };
 }
