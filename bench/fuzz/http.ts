@@ -7,6 +7,7 @@
 import net from 'node:net';
 import twilio from 'twilio';
 import type { Rand } from './random.js';
+import { hostileCsv } from './csv.js';
 
 export interface HttpTarget {
   host: string;
@@ -83,7 +84,13 @@ function validBody(r: Rand, path: string, t: HttpTarget): Record<string, unknown
   if (path.includes('sip-trunks')) return { tenantId, name: 'fuzz trunk', allowedCidrs: [r.pick(['192.0.2.0/24', '0.0.0.0/0', '10.0.0.0/7', '::/0', '1.2.3.4/33', 'x'])], username: 'fuzz', password: 'fuzz-password', allowRefer: r.chance(0.5) };
   if (path.includes('webhooks')) return { tenantId, url: 'https://example.com/hook', events: ['call.ended'] };
   if (path.includes('dnc')) return { tenantId, number: '+15555550111' };
-  if (path.includes('campaigns')) return { tenantId, name: 'c', agentId: r.pick(t.ids), contacts: [{ number: '+15555550112' }] };
+  if (path.includes('campaigns')) {
+    return {
+      tenantId, agentId: r.pick(t.ids), from: '+15555550112', via: r.pick(['twilio', 'sip']), concurrency: r.pick([1, 5, 0, 5000]), callsPerSecond: r.pick([1, 0.5, 0, 1e9]),
+      window: { timezone: r.pick(['UTC', 'America/New_York', 'Mars/Base', '']), days: r.pick([['mon'], ['funday'], []]), start: r.pick(['09:00', '25:00', '9']), end: r.pick(['17:00', '24:00', '09:00']) },
+      retry: { maxAttempts: r.pick([1, 3, 0, 99]), backoffS: r.pick([1, 60, -1]), on: r.pick([['busy'], ['completed'], []]) },
+    };
+  }
   if (path.includes('calls')) return { tenantId, to: '+15555550113', agentId: r.pick(t.ids) };
   return { tenantId, name: 'x' };
 }
@@ -194,6 +201,15 @@ function oneCase(r: Rand, t: HttpTarget): HttpCase {
     if (r.chance(0.6)) headers.push(['X-Twilio-Signature', twilio.getExpectedTwilioSignature(t.twilioToken, t.publicUrl + pattern, form)]);
     else if (r.chance(0.5)) headers.push(['X-Twilio-Signature', r.text(40)]);
     if (r.chance(0.15)) body = r.mutate(body, 4);
+  } else if (pattern.endsWith('/contacts') && method === 'POST' && r.chance(0.6)) {
+    // The contact upload: hostile CSV (csv.ts), or a JSON array of contacts with damaged entries.
+    if (r.chance(0.6)) {
+      body = hostileCsv(r);
+      headers.push(['Content-Type', r.pick(['text/csv', 'text/csv; charset=utf-8', 'TEXT/CSV'])]);
+    } else {
+      body = Buffer.from(JSON.stringify(Array.from({ length: r.range(0, 5) }, () => (r.chance(0.7) ? { to: `+1415555${r.range(1000, 9999)}`, variables: { name: r.text(20) } } : nasty(r)))));
+      headers.push(['Content-Type', 'application/json']);
+    }
   } else if (method !== 'GET' && method !== 'DELETE' && method !== 'HEAD' || r.chance(0.05)) {
     const v = validBody(r, pattern, t);
     const kind = r.int(10);

@@ -111,7 +111,12 @@ export async function setupTenants(base: string, adminKey: string) {
   const fa = await api(base, tenantKey, 'POST', '/v1/agents', { name: 'fuzz agent', prompt: 'You are terse.', greeting: 'Hi.' });
   const fnum = await api(base, tenantKey, 'POST', '/v1/phone-numbers', { number: '+15555550188', agentId: fa.id });
   const ftr = await api(base, tenantKey, 'POST', '/v1/sip-trunks', { name: 'fuzz trunk', allowedCidrs: ['192.0.2.0/24'], username: 'fuzz', password: 'fuzz-password-1' });
-  return { fuzzNumber, fuzzTenant: ft, fuzzKey: key, tenantKey, fuzzAgent: fa, fuzzNumberRow: fnum, fuzzTrunk: ftr };
+  // A draft campaign (never started: nothing is dialled) whose contact upload takes the hostile CSV (csv.ts).
+  const fcmp = await api(base, tenantKey, 'POST', '/v1/campaigns', {
+    agentId: fa.id, from: '+15555550188', via: 'twilio', concurrency: 1, callsPerSecond: 1,
+    window: { timezone: 'UTC', days: ['mon'], start: '09:00', end: '17:00' }, retry: { maxAttempts: 1, backoffS: 60 },
+  });
+  return { fuzzNumber, fuzzTenant: ft, fuzzKey: key, tenantKey, fuzzAgent: fa, fuzzNumberRow: fnum, fuzzTrunk: ftr, fuzzCampaign: fcmp };
 }
 
 export function rssMiB(pid: number): number {

@@ -125,7 +125,7 @@ export async function run(argv: string[]): Promise<void> {
       databaseUrl: a['database-url'] ? String(a['database-url']) : undefined, redisUrl: a['redis-url'] ? String(a['redis-url']) : undefined,
     });
     const { base, port, sipPort, rtpMin, rtpMax, server, logFile } = target;
-    const { fuzzNumber, fuzzTenant: ft, fuzzKey: key, tenantKey, fuzzAgent: fa, fuzzNumberRow: fnum, fuzzTrunk: ftr } = await setupTenants(base, ADMIN_KEY);
+    const { fuzzNumber, fuzzTenant: ft, fuzzKey: key, tenantKey, fuzzAgent: fa, fuzzNumberRow: fnum, fuzzTrunk: ftr, fuzzCampaign: fcmp } = await setupTenants(base, ADMIN_KEY);
     const routes = await apiRoutes(base);
 
     // The healthy calls, in their own thread.
@@ -159,7 +159,7 @@ export async function run(argv: string[]): Promise<void> {
     const rFlux = new Rand(seed ^ 0x6666);
     const httpT: HttpTarget = {
       host: '127.0.0.1', port, publicUrl: base, twilioToken: TWILIO_TOKEN, adminKey: ADMIN_KEY, tenantKey, tenantId: String(ft.id),
-      ids: [String(fa.id), String(fnum.id), String(ftr.id), String(key.id ?? ''), String(ft.id)].filter(Boolean), numbers: ['+15555550188'], routes,
+      ids: [String(fa.id), String(fnum.id), String(ftr.id), String(key.id ?? ''), String(ft.id), String(fcmp.id)].filter(Boolean), numbers: ['+15555550188'], routes,
     };
     const wsT: WsTarget = { host: '127.0.0.1', port, publicUrl: base, twilioToken: TWILIO_TOKEN, number: fuzzNumber };
     const sip = new SipFuzzer(rSip, { host: '127.0.0.1', port: sipPort, number: fuzzNumber });
