@@ -11,7 +11,6 @@ const SUITES: Suite[] = [
   { name: 'providers', load: () => import('./providers.js') },
   { name: 'vad', load: () => import('./vad.js') },
   { name: 'channel', load: () => import('./channel.js') },
-  { name: 'first-clause', load: () => import('./first-clause.js') },
 ];
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

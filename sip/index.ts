@@ -20,6 +20,9 @@ import { CallMedia } from './media.js';
 import { negotiate, OUR_OFFER, parseSdp, type Negotiated, type SdpOffer } from './sdp.js';
 import { SipSockets } from './transport.js';
 import { LOCAL_USER, SipUas, type InviteContext } from './uas.js';
+import { OutgoingCall, type UacFailure } from './uac.js';
+import type { Source } from './transport.js';
+import type { ResolvedAgent } from '../src/store/types.js';
 import type { SipHandoff } from '../src/worker/sip-handoff.js';
 
 export interface SipServerOptions {
@@ -35,12 +38,34 @@ export interface SipServerOptions {
   handoff?: SipHandoff;
 }
 
+/** One outbound call to place (src/outbound/sip.ts fills it from the trunk's checked outbound settings). */
+export interface SipDial {
+  recordId: string;
+  /** The agent that speaks when the callee answers (variables already filled). */
+  agent: ResolvedAgent;
+  to: string;
+  from: { user: string; host: string };
+  trunk: { host: string; port: number };
+  /** The checked address every request goes to (uas.pin). */
+  target: Source;
+  credentials?: { username: string; password: string };
+  allowRefer: boolean;
+  timeoutMs?: number;
+  /** Whether the answer's media address may receive our RTP (the network policy). */
+  mediaAllowed(address: string): boolean;
+  events: { status(status: 'ringing' | 'in-progress' | 'completed' | UacFailure, detail?: { endReason?: string }): void };
+  /** The call is up: the hook for what runs on it (e.g. answering-machine detection on its session). */
+  onAnswered?(call: SipCall): void;
+}
+
 const NODE_ID = `${os.hostname()}:${process.pid}`;
 const RETRY_AFTER_S = 5;
 
 export class SipServer implements Component {
   readonly name = 'sip';
   readonly calls = new Map<string, SipCall>();
+  /** Outbound INVITEs not answered yet, by call record id. */
+  private readonly outgoing = new Map<string, OutgoingCall>();
   private sockets: SipSockets | null = null;
   private uas: SipUas | null = null;
   private readonly admitter: Admitter;
@@ -182,31 +207,15 @@ export class SipServer implements Component {
         return false;
       }
       this.uas?.rememberDialog(msg.callId, remoteTag, ctx.source);
-      const live: SipCall = call = new SipCall({
-        rtp: session0, media, dialog, allowRefer: a.trunk.allowRefer, mediaTimeoutMs: this.mediaTimeoutMs,
-        localUri: `sip:${LOCAL_USER}@${c.sipPublicIp}:${this.port}`, remoteHost: msg.from.uri.host,
-        onClosed: (reason, stats) => {
-          this.calls.delete(record.id);
+      const live = call = this.startCall({
+        recordId: record.id, agent: a.agent, rtp: session0, media, dialog, allowRefer: a.trunk.allowRefer, remoteHost: msg.from.uri.host,
+        onClosed: () => {
           this.uas?.forgetDialog(msg.callId, remoteTag);
-          background(this.o.store.calls.setMediaStats(record.id, { ...stats, codec: media.codec }));
-          if (live.session) background(live.session.end(reason));
-          else background(this.o.store.calls.updateCallStatus(record.id, 'failed', reason));
           background(this.o.store.state.releaseCallSlot(a.agent.tenantId, record.id));
-          background(this.o.store.state.unregisterCall(record.id));
-          if (this.draining && this.calls.size === 0 && this.pending === 0) this.drained?.();
-          guarded('sip', () => recordQuality(this.o.store.calls, record.id, session0.quality()));
         },
       });
-      this.calls.set(record.id, live);
-      const session = new CallSession({ callId: record.id, transport: live, agent: a.agent, providers: this.o.providers, calls: this.o.store.calls });
-      live.session = session;
-      session.whenEnded((reason) => live.hangup(reason));
-      await this.o.store.state.registerCall(record.id, NODE_ID, 4 * 3600_000);
-      await this.o.store.calls.updateCallStatus(record.id, 'in-progress');
       log.info('sip call answered', { callId: record.id, sipCallId: msg.callId, codec: n?.codec ?? 'offered', rtpPort: ports.port, trunk: a.trunk.id });
-      const conversation = this.o.onSession(session);
-      await session.start();
-      if (!session.isEnded) conversation.start();
+      await this.converse(live, record.id, true);
       return true;
     } catch (err) {
       // Only this call fails. Once it exists, hanging it up (BYE) releases its ports, slot and records.
@@ -224,6 +233,128 @@ export class SipServer implements Component {
     }
   }
 
+  private get localUri(): string {
+    return `sip:${LOCAL_USER}@${this.o.config.sipPublicIp}:${this.port}`;
+  }
+
+  /**
+   * A call on an established dialog, inbound or outbound: the SipCall on the
+   * shared clock and its CallSession. `onClosed` releases what only the
+   * caller of this holds (a tenant slot, a TCP route, a pinned address).
+   */
+  private startCall(c: {
+    recordId: string; agent: ResolvedAgent; rtp: RtpSession; media: CallMedia; dialog: Session; allowRefer: boolean; remoteHost: string;
+    onClosed(reason: string): void;
+  }): SipCall {
+    const live: SipCall = new SipCall({
+      rtp: c.rtp, media: c.media, dialog: c.dialog, allowRefer: c.allowRefer, mediaTimeoutMs: this.mediaTimeoutMs,
+      localUri: this.localUri, remoteHost: c.remoteHost,
+      onClosed: (reason, stats) => {
+        this.calls.delete(c.recordId);
+        background(this.o.store.calls.setMediaStats(c.recordId, { ...stats, codec: c.media.codec }));
+        if (live.session) background(live.session.end(reason));
+        else background(this.o.store.calls.updateCallStatus(c.recordId, 'failed', reason));
+        background(this.o.store.state.unregisterCall(c.recordId));
+        guarded('sip', () => c.onClosed(reason));
+        if (this.draining && this.calls.size === 0 && this.pending === 0) this.drained?.();
+        guarded('sip', () => recordQuality(this.o.store.calls, c.recordId, c.rtp.quality()));
+      },
+    });
+    this.calls.set(c.recordId, live);
+    const session = new CallSession({ callId: c.recordId, transport: live, agent: c.agent, providers: this.o.providers, calls: this.o.store.calls });
+    live.session = session;
+    session.whenEnded((reason) => live.hangup(reason));
+    return live;
+  }
+
+  /** The call is up: registered for the lost-node sweep, (inbound) marked in progress, and the agent greets. */
+  private async converse(live: SipCall, recordId: string, markInProgress: boolean): Promise<void> {
+    await this.o.store.state.registerCall(recordId, NODE_ID, 4 * 3600_000);
+    if (markInProgress) await this.o.store.calls.updateCallStatus(recordId, 'in-progress');
+    const session = live.session!;
+    const conversation = this.o.onSession(session);
+    await session.start();
+    if (!session.isEnded) conversation.start();
+  }
+
+  /**
+   * Places an outbound call through a trunk (sip/uac.ts): RTP ports and our
+   * offer first, then the INVITE. Resolves with its SIP Call-ID once it is
+   * sent; the call's progress comes through `d.events`. Throws when it cannot
+   * be placed at all (SIP off, draining, full, no RTP port, TCP connect failed).
+   */
+  async dial(d: SipDial): Promise<string> {
+    const uas = this.uas;
+    if (!uas || !this.sockets) throw new Error('SIP is disabled (SIP_PORT=0)');
+    if (this.draining) throw new Error('draining');
+    if (this.calls.size + this.outgoing.size + (this.o.otherCalls?.() ?? 0) >= this.o.config.maxConcurrentCalls) throw new Error('at MAX_CONCURRENT_CALLS');
+    const c = this.o.config;
+    if (d.target.proto === 'tcp') d.target.conn = await this.sockets.connect(d.target.address, d.target.port);
+    const ports = await allocateRtpPorts(c.sipHost, c.rtpPortMin, c.rtpPortMax);
+    if (!ports) throw new Error('no free RTP port');
+    let live: SipCall | null = null;
+    const rtp = new RtpSession({
+      rtp: ports.rtp, rtcp: ports.rtcp, localPort: ports.port, ...OUR_OFFER, remote: null, latchFrom: [d.target.address],
+      onDigit: (digit) => live?.session?.dtmf(digit),
+    });
+    rtp.early = true;
+    const media = new CallMedia(rtp, c.sipPublicIp, null, null);
+    let rang = false;
+    /** The first SDP answer (183 or 200) sets the media; false when it is unusable or points where we may not send. */
+    const answer = (sdp: string): boolean => {
+      if (!media.awaitingAnswer) return true;
+      const n = negotiate(parseSdp(sdp) ?? { connection: null, direction: null, media: [] });
+      if (n?.remoteAddress && !d.mediaAllowed(n.remoteAddress)) return false;
+      return media.answerInAck(sdp);
+    };
+    const uac = new OutgoingCall({ uas, core: uas.cores[d.target.proto], target: d.target, to: d.to, from: d.from, trunk: d.trunk, offer: media.last, credentials: d.credentials, timeoutMs: d.timeoutMs }, {
+      onProgress: (code, sdp) => {
+        if (!rang) d.events.status('ringing');
+        rang = true;
+        if (sdp && !answer(sdp)) uac.cancel('failed', 'SIP;cause=488;text="Not Acceptable Here"');
+      },
+      onAnswer: (sdp, dialog) => {
+        this.outgoing.delete(d.recordId);
+        if (!answer(sdp)) {
+          safe(() => dialog.bye());
+          rtp.close();
+          uac.released();
+          return d.events.status('failed', { endReason: 'no usable SDP answer' });
+        }
+        rtp.early = false;
+        log.info('sip outbound call answered', { callId: d.recordId, sipCallId: uac.callId, codec: media.codec, earlyMediaPackets: rtp.earlyPackets });
+        live = this.startCall({
+          recordId: d.recordId, agent: d.agent, rtp, media, dialog, allowRefer: d.allowRefer, remoteHost: d.trunk.host,
+          onClosed: (reason) => {
+            uac.released();
+            d.events.status('completed', { endReason: reason });
+          },
+        });
+        d.events.status('in-progress');
+        d.onAnswered?.(live);
+        const call = live;
+        this.converse(call, d.recordId, false).catch((err) => {
+          reportInternalError('sip', err, { callId: d.recordId });
+          call.hangup('call setup failed');
+        });
+      },
+      onFailed: (outcome, code, reason) => {
+        this.outgoing.delete(d.recordId);
+        rtp.close();
+        log.info('sip outbound call not answered', { callId: d.recordId, sipCallId: uac.callId, outcome, status: code, earlyMediaPackets: rtp.earlyPackets });
+        d.events.status(outcome, { endReason: `${code} ${reason}`.trim() });
+      },
+    });
+    this.outgoing.set(d.recordId, uac);
+    return uac.callId;
+  }
+
+  /** Ends an outbound call we placed, whatever its state: CANCEL while it rings, BYE once answered. */
+  hangupOutbound(recordId: string, reason = 'hung up'): void {
+    this.outgoing.get(recordId)?.cancel('canceled');
+    this.calls.get(recordId)?.hangup(reason);
+  }
+
   async drain(): Promise<void> {
     this.draining = true;
     if (this.uas) this.uas.draining = true;
@@ -232,6 +363,7 @@ export class SipServer implements Component {
   }
 
   async close(): Promise<void> {
+    for (const uac of [...this.outgoing.values()]) uac.cancel('canceled');
     for (const call of [...this.calls.values()]) call.hangup('server shutting down');
     this.uas?.close();
     await this.sockets?.close();

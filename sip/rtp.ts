@@ -132,6 +132,12 @@ export class RtpSession {
   packetsOut = 0;
   octetsOut = 0;
   unexpectedSource = 0;
+  /**
+   * Until an outbound call is answered its early media (183 + RTP: ringback,
+   * announcements) is counted here and played to nobody; then set false.
+   */
+  early = false;
+  earlyPackets = 0;
   /** Payloads of another size than 20 ms, passed on without the jitter buffer. */
   private unbuffered: Uint8Array[] = [];
   private remoteSsrc = 0;
@@ -219,9 +225,10 @@ export class RtpSession {
     const ts = buf.readUInt32BE(4);
     const ssrc = buf.readUInt32BE(8);
     const payload = buf.subarray(off, end);
+    this.lastPacketAt = performance.now();
+    if (this.early) return void this.earlyPackets++;
     this.packetsIn++;
     received.inc();
-    this.lastPacketAt = performance.now();
     // Events (and stray payload types) take sequence numbers of the stream too: arrived, so not audio lost.
     if (pt === this.o.dtmfPt || (pt !== 0 && pt !== 8 && pt !== this.o.pt)) this.loss.packet(seq, 'accepted');
     if (pt === this.o.dtmfPt) return this.onEvent(payload, ts, ssrc);
@@ -422,8 +429,8 @@ export class RtpSession {
     this.o.rtcp.send(pkt, to.port + 1, to.address);
   }
 
-  stats(): JitterStats & { packetsIn: number; packetsOut: number; unexpectedSource: number } {
-    return { ...this.jitter.stats(), packetsIn: this.packetsIn, packetsOut: this.packetsOut, unexpectedSource: this.unexpectedSource };
+  stats(): JitterStats & { packetsIn: number; packetsOut: number; unexpectedSource: number; earlyPackets: number } {
+    return { ...this.jitter.stats(), packetsIn: this.packetsIn, packetsOut: this.packetsOut, unexpectedSource: this.unexpectedSource, earlyPackets: this.earlyPackets };
   }
 
   /** The call's E-model estimate from what arrived and what the caller reported; also after close(). */

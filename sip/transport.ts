@@ -145,6 +145,30 @@ export class SipSockets {
     }
   }
 
+  /**
+   * A TCP connection to a peer for requests we originate (an outbound call
+   * over a TCP trunk): an open one is reused; a new one is framed and read
+   * like an accepted one, so responses and the far end's requests arrive the same way.
+   */
+  connect(address: string, port: number, timeoutMs = 5000): Promise<net.Socket> {
+    const open = this.connections.get(`${address}:${port}`);
+    if (open && !open.destroyed) return Promise.resolve(open);
+    return new Promise((resolve, reject) => {
+      const c = net.connect({ host: address, port, localAddress: this.host === '0.0.0.0' ? undefined : this.host });
+      const timer = setTimeout(() => c.destroy(new Error(`TCP connect to ${address}:${port} timed out`)), timeoutMs);
+      c.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      c.once('connect', guard('sip_tcp', () => {
+        clearTimeout(timer);
+        c.removeAllListeners('error');
+        this.onConnection(c);
+        resolve(c);
+      }, () => c.destroy()));
+    });
+  }
+
   /** Writes on an open TCP connection; false if there is none to that peer. */
   sendTcp(text: string, address: string, port: number, conn?: net.Socket): boolean {
     const c = conn && !conn.destroyed ? conn : this.connections.get(`${address}:${port}`);

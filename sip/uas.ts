@@ -75,6 +75,8 @@ export class SipUas {
   /** TCP server transactions by top-Via branch: the connection their responses go back on (§18.2.2). */
   private readonly tcpTransactions = new Map<string, { conn: net.Socket; at: number }>();
   private current: { source: Source; dialled: string } | null = null;
+  /** Outbound calls (sip/uac.ts) by Call-ID: every request we send for one goes to its checked trunk address. */
+  private readonly pinned = new Map<string, Source>();
   /** Set while the server drains: health checks get 503. */
   draining = false;
   private readonly sweeper: NodeJS.Timeout;
@@ -136,7 +138,8 @@ export class SipUas {
     const core = this.cores[source.proto];
     if (msg instanceof IncomingResponseMessage) {
       sipMessages.inc({ method: sipMethodLabel(msg.method), direction: 'in', code: sipCodeLabel(msg.statusCode) });
-      this.stopTimer(this.retransmits, msg.viaBranch);
+      // By branch and method: a CANCEL reuses its INVITE's branch.
+      this.stopTimer(this.retransmits, `${msg.viaBranch}|${msg.method}`);
       return this.guard(() => core.receiveIncomingResponseFromTransport(msg as IncomingResponseMessage));
     }
     const req = msg as IncomingRequestMessage;
@@ -268,13 +271,14 @@ export class SipUas {
     }
     const method = firstLine.split(' ')[0] ?? '';
     sipMessages.inc({ method: sipMethodLabel(method), direction: 'out', code: '' });
-    const dest = requestTarget(text);
+    const pinned = this.pinned.get(callId);
+    const dest = pinned ?? requestTarget(text);
     if (!dest) return Promise.resolve();
     const toTag = /^To:[^\r\n]*;\s*tag=([^;,\s]+)/im.exec(text)?.[1] ?? '';
-    const src: Source = proto === 'tcp' ? (this.tcpDialogs.get(`${callId}\0${toTag}`) ?? { proto, ...dest }) : { proto, ...dest };
+    const src: Source = pinned ?? (proto === 'tcp' ? (this.tcpDialogs.get(`${callId}\0${toTag}`) ?? { proto, ...dest }) : { proto, ...dest });
     this.send(proto, text, src);
     const branch = /;branch=([^;,\s]+)/i.exec(via)?.[1];
-    if (proto === 'udp' && method !== 'ACK' && branch) this.retransmit(this.retransmits, branch, text, src);
+    if (proto === 'udp' && method !== 'ACK' && branch) this.retransmit(this.retransmits, `${branch}|${method}`, text, src);
     return Promise.resolve();
   }
 
@@ -308,6 +312,20 @@ export class SipUas {
       clearTimeout(t);
       timers.delete(branch);
     }
+  }
+
+  /**
+   * Every request of an outbound call (INVITE, CANCEL, ACK, BYE) goes to
+   * `to`, the trunk address checked when the call was placed, whatever its
+   * Request-URI, Route or the far end's Contact names (no second DNS answer,
+   * no redirection of our requests by the callee).
+   */
+  pin(callId: string, to: Source): void {
+    this.pinned.set(callId, to);
+  }
+
+  unpin(callId: string): void {
+    this.pinned.delete(callId);
   }
 
   /** In-dialog requests we send for this call (Call-ID + the caller's From-tag) go back on the caller's TCP connection. */
@@ -347,6 +365,7 @@ export class SipUas {
     this.answered.clear();
     this.tcpTransactions.clear();
     this.tcpDialogs.clear();
+    this.pinned.clear();
   }
 }
 

@@ -113,6 +113,21 @@ export const phoneNumberCreate: Schema = {
   },
 };
 
+const trunkOutbound: Schema = {
+  type: 'object',
+  required: ['uri'],
+  additionalProperties: false,
+  description: 'where calls placed through this trunk go (POST /v1/calls with via "sip"); replaced as a whole by PATCH',
+  properties: {
+    uri: { type: 'string', maxLength: 300, pattern: '^sip:', description: 'sip:host[:port] (IPv4 address or host name; port 5060 by default). Loopback and private addresses are refused when dialling unless TOOLS_ALLOW_PRIVATE_NETWORKS; link-local, metadata, multicast and reserved ones always' },
+    transport: { type: 'string', enum: ['udp', 'tcp'], description: 'default udp' },
+    username: { type: 'string', pattern: '^[A-Za-z0-9._~!$&*+=-]{1,64}$', description: 'digest user for the carrier\'s 401/407 (with password)' },
+    password: { type: 'string', minLength: 1, maxLength: 200, description: 'stored encrypted, answered as "****" and its last 4 characters (send that mask back to keep the stored value)' },
+    fromUser: { type: 'string', pattern: '^[A-Za-z0-9._~!$&*+=-]{1,64}$', description: 'From user (caller ID); default: the dial\'s from' },
+    fromDomain: { type: 'string', maxLength: 253, description: 'From host; default: the trunk host' },
+  },
+};
+
 export const sipTrunkCreate: Schema = {
   type: 'object',
   required: ['name', 'allowedCidrs'],
@@ -124,6 +139,7 @@ export const sipTrunkCreate: Schema = {
     password: { type: 'string', minLength: 8, maxLength: 200, description: 'stored only as digest HA1 hashes; never returned' },
     allowRefer: { type: 'boolean', description: 'transfer_call may use a blind REFER on this trunk' },
     allowBroadCidr: { type: 'boolean', description: 'allowedCidrs may hold blocks broader than /8 (IPv4) or /32 (IPv6); /0 is refused always' },
+    outbound: trunkOutbound,
     tenantId: id('required with a platform-admin key'),
   },
 };
@@ -138,5 +154,6 @@ export const sipTrunkPatch: Schema = {
     password: { type: 'string', minLength: 8, maxLength: 200, description: 'stored only as digest HA1 hashes; never returned' },
     allowRefer: { type: 'boolean' },
     allowBroadCidr: { type: 'boolean', description: 'turning it off re-checks allowedCidrs' },
+    outbound: trunkOutbound,
   },
 };

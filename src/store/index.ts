@@ -53,7 +53,7 @@ export class ControlPlane implements Component {
     this.resolver = new CachedResolver(db, state, keys);
     this.tenants = new Tenants(db, state);
     this.agents = new Agents(db, () => this.resolver.invalidate(), keys);
-    this.trunks = new Trunks(db, opts.sipRealm, state);
+    this.trunks = new Trunks(db, opts.sipRealm, state, keys);
     this.calls = new Calls(db);
     this.campaigns = new CampaignStore(db);
     this.webhooks = new Webhooks(db, keys);

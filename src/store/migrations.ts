@@ -323,6 +323,15 @@ create index calls_contact on calls (contact_id) where contact_id is not null;
 `,
   },
   {
+    version: 9,
+    name: 'sip trunk outbound settings',
+    sql: `
+-- Where calls placed through a trunk go (src/store/trunk-outbound.ts):
+-- {uri, transport, username?, password? (sealed), fromUser?, fromDomain?}.
+alter table sip_trunks add column outbound jsonb;
+`,
+  },
+  {
     version: 10,
     name: 'webhooks: subscriptions, the delivery outbox and attempts',
     sql: `

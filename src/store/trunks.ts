@@ -17,6 +17,8 @@ import { iso, newId } from './ids.js';
 import { ConflictError, InvalidError, NotFoundError } from './errors.js';
 import { tenantClause } from './page.js';
 import type { Principal, SipTrunk, SipTrunkSecrets, TrunkDirectory } from './types.js';
+import { isMask, type Keyring } from './secrets.js';
+import { checkOutbound, type TrunkOutbound } from './trunk-outbound.js';
 
 export interface NewTrunk {
   name: string;
@@ -26,12 +28,14 @@ export interface NewTrunk {
   allowRefer?: boolean;
   /** Lets allowedCidrs hold blocks broader than /8 (IPv4) or /32 (IPv6); /0 is refused always. */
   allowBroadCidr?: boolean;
+  /** Where calls placed through this trunk go (src/store/trunk-outbound.ts). */
+  outbound?: TrunkOutbound;
 }
 
 export type TrunkPatch = Partial<Omit<NewTrunk, 'username' | 'password'>> & { username?: string | null; password?: string };
 
-/** A trunk as the API shows it. */
-export type TrunkView = SipTrunk & { allowBroadCidr: boolean };
+/** A trunk as the API shows it (the outbound password masked). */
+export type TrunkView = SipTrunk & { allowBroadCidr: boolean; outbound: TrunkOutbound | null };
 
 const INVALIDATE = 'sip_trunks:invalidate';
 const INDEX_TTL_MS = 60_000;
@@ -166,11 +170,15 @@ function toTrunk(r: Record<string, unknown>): TrunkView {
     realm: r.realm as string,
     allowRefer: r.allow_refer as boolean,
     allowBroadCidr: (r.allow_broad_cidr as boolean | undefined) ?? false,
+    outbound: (r.outbound as TrunkOutbound | null | undefined) ?? null,
     createdAt: iso(r.created_at),
   };
 }
 
-function toSecrets(r: Record<string, unknown>): SipTrunkSecrets {
+/** The AAD of a trunk's sealed outbound password: it does not open in another tenant's row. */
+const outboundContext = (tenantId: string) => `tenant:${tenantId}`;
+
+function toSecrets(r: Record<string, unknown>): SipTrunkSecrets & { outbound: TrunkOutbound | null } {
   return { ...toTrunk(r), ha1Md5: (r.ha1_md5 as string | null) ?? null, ha1Sha256: (r.ha1_sha256 as string | null) ?? null };
 }
 
@@ -187,7 +195,7 @@ export class Trunks implements TrunkDirectory {
   private generation = 0;
   private nonceKeyP: Promise<Buffer> | null = null;
 
-  constructor(private readonly db: Database, private readonly realm: string, private readonly state?: SharedState) {
+  constructor(private readonly db: Database, private readonly realm: string, private readonly state?: SharedState, private readonly keys?: Keyring) {
     state?.subscribe(guard('store', (m: string) => {
       if (m === INVALIDATE) this.clear();
     }));
@@ -199,19 +207,20 @@ export class Trunks implements TrunkDirectory {
       throw new InvalidError(t.username === undefined ? 'username' : 'password', 'username and password go together');
     }
     if (cidrs.length === 0 && !t.username) throw new InvalidError('allowedCidrs', 'give allowed addresses, or a username and password');
+    const outbound = t.outbound ? this.sealOutbound(tenantId, checkOutbound(t.outbound), null) : null;
     const out = await this.db.tx(async (c) => {
       if (!(await c.query('select 1 from tenants where id = $1', [tenantId])).rowCount) throw new NotFoundError('tenant');
       const id = newId('trk');
       try {
         const r = (
           await c.query(
-            `insert into sip_trunks (id, tenant_id, name, allowed_cidrs, username, realm, ha1_md5, ha1_sha256, allow_refer, allow_broad_cidr)
-             values ($1,$2,$3,$4::cidr[],$5,$6,$7,$8,$9,$10) returning *`,
+            `insert into sip_trunks (id, tenant_id, name, allowed_cidrs, username, realm, ha1_md5, ha1_sha256, allow_refer, allow_broad_cidr, outbound)
+             values ($1,$2,$3,$4::cidr[],$5,$6,$7,$8,$9,$10,$11::jsonb) returning *`,
             [
               id, tenantId, t.name, cidrs, t.username ?? null, this.realm,
               t.username ? ha1('md5', t.username, this.realm, t.password!) : null,
               t.username ? ha1('sha256', t.username, this.realm, t.password!) : null,
-              t.allowRefer ?? false, t.allowBroadCidr ?? false,
+              t.allowRefer ?? false, t.allowBroadCidr ?? false, outbound === null ? null : JSON.stringify(outbound),
             ],
           )
         ).rows[0];
@@ -241,6 +250,7 @@ export class Trunks implements TrunkDirectory {
       const cidrs = (p.allowedCidrs ?? before.allowedCidrs).map((v, i) => normaliseCidr(v, i, allowBroad));
       const username = p.username === undefined ? before.username : p.username;
       if (cidrs.length === 0 && !username) throw new InvalidError('allowedCidrs', 'give allowed addresses, or a username and password');
+      const outbound = p.outbound ? this.sealOutbound(r.tenant_id as string, checkOutbound(p.outbound), (r.outbound as TrunkOutbound | null) ?? null) : null;
       const creds = p.username === undefined ? null : p.username === null ? { u: null, md5: null, sha: null } : {
         u: p.username, md5: ha1('md5', p.username, this.realm, p.password!), sha: ha1('sha256', p.username, this.realm, p.password!),
       };
@@ -249,9 +259,13 @@ export class Trunks implements TrunkDirectory {
           await c.query(
             `update sip_trunks set name = $2, allowed_cidrs = $3::cidr[], allow_refer = $4, allow_broad_cidr = $5,
                username = case when $6 then $7 else username end, ha1_md5 = case when $6 then $8 else ha1_md5 end,
-               ha1_sha256 = case when $6 then $9 else ha1_sha256 end, realm = case when $6 then $10 else realm end
+               ha1_sha256 = case when $6 then $9 else ha1_sha256 end, realm = case when $6 then $10 else realm end,
+               outbound = case when $11 then $12::jsonb else outbound end
              where id = $1 returning *`,
-            [id, p.name ?? before.name, cidrs, p.allowRefer ?? before.allowRefer, allowBroad, creds !== null, creds?.u ?? null, creds?.md5 ?? null, creds?.sha ?? null, this.realm],
+            [
+              id, p.name ?? before.name, cidrs, p.allowRefer ?? before.allowRefer, allowBroad, creds !== null, creds?.u ?? null, creds?.md5 ?? null, creds?.sha ?? null, this.realm,
+              outbound !== null, outbound === null ? null : JSON.stringify(outbound),
+            ],
           )
         ).rows[0];
         const after = this.fix(toTrunk(row));
@@ -266,8 +280,40 @@ export class Trunks implements TrunkDirectory {
     return out;
   }
 
-  private fix<T extends SipTrunk>(t: T): T {
-    return { ...t, allowedCidrs: parseCidrArray(t.allowedCidrs) };
+  private fix<T extends SipTrunk & { outbound: TrunkOutbound | null }>(t: T): T {
+    const o = t.outbound;
+    // The password leaves only masked (API answers, audit log, the SIP index).
+    const outbound = o?.password === undefined ? o : { ...o, password: this.keyring().maskStored(o.password, outboundContext(t.tenantId)) };
+    return { ...t, allowedCidrs: parseCidrArray(t.allowedCidrs), outbound };
+  }
+
+  private keyring(): Keyring {
+    if (!this.keys) throw new Error('trunk secrets need the keyring');
+    return this.keys;
+  }
+
+  /**
+   * Outbound settings as stored: the password sealed. A mask sent back (from
+   * a GET) keeps the stored password.
+   */
+  private sealOutbound(tenantId: string, o: TrunkOutbound, stored: TrunkOutbound | null): TrunkOutbound {
+    if (o.password === undefined) return o;
+    const ctx = outboundContext(tenantId);
+    if (isMask(o.password)) {
+      if (stored?.password === undefined) throw new InvalidError('outbound.password', 'no stored password to keep: send the password itself');
+      return { ...o, password: stored.password };
+    }
+    return { ...o, password: this.keyring().seal(o.password, ctx) };
+  }
+
+  /** A trunk's outbound settings with the password in plaintext, for placing a call (memory only); null: none. */
+  async outboundFor(tenantId: string, id: string): Promise<(TrunkOutbound & { trunkId: string; allowRefer: boolean }) | null> {
+    const r = (await this.db.pool.query('select outbound, allow_refer from sip_trunks where id = $1 and tenant_id = $2', [id, tenantId])).rows[0];
+    if (!r) throw new NotFoundError('SIP trunk');
+    const o = (r.outbound as TrunkOutbound | null) ?? null;
+    if (!o) return null;
+    const password = o.password === undefined ? {} : { password: this.keyring().reveal(o.password, outboundContext(tenantId)) };
+    return { ...o, ...password, trunkId: id, allowRefer: r.allow_refer as boolean };
   }
 
   async get(tenantId: string | null, id: string): Promise<TrunkView> {

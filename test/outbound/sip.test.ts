@@ -1,0 +1,207 @@
+// Outbound calls through a SIP trunk against SIPp as the callee (test/sip/
+// scenarios/uas_*.xml): answer with RTP both ways, busy, no answer (CANCEL at
+// the dial timeout), a 407 challenge answered once, early media then answer,
+// the callee hanging up; and the trunk's outbound settings (validation, the
+// password sealed and masked, the address policy).
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN } from '../helpers/app.js';
+import { RtpPeer, speechFrames, startSipApp, waitFor, type SipTestApp } from '../sip/helpers.js';
+import { OutboundDialer } from '../../src/outbound/dialer.js';
+import { SipCarrier } from '../../src/outbound/sip.js';
+import type { TrunkOutbound } from '../../src/store/trunk-outbound.js';
+import type { DialRequest } from '../../src/outbound/types.js';
+import { sippCallee, sippMessages } from './sip-uas.js';
+
+describe('outbound calls over a SIP trunk (SIPp as the callee)', () => {
+  let t: SipTestApp;
+  let dialer: OutboundDialer;
+  beforeAll(async () => {
+    // The callee is on loopback: allowed only with the private-network policy.
+    t = await startSipApp({ TOOLS_ALLOW_PRIVATE_NETWORKS: 'true' });
+    await t.app.store.tenants.update(ADMIN, t.tenantId, { outbound: { allowedCountries: ['US'] } });
+    dialer = OutboundDialer.for(t.app.store);
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  async function trunk(port: number, extra: Partial<TrunkOutbound> = {}): Promise<string> {
+    const r = await t.app.store.trunks.create(ADMIN, t.tenantId, {
+      name: 'outbound', allowedCidrs: ['127.0.0.1/32'], outbound: { uri: `sip:127.0.0.1:${port}`, transport: 'udp', ...extra },
+    });
+    return r.id;
+  }
+
+  const dial = (trunkId: string, extra: Partial<DialRequest> = {}) =>
+    dialer.dial(t.tenantId, { agentId: t.agentId, to: '+14155550123', from: '+14155550100', via: 'sip', trunkId, ...extra });
+
+  it('answered: our offer, the greeting as RTP, the callee\'s audio in, our BYE at hang-up', async () => {
+    const peer = new RtpPeer();
+    const rtpPort = await peer.open();
+    const callee = await sippCallee('uas_answer.xml', { rtpPort });
+    const call = await dial(await trunk(callee.port));
+    expect(call.direction).toBe('outbound');
+    await waitFor(() => peer.packets.filter((p) => p.payload.some((b) => b !== 0xff && b !== 0x7f)).length > 50, 20_000, 'greeting RTP');
+    peer.stream(speechFrames(100));
+    const live = t.app.sip!.calls.get(call.id)!;
+    // Through the jitter buffer into the session, as an inbound call's audio.
+    await waitFor(() => live.session!.framesIn > 50, 10_000, 'callee audio in');
+    const ended = await dialer.hangup(t.tenantId, call.id);
+    expect(ended.status).toBe('completed');
+    const r = await callee.done;
+    peer.close();
+    expect(r.code, r.errors).toBe(0);
+    // The INVITE SIPp received: our offer, and the Request-URI at the trunk.
+    const log = sippMessages(r);
+    expect(log).toMatch(/INVITE sip:\+14155550123@127\.0\.0\.1:\d+ SIP\/2\.0/);
+    expect(log).toMatch(/^m=audio \d+ RTP\/AVP 0 8 101\s*$/m);
+    expect(log).toMatch(/^From: <sip:\+14155550100@127\.0\.0\.1>;tag=/m);
+    // Our RTP came from the port we offered.
+    const port = Number(/^m=audio (\d+)/m.exec(log)![1]);
+    expect(peer.packets.every((p) => p.from.port === port && p.pt === 0)).toBe(true);
+    const rec = await t.app.store.calls.byId(call.id);
+    expect(rec!.externalId).toMatch(/\S+/);
+    expect(rec!.externalId.startsWith('pending:')).toBe(false);
+    const detail = await t.app.store.calls.detail(t.tenantId, call.id);
+    expect(detail.transcript.some((s) => s.speaker === 'agent' && /Hello/.test(s.text))).toBe(true);
+  });
+
+  it('busy: 486 → busy, ACKed', async () => {
+    const callee = await sippCallee('uas_busy.xml');
+    const call = await dial(await trunk(callee.port));
+    const final = await dialer.whenFinal(call.id, 20_000);
+    expect(final.status).toBe('busy');
+    expect(final.endReason).toMatch(/486/);
+    const r = await callee.done;
+    expect(r.code, r.errors).toBe(0);
+  });
+
+  it('no answer: CANCEL at the dial timeout, 487 ACKed → no-answer', async () => {
+    const short = new SipCarrier({ sip: t.app.sip!, store: t.app.store, network: { allowPrivateNetworks: true }, dialTimeoutMs: 1500 });
+    const normal = dialer.carrier('sip')!;
+    dialer.register(short);
+    try {
+      const callee = await sippCallee('uas_no_answer.xml');
+      const call = await dial(await trunk(callee.port));
+      const final = await dialer.whenFinal(call.id, 20_000);
+      expect(final.status).toBe('no-answer');
+      const r = await callee.done;
+      expect(r.code, r.errors).toBe(0);
+      expect(sippMessages(r)).toMatch(/^CANCEL sip:/m);
+    } finally {
+      dialer.register(normal);
+    }
+  });
+
+  it('407: the digest is answered once, the call is answered; the callee hangs up', async () => {
+    const peer = new RtpPeer();
+    const rtpPort = await peer.open();
+    const callee = await sippCallee('uas_auth.xml', { rtpPort, args: ['-d', '2000'] });
+    const call = await dial(await trunk(callee.port, { username: 'aybiza-out', password: 'trunk-secret-1' }));
+    const final = await dialer.whenFinal(call.id, 30_000);
+    peer.close();
+    const r = await callee.done;
+    expect(r.code, r.errors).toBe(0);
+    expect(final.status).toBe('completed');
+    expect(final.answeredAt).not.toBeNull();
+    // The digest (RFC 2617 qop=auth) over this run's values, recomputed.
+    const auth = /^Proxy-Authorization: Digest (.*)$/m.exec(sippMessages(r))![1]!;
+    const param = (k: string) => new RegExp(`(?:^|[ ,])${k}="?([^",]+)"?`).exec(auth)![1]!;
+    const md5 = (x: string) => createHash('md5').update(x).digest('hex');
+    const ha1 = md5('aybiza-out:trunk.example:trunk-secret-1');
+    const ha2 = md5(`INVITE:${param('uri')}`);
+    expect(param('username')).toBe('aybiza-out');
+    expect(param('response')).toBe(md5(`${ha1}:${param('nonce')}:${param('nc')}:${param('cnonce')}:auth:${ha2}`));
+  });
+
+  it('a second challenge is not answered again: 407 twice → failed', async () => {
+    const callee = await sippCallee('uas_auth_twice.xml');
+    const call = await dial(await trunk(callee.port, { username: 'aybiza-out', password: 'wrong-secret' }));
+    const final = await dialer.whenFinal(call.id, 20_000);
+    expect(final.status).toBe('failed');
+    expect(final.endReason).toMatch(/407/);
+    const r = await callee.done;
+    expect(r.code, r.errors).toBe(0);
+    expect(sippMessages(r).match(/^INVITE sip:/gm)).toHaveLength(2);
+  });
+
+  it('early media (183 + RTP) is counted and played to nobody, then the answer', async () => {
+    const callee = await sippCallee('uas_early_media.xml', { args: ['-d', '1500'] });
+    const call = await dial(await trunk(callee.port));
+    await waitFor(() => t.app.sip!.calls.has(call.id), 10_000, 'answer');
+    const live = t.app.sip!.calls.get(call.id)!;
+    const early = live.o.rtp.earlyPackets;
+    const final = await dialer.whenFinal(call.id, 30_000);
+    expect(final.status).toBe('completed');
+    const r = await callee.done;
+    expect(r.code, r.errors).toBe(0);
+    // ~1.5 s of 30 ms packets before the 200.
+    expect(early).toBeGreaterThan(20);
+    let stats: Record<string, unknown> | null = null;
+    await waitFor(() => stats !== null || (void t.app.store.calls.byId(call.id).then((c) => (stats = c?.mediaStats ?? null)), false), 10_000, 'media stats');
+    expect(stats).toMatchObject({ earlyPackets: early, codec: 'pcma' });
+  });
+
+  it('the callee hangs up (BYE over TCP) → completed', async () => {
+    const peer = new RtpPeer();
+    const rtpPort = await peer.open();
+    const callee = await sippCallee('uas_callee_hangs_up.xml', { rtpPort, tcp: true, args: ['-d', '1500'] });
+    const call = await dial(await trunk(callee.port, { transport: 'tcp' }));
+    const final = await dialer.whenFinal(call.id, 30_000);
+    peer.close();
+    expect(final.status).toBe('completed');
+    expect(final.endReason).toMatch(/hung up/);
+    const r = await callee.done;
+    expect(r.code, r.errors).toBe(0);
+    expect(peer.packets.length).toBeGreaterThan(10);
+    await waitFor(() => !t.app.sip!.calls.has(call.id), 5000, 'call released');
+  });
+});
+
+describe('trunk outbound settings', () => {
+  let t: SipTestApp;
+  beforeAll(async () => {
+    t = await startSipApp();
+    await t.app.store.tenants.update(ADMIN, t.tenantId, { outbound: { allowedCountries: ['US'] } });
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  const create = (outbound: Partial<TrunkOutbound>) =>
+    t.app.store.trunks.create(ADMIN, t.tenantId, { name: 'o', allowedCidrs: ['198.51.100.7/32'], outbound: { uri: 'sip:carrier.example', transport: 'udp', ...outbound } as TrunkOutbound });
+
+  it('validates the uri and refuses targets that cannot be a carrier', async () => {
+    for (const uri of ['sip:user@carrier.example', 'sip:carrier.example;transport=tcp', 'sips:carrier.example', 'sip:127.1', 'sip:[::1]', 'sip:carrier.example:0', 'sip:a b']) {
+      await expect(create({ uri }), uri).rejects.toThrow(/outbound\.uri/);
+    }
+    for (const uri of ['sip:169.254.169.254', 'sip:224.0.0.1:5060', 'sip:0.0.0.0', 'sip:192.0.2.10']) {
+      await expect(create({ uri }), uri).rejects.toThrow(/cannot be a SIP trunk/);
+    }
+    await expect(create({ uri: 'sip:carrier.example', username: 'u' })).rejects.toThrow(/outbound\.password/);
+    const ok = await create({ uri: 'sip:Carrier.Example:5080', transport: 'tcp', fromUser: '+14155550100' });
+    expect(ok.outbound).toEqual({ uri: 'sip:carrier.example:5080', transport: 'tcp', fromUser: '+14155550100' });
+  });
+
+  it('seals the password: masked in answers and the audit log, a mask sent back keeps it, plaintext only for dialling', async () => {
+    const tr = await create({ uri: 'sip:carrier.example', username: 'acct', password: 'a-long-trunk-password' });
+    expect(tr.outbound!.password).toBe('****word');
+    const row = (await t.app.store.db.pool.query('select outbound from sip_trunks where id = $1', [tr.id])).rows[0].outbound;
+    expect(row.password).toMatch(/^enc:v1:/);
+    const audit = (await t.app.store.db.pool.query("select after from audit_log where object_id = $1", [tr.id])).rows;
+    expect(JSON.stringify(audit)).not.toContain('a-long-trunk-password');
+    const kept = await t.app.store.trunks.update(ADMIN, t.tenantId, tr.id, { outbound: { ...tr.outbound!, fromUser: 'main' } });
+    expect(kept.outbound!.fromUser).toBe('main');
+    expect((await t.app.store.trunks.outboundFor(t.tenantId, tr.id))!.password).toBe('a-long-trunk-password');
+    const list = await t.app.store.trunks.list(t.tenantId);
+    expect(JSON.stringify(list)).not.toContain('a-long-trunk-password');
+  });
+
+  it('a loopback or private trunk is refused when dialling without TOOLS_ALLOW_PRIVATE_NETWORKS; nothing is sent', async () => {
+    const tr = await create({ uri: 'sip:127.0.0.1:5999' });
+    const call = await OutboundDialer.for(t.app.store).dial(t.tenantId, { agentId: t.agentId, to: '+14155550123', from: '+14155550100', via: 'sip', trunkId: tr.id });
+    expect(call.status).toBe('failed');
+    expect(call.endReason).toMatch(/loopback/);
+  });
+});
