@@ -234,6 +234,33 @@ describe.skipIf(!realPg)('webhook outbox on real PostgreSQL', () => {
     await outboxes[0].start();
   });
 
+  it('keeps events across a restart, and re-sends one whose node died mid-delivery once its lease ends', async () => {
+    const first = await open();
+    const t = await first.tenants.create(ADMIN, 'Restart', null);
+    let secret = '';
+    const rx = await receiver(() => secret, () => 200);
+    const hook = await first.webhooks.create(ADMIN, t.id, { url: `http://127.0.0.1:${rx.port}/`, events: ['call.ended', 'campaign.completed'] });
+    secret = hook.secret;
+    // Stored while no outbox runs, then the node goes away.
+    for (const o of outboxes) await o.drain();
+    const queued = await first.webhooks.enqueueEvent(t.id, 'campaign.completed', { campaignId: 'cmp_restart' });
+    // A node claimed this one and died: its lease has run out.
+    const orphan = await first.webhooks.enqueueEvent(t.id, 'call.ended', { callId: 'call_orphan' });
+    await first.db.pool.query(`update webhook_deliveries set attempts = 1, claim_token = 'dead-node', next_attempt_at = now() - interval '1 second' where event_id = $1`, [orphan]);
+    await first.close();
+    planes.splice(planes.indexOf(first), 1);
+    expect(rx.received).toHaveLength(0);
+
+    const second = await open();
+    const restarted = await outbox(second);
+    await waitFor(() => rx.delivered().size === 2, 10_000, 'both delivered after the restart');
+    expect([...rx.delivered().keys()].sort()).toEqual([queued, orphan].sort());
+    const attempts = await second.webhooks.attempts(t.id, hook.id, 10);
+    expect(attempts.items.find((a) => a.eventId === orphan)).toMatchObject({ attempt: 2, outcome: 'delivered' });
+    await restarted.close();
+    await outboxes[0].start();
+  });
+
   it('two outbox workers on one database never send one event twice, nor at the same time', async () => {
     const a = planes[0];
     const b = await open();
