@@ -39,7 +39,8 @@ for (const backend of BACKENDS) {
       const key = await call('POST', '/v1/api-keys', ADMIN, { tenantId: tenant.body.id, name: 'ops' });
       expect(key.status).toBe(201);
       expect(key.body.key).toMatch(/^ayb_/);
-      expect(key.body.scopes).toEqual(['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read']);
+      // Every tenant scope but keys:write (DEFAULT_KEY_SCOPES), the outbound and webhook scopes included.
+      expect(key.body.scopes).toEqual(['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read', 'calls:write', 'webhooks:read', 'webhooks:write']);
       const k = key.body.key as string;
 
       const agent = await call('POST', '/v1/agents', k, { name: 'Front desk', prompt: 'You are helpful.', greeting: 'Hello!' });
