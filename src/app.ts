@@ -16,6 +16,10 @@ import { TwilioGateway } from './twilio/gateway.js';
 import { Conversation } from './pipeline/conversation.js';
 import type { CallSession } from './call/session.js';
 import { SipServer } from '../sip/index.js';
+import { OutboundDialer } from './outbound/dialer.js';
+import { SipCarrier } from './outbound/sip.js';
+import { screenAnsweredCall } from './pipeline/voicemail.js';
+import type { PlaceRequest } from './outbound/types.js';
 import { WebhookOutbox } from './webhooks/outbox.js';
 
 export interface App {
@@ -109,5 +113,11 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     config, store, providers, otherCalls: () => twilioGateway.sessions.size, onSession: conversation,
   });
   if (sip) server.use(sip);
+  // Outbound calls through SIP trunks leave from the node's SIP sockets (main thread).
+  if (sip) {
+    // Answered calls that asked for AMD are screened before the agent speaks (src/pipeline/voicemail.ts).
+    const onAnswered = (session: CallSession, p: PlaceRequest) => void screenAnsweredCall(session, p, store.calls);
+    OutboundDialer.for(store).register(new SipCarrier({ sip, store, network: toolNetwork, onAnswered }));
+  }
   return { config, server, store, providers, twilio: twilioGateway, sip };
 }

@@ -26,6 +26,10 @@ export interface Config {
   host: string;
   publicUrl: string;
   twilioAuthToken: string | undefined;
+  /** Outbound calls over Twilio's REST API (src/outbound/twilio.ts): TWILIO_ACCOUNT_SID, an optional API key pair, TWILIO_API_URL. */
+  twilioAccountSid: string | undefined;
+  twilioApiKey: { sid: string; secret: string } | undefined;
+  twilioApiUrl: string;
   adminApiKey: string | undefined;
   dataDir: string;
   /** External PostgreSQL; undefined: the embedded database in DATA_DIR. */
@@ -215,6 +219,7 @@ export function loadConfig(env: Env = process.env): Config {
     host,
     publicUrl,
     twilioAuthToken,
+    ...twilioRest(env),
     adminApiKey: str(env, 'ADMIN_API_KEY'),
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? './data'),
     databaseUrl,
@@ -250,6 +255,22 @@ export function loadConfig(env: Env = process.env): Config {
       ? { accessKeyId: str(env, 'AWS_ACCESS_KEY_ID')!, secretAccessKey: str(env, 'AWS_SECRET_ACCESS_KEY')!, ...(str(env, 'AWS_SESSION_TOKEN') ? { sessionToken: str(env, 'AWS_SESSION_TOKEN') } : {}) }
       : undefined,
     emulator: emulatorSettings(env),
+  };
+}
+
+/** TWILIO_ACCOUNT_SID (AC…), TWILIO_API_KEY (SK…) with TWILIO_API_SECRET, TWILIO_API_URL. */
+function twilioRest(env: Env): Pick<Config, 'twilioAccountSid' | 'twilioApiKey' | 'twilioApiUrl'> {
+  const sid = str(env, 'TWILIO_ACCOUNT_SID');
+  if (sid !== undefined && !/^AC[0-9a-fA-F]{32}$/.test(sid)) throw new ConfigError('TWILIO_ACCOUNT_SID', 'must be AC followed by 32 hex digits');
+  const key = str(env, 'TWILIO_API_KEY');
+  const secret = str(env, 'TWILIO_API_SECRET');
+  if ((key === undefined) !== (secret === undefined)) throw new ConfigError(key === undefined ? 'TWILIO_API_KEY' : 'TWILIO_API_SECRET', 'TWILIO_API_KEY and TWILIO_API_SECRET go together');
+  if (key !== undefined && !/^SK[0-9a-fA-F]{32}$/.test(key)) throw new ConfigError('TWILIO_API_KEY', 'must be SK followed by 32 hex digits');
+  if (key !== undefined && sid === undefined) throw new ConfigError('TWILIO_ACCOUNT_SID', 'is required with TWILIO_API_KEY (the key belongs to an account)');
+  return {
+    twilioAccountSid: sid,
+    twilioApiKey: key !== undefined ? { sid: key, secret: secret! } : undefined,
+    twilioApiUrl: url(env, 'TWILIO_API_URL', ['http:', 'https:']) ?? 'https://api.twilio.com',
   };
 }
 

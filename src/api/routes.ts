@@ -9,6 +9,8 @@ import type { NewTrunk, TrunkPatch } from '../store/trunks.js';
 import { readScope, requireAdmin, requireScope, writeTenant } from './auth.js';
 import { body, compile, limitParam, type Schema } from './validate.js';
 import * as S from './schemas.js';
+import { checkCountries, directionParam, OUTBOUND_ROUTES } from '../outbound/api.js';
+import type { TenantOutbound } from '../store/types.js';
 import { WEBHOOK_ROUTES } from '../webhooks/routes.js';
 import { CAMPAIGN_ROUTES } from '../outbound/campaign-api.js';
 
@@ -57,8 +59,9 @@ export const ROUTES: RouteSpec[] = [
   {
     method: 'POST', path: '/v1/tenants', summary: 'Create a tenant', access: 'admin', body: S.tenantCreate, status: 201,
     handler: async ({ req, p, cp }) => {
-      const b = body<{ name: string; maxConcurrentCalls?: number }>(req, S.tenantCreate);
-      return cp.tenants.create(p, b.name, b.maxConcurrentCalls ?? null);
+      const b = body<{ name: string; maxConcurrentCalls?: number; outbound?: Partial<TenantOutbound> }>(req, S.tenantCreate);
+      checkCountries(b.outbound);
+      return cp.tenants.create(p, b.name, b.maxConcurrentCalls ?? null, b.outbound);
     },
   },
   {
@@ -165,8 +168,8 @@ export const ROUTES: RouteSpec[] = [
     handler: async ({ req, p, cp }) => cp.trunks.delete(p, readScope(p), req.params.id),
   },
   {
-    method: 'GET', path: '/v1/calls', summary: 'List calls, newest first', access: 'calls:read', status: 200, list: true,
-    handler: async ({ req, p, cp }) => cp.calls.list(readScope(p), limitParam(req.query), cursor(req)),
+    method: 'GET', path: '/v1/calls', summary: 'List calls, newest first (?direction=inbound|outbound)', access: 'calls:read', status: 200, list: true,
+    handler: async ({ req, p, cp }) => cp.calls.list(readScope(p), limitParam(req.query), cursor(req), directionParam(req.query)),
   },
   {
     method: 'GET', path: '/v1/calls/{id}', summary: 'A call with its turns (per-stage latencies) and redacted transcript', access: 'calls:read', status: 200,
@@ -179,8 +182,9 @@ export const ROUTES: RouteSpec[] = [
       return listAudit(cp.db.pool, readScope(p), limitParam(req.query), cursor(req));
     },
   },
-  ...CAMPAIGN_ROUTES,
+  ...OUTBOUND_ROUTES,
   ...WEBHOOK_ROUTES,
+  ...CAMPAIGN_ROUTES,
 ];
 
 // Every body schema is compiled once, when the API module loads (a bad schema fails startup, not a request).

@@ -2,6 +2,7 @@
 import type { Schema } from './validate.js';
 import { TENANT_SCOPES } from '../store/types.js';
 import { TRANSFER_TARGET_PATTERN } from '../pipeline/transfer-policy.js';
+import { AMD_DEFAULTS, AMD_LIMITS } from '../call/amd.js';
 
 const id = (description: string): Schema => ({ type: 'string', minLength: 1, maxLength: 64, description });
 
@@ -68,6 +69,17 @@ const agentFields: Record<string, Schema> = {
   },
   tools: { type: 'array', maxItems: 32, items: tool },
   latencyBudgetMs: { type: 'integer', minimum: 100, maximum: 60000, description: 'end-to-end turn latency budget' },
+  amd: {
+    type: 'object',
+    additionalProperties: false,
+    description: 'our answering-machine detection on outbound SIP calls (src/call/amd.ts), in the spirit of Asterisk app_amd; every field optional, defaults in brackets',
+    properties: {
+      ...Object.fromEntries(Object.entries(AMD_LIMITS).map(([k, [minimum, maximum]]) => [
+        k, { type: k === 'speechProbability' ? 'number' : 'integer', minimum, maximum, description: `[${AMD_DEFAULTS[k as keyof typeof AMD_LIMITS]}]` },
+      ])),
+      transcript: { type: 'boolean', description: 'the STT transcript breaks ties (voicemail phrases are a machine) [true]' },
+    },
+  },
   preemptive: { type: 'boolean', description: 'start the reply on an early end-of-turn signal (Flux EagerEndOfTurn, Nova-3 stable interim in silence), kept only if the final words match; default true' },
   transfer: {
     type: 'object',

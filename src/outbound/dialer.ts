@@ -26,6 +26,9 @@ const FINAL = 'outbound:final:';
 
 export type FinalListener = (call: CallRecord) => void;
 
+/** One dialer per control plane: the API, campaigns and carriers find it with OutboundDialer.for(cp). */
+const dialers = new WeakMap<ControlPlane, OutboundDialer>();
+
 export class OutboundDialer {
   readonly guards: OutboundGuards;
   readonly records: OutboundRecords;
@@ -45,6 +48,12 @@ export class OutboundDialer {
         (err) => reportInternalError('store', err),
       );
     });
+  }
+
+  static for(cp: ControlPlane): OutboundDialer {
+    let d = dialers.get(cp);
+    if (!d) dialers.set(cp, (d = new OutboundDialer(cp)));
+    return d;
   }
 
   register(carrier: Carrier): void {
@@ -130,7 +139,8 @@ export class OutboundDialer {
       status: (status, detail) => this.enqueue(callId, () => this.applyStatus(callId, status, detail?.endReason)),
       answeredBy: (result, detail) =>
         this.enqueue(callId, async () => {
-          amdTotal.inc({ result });
+          // Our own detector's verdicts are counted where they are made (src/pipeline/voicemail.ts).
+          if (detail?.source !== 'aybiza') amdTotal.inc({ result });
           await this.records.setAnsweredBy(callId, result);
           log.info('answered by', { callId, result, source: detail?.source, raw: detail?.raw, decisionMs: detail?.decisionMs });
         }),

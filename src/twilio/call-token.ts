@@ -10,6 +10,12 @@ export interface TokenClaims {
   from: string;
   exp: number;
   nonce: string;
+  /**
+   * An outbound call (src/outbound/twilio.ts): our call id. The token is
+   * issued before Twilio names the call, so it is bound to the call row; the
+   * gateway checks the stream's CallSid against that row.
+   */
+  callId?: string;
 }
 
 export type TokenCheck = { ok: true; claims: TokenClaims } | { ok: false; reason: 'malformed' | 'bad_signature' | 'expired' | 'wrong_call' | 'replayed' };
@@ -21,8 +27,12 @@ export class CallTokens {
     return crypto.createHmac('sha256', this.secret).update(payload).digest('base64url');
   }
 
-  issue(callSid: string, to: string, from: string): string {
-    const claims: TokenClaims = { callSid, to, from, exp: Date.now() + this.ttlMs, nonce: crypto.randomBytes(16).toString('base64url') };
+  /** `outbound`: an outbound call's id, and how long it may ring before the stream starts (the token must outlive the ringing). */
+  issue(callSid: string, to: string, from: string, outbound?: { callId: string; ttlMs: number }): string {
+    const claims: TokenClaims = {
+      callSid, to, from, exp: Date.now() + (outbound?.ttlMs ?? this.ttlMs), nonce: crypto.randomBytes(16).toString('base64url'),
+      ...(outbound ? { callId: outbound.callId } : {}),
+    };
     const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
     return `${payload}.${this.sign(payload)}`;
   }
@@ -40,9 +50,10 @@ export class CallTokens {
     } catch {
       return { ok: false, reason: 'malformed' };
     }
-    if (claims.callSid !== callSid) return { ok: false, reason: 'wrong_call' };
+    if (claims.callId === undefined ? claims.callSid !== callSid : typeof claims.callId !== 'string') return { ok: false, reason: 'wrong_call' };
     if (Date.now() > claims.exp) return { ok: false, reason: 'expired' };
-    if (!(await this.state.claimOnce(`calltoken:${claims.nonce}`, this.ttlMs * 2))) return { ok: false, reason: 'replayed' };
+    // Claimed for as long as the token could still be presented.
+    if (!(await this.state.claimOnce(`calltoken:${claims.nonce}`, Math.max(this.ttlMs * 2, claims.exp - Date.now() + this.ttlMs)))) return { ok: false, reason: 'replayed' };
     return { ok: true, claims };
   }
 }

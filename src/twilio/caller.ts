@@ -22,6 +22,9 @@ export interface CallerOptions {
   manualClock?: boolean;
   /** Skip decoding received audio to tell speech from silence (load tests: keep the generator cheap). */
   skipAnalysis?: boolean;
+  /** The call's CallSid and account (the Twilio REST emulator answers its own calls with this caller). */
+  callSid?: string;
+  accountSid?: string;
 }
 
 export interface CallSummary {
@@ -46,6 +49,17 @@ const SILENCE = new Uint8Array(160).fill(0xff);
 // queue the same phrase on hundreds of callers) and for silence.
 const base64Cache = new WeakMap<Uint8Array, string[]>();
 const SILENCE_B64 = Buffer.from(SILENCE).toString('base64');
+/** Frames up to and including the last audible one of each speech buffer (the caller's last audio), cached like the base64. */
+const audibleFrames = new WeakMap<Uint8Array, number>();
+function framesToLastAudible(ulaw: Uint8Array): number {
+  let n = audibleFrames.get(ulaw);
+  if (n === undefined) {
+    n = 0;
+    for (let i = 0; i + 160 <= ulaw.length; i += 160) if (audible(ulaw.subarray(i, i + 160))) n = i / 160 + 1;
+    audibleFrames.set(ulaw, n);
+  }
+  return n;
+}
 function framesAsBase64(ulaw: Uint8Array): string[] {
   let out = base64Cache.get(ulaw);
   if (!out) {
@@ -57,7 +71,8 @@ function framesAsBase64(ulaw: Uint8Array): string[] {
 }
 
 export class TwilioCaller {
-  readonly callSid = 'CA' + crypto.randomBytes(16).toString('hex');
+  readonly callSid: string;
+  private readonly accountSid: string;
   readonly streamSid = 'MZ' + crypto.randomBytes(16).toString('hex');
   private ws: WebSocket | null = null;
   private seq = 1;
@@ -82,10 +97,22 @@ export class TwilioCaller {
   private closed: Promise<number>;
   private resolveClosed!: (code: number) => void;
   readonly stats = { frames: 0, nonSilent: 0, partial: 0, marks: 0, echoed: 0, clears: 0, firstAudioAt: 0 };
+  /**
+   * Voice-to-voice, as the caller hears it: from sending the last audible
+   * frame of an utterance to the next agent frame arriving, for utterances
+   * that end while nothing of the agent's is left to play (one that ends over
+   * the agent's voice has no such gap). ms, in order.
+   */
+  readonly voiceToVoice: number[] = [];
+  /** Frames still to send until the queued utterance's last audible one; then the wait for the agent starts. */
+  private framesToSpeechEnd = 0;
+  private speechEndedAt = 0;
   /** Called for each received 20 ms frame (tests listen for the agent's voice). */
   onAudio?: (frame: Uint8Array) => void;
 
   constructor(private readonly o: CallerOptions) {
+    this.callSid = o.callSid ?? 'CA' + crypto.randomBytes(16).toString('hex');
+    this.accountSid = o.accountSid ?? 'AC' + '0'.repeat(32);
     this.closed = new Promise((r) => (this.resolveClosed = r));
   }
 
@@ -96,7 +123,7 @@ export class TwilioCaller {
   /** POSTs the signed voice webhook; returns the TwiML. */
   async webhook(signatureToken = this.o.authToken): Promise<{ status: number; twiml: string }> {
     const params: Record<string, string> = {
-      CallSid: this.callSid, AccountSid: 'AC' + '0'.repeat(32), From: this.o.from ?? '+15005550006', To: this.o.to,
+      CallSid: this.callSid, AccountSid: this.accountSid, From: this.o.from ?? '+15005550006', To: this.o.to,
       CallStatus: 'ringing', Direction: 'inbound', ApiVersion: '2010-04-01',
     };
     const sig = twilio.getExpectedTwilioSignature(signatureToken, this.publicUrl + '/twilio/voice', params);
@@ -143,7 +170,7 @@ export class TwilioCaller {
     this.send({
       event: 'start', sequenceNumber: String(this.seq++), streamSid: this.streamSid,
       start: {
-        accountSid: 'AC' + '0'.repeat(32), streamSid: this.streamSid, callSid: this.callSid, tracks: ['inbound'],
+        accountSid: this.accountSid, streamSid: this.streamSid, callSid: this.callSid, tracks: ['inbound'],
         customParameters, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
       },
     });
@@ -162,6 +189,8 @@ export class TwilioCaller {
 
   /** Queues caller speech (μ-law); it goes out in real time, 20 ms per frame. */
   speak(ulaw: Uint8Array): void {
+    const last = framesToLastAudible(ulaw);
+    if (last > 0) this.framesToSpeechEnd = this.outQueue.length + last;
     for (const f of framesAsBase64(ulaw)) this.outQueue.push(f);
   }
 
@@ -179,6 +208,10 @@ export class TwilioCaller {
   sendNextFrame(): void {
     const payload = this.outQueue.shift() ?? SILENCE_B64;
     this.sentFrames++;
+    if (this.framesToSpeechEnd > 0 && --this.framesToSpeechEnd === 0) {
+      const now = performance.now();
+      this.speechEndedAt = this.playheadUntil <= now ? now : 0;
+    }
     // Templated rather than JSON.stringify: a load test sends 10,000 of these a second.
     if (this.ws?.readyState === WebSocket.OPEN) {
       this.ws.send(
@@ -254,6 +287,10 @@ export class TwilioCaller {
 
   private mediaArrived(now: number, bytes: number, audio: Buffer | null): void {
     if (bytes % 160 !== 0) this.stats.partial++;
+    if (this.speechEndedAt) {
+      this.voiceToVoice.push(now - this.speechEndedAt);
+      this.speechEndedAt = 0;
+    }
     if (this.stats.frames === 0) this.stats.firstAudioAt = now;
     else {
       const gap = now - this.lastFrameAt;
@@ -279,7 +316,7 @@ export class TwilioCaller {
 
   /** Ends the call from the caller's side: sends `stop`, keeps reading for `graceMs` (frames already on their way still count), then closes. */
   async hangup(graceMs = 50): Promise<number> {
-    this.send({ event: 'stop', sequenceNumber: String(this.seq++), streamSid: this.streamSid, stop: { accountSid: 'AC' + '0'.repeat(32), callSid: this.callSid } });
+    this.send({ event: 'stop', sequenceNumber: String(this.seq++), streamSid: this.streamSid, stop: { accountSid: this.accountSid, callSid: this.callSid } });
     this.stopSending();
     setTimeout(() => this.ws?.close(1000), graceMs);
     return this.closed;

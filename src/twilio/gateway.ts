@@ -10,6 +10,8 @@ import { HttpError, type Request, type Reply } from '../server/http.js';
 import type { Component, Server } from '../server/server.js';
 import type { ControlPlane } from '../store/index.js';
 import type { Providers } from '../providers/types.js';
+import type { CallRecord, ResolvedAgent } from '../store/types.js';
+import type { TwilioTransport } from './transport.js';
 import { CallSession } from '../call/session.js';
 import { CallTokens } from './call-token.js';
 import { mountMediaStream } from './media-stream.js';
@@ -26,6 +28,16 @@ export interface GatewayOptions {
   otherCalls?(): number;
 }
 
+/** What outbound calling (src/outbound/twilio.ts) adds to the gateway: set as `gateway.outbound`. */
+export interface TwilioCallHooks {
+  /** A Media Stream whose token names an outbound call: its agent (as dialled) and row, or null. */
+  outboundCall(callId: string, callSid: string): Promise<[ResolvedAgent | null, CallRecord | null]>;
+  /** A session is set up, before its conversation starts (answering-machine screening, transfer over REST). */
+  prepare(session: CallSession, transport: TwilioTransport, record: CallRecord, callSid: string): void;
+  /** A signed status callback for an outbound call. */
+  outboundStatus(call: CallRecord, params: Record<string, string>): Promise<void>;
+}
+
 const E164 = /^\+[1-9]\d{6,14}$/;
 const NODE_ID = `${os.hostname()}:${process.pid}`;
 
@@ -33,7 +45,8 @@ export class TwilioGateway implements Component {
   readonly name = 'twilio';
   readonly authToken: string;
   readonly sessions = new Map<string, CallSession>();
-  private readonly tokens: CallTokens;
+  readonly tokens: CallTokens;
+  outbound: TwilioCallHooks | null = null;
   private readonly publicUrl: string;
   private draining = false;
   private drained: (() => void) | null = null;
@@ -54,7 +67,7 @@ export class TwilioGateway implements Component {
   }
 
   /** Parses a signed form POST; 403 when the signature does not match PUBLIC_URL + path. */
-  private signedForm(req: Request): Record<string, string> {
+  signedForm(req: Request): Record<string, string> {
     const params: Record<string, string> = {};
     for (const [k, v] of new URLSearchParams(req.body.toString('utf8'))) params[k] = v;
     const sig = req.headers['x-twilio-signature'] ?? '';
@@ -110,17 +123,17 @@ export class TwilioGateway implements Component {
   private async status(req: Request): Promise<Reply> {
     const p = this.signedForm(req);
     const call = p.CallSid ? await this.o.store.calls.findCall('twilio', p.CallSid) : null;
-    if (call && p.CallStatus) await this.o.store.calls.updateCallStatus(call.id, p.CallStatus, p.CallStatus);
+    if (call?.direction === 'outbound' && this.outbound) await this.outbound.outboundStatus(call, p);
+    else if (call && p.CallStatus) await this.o.store.calls.updateCallStatus(call.id, p.CallStatus, p.CallStatus);
     return { status: 204 };
   }
 
   private async startCall(callSid: string, _streamSid: string, params: Record<string, string>, transport: import('./transport.js').TwilioTransport): Promise<CallSession | string> {
     const check = await this.tokens.redeem(params.token, callSid);
     if (!check.ok) return check.reason;
-    const [agent, record] = await Promise.all([
-      this.o.store.resolver.resolveNumber(check.claims.to),
-      this.o.store.calls.findCall('twilio', callSid),
-    ]);
+    const [agent, record] = check.claims.callId !== undefined
+      ? ((await this.outbound?.outboundCall(check.claims.callId, callSid)) ?? [null, null])
+      : await Promise.all([this.o.store.resolver.resolveNumber(check.claims.to), this.o.store.calls.findCall('twilio', callSid)]);
     if (!agent || !record) return 'unknown_call';
     if (agent.maxConcurrentCalls !== null && !(await this.o.store.state.acquireCallSlot(agent.tenantId, record.id, agent.maxConcurrentCalls))) {
       return 'tenant_busy';
@@ -136,7 +149,7 @@ export class TwilioGateway implements Component {
     try {
       await state.registerCall(record.id, NODE_ID, 4 * 3600_000);
       await this.o.store.calls.updateCallStatus(record.id, 'in-progress');
-      const s = (session = new CallSession({ callId: record.id, transport, agent, providers: this.o.providers, calls: this.o.store.calls }));
+      const s = (session = new CallSession({ callId: record.id, transport, agent, providers: this.o.providers, calls: this.o.store.calls, direction: record.direction }));
       this.sessions.set(record.id, s);
       s.whenEnded((reason) => {
         this.sessions.delete(record.id);
@@ -145,6 +158,7 @@ export class TwilioGateway implements Component {
         if (this.draining && this.sessions.size === 0) this.drained?.();
       });
       const conversation = this.o.onSession(s);
+      this.outbound?.prepare(s, transport, record, callSid);
       await s.start();
       if (!s.isEnded) conversation.start();
       return s;

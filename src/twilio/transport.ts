@@ -45,6 +45,8 @@ export class TwilioTransport implements CallTransport {
   private readonly markPrefix: string;
   private readonly clearMsg: string;
   closed = false;
+  /** Set by the gateway where the call can be redirected over Twilio's REST API (src/outbound/twilio.ts). */
+  transfer?: (target: string) => Promise<boolean>;
 
   constructor(private readonly ws: WebSocket<unknown>, streamSid: string, private readonly onHangup: (reason: string) => void) {
     const sid = JSON.stringify(streamSid);
