@@ -11,6 +11,7 @@ const SUITES: Suite[] = [
   { name: 'providers', load: () => import('./providers.js') },
   { name: 'vad', load: () => import('./vad.js') },
   { name: 'channel', load: () => import('./channel.js') },
+  { name: 'amd', load: () => import('./amd.js') },
 ];
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

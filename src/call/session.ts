@@ -146,11 +146,11 @@ export class CallSession implements Tickable {
   /** The answering-machine screening in progress, if any (see CallScreen). */
   screening: CallScreen | null = null;
 
-  /** Starts screening this call (beep detection on from here). */
-  screen(s: CallScreen): void {
+  /** Starts screening this call (beep detection on from here); null stops it. */
+  screen(s: CallScreen | null): void {
     if (this.ended) return;
     this.screening = s;
-    this.media.detectBeep(true);
+    this.media.detectBeep(s !== null);
   }
 
   /** Opens the provider streams and joins the pacing clock. */

@@ -14,7 +14,7 @@ import { guard } from '../guard.js';
 import { amdTotal } from '../metrics/index.js';
 import { GreetingClassifier, type AmdDecision, type AmdSettings } from '../call/amd.js';
 import type { CallScreen, CallSession } from '../call/session.js';
-import type { AmdMode, AnsweredBy, CarrierEvents } from '../outbound/types.js';
+import type { AmdMode, AnsweredBy, CarrierEvents, PlaceRequest } from '../outbound/types.js';
 import type { CallStore } from '../store/types.js';
 import type { Transcript } from '../providers/types.js';
 
@@ -110,6 +110,8 @@ export class AnswerScreen implements CallScreen {
     if (result !== 'machine') {
       report();
       this.phase = 'done';
+      // The conversation has the call from here: no more taps, no beep detector per frame.
+      this.session.screen(null);
       this.settle(true);
       return;
     }
@@ -197,4 +199,17 @@ export class AnswerScreen implements CallScreen {
     if (this.phase === 'screening') this.settle(false);
     this.phase = 'done';
   }
+}
+
+/**
+ * The SIP carrier's onAnswered hook (src/outbound/sip.ts): screens an
+ * answered outbound call with our detector when its dial asked for AMD,
+ * with the agent's `amd` settings and the dial's voicemail message.
+ */
+export function screenAnsweredCall(session: CallSession, place: PlaceRequest, calls?: Pick<CallStore, 'addTranscript'>): AnswerScreen | null {
+  const mode = place.request.amd;
+  if (!mode || mode === 'off') return null;
+  return new AnswerScreen(session, {
+    mode, message: place.request.voicemail?.message, detect: place.agent.config.amd ?? {}, events: place.events, calls,
+  });
 }
