@@ -16,6 +16,7 @@ import { TwilioGateway } from './twilio/gateway.js';
 import { Conversation } from './pipeline/conversation.js';
 import type { CallSession } from './call/session.js';
 import { SipServer } from '../sip/index.js';
+import { startTwilioCarrier, type TwilioCarrier } from './outbound/twilio.js';
 import { OutboundDialer } from './outbound/dialer.js';
 import { SipCarrier } from './outbound/sip.js';
 import { screenAnsweredCall } from './pipeline/voicemail.js';
@@ -30,6 +31,8 @@ export interface App {
   twilio: TwilioGateway;
   /** null when SIP_PORT=0 (disabled), and in a media worker (SIP stays in the main thread). */
   sip: SipServer | null;
+  /** Outbound calls over Twilio (real or emulated REST API); null with EMULATORS=off and no Twilio account. */
+  twilioCarrier: TwilioCarrier | null;
 }
 
 /** What a media worker thread is given by the main thread (src/worker/main.ts). */
@@ -109,6 +112,12 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     },
   });
   server.use(twilioGateway);
+  // Outbound calls over Twilio's REST API, or its emulator (src/outbound/twilio.ts).
+  const emu = providers.emulators;
+  const twilioOut = await startTwilioCarrier({
+    config, store, gateway: twilioGateway, router: server.router, emulator: emu ? { url: emu.twilioRestUrl, emulator: emu.twilioRest } : undefined,
+  });
+  server.use({ name: 'twilio-outbound', close: () => twilioOut.close() });
   sip = config.sipPort === 0 || w ? null : new SipServer({
     config, store, providers, otherCalls: () => twilioGateway.sessions.size, onSession: conversation,
   });
@@ -119,5 +128,5 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     const onAnswered = (session: CallSession, p: PlaceRequest) => void screenAnsweredCall(session, p, store.calls);
     OutboundDialer.for(store).register(new SipCarrier({ sip, store, network: toolNetwork, onAnswered }));
   }
-  return { config, server, store, providers, twilio: twilioGateway, sip };
+  return { config, server, store, providers, twilio: twilioGateway, sip, twilioCarrier: twilioOut.carrier };
 }

@@ -2,6 +2,7 @@
 import type { Schema } from './validate.js';
 import { TENANT_SCOPES } from '../store/types.js';
 import { TRANSFER_TARGET_PATTERN } from '../pipeline/transfer-policy.js';
+import { tenantOutbound } from '../outbound/schemas.js';
 import { AMD_DEFAULTS, AMD_LIMITS } from '../call/amd.js';
 
 const id = (description: string): Schema => ({ type: 'string', minLength: 1, maxLength: 64, description });
@@ -13,6 +14,7 @@ export const tenantCreate: Schema = {
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 200 },
     maxConcurrentCalls: { type: 'integer', minimum: 1, maximum: 100000, description: 'per-tenant concurrent call limit' },
+    outbound: tenantOutbound,
   },
 };
 
