@@ -18,6 +18,7 @@ import type { CallSession } from './call/session.js';
 import { SipServer } from '../sip/index.js';
 import { startTwilioCarrier, type TwilioCarrier } from './outbound/twilio.js';
 import { OutboundDialer } from './outbound/dialer.js';
+import { campaignRunnerFor } from './outbound/campaigns.js';
 import { SipCarrier } from './outbound/sip.js';
 import { screenAnsweredCall } from './pipeline/voicemail.js';
 import type { PlaceRequest } from './outbound/types.js';
@@ -128,5 +129,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     const onAnswered = (session: CallSession, p: PlaceRequest) => void screenAnsweredCall(session, p, store.calls);
     OutboundDialer.for(store).register(new SipCarrier({ sip, store, network: toolNetwork, onAnswered }));
   }
+  // Campaigns are dialled from the main thread of every node; their queue is shared through PostgreSQL.
+  if (!w) server.use(campaignRunnerFor(store));
   return { config, server, store, providers, twilio: twilioGateway, sip, twilioCarrier: twilioOut.carrier };
 }

@@ -19,6 +19,7 @@
 // recovers an expired one (campaign-leases.ts).
 import type pg from 'pg';
 import type { Database } from '../store/db.js';
+import type { ControlPlane } from '../store/index.js';
 import type { SharedState } from '../store/state.js';
 import type { CallRecord } from '../store/types.js';
 import { guard, reportInternalError } from '../guard.js';
@@ -27,6 +28,7 @@ import type { Component } from '../server/server.js';
 import { isOpen } from './campaign-window.js';
 import { toCampaign, type Campaign, type CampaignSettings, type ContactStatus } from './campaign-store.js';
 import { DialRefused } from './guards.js';
+import { OutboundDialer } from './dialer.js';
 import { ClaimLeases, LATEST_ATTEMPT } from './campaign-leases.js';
 import type { DialRequest } from './types.js';
 
@@ -47,6 +49,8 @@ export interface CampaignRunnerOptions {
   leaseMs?: number;
   /** A call neither ended nor hosted by any live node this long after it started is failed as lost (default 3 min). */
   lostCallMs?: number;
+  /** Written in the transaction that completes a campaign: the `campaign.completed` webhook event (issue 18). */
+  completedEvent?: (c: Campaign, q: pg.PoolClient) => Promise<unknown>;
 }
 
 /** What the loop found for one campaign. */
@@ -101,9 +105,9 @@ export class CampaignRunner implements Component {
   }
 
   /**
-   * The hook for `campaign.completed` (issue 18 webhooks): called on exactly
-   * one node of the cluster, the one whose update moved the campaign to
-   * completed (a running campaign with nothing pending or in progress).
+   * Called after a campaign completes, on exactly one node of the cluster:
+   * the one whose update moved it to completed (a running campaign with
+   * nothing pending or in progress). The webhook event is completedEvent.
    */
   onCompleted(fn: CampaignCompletedListener): void {
     this.completed.push(fn);
@@ -353,20 +357,49 @@ export class CampaignRunner implements Component {
     if (campaignId) await this.maybeComplete(campaignId);
   }
 
-  /** A running campaign with nothing pending or in progress is completed, by exactly one node, which tells the listeners. */
+  /**
+   * A running campaign with nothing pending or in progress is completed, by
+   * exactly one node: the one whose update moved it. Its completedEvent hook
+   * runs in that same transaction (the event exists if and only if the
+   * completion was committed); the onCompleted listeners after the commit.
+   */
   private async maybeComplete(campaignId: string): Promise<void> {
-    const row = (
-      await this.o.db.pool.query(
-        `update campaigns c set status = 'completed', completed_at = now(), updated_at = now()
-          where id = $1 and status = 'running'
-            and not exists (select 1 from campaign_contacts where campaign_id = c.id and status in ('pending', 'in_progress'))
-          returning *`,
-        [campaignId],
-      )
-    ).rows[0];
-    if (!row) return;
-    const c = toCampaign(row);
-    log.info('campaign completed', { campaignId });
+    const c = await this.o.db.tx(async (q) => {
+      const row = (
+        await q.query(
+          `update campaigns c set status = 'completed', completed_at = now(), updated_at = now()
+            where id = $1 and status = 'running'
+              and not exists (select 1 from campaign_contacts where campaign_id = c.id and status in ('pending', 'in_progress'))
+            returning *`,
+          [campaignId],
+        )
+      ).rows[0];
+      if (!row) return null;
+      const counts = (await q.query('select status, count(*)::int as n from campaign_contacts where campaign_id = $1 group by status', [campaignId])).rows;
+      const done = toCampaign(row);
+      for (const r of counts) {
+        done.counts[r.status as ContactStatus] = r.n;
+        done.counts.total += r.n;
+      }
+      await this.o.completedEvent?.(done, q);
+      return done;
+    });
+    if (!c) return;
+    log.info('campaign completed', { campaignId, counts: c.counts });
     for (const fn of this.completed) guard('timer', fn)(c);
   }
+
+}
+
+/** The campaign dialer of a node: its control plane's outbound dialer, and `campaign.completed` into the webhook outbox. */
+export function campaignRunnerFor(cp: ControlPlane, opts: Partial<CampaignRunnerOptions> = {}): CampaignRunner {
+  const dialer = OutboundDialer.for(cp);
+  return new CampaignRunner({
+    db: cp.db, state: cp.state,
+    dial: (tenantId, req) => dialer.dial(tenantId, req),
+    onCallEnded: (fn) => dialer.onFinal(fn),
+    completedEvent: (c, q) =>
+      cp.webhooks.enqueueEvent(c.tenantId, 'campaign.completed', { id: c.id, name: c.name ?? null, agentId: c.agentId, status: c.status, counts: c.counts, completedAt: c.completedAt }, { key: c.id, db: q }),
+    ...opts,
+  });
 }

@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ControlPlane } from '../../src/store/index.js';
 import { OutboundDialer } from '../../src/outbound/dialer.js';
-import { CampaignRunner, type CampaignRunnerOptions } from '../../src/outbound/campaigns.js';
+import { campaignRunnerFor, type CampaignRunnerOptions } from '../../src/outbound/campaigns.js';
 import type { CampaignSettings } from '../../src/outbound/campaign-store.js';
 import type { Carrier, OutboundFinal, PlaceRequest } from '../../src/outbound/types.js';
 import { freshDatabase, realPg, realRedis, redisPrefix } from '../helpers/databases.js';
@@ -82,13 +82,10 @@ describeReal('campaign dialer, two nodes on one PostgreSQL', () => {
 
   /** One node's outbound stack: the real dialer with the scripted carrier, and a campaign runner. */
   function node(n: { name: string; cp: ControlPlane }, log: Placed[], outcome: (to: string, nth: number) => OutboundFinal, opts: Partial<CampaignRunnerOptions> = {}) {
-    const dialer = new OutboundDialer(n.cp);
     const carrier = new ScriptedCarrier(n.name, log, outcome);
-    dialer.register(carrier);
-    const runner = new CampaignRunner({
-      db: n.cp.db, state: n.cp.state, nodeId: n.name,
-      dial: (tenantId, req) => dialer.dial(tenantId, req), onCallEnded: (fn) => dialer.onFinal(fn), ...opts,
-    });
+    OutboundDialer.for(n.cp).register(carrier);
+    // The runner as the server builds it (src/app.ts), with this test's node name and pace of polling.
+    const runner = campaignRunnerFor(n.cp, { nodeId: n.name, ...opts });
     cleanups.push(async () => {
       await runner.close();
       carrier.close();
@@ -127,6 +124,7 @@ describeReal('campaign dialer, two nodes on one PostgreSQL', () => {
       window: { timezone: 'UTC', days: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'], start: '00:00', end: '24:00' },
       retry: { maxAttempts: 3, backoffS: 1, on: ['busy', 'no-answer'] },
     };
+    const hook = await cp.webhooks.create(ADMIN, t.id, { url: 'https://hooks.example.com/aybiza', events: ['campaign.completed'] });
     const c = await cp.campaigns.create(ADMIN, t.id, settings);
     // A duplicate within the upload is dropped.
     const added = await cp.campaigns.addContacts(ADMIN, t.id, c.id, [...numbers, numbers[0]].map((to, i) => ({ to, variables: { name: `Person ${i}` } })));
@@ -139,8 +137,11 @@ describeReal('campaign dialer, two nodes on one PostgreSQL', () => {
     expect(state.counts).toEqual({
       total: 200, pending: 0, in_progress: 0, skipped_dnc: 10, busy: 5, no_answer: 0, failed: 0, completed: 185,
     });
-    // Fired once, on one node.
+    // Fired once, on one node; the campaign.completed event written once into the webhook outbox, with the counts.
     expect(completed).toEqual([c.id]);
+    const events = (await cp.db.pool.query(`select e.body from webhook_events e join webhook_deliveries d on d.event_id = e.id where d.webhook_id = $1 and e.type = 'campaign.completed'`, [hook.id])).rows;
+    expect(events.length).toBe(1);
+    expect(JSON.parse(events[0].body)).toMatchObject({ type: 'campaign.completed', data: { id: c.id, status: 'completed', counts: state.counts } });
 
     // Every dial, from the carriers' own log: DNC never, the others once, busy ones retried up to maxAttempts.
     const dials = new Map<string, number>();
