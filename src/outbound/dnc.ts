@@ -21,7 +21,9 @@ export class DncList {
     return this.cp.db.tx(async (c) => {
       if (!(await c.query('select 1 from tenants where id = $1', [tenantId])).rowCount) throw new NotFoundError('tenant');
       const r = await c.query(
-        `insert into dnc_numbers (tenant_id, number) select $1, n from unnest($2::text[]) as n on conflict do nothing returning number`,
+        // Milliseconds, as list cursors carry them (a cursor must compare equal to its row).
+        `insert into dnc_numbers (tenant_id, number, created_at) select $1, n, date_trunc('milliseconds', now()) from unnest($2::text[]) as n
+         on conflict do nothing returning number`,
         [tenantId, unique],
       );
       const added = r.rows.map((x) => x.number as string);
