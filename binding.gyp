@@ -26,6 +26,12 @@
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
         "OTHER_CPLUSPLUSFLAGS": ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros", "-freciprocal-math"]
       }
+    },
+    {
+      "target_name": "aybiza_thread_exit",
+      "sources": ["native/thread_exit.cc"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"],
+      "defines": ["NAPI_VERSION=8"]
     }
   ]
 }

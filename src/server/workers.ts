@@ -10,6 +10,7 @@
 // holds across them. A worker that ends unexpectedly has its calls stored as
 // failed ("worker exited"), their tenant slots released, and is started again;
 // the process and the other workers' calls go on.
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +44,15 @@ function freePort(host: string): Promise<number> {
   });
 }
 
+export interface PoolOptions {
+  /**
+   * The environment the workers read their config from (they call
+   * loadConfig() themselves); default the process's. An in-process test
+   * server passes the variables its config was built from.
+   */
+  env?: Record<string, string | undefined>;
+}
+
 const RESTART_DELAY_MS = [200, 1000, 5000];
 const METRICS_TIMEOUT_MS = 5000;
 
@@ -69,13 +79,14 @@ export class WorkerPool {
   private nextPick = 0;
   private providers: Providers | null = null;
   private readonly crashes: number[] = [];
+  private faults = 0;
 
-  private constructor(private readonly config: Config, private readonly store: ControlPlane) {}
+  private constructor(private readonly config: Config, readonly store: ControlPlane, private readonly opts: PoolOptions) {}
 
   /** Opens the store, SIP (if enabled) and WORKERS media workers on PORT; resolves with the port once all listen. */
-  static async start(config: Config): Promise<WorkerPool> {
+  static async start(config: Config, opts: PoolOptions = {}): Promise<WorkerPool> {
     const store = await openStore(config);
-    const pool = new WorkerPool(config, store);
+    const pool = new WorkerPool(config, store, opts);
     try {
       await pool.open();
     } catch (err) {
@@ -90,6 +101,11 @@ export class WorkerPool {
 
   get listeningPort(): number {
     return this.port;
+  }
+
+  /** SIP signalling (this thread), null when SIP_PORT=0. */
+  get sipServer(): SipServer | null {
+    return this.sip;
   }
 
   /** Calls the whole process carries: every worker's and the main thread's SIP calls. */
@@ -138,8 +154,11 @@ export class WorkerPool {
     log.info('listening', { host: c.host, port: this.port, version: VERSION, workers: c.workers });
   }
 
+  /** The compiled worker script (vitest runs this file from TypeScript; a worker always runs from dist/). */
   private scriptPath(): string {
-    return path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'worker', 'main.js');
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const beside = path.join(here, '..', 'worker', 'main.js');
+    return fs.existsSync(beside) ? beside : path.join(here, '..', '..', 'dist', 'src', 'worker', 'main.js');
   }
 
   /** Starts worker `index`; resolves with its port once it listens, rejects if it ends first. */
@@ -150,7 +169,7 @@ export class WorkerPool {
       databaseUrl: this.store.db.embeddedUrl,
       stateNodeId: this.store.state.kind === 'memory' ? this.store.state.nodeId : undefined,
     };
-    const worker = new Worker(this.scriptPath(), { workerData: data, stdout: false, stderr: false });
+    const worker = new Worker(this.scriptPath(), { workerData: data, stdout: false, stderr: false, env: this.opts.env ?? process.env });
     const rpc = new Rpc(worker);
     let resolveExit!: (code: number) => void;
     const slot: Slot = { index, worker, rpc, calls: new Map(), reserved: new Set(), listening: false, stopping: false, exited: new Promise((r) => (resolveExit = r)) };
@@ -267,11 +286,17 @@ export class WorkerPool {
     return answers.every(Boolean);
   }
 
-  /** Test hook (AYBIZA_WORKER_FAULTS=1): ends the busiest worker as a crash would. */
+  /**
+   * Test hook (AYBIZA_WORKER_FAULTS=1): ends the busiest worker, in turn as a
+   * crash inside it would (it exits) and as one from outside would (terminated
+   * from here: no more JavaScript runs in it).
+   */
   crashBusiest(): void {
     const live = this.slots.filter((s): s is Slot => !!s?.listening);
     const busiest = live.sort((a, b) => b.calls.size - a.calls.size)[0];
-    busiest?.rpc.call('crash').catch(() => {});
+    if (!busiest) return;
+    if (this.faults++ % 2 === 0) busiest.rpc.call('crash').catch(() => {});
+    else void busiest.worker.terminate();
   }
 
   /**

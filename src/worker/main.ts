@@ -14,6 +14,7 @@ import { registry, workerEventLoopLag } from '../metrics/index.js';
 import { Rpc } from './rpc.js';
 import { remoteState } from './shared-state.js';
 import { SipMediaWorker } from './sip-media.js';
+import { closeSocketsAtThreadExit } from './thread-exit.js';
 
 export interface WorkerData {
   index: number;
@@ -29,6 +30,7 @@ const rpc = new Rpc(parentPort!);
 const config = { ...loadConfig(), port: data.port };
 setLogLevel(config.logLevel);
 installProcessGuards();
+closeSocketsAtThreadExit();
 
 let others = 0;
 rpc.handle('others', (n: number) => void (others = n));

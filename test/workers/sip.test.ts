@@ -33,7 +33,7 @@ describe.skipIf(!realPg)('WORKERS=2: SIP calls handed to media workers', () => {
     base = `http://127.0.0.1:${port}`;
     const min = 20000 + 2 * Math.floor(Math.random() * 10000);
     srv = await spawnServer({
-      // More than one worker needs an external PostgreSQL (src/config.ts: workerCount).
+      // On a real PostgreSQL (workers.test.ts runs on both databases).
       DATABASE_URL: await freshDatabase(), PORT: String(port), WORKERS: '2', EMULATORS: 'on', ADMIN_API_KEY: ADMIN_KEY, SIP_PORT: String(sipPort), SIP_HOST: '127.0.0.1', SIP_PUBLIC_IP: '127.0.0.1',
       RTP_PORT_MIN: String(min), RTP_PORT_MAX: String(min + 200),
     }, 150_000);

@@ -147,6 +147,26 @@ for (const { name, url, skip } of DATABASES) describe.skipIf(skip)(`WORKERS=2 on
     await Promise.all(again.callers.map((c) => c.hangup()));
   }, 90_000);
 
+  it('survives a worker terminated from outside (no JavaScript runs in it to close its sockets): ends its calls and restarts it', async () => {
+    const { callers } = await dialAll(4);
+    await until('calls counted', async () => [...(await perWorker()).values()].reduce((a, b) => a + b, 0) === 4);
+    srv.child.kill('SIGUSR2'); // the second fault: the main thread terminates the busiest worker
+    await until('the worker restarted', async () => series(await metrics(), 'aybiza_worker_restarts_total').get('') === 2);
+    expect(srv.child.exitCode).toBeNull();
+    await until('dead calls closed', async () => callers.some((c) => c.isClosed));
+    await until('both workers listening', async () => (await perWorker()).size === 2);
+    await until('dead calls stored as ended', async () => {
+      const res = await fetch(`${base}/v1/calls?limit=100`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+      const body = (await res.json()) as { items: { externalId: string; endReason: string | null }[] };
+      const dead = callers.filter((c) => c.isClosed).map((c) => c.callSid);
+      return dead.every((sid) => body.items.some((c) => c.externalId === sid && c.endReason === 'worker exited'));
+    });
+    // The terminated worker's listening socket is closed, not left accepting connections nobody serves.
+    for (let i = 0; i < 6; i++) expect((await fetch(`${base}/readyz`, { headers: { connection: 'close' } })).status).toBe(200);
+    await Promise.all(callers.map((c) => c.hangup()));
+    await until('no calls', async () => [...(await perWorker()).values()].reduce((a, b) => a + b, 0) === 0);
+  }, 90_000);
+
   it('drains every worker on SIGTERM and exits 0', async () => {
     const c = caller();
     expect((await c.dial()).outcome).toBe('connected');
