@@ -89,7 +89,8 @@ export class SipCall implements CallTransport, Tickable {
   }
 
   sendFrame(audio: Uint8Array, offset = 0, length = audio.length - offset): boolean {
-    if (this.closed) return false;
+    // Not now while keypad events go out: playout keeps the frame for later (not dropped).
+    if (this.closed || this.o.rtp.sendingDigits) return false;
     this.o.rtp.send(offset === 0 && length === audio.length ? audio : audio.subarray(offset, offset + length));
     framesOut.inc();
     return true;

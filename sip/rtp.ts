@@ -23,6 +23,7 @@ const DIGITS = '0123456789*#ABCD';
 const RTCP_EVERY_MS = 5000;
 const DIGIT_FRAMES = 8; // 160 ms per digit
 const DIGIT_GAP_FRAMES = 5; // 100 ms between digits
+const PAUSE_FRAMES = 25; // 'w': 500 ms
 
 const received = hotCounter(rtpPackets, 'in', 'received');
 const sent = hotCounter(rtpPackets, 'out', 'sent');
@@ -312,6 +313,15 @@ export class RtpSession {
     return this.latched ?? this.remote;
   }
 
+  /**
+   * Digits are queued or being sent (events, the gaps between them, pauses):
+   * the call holds its audio until they are done, so speech neither overlaps
+   * an event nor slips between two keys.
+   */
+  get sendingDigits(): boolean {
+    return this.digit !== null || this.digitGap > 0 || this.digitQueue.length > 0;
+  }
+
   /** Sends one 160-byte μ-law frame now (dropped while a digit is being sent: the event replaces audio). */
   send(ulaw: Uint8Array): void {
     if (this.digit) return;
@@ -346,9 +356,9 @@ export class RtpSession {
     sent.inc();
   }
 
-  /** Queues digits to send as RFC 4733 events; false when the peer did not offer telephone-event. */
+  /** Queues digits (`w`: a 500 ms pause) to send as RFC 4733 events; false when the peer did not offer telephone-event. */
   sendDigits(digits: string): boolean {
-    if (this.o.dtmfPt === null || !/^[0-9*#A-D]+$/.test(digits)) return false;
+    if (this.o.dtmfPt === null || !/^[0-9*#A-Dw]+$/.test(digits)) return false;
     this.digitQueue.push(...digits);
     return true;
   }
@@ -364,6 +374,7 @@ export class RtpSession {
       if (this.digitGap > 0) return void this.digitGap--;
       const next = this.digitQueue.shift();
       if (next === undefined) return;
+      if (next === 'w') return void (this.digitGap = PAUSE_FRAMES - 1);
       const slot = this.nextSlot();
       if (slot < 0) return;
       this.digit = { event: DIGITS.indexOf(next), slot, frames: 0 };

@@ -30,4 +30,9 @@ export interface CallTransport {
   batch?(fn: () => void): void;
   /** Transfers the live call; false when the transport or trunk cannot. */
   transfer?(target: string): Promise<boolean>;
+  /**
+   * Sends keypad digits as out-of-band events (RFC 4733) ahead of further
+   * audio; false when the call cannot (then they go in-band as tones).
+   */
+  sendDigits?(digits: string): boolean;
 }

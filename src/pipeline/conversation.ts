@@ -13,7 +13,7 @@ import { isFluxModel } from '../providers/deepgram/flux.js';
 import { SentenceSplitter } from './sentences.js';
 import { TurnDetector, DEFAULT_TURN_SETTINGS, type TurnCommit, type TurnSettings } from './turn-taking.js';
 import { TurnTimeline } from './timeline.js';
-import { callWebhookTool, toolSpecs, type ToolNetwork } from './tools.js';
+import { callWebhookTool, sendDtmf, toolSpecs, type ToolNetwork } from './tools.js';
 import { decideTransfer, maskTarget } from './transfer-policy.js';
 
 export interface ConversationOptions {
@@ -605,6 +605,10 @@ export class Conversation implements Tickable {
     if (u.name === 'end_call') {
       r.endCall = true;
       return reply(true, { ended: true });
+    }
+    if (u.name === 'send_dtmf') {
+      const out = sendDtmf(this.session, u.input);
+      return reply(out.ok, out.result);
     }
     if (u.name === 'transfer_call') {
       // The target comes from the model (so from the caller): only the agent's transfer.targets.

@@ -1,4 +1,4 @@
-// Tools the agent can call: the built-ins (end_call, transfer_call) and HTTP
+// Tools the agent can call: the built-ins (end_call, transfer_call, send_dtmf) and HTTP
 // webhook tools declared in the agent's configuration (JSON-schema
 // parameters, a timeout, an optional Authorization header).
 //
@@ -13,6 +13,9 @@ import https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import type { ToolSpec } from '../providers/types.js';
 import type { WebhookTool } from '../store/types.js';
+import type { CallTransport } from '../call/transport.js';
+import type { Playout } from '../call/playout.js';
+import { dtmfProblem, dtmfTones, MAX_DTMF_DIGITS } from '../media/dtmf-tones.js';
 import { countBadInput } from '../metrics/index.js';
 import { guard, guarded } from '../guard.js';
 import {
@@ -31,7 +34,37 @@ export const BUILTIN_TOOLS: ToolSpec[] = [
     description: 'Transfer the caller to a human or another number.',
     inputSchema: { type: 'object', properties: { target: { type: 'string', description: 'E.164 number or SIP URI' } }, required: ['target'] },
   },
+  {
+    name: 'send_dtmf',
+    description: 'Press keys on the phone keypad, e.g. to choose options in an automated phone menu.',
+    inputSchema: {
+      type: 'object',
+      properties: { digits: { type: 'string', description: `keys 0-9, *, #, A-D; w waits half a second; at most ${MAX_DTMF_DIGITS}, e.g. "1w23#"` } },
+      required: ['digits'],
+    },
+  },
 ];
+
+/**
+ * send_dtmf: RFC 4733 events when the transport can send them (a SIP call
+ * that negotiated telephone-event), else in-band tones queued on the call's
+ * playout (Twilio calls, SIP without telephone-event), after what the agent
+ * is already saying. Returns once queued.
+ */
+export function sendDtmf(session: { transport: CallTransport; playout: Playout }, input: unknown): ToolOutcome {
+  const digits = (input as { digits?: unknown } | null)?.digits;
+  const problem = dtmfProblem(digits);
+  if (problem) {
+    countBadInput('tool', 'dtmf_invalid');
+    return { ok: false, result: { error: problem } };
+  }
+  const keys = digits as string;
+  if (session.transport.sendDigits?.(keys)) return { ok: true, result: { sent: keys, as: 'rfc4733' } };
+  const id = session.playout.beginSegment('');
+  session.playout.push(id, dtmfTones(keys));
+  session.playout.endSegment(id);
+  return { ok: true, result: { sent: keys, as: 'tones' } };
+}
 
 export function toolSpecs(webhooks: WebhookTool[] = []): ToolSpec[] {
   return [
