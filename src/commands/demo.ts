@@ -17,6 +17,7 @@ import { ulawToWav } from '../media/wav.js';
 import { parseArgs } from './args.js';
 import { freePort } from './child.js';
 import { speech } from './call.js';
+import { runOutbound } from './demo-outbound.js';
 
 const SCRIPT = [
   "Hi, I'd like to book a table for two tomorrow evening.",
@@ -32,6 +33,8 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
 }
 
 export async function run(argv: string[]): Promise<void> {
+  // --outbound: the agent places the call instead (src/commands/demo-outbound.ts).
+  if (argv.includes('--outbound')) return runOutbound(argv.filter((x) => x !== '--outbound'));
   const a = parseArgs(argv);
   const out = path.resolve(String(a.out ?? 'demo-call.wav'));
   setLogLevel('warn');
