@@ -4,7 +4,7 @@
 // min–max of every figure over several runs.
 import { describe, expect, it } from 'vitest';
 import {
-  comparisonRows, formatRange, formatRunTable, formatSpreadTable, PAUSE_REASONS, playoutCounters, rangeOf, spreadOf, STALLS, sumByLabel,
+  comparisonRows, formatRange, formatRunTable, formatSpreadTable, median, PAUSE_REASONS, playoutCounters, rangeOf, spreadOf, STALLS, sumByLabel,
   type OurFigures, type SideFigures,
 } from '../../src/commands/load-report.js';
 
@@ -30,11 +30,17 @@ function side(cpu: number, p99: number): SideFigures {
   return {
     connected: 200, cpuSecondsPerCallSecond: cpu, callsPerCore: Math.floor(1 / cpu),
     inSegmentGapMs: { count: 1000, p50: 20, p99, max: 40 }, inSegmentLateFrames: 0, droppedFrames: 0,
-    callerEventLoopDelayMs: { p99: 2, max: 9 },
+    callerEventLoopDelayMs: { p99: 2, max: 9 }, voiceToVoiceMs: { count: 40, p50: 900 },
   };
 }
 
 describe('load report', () => {
+  it('median: the middle value, the mean of the middle two for an even count, NaN when empty', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNaN();
+  });
+
   it('sums a metric by one label over the others, ignoring other series of the same prefix', () => {
     expect(sumByLabel(after, 'aybiza_playout_pauses_total', 'reason')).toEqual({ tts_audio: 6, flush_window: 4 });
     expect(sumByLabel(after, 'aybiza_playout_pause_seconds_sum', 'reason')).toEqual({ tts_audio: 2.5, flush_window: 1.25 });
@@ -53,7 +59,7 @@ describe('load report', () => {
   });
 
   it('prints ours beside the naive baseline with the CPU ratio, and ours-only rows without a naive figure', () => {
-    const ours: OurFigures = { ...side(0.001, 24), playout: playoutCounters(before, after), flushLimitWarnings: 0 };
+    const ours: OurFigures = { ...side(0.001, 24), playout: playoutCounters(before, after), flushLimitWarnings: 0, e2eMedianMs: 850.25 };
     const rows = comparisonRows(ours, side(0.0015, 25.5));
     const text = formatRunTable('run 1', rows);
     const line = (label: string) => text.split('\n').find((l) => l.startsWith(label))!.split(/\s{3,}/);
@@ -63,13 +69,16 @@ describe('load report', () => {
     expect(line('pauses flush_window')).toEqual(['pauses flush_window (count, total)', '4 (1.25 s)', '—']);
     expect(line('pauses llm_tokens')).toEqual(['pauses llm_tokens (count, total)', '0 (0.00 s)', '—']);
     expect(line('server late frames, stall gt_50ms')).toEqual(['server late frames, stall gt_50ms', '1', '—']);
+    // Issue 16's figures: the stored turns' median e2e (ours only) and the callers' median voice-to-voice (both).
+    expect(line('e2e median')).toEqual(['e2e median (ms, stored turns)', '850.3', '—']);
+    expect(line('voice-to-voice median')).toEqual(['voice-to-voice median (ms, callers)', '900.0', '900.0']);
     // Without a baseline the naive column is empty and no ratio is printed.
     expect(formatRunTable('no baseline', comparisonRows(ours, null))).not.toContain('×');
   });
 
   it('gives each figure its min–max over the runs, a single value when they agree', () => {
     const run = (cpu: number, p99: number) =>
-      comparisonRows({ ...side(cpu, p99), playout: playoutCounters('', ''), flushLimitWarnings: 0 }, side(0.0015, 25));
+      comparisonRows({ ...side(cpu, p99), playout: playoutCounters('', ''), flushLimitWarnings: 0, e2eMedianMs: 850 }, side(0.0015, 25));
     const runs = [run(0.001, 24), run(0.0012, 28), run(0.0011, 26)];
     runs[1].find((r) => r.label.startsWith('pauses tts_audio'))!.seconds = 1.5;
     const cpu = spreadOf(runs).find((s) => s.label === 'CPU ms per call-second')!;

@@ -18,6 +18,7 @@ import { TurnTimeline } from '../../src/pipeline/timeline.js';
 import type { SttTurn } from '../../src/providers/types.js';
 
 const bedrockOf = (t: TestApp) => (t.app.providers as unknown as { emulators: Emulators }).emulators.bedrock.stats;
+const deepgramOf = (t: TestApp) => (t.app.providers as unknown as { emulators: Emulators }).emulators.deepgram.stats;
 
 async function outcomes(): Promise<{ used: number; discarded: number }> {
   const v = (await preemptiveTotal.get()).values;
@@ -234,5 +235,82 @@ describe('preemptive generation: a tool asked before the confirmation', () => {
     expect(tools.calls).toHaveLength(1);
     expect(tools.calls[0]).toBeGreaterThanOrEqual(endOfTurn);
     expect(endOfTurn).toBeGreaterThan(0);
+  });
+});
+
+describe('preemptive generation: the first clause synthesised before the confirmation', () => {
+  let t: TestApp;
+  let tools: Awaited<ReturnType<typeof toolServer>>;
+  beforeAll(async () => {
+    tools = await toolServer();
+    t = await startTestApp(
+      // A slow end of turn and a fast first token: the early reply's first clause is synthesised well before the end of turn.
+      {
+        EMULATOR_PHRASES: 'I would like to book a table.|Tomorrow at seven in the evening.|Please lookup_order 42 for me.',
+        EMULATOR_FLUX_EOT_MS: '1500', EMULATOR_LLM_TTFT_MS: '100', TOOLS_ALLOW_PRIVATE_NETWORKS: 'true',
+      },
+      // eager at 0.3 (643 ms of silence in the emulator), the end at 0.8 (1714 ms)
+      { stt: { model: 'flux-general-en', eotThreshold: 0.8, eagerEotThreshold: 0.3, eotTimeoutMs: 5000 }, tools: [lookupOrder(tools.url)], greeting: 'Hi.' },
+    );
+  });
+  afterAll(async () => {
+    await t?.stop();
+    tools?.server.close();
+  });
+
+  it('confirmed: the held clause is the reply\'s first audio (TTS asked before the end of turn); resumed: synthesised, never played, no tool run', async () => {
+    const c = new TwilioCaller({ baseUrl: t.base, authToken: t.authToken, to: t.number });
+    await c.dial();
+    await agentQuiet(c);
+    const conv = conversationOf(t);
+    const tts = deepgramOf(t);
+    const seen: { event: SttTurn['event']; frames: number; flushes: number; at: number }[] = [];
+    conv.sttTurnObserver = (e) => {
+      if (e.event !== 'Update') seen.push({ event: e.event, frames: c.stats.frames, flushes: tts.flushes, at: Date.now() });
+    };
+    const events = () => seen.map((s) => s.event);
+
+    // Turn 1: eager, the clause synthesised and held, the end of turn with the same words: it plays.
+    let before = await outcomes();
+    c.speak(synthesize('I would like to book a table please'));
+    await waitFor(() => conv.turns.length === 1, 20_000, 'turn 1');
+    expect(events()).toEqual(['StartOfTurn', 'EagerEndOfTurn', 'EndOfTurn']);
+    const [start1, , end1] = seen;
+    expect(end1.flushes).toBeGreaterThan(start1.flushes); // synthesised before the end of turn…
+    expect(end1.frames).toBe(start1.frames); // …and not a frame of it played before it
+    expect(conv.turns[0]).toMatchObject({ user: 'I would like to book a table.', interrupted: false });
+    expect(conv.turns[0].agent).toMatch(/^You said: I would like to book a table\. I can help with that\./);
+    expect(conv.turns[0].latencies.tts_start).toBeLessThan(0);
+    expect(conv.turns[0].latencies.llm_start).toBeLessThan(0);
+    expect(await outcomes()).toEqual({ used: before.used + 1, discarded: before.discarded });
+    await agentQuiet(c);
+
+    // Turn 2: eager (clause synthesised), the caller goes on (TurnResumed): discarded unplayed; the confirmed turn plays.
+    seen.length = 0;
+    before = await outcomes();
+    c.speak(concat(synthesize('tomorrow at seven'), quiet(1100), synthesize('in the evening')));
+    await waitFor(() => conv.turns.length === 2, 20_000, 'turn 2');
+    expect(events()).toEqual(['StartOfTurn', 'EagerEndOfTurn', 'TurnResumed', 'EagerEndOfTurn', 'EndOfTurn']);
+    const resumed = seen[2];
+    expect(resumed.flushes).toBeGreaterThan(seen[0].flushes); // the discarded reply's clause was synthesised
+    expect(new Set(seen.map((s) => s.frames)).size).toBe(1); // nothing played from StartOfTurn to EndOfTurn
+    expect(await outcomes()).toEqual({ used: before.used + 1, discarded: before.discarded + 1 });
+    expect(conv.turns[1].agent).toMatch(/^You said: Tomorrow at seven in the evening\./);
+    await agentQuiet(c);
+
+    // Turn 3: a tool phrase, eager then resumed: the early streams stop at their tool request; the tool runs after the end of turn only.
+    seen.length = 0;
+    c.speak(concat(synthesize('please look up my order'), quiet(1100), synthesize('forty two please')));
+    await waitFor(() => conv.turns.length === 3, 20_000, 'turn 3');
+    expect(events()).toEqual(['StartOfTurn', 'EagerEndOfTurn', 'TurnResumed', 'EagerEndOfTurn', 'EndOfTurn']);
+    expect(new Set(seen.map((s) => s.frames)).size).toBe(1);
+    const endOfTurn = seen[seen.length - 1].at;
+    expect(tools.calls).toHaveLength(1);
+    expect(tools.calls[0]).toBeGreaterThanOrEqual(endOfTurn);
+    expect(conv.turns[2].agent).toContain('{"status":"shipped"}');
+    // The caller measured voice-to-voice once per utterance (each ended with the agent silent).
+    expect(c.voiceToVoice).toHaveLength(3);
+    expect(c.voiceToVoice.every((v) => v > 0)).toBe(true);
+    await c.hangup();
   });
 });

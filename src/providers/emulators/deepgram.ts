@@ -354,6 +354,15 @@ export class DeepgramEmulator {
     const synth: { seq: number; audio: Uint8Array; at: number; ttfbMs: number }[] = [];
     let offset = 0;
     // First byte after ttsFirstByteMs, then 100 ms chunks at the real-time factor.
+    // The first byte does not depend on how much text the Flush covers:
+    // Deepgram publishes Aura-2's time to first byte as one figure ("around
+    // 90ms" steady state, deepgram.com/learn/engineering-real-time-low-latency-voice-ai-at-scale)
+    // and no relation to the text's length for the WebSocket (its REST
+    // chunking guide only says total processing grows with length,
+    // developers.deepgram.com/docs/text-chunking-for-tts-optimization). So
+    // here a shorter first piece gets its audio sooner only by being sent
+    // sooner; whether Aura itself answers a shorter Flush faster can only be
+    // measured against the service.
     const chunk = 800;
     const chunkMs = Math.max(1, Math.round(100 * o.ttsRealtimeFactor));
     const next = (gen: number) => (): void => {
