@@ -12,6 +12,7 @@ const SUITES: Suite[] = [
   { name: 'vad', load: () => import('./vad.js') },
   { name: 'channel', load: () => import('./channel.js') },
   { name: 'amd', load: () => import('./amd.js') },
+  { name: 'first-clause', load: () => import('./first-clause.js') },
 ];
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -85,7 +85,7 @@ export async function openStore(config: Config, opts: AppOptions = {}): Promise<
 /** The conversation every call session gets (src/pipeline), whichever transport carries it. */
 export function conversations(config: Config, store: ControlPlane, providers: Providers): (s: CallSession) => Conversation {
   const toolNetwork = { allowPrivateNetworks: config.toolsAllowPrivateNetworks };
-  return (s) => new Conversation(s, { llm: providers.llm, calls: store.calls, toolNetwork });
+  return (s) => new Conversation(s, { llm: providers.llm, tts: providers.tts, calls: store.calls, toolNetwork });
 }
 
 export async function createApp(config: Config, opts: AppOptions = {}): Promise<App> {

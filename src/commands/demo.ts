@@ -17,6 +17,7 @@ import { ulawToWav } from '../media/wav.js';
 import { parseArgs } from './args.js';
 import { freePort } from './child.js';
 import { speech } from './call.js';
+import { median } from './load-report.js';
 import { runOutbound } from './demo-outbound.js';
 
 const SCRIPT = [
@@ -85,6 +86,14 @@ export async function run(argv: string[]): Promise<void> {
     const l = t.latencies as Record<string, number>;
     process.stdout.write(`  ${String(t.seq).padEnd(5)}${cols.map((c) => (l[c] === undefined ? '-' : l[c].toFixed(1)).padStart(15)).join('')}   ${t.interrupted ? 'yes: kept "' + t.assistantText + '"' : 'no'}\n`);
   }
+  // The figures issue 16 asks for: the stored turns' e2e (caller's last speech → first agent frame sent, as the server
+  // measures it) and voice-to-voice as the caller measures it (its last audible frame sent → the agent's next frame heard).
+  const e2e = (detail?.turns ?? []).map((t) => (t.latencies as Record<string, number>).e2e).filter((v): v is number => v !== undefined);
+  process.stdout.write(
+    `\nVoice-to-voice as the caller heard it (ms): ${caller.voiceToVoice.map((v) => v.toFixed(0)).join(', ') || '-'}\n` +
+      `median e2e ${median(e2e).toFixed(1)} ms, median voice-to-voice ${median(caller.voiceToVoice).toFixed(1)} ms ` +
+      `(emulator profile ${config.emulator.profile}, ${sttModel})\n`,
+  );
   const s = caller.summary();
   process.stdout.write(
     `\nCall ended: ${detail?.endReason ?? 'unknown'}. The caller heard ${s.framesReceived} frames (${(s.framesReceived * 0.02).toFixed(1)} s), ` +

@@ -8,7 +8,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { TwilioCaller } from '../twilio/caller.js';
 import { synthesize } from '../providers/emulators/voice.js';
 import { guard } from '../guard.js';
-import { gapSpread, pct, type GapSpread } from './load-report.js';
+import { gapSpread, median, pct, type GapSpread } from './load-report.js';
 
 export interface Target {
   url: string;
@@ -40,6 +40,8 @@ export interface CallerFigures {
   inSegmentLateFrames: number;
   partialFrames: number;
   callerEventLoopDelayMs: { p50: number; p99: number; max: number };
+  /** Voice-to-voice as the callers heard it (TwilioCaller.voiceToVoice) in the measured window, ms. */
+  voiceToVoiceMs: { count: number; p50: number; p99: number; max: number };
   serverRssMiB: { idle: number; peak: number } | null;
   rssPerCallKiB: number | null;
 }
@@ -122,6 +124,7 @@ export async function driveCallers(t: Target, calls: number, seconds: number, at
   const gapStart = callers.map((c) => c.gaps.length);
   const inStart = callers.map((c) => c.inSegmentGaps.length);
   const betweenStart = callers.map((c) => c.betweenSegmentGaps.length);
+  const v2vStart = callers.map((c) => c.voiceToVoice.length);
   let peakRss = baseRss;
   while (performance.now() - w0 < seconds * 1000) {
     await new Promise((r) => setTimeout(r, 1000));
@@ -136,6 +139,7 @@ export async function driveCallers(t: Target, calls: number, seconds: number, at
   // Gaps inside the agent's speech; longer ones are pauses between turns.
   const gaps = callers.flatMap((c, i) => c.gaps.slice(gapStart[i])).filter((g) => g < 500);
   const inSegment = callers.flatMap((c, i) => c.inSegmentGaps.slice(inStart[i]));
+  const v2v = callers.flatMap((c, i) => c.voiceToVoice.slice(v2vStart[i]));
   const cpuPerCallSecond = connected ? cpu / (connected * wall) : NaN;
   const figures: CallerFigures = {
     calls, connected, failedDials, rampMs, seconds: +wall.toFixed(1),
@@ -152,6 +156,7 @@ export async function driveCallers(t: Target, calls: number, seconds: number, at
     callerEventLoopDelayMs: {
       p50: +(callerLoop.percentile(50) / 1e6).toFixed(1), p99: +(callerLoop.percentile(99) / 1e6).toFixed(1), max: +(callerLoop.max / 1e6).toFixed(1),
     },
+    voiceToVoiceMs: { count: v2v.length, p50: +median(v2v).toFixed(1), p99: +pct(v2v, 0.99).toFixed(1), max: gapSpread(v2v).max },
     serverRssMiB: t.pid ? { idle: Math.round(baseRss / 1048576), peak: Math.round(peakRss / 1048576) } : null,
     rssPerCallKiB: t.pid && connected ? Math.max(0, Math.round((peakRss - baseRss) / connected / 1024)) : null,
   };

@@ -14,6 +14,13 @@ export function pct(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
+/** The median (an even count: the mean of the middle two); NaN when empty. */
+export function median(xs: number[]): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 export interface GapSpread {
   count: number;
   p50: number;
@@ -81,12 +88,16 @@ export interface SideFigures {
   droppedFrames: number;
   /** The load process's own event-loop delay: it bounds how much of a gap is the measurement's. */
   callerEventLoopDelayMs: { p99: number; max: number };
+  /** The callers' voice-to-voice (last audible frame sent → the agent's next frame heard), in the measured window. */
+  voiceToVoiceMs: { count: number; p50: number };
 }
 
 /** Ours adds what only our server reports. */
 export interface OurFigures extends SideFigures {
   playout: PlayoutCounters;
   flushLimitWarnings: number;
+  /** Median e2e of the run's stored turns (the server's measure: caller's speech end → first agent frame sent). */
+  e2eMedianMs: number;
 }
 
 export interface Row {
@@ -108,6 +119,9 @@ export function comparisonRows(ours: OurFigures, naive: SideFigures | null): Row
   });
   const rows: Row[] = [
     both('calls connected', (s) => s.connected, 0),
+    { label: 'e2e median (ms, stored turns)', ours: ours.e2eMedianMs, digits: 1 },
+    both('voice-to-voice median (ms, callers)', (s) => s.voiceToVoiceMs.p50, 1),
+    both('voice-to-voice samples', (s) => s.voiceToVoiceMs.count, 0),
     both('CPU ms per call-second', (s) => s.cpuSecondsPerCallSecond * 1000, 3, true),
     both('calls per core', (s) => s.callsPerCore, 0, true),
     both('in-segment gap p50 (ms)', (s) => s.inSegmentGapMs.p50, 2),

@@ -1,5 +1,5 @@
 // `npm run load -- --calls N --seconds S [--runs R] [--baseline off] [--profile]
-//                 [--url URL --public-url URL --to NUMBER]`
+//                 [--stt MODEL] [--url URL --public-url URL --to NUMBER]`
 // N concurrent simulated Twilio calls with a speech/silence pattern. Without
 // --url it starts the provider emulators (at lower CPU priority) and the
 // server as their own processes (so only the server's CPU is charged to the
@@ -10,7 +10,10 @@
 // call-second and the ratio, calls per core, the callers' gap p50/p99/max
 // inside spoken segments, late and dropped frames, and for ours the server's
 // late frames by stall, its pauses by reason and the TTS flush-limit
-// warnings; with --runs R, each figure's min–max over the runs.
+// warnings; the median e2e of the stored turns and the callers' median
+// voice-to-voice; with --runs R, each figure's min–max over the runs.
+// --stt MODEL: the demo agent's speech-to-text model on our server
+// (flux-general-en for Deepgram Flux; default the agent's, nova-3).
 // stdout: the whole report as JSON (every run, both servers).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -28,7 +31,7 @@ import { firstJsonLine, freePort } from './child.js';
 import { formatSelfTime, readMainThreadProfile, topSelfTime } from './profile.js';
 import { driveCallers, hangupAll, type CallerFigures, type Target } from './load-drive.js';
 import {
-  comparisonRows, formatRunTable, formatSpreadTable, playoutCounters, spreadOf,
+  comparisonRows, formatRunTable, formatSpreadTable, median, playoutCounters, spreadOf,
   type OurFigures, type PlayoutCounters, type Row, type SideFigures,
 } from './load-report.js';
 
@@ -154,6 +157,8 @@ interface Options {
   publicUrl: string;
   profile: boolean;
   emulated: Emulated;
+  /** The demo agent's STT model on our server (--stt); empty: as seeded. */
+  stt: string;
 }
 
 type OurReport = CallerFigures & Record<string, unknown> & { playout: PlayoutCounters; flushLimitWarnings: { emulators: number; serverLog: number } };
@@ -199,7 +204,9 @@ async function startOurs(o: Options, children: ChildProcess[]): Promise<OurProce
   // The server's log goes to a file: a pipe nobody reads would fill and block its writes.
   const serverLog = path.join(dataDir, 'server.log');
   const logFd = fs.openSync(serverLog, 'a');
-  const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, CLI, 'serve'], {
+  // LOAD_SERVER_CLI: another build's dist/src/cli.js as the server (e.g. an older commit in a worktree), measured
+  // by these callers against these emulators: a before/after comparison with one measuring tool.
+  const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, process.env.LOAD_SERVER_CLI || CLI, 'serve'], {
     stdio: ['ignore', logFd, logFd],
     env: {
       ...process.env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: url, SIP_PORT: '0', LOG_LEVEL: 'warn',
@@ -216,7 +223,21 @@ async function startOurs(o: Options, children: ChildProcess[]): Promise<OurProce
   process.stderr.write(`load: server log in ${serverLog}\n`);
   await waitReady(url, server, 'server');
   await fetch(`${url}/healthz`);
+  if (o.stt) await useSttModel(url, o.stt);
   return { url, pid: server.pid!, serverLog, profileDir, emulatorWarnings: () => seen.reduce((n, c) => n + c.count, 0) };
+}
+
+/** Points the seeded demo agent at another STT model through the admin API (a new version, deployed). */
+async function useSttModel(url: string, model: string): Promise<void> {
+  const headers = { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' };
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (!res.ok) throw new Error(`load: ${method} ${path} answered ${res.status}: ${await res.text()}`);
+    return (await res.json()) as Record<string, unknown>;
+  };
+  const agents = (await call('GET', '/v1/agents?limit=1')).items as { id: string }[];
+  const agent = await call('PATCH', `/v1/agents/${agents[0].id}`, { stt: { model } });
+  await call('POST', `/v1/agents/${agents[0].id}/deploy`, { version: agent.version });
 }
 
 /** One measurement of our server: emulators + server as processes (unless --url), the callers, /metrics, stored turns. */
@@ -255,7 +276,8 @@ async function measureOurs(o: Options): Promise<OurReport> {
       // Exact per-turn figures (the histograms above are bucketed): our own
       // time, and e2e against what the emulators were configured to take.
       await new Promise((r) => setTimeout(r, 1000)); // the last turns are written as the calls end
-      Object.assign(report, { turns: turnFigures(await storedTurns(url), o.emulated) });
+      const turns = await storedTurns(url);
+      Object.assign(report, { turns: turnFigures(turns, o.emulated), e2eMedianMs: +median(turns.map((t) => t.latencies.e2e).filter((v): v is number => v !== undefined)).toFixed(1) });
     }
     if (p) report.flushLimitWarnings = { emulators: p.emulatorWarnings(), serverLog: countInFile(p.serverLog, FLUSH_LIMIT_WARNING) };
     if (p?.profileDir) {
@@ -319,7 +341,10 @@ async function measureNaive(o: Options): Promise<NaiveReport> {
 
 function ourFigures(r: OurReport): OurFigures {
   const dropped = typeof r.droppedFrames === 'number' ? r.droppedFrames : NaN;
-  return { ...r, droppedFrames: dropped, flushLimitWarnings: r.flushLimitWarnings.emulators + r.flushLimitWarnings.serverLog };
+  return {
+    ...r, droppedFrames: dropped, flushLimitWarnings: r.flushLimitWarnings.emulators + r.flushLimitWarnings.serverLog,
+    e2eMedianMs: typeof r.e2eMedianMs === 'number' ? r.e2eMedianMs : NaN,
+  };
 }
 
 /** Each process holds a few sockets per call (callers: ~2; server: stream, STT, TTS, LLM). */
@@ -344,6 +369,7 @@ export async function run(argv: string[]): Promise<void> {
     url,
     publicUrl: a['public-url'] ? String(a['public-url']) : url,
     profile: a.profile === true,
+    stt: a.stt === undefined ? '' : String(a.stt),
     emulated: { sttFinalMs: emulator.sttFinalDelayMs, llmTtftMs: emulator.llmTtftMs, ttsTtfbMs: emulator.ttsFirstByteMs },
   };
   if (!url) process.stderr.write(`load: ${describeEmulatorSettings(emulator)}\n`);
@@ -352,7 +378,7 @@ export async function run(argv: string[]): Promise<void> {
   const results: { ours: OurReport; naive: NaiveReport | null }[] = [];
   const tables: Row[][] = [];
   // With --url the emulators (if any) are not ours: their profile is unknown here.
-  const profileLabel = url ? 'emulator profile: not started by load (--url)' : `emulator profile ${emulator.profile}`;
+  const profileLabel = (url ? 'emulator profile: not started by load (--url)' : `emulator profile ${emulator.profile}`) + (o.stt ? `, stt ${o.stt}` : '');
   for (let i = 1; i <= runs; i++) {
     // Alternated (ours first in odd runs, the baseline first in even ones) so
     // neither side always gets the machine as the other one left it.
@@ -367,7 +393,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   if (runs > 1) process.stderr.write(formatSpreadTable(`load: spread over ${runs} runs (min–max), ${profileLabel}`, tables) + '\n');
   const report = {
-    calls: o.calls, seconds: o.seconds, baseline,
+    calls: o.calls, seconds: o.seconds, baseline, stt: o.stt || null,
     // The emulators' profile and values (null with --url: not started here).
     emulatorProfile: url ? null : emulator.profile, emulator: url ? null : { ...emulator, phrases: undefined },
     runs: results, spread: runs > 1 ? spreadOf(tables) : undefined,

@@ -6,18 +6,26 @@ import { bargeIns, countBadInput, preemptiveTotal, providerErrors } from '../met
 import { guard, reportInternalError } from '../guard.js';
 import type { CallSession } from '../call/session.js';
 import { clock, type Tickable } from '../call/clock.js';
-import type { ChatMessage, ContentBlock, LanguageModel, LlmEvent, SttTurn } from '../providers/types.js';
+import type { ChatMessage, ContentBlock, LanguageModel, LlmEvent, SttTurn, TextToSpeech } from '../providers/types.js';
 import type { CallStore, TurnRecord } from '../store/types.js';
 import { synthesize } from '../providers/emulators/voice.js';
 import { isFluxModel } from '../providers/deepgram/flux.js';
 import { SentenceSplitter } from './sentences.js';
 import { TurnDetector, DEFAULT_TURN_SETTINGS, type TurnCommit, type TurnSettings } from './turn-taking.js';
 import { TurnTimeline } from './timeline.js';
+import { FirstClauseSynth, normaliseWords, replay, type Preemptive } from './preemptive.js';
 import { callWebhookTool, sendDtmf, toolSpecs, type ToolNetwork } from './tools.js';
 import { decideTransfer, maskTarget } from './transfer-policy.js';
 
 export interface ConversationOptions {
   llm: LanguageModel;
+  /**
+   * Synthesises a preemptive reply's first clause before the turn is
+   * confirmed, on a stream of its own, held and never played unless the
+   * turn is confirmed (./preemptive.ts). Absent: the clause waits for the
+   * confirmation.
+   */
+  tts?: TextToSpeech;
   calls: CallStore;
   turn?: TurnSettings;
   /** Caller speech over the agent for this long (without words yet) is a barge-in. */
@@ -57,36 +65,11 @@ interface Reply {
   queuedBehindAt?: number;
   /** The preemptive generation this reply adopted: its first LLM round replays that stream. */
   pre?: Preemptive;
+  /** Chunks waiting until the pre-synthesised first clause is all queued (null: none waiting). */
+  held: string[] | null;
 }
 
-/**
- * An LLM request started on an early end-of-turn signal (Flux
- * EagerEndOfTurn, Nova-3 stable interim in silence) for tentative words.
- * Nothing of it is played or spoken to TTS: its events are buffered until
- * the turn is confirmed with the same words (then the reply replays them
- * into the normal speak path) or discarded (aborted). It never runs a tool:
- * a stream that asks for one is stopped and not usable.
- */
-interface Preemptive {
-  text: string;
-  key: string;
-  abort: AbortController;
-  requestAt: number;
-  /** The stream's events so far, each with its arrival time. */
-  events: { ev: LlmEvent; at: number }[];
-  done: boolean;
-  /** The stream failed or asked for a tool before the turn was confirmed: not usable. */
-  unusable: boolean;
-  /** A confirmed reply took it over: from now on its tool requests pass through (the reply runs them). */
-  adopted: boolean;
-  error?: Error;
-  wake: (() => void) | null;
-}
-
-/** Words compared between the early signal and the confirmed turn: lowercase, no punctuation, single spaces. */
-export function normaliseWords(text: string): string {
-  return text.toLowerCase().replace(/[^\p{L}\p{N}\s']/gu, ' ').replace(/\s+/g, ' ').trim();
-}
+export { normaliseWords };
 
 export class Conversation implements Tickable {
   readonly history: ChatMessage[] = [];
@@ -104,7 +87,7 @@ export class Conversation implements Tickable {
   private lastDtmfAt = 0;
   /** The preemptive generation in flight, not yet confirmed or discarded. */
   private pre: Preemptive | null = null;
-  private readonly o: Required<Omit<ConversationOptions, 'llm' | 'calls' | 'turn' | 'toolNetwork'>>;
+  private readonly o: Required<Omit<ConversationOptions, 'llm' | 'calls' | 'turn' | 'toolNetwork' | 'tts'>>;
 
   constructor(readonly session: CallSession, private readonly opts: ConversationOptions) {
     this.o = {
@@ -313,8 +296,9 @@ export class Conversation implements Tickable {
   /**
    * Starts the LLM for tentative caller words, on the history as it would be
    * once they are committed, without touching the history, the transcript,
-   * the splitter or TTS. Only between replies (not while the agent talks or
-   * the call is ending).
+   * the reply's splitter or the call's TTS stream; its first clause is
+   * synthesised on a stream of its own and held (presynthesise). Only between
+   * replies (not while the agent talks or the call is ending).
    */
   private startPreemptive(text: string): void {
     const key = normaliseWords(text);
@@ -322,7 +306,10 @@ export class Conversation implements Tickable {
     // The same words again: keep the request in flight (one that asked for a tool would ask again).
     if (this.pre && this.pre.key === key) return;
     this.discardPreemptive();
-    const p: Preemptive = { text, key, abort: new AbortController(), requestAt: performance.now(), events: [], done: false, unusable: false, adopted: false, wake: null };
+    const p: Preemptive = {
+      text, key, abort: new AbortController(), requestAt: performance.now(), events: [], done: false, unusable: false, adopted: false, wake: null,
+      splitter: new SentenceSplitter(), synth: null,
+    };
     this.pre = p;
     const cfg = this.session.agent.config;
     const last = this.history[this.history.length - 1];
@@ -332,6 +319,7 @@ export class Conversation implements Tickable {
     const push = (ev: LlmEvent) => {
       p.events.push({ ev, at: performance.now() });
       p.wake?.();
+      if (ev.type === 'text' && !p.synth && !p.adopted) this.presynthesise(p, p.splitter.push(ev.text)[0]);
     };
     void (async () => {
       try {
@@ -344,6 +332,7 @@ export class Conversation implements Tickable {
             // Tools run only for a confirmed turn: stop here; the confirmed turn starts afresh.
             p.unusable = true;
             p.abort.abort();
+            p.synth?.close();
             return;
           }
           push(ev);
@@ -353,9 +342,17 @@ export class Conversation implements Tickable {
         if (!p.abort.signal.aborted) p.unusable = true;
       } finally {
         p.done = true;
+        // A reply shorter than a clause: the whole of it is the first chunk.
+        if (!p.synth && !p.adopted && !p.unusable && !p.abort.signal.aborted) this.presynthesise(p, p.splitter.flush()[0]);
         p.wake?.();
       }
     })();
+  }
+
+  /** Starts the synthesis of a preemptive generation's first clause (held, not played), when there is a TTS to do it. */
+  private presynthesise(p: Preemptive, clause: string | undefined): void {
+    if (!clause || !this.opts.tts || this.pre !== p) return;
+    p.synth = new FirstClauseSynth(clause, this.opts.tts, this.session.agent.config.voice);
   }
 
   /** Aborts the preemptive generation in flight, if any (counted discarded). */
@@ -364,6 +361,7 @@ export class Conversation implements Tickable {
     if (!p) return;
     this.pre = null;
     p.abort.abort();
+    p.synth?.close();
     preemptiveTotal.inc({ outcome: 'discarded' });
   }
 
@@ -470,7 +468,7 @@ export class Conversation implements Tickable {
     const pre = this.adoptPreemptive(text) ?? undefined;
     const r: Reply = {
       pre, seq: ++this.seq, userText: text, abort: pre?.abort ?? new AbortController(), splitter: new SentenceSplitter(), timeline: new TurnTimeline(),
-      chunks: 0, flushes: 0, segments: [], segmentText: new Map(), heard: new Set(), llmDone: false, endCall: false, finished: false,
+      chunks: 0, flushes: 0, segments: [], segmentText: new Map(), heard: new Set(), llmDone: false, endCall: false, finished: false, held: null,
     };
     if (c) {
       r.timeline.mark('speechEnd', c.speechEndMs);
@@ -496,12 +494,67 @@ export class Conversation implements Tickable {
 
   private speak(r: Reply, chunk: string): void {
     if (r.finished || r.abort.signal.aborted) return;
-    const now = performance.now();
-    if (r.chunks++ === 0) r.timeline.mark('firstSentence', now);
+    if (r.chunks++ === 0) {
+      r.timeline.mark('firstSentence', performance.now());
+      const synth = r.pre?.synth;
+      if (synth?.usableFor(chunk)) return this.playSynthesised(r, chunk, synth);
+    }
+    if (r.held) r.held.push(chunk);
+    else this.say(r, chunk);
+  }
+
+  private say(r: Reply, chunk: string): void {
     const id = this.session.say(chunk);
     if (!r.segments.includes(id)) r.segments.push(id);
     r.segmentText.set(id, (r.segmentText.get(id) ?? '') + chunk + ' ');
     this.flushWhenDue(r);
+  }
+
+  /**
+   * The reply's first chunk was synthesised before the turn was confirmed
+   * (FirstClauseSynth): its audio becomes the reply's first segment, sent as
+   * it is there. Later chunks wait until all of it is queued (the playout
+   * takes audio in arrival order, so two streams must not interleave), then
+   * go to the call's own TTS stream.
+   */
+  private playSynthesised(r: Reply, chunk: string, synth: FirstClauseSynth): void {
+    const playout = this.session.playout;
+    const id = playout.beginSegment(chunk + ' ');
+    r.segments.push(id);
+    r.segmentText.set(id, chunk + ' ');
+    r.flushes++;
+    r.timeline.mark('ttsRequest', synth.requestAt);
+    r.held = [];
+    synth.attach({
+      audio: (bytes, firstByteAt) => {
+        if (r.finished || r.abort.signal.aborted) return;
+        this.onTtsFirstByte(id, firstByteAt);
+        playout.push(id, bytes);
+        this.kickPlayout();
+      },
+      end: () => {
+        playout.endSegment(id);
+        const held = r.held ?? [];
+        r.held = null;
+        if (r.finished || r.abort.signal.aborted) return;
+        this.kickPlayout();
+        for (const c of held) this.say(r, c);
+        // The LLM finished meanwhile: its last flush found nothing said yet.
+        if (r.llmDone) {
+          this.session.flush();
+          this.maybeFinished(r);
+        }
+      },
+    });
+  }
+
+  /** Audio after a pause goes out now, not at the next clock slot (as the session does for its own TTS audio). */
+  private kickPlayout(): void {
+    const s = this.session;
+    if (s.isEnded || s.playout.idleSinceMs() < 0) return;
+    const kick = () => s.playout.tick(false);
+    if (s.transport.batch) s.transport.batch(kick);
+    else kick();
   }
 
   /** Audio queued ahead of the caller below which said text is flushed: several TTS first-byte times. */
@@ -656,7 +709,7 @@ export class Conversation implements Tickable {
   }
 
   private maybeFinished(r: Reply): void {
-    if (!r.finished && r.llmDone && r.segments.every((id) => r.heard.has(id))) {
+    if (!r.finished && r.llmDone && !r.held && r.segments.every((id) => r.heard.has(id))) {
       this.finishReply(r, false, r.segments.map((id) => (r.segmentText.get(id) ?? '').trim()).join(' '));
     }
   }
@@ -669,6 +722,7 @@ export class Conversation implements Tickable {
   private finishReply(r: Reply, interrupted: boolean, heardText: string): void {
     if (r.finished) return;
     r.finished = true;
+    r.pre?.synth?.close();
     if (this.reply === r) {
       this.reply = null;
       this.session.replyState(null);
@@ -735,19 +789,6 @@ export class Conversation implements Tickable {
     }
     // Whatever happens to the audio, the call ends.
     setTimeout(guard('call', () => this.session.end('provider failure')), 15_000).unref();
-  }
-}
-
-/** The buffered events of an adopted preemptive generation, then the rest as it arrives; its error, if it failed. */
-async function* replay(p: Preemptive): AsyncGenerator<{ ev: LlmEvent; at: number }> {
-  for (let i = 0; ; ) {
-    while (i < p.events.length) yield p.events[i++];
-    if (p.done) {
-      if (p.error && !p.abort.signal.aborted) throw p.error;
-      return;
-    }
-    await new Promise<void>((resolve) => (p.wake = resolve));
-    p.wake = null;
   }
 }
 

@@ -5,13 +5,17 @@
 //   eou       caller stops speaking → turn committed
 //   llm_ttft  LLM request sent → first token (or, when the first round only
 //             asks for a tool, the end of that round)
-//   tts_ttfb  first TTS request → first audio byte
+//   tts_ttfb  first TTS request → first audio byte (from the commit when the
+//             first clause was synthesised before it: see tts_start)
 //   e2e       caller stops speaking → first agent frame sent
 //   llm_start turn committed → LLM request sent (stored with the turn, not
 //             exported): negative when preemptive generation started the
 //             request before the end of turn; then llm_ttft and
 //             first_sentence count only their part after the commit (what
 //             the caller waited for)
+//   tts_start turn committed → first TTS request (stored, not exported):
+//             negative when the first clause of a preemptive generation was
+//             synthesised before the end of turn
 //   waits     (WAIT_SPANS) conversational waits on the way to the first
 //             frame, not ours and not a provider's first response:
 //             barge_in_check, false_interruption, tool, llm_round2,
@@ -51,6 +55,8 @@ export interface TurnLatencies extends Partial<Record<WaitSpan, number>> {
   e2e?: number;
   /** LLM request − commit, ms; negative: generation started before the end of turn (preemptive). */
   llm_start?: number;
+  /** First TTS request − commit, ms; negative: the first clause was synthesised before the end of turn. */
+  tts_start?: number;
   server?: number;
   playout_ack?: number;
 }
@@ -104,10 +110,11 @@ export class TurnTimeline {
       eou: d('speechEnd', 'commit'),
       llm_ttft: fromCommit('llmRequest', p.llmFirstOutput !== undefined ? 'llmFirstOutput' : 'firstToken'),
       first_sentence: fromCommit('firstToken', 'firstSentence'),
-      tts_ttfb: d('ttsRequest', 'ttsFirstByte'),
+      tts_ttfb: fromCommit('ttsRequest', 'ttsFirstByte'),
       e2e: d('speechEnd', 'firstFrameSent'),
       playout_ack: d('firstFrameSent', 'firstMarkBack'),
       llm_start: p.commit !== undefined && p.llmRequest !== undefined ? p.llmRequest - p.commit : undefined,
+      tts_start: p.commit !== undefined && p.ttsRequest !== undefined ? p.ttsRequest - p.commit : undefined,
     };
     const ready = (['commit', 'llmRequest', 'firstSentence', 'ttsRequest', 'ttsFirstByte', 'firstFrameSent'] as const).every((k) => p[k] !== undefined);
     if (ready) Object.assign(out, this.criticalPath(p.commit!, p.firstFrameSent!));

@@ -27,6 +27,16 @@ describe('SentenceSplitter', () => {
     expect(s.flush()).toEqual(['but first, tell me more.']);
   });
 
+  it('the first clause may be two words ("Of course,", "You said:"), never one; only the first chunk ends at a clause', () => {
+    const s = new SentenceSplitter();
+    expect(s.push('Of course, ')).toEqual(['Of course,']);
+    expect(s.push('a table for three, ')).toEqual([]);
+    expect(s.push('at seven.')).toEqual([]);
+    expect(s.flush()).toEqual(['a table for three, at seven.']);
+    expect(split('You said: Hi, I would like a table.', 1)).toEqual(['You said:', 'Hi, I would like a table.']);
+    expect(split('Okay, so two people.', 1)).toEqual(['Okay, so two people.']);
+  });
+
   it('does not split abbreviations, initials, decimals, times, URLs or e-mails', () => {
     const text =
       'Dr. Smith and Mrs. Jones arrive at 10:30 a.m. tomorrow. It costs 3.75 dollars, e.g. about 3.8. ' +
