@@ -1,5 +1,7 @@
 // deploy/kubernetes (issue 15 need 3): the kustomize overlays render, every
-// rendered object passes the schema check (validate.ts), and each overlay
+// rendered object validates against the Kubernetes OpenAPI schemas
+// (kubernetes-models: schemas.ts) and our own check of field names and
+// references (validate.ts), and each overlay
 // keeps its promises: the trial is one pod on the embedded database; in
 // production several replicas share an external PostgreSQL and Redis and
 // take every secret from a Secret, with a PDB, an HPA on aybiza_calls_active
@@ -7,6 +9,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canonical, haveKubectl, haveYaml, kubectlKustomize, miniKustomize, render, type K8sObject } from './render.js';
+import { validateWithModels } from './schemas.js';
 import { validate } from './validate.js';
 
 const DIR = path.resolve(__dirname, '../../deploy/kubernetes');
@@ -26,6 +29,22 @@ describe.skipIf(!haveYaml)('deploy/kubernetes overlays', () => {
   it.each(OVERLAYS)('%s: every rendered object passes the schema check', (overlay) => {
     expect(rendered[overlay]!.length).toBeGreaterThan(3);
     expect(validate(rendered[overlay]!)).toEqual([]);
+  });
+
+  it.each(OVERLAYS)('%s: every rendered object validates against the Kubernetes OpenAPI schemas (kubernetes-models)', (overlay) => {
+    expect(validateWithModels(rendered[overlay]!)).toEqual([]);
+  });
+
+  it('the OpenAPI schema check catches wrong types and unknown kinds (self-check)', () => {
+    const objs = structuredClone(rendered.production!);
+    const d = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'aybiza')!;
+    const c = pod(d).containers[0]! as Container & Obj;
+    (c.env as Obj[]).push({ name: 'WORKERS', value: 2 });
+    (c.ports as Obj[] | undefined)?.push({ containerPort: 'http' });
+    objs.push({ apiVersion: 'v1', kind: 'Pods', metadata: { name: 'typo' } } as K8sObject);
+    const errors = validateWithModels(objs).join('\n');
+    expect(errors).toMatch(/Deployment\/aybiza: \/spec\/template\/spec\/containers\/0\/env\/\d+\/value must be string/);
+    expect(errors).toMatch(/no Kubernetes schema for v1 Pods/);
   });
 
   it.skipIf(!haveKubectl)('the fallback renderer gives what kubectl kustomize gives', () => {

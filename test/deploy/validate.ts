@@ -1,10 +1,10 @@
-// A schema check of rendered Kubernetes objects, for what our manifests use.
-// `kubernetes-models` (the npm package with the full OpenAPI schemas) is not
-// installed, so this checks by hand what it would catch in our files: known
-// apiVersion/kind pairs, fields that exist (typos are errors), value types
-// (an env value must be a string), names, quantities, ports, and every
-// reference inside the rendering (selectors, named ports, volumes,
-// ConfigMaps, claims, service accounts, the HPA's target).
+// Our own check of rendered Kubernetes objects, for what our manifests use,
+// beside the OpenAPI schemas (schemas.ts, kubernetes-models), which allow
+// unknown fields and know nothing of the other objects: known apiVersion/kind
+// pairs, fields that exist (typos are errors), value types (an env value must
+// be a string), names, quantities, ports, and every reference inside the
+// rendering (selectors, named ports, volumes, ConfigMaps, claims, service
+// accounts, the HPA's target).
 import type { K8sObject } from './render.js';
 
 const KINDS: Record<string, string[]> = {
