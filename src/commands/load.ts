@@ -1,5 +1,5 @@
 // `npm run load -- --calls N --seconds S [--runs R] [--baseline off] [--profile]
-//                 [--stt MODEL] [--url URL --public-url URL --to NUMBER]`
+//                 [--stt MODEL] [--workers N] [--url URL --public-url URL --to NUMBER]`
 // N concurrent simulated Twilio calls with a speech/silence pattern. Without
 // --url it starts the provider emulators (at lower CPU priority) and the
 // server as their own processes (so only the server's CPU is charged to the
@@ -14,6 +14,8 @@
 // voice-to-voice; with --runs R, each figure's min–max over the runs.
 // --stt MODEL: the demo agent's speech-to-text model on our server
 // (flux-general-en for Deepgram Flux; default the agent's, nova-3).
+// --workers N: WORKERS for our server (default: its own, the CPUs available);
+// with more than one, the calls per worker with every call up are printed.
 // stdout: the whole report as JSON (every run, both servers).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -159,6 +161,8 @@ interface Options {
   emulated: Emulated;
   /** The demo agent's STT model on our server (--stt); empty: as seeded. */
   stt: string;
+  /** WORKERS for our server (--workers); null: the server's default (the CPUs available). */
+  workers: number | null;
 }
 
 type OurReport = CallerFigures & Record<string, unknown> & { playout: PlayoutCounters; flushLimitWarnings: { emulators: number; serverLog: number } };
@@ -214,6 +218,7 @@ async function startOurs(o: Options, children: ChildProcess[]): Promise<OurProce
       DEEPGRAM_URL: String(urls.deepgramUrl), DEEPGRAM_API_KEY: 'load', BEDROCK_ENDPOINT: String(urls.bedrockUrl),
       AWS_ACCESS_KEY_ID: 'load', AWS_SECRET_ACCESS_KEY: 'load', AWS_REGION: 'us-east-1',
       MAX_CONCURRENT_CALLS: String(o.calls * 2),
+      ...(o.workers ? { WORKERS: String(o.workers) } : {}),
       // Reading back every call's turns is hundreds of admin requests in a few seconds.
       API_RATE_LIMIT: '100000',
     },
@@ -253,12 +258,14 @@ async function measureOurs(o: Options): Promise<OurReport> {
       before = await metricsText(url);
     });
     const metrics = await metricsText(url);
+    const workers = workerSpread(before);
+    if (workers) process.stderr.write(`load: calls per worker with every call up: ${workers.calls.map((n, i) => `worker ${i}: ${n}`).join(', ')} (largest deviation from the mean ${workers.maxDeviationPct} %)\n`);
     const deferred = Number(/aybiza_playout_deferred_frames_total\{[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
     const lateTicks = Number(/aybiza_pacing_late_ticks_total (\d+)/.exec(metrics)?.[1] ?? 0);
     const loop = (name: string) => Number(new RegExp(`^nodejs_eventloop_lag_${name}_seconds (\\S+)`, 'm').exec(metrics)?.[1] ?? NaN) * 1000;
     const report: OurReport = {
       ...figures,
-      deferredFrames: deferred, pacingLateTicks: lateTicks,
+      deferredFrames: deferred, pacingLateTicks: lateTicks, workers,
       // Over the measured window, from the server's counters (0 where a metric is absent).
       playout: playoutCounters(before, metrics),
       flushLimitWarnings: { emulators: 0, serverLog: 0 },
@@ -289,6 +296,21 @@ async function measureOurs(o: Options): Promise<OurReport> {
   } finally {
     for (const ch of children.reverse()) await stop(ch);
   }
+}
+
+/**
+ * How the calls were spread over the media workers (WORKERS > 1), from
+ * aybiza_worker_calls_active{worker} in a /metrics sample taken with every
+ * call up; null with one worker (no such series).
+ */
+export function workerSpread(metrics: string): { calls: number[]; maxDeviationPct: number } | null {
+  const calls: number[] = [];
+  for (const m of metrics.matchAll(/^aybiza_worker_calls_active\{worker="(\d+)"\} (\d+)$/gm)) calls[Number(m[1])] = Number(m[2]);
+  if (calls.length === 0) return null;
+  const filled = Array.from(calls, (n) => n ?? 0);
+  const mean = filled.reduce((a, b) => a + b, 0) / filled.length;
+  const maxDeviationPct = mean > 0 ? Math.max(...filled.map((n) => Math.abs(n - mean))) / mean * 100 : 0;
+  return { calls: filled, maxDeviationPct: +maxDeviationPct.toFixed(1) };
 }
 
 /** The server's top 15 self-time functions from its --cpu-prof output, printed. */
@@ -370,6 +392,7 @@ export async function run(argv: string[]): Promise<void> {
     publicUrl: a['public-url'] ? String(a['public-url']) : url,
     profile: a.profile === true,
     stt: a.stt === undefined ? '' : String(a.stt),
+    workers: a.workers === undefined ? null : numberArg(a.workers, 'workers', 1, 1, 256),
     emulated: { sttFinalMs: emulator.sttFinalDelayMs, llmTtftMs: emulator.llmTtftMs, ttsTtfbMs: emulator.ttsFirstByteMs },
   };
   if (!url) process.stderr.write(`load: ${describeEmulatorSettings(emulator)}\n`);
@@ -393,7 +416,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   if (runs > 1) process.stderr.write(formatSpreadTable(`load: spread over ${runs} runs (min–max), ${profileLabel}`, tables) + '\n');
   const report = {
-    calls: o.calls, seconds: o.seconds, baseline, stt: o.stt || null,
+    calls: o.calls, seconds: o.seconds, baseline, stt: o.stt || null, workers: o.workers,
     // The emulators' profile and values (null with --url: not started here).
     emulatorProfile: url ? null : emulator.profile, emulator: url ? null : { ...emulator, phrases: undefined },
     runs: results, spread: runs > 1 ? spreadOf(tables) : undefined,
