@@ -8,13 +8,16 @@
 //   node's claims at once; the tenant's maxConcurrentCalls the same way over
 //   all its campaigns, plus the live call slots (inbound calls count too);
 // - rate: next_dial_at moves 1/callsPerSecond past each claim, in the
-//   claiming transaction, on the database's clock (so node clocks don't matter):
-//   any span of T seconds holds at most floor(T × callsPerSecond) + 1 claims;
+//   claiming transaction, from one clock_timestamp() read under the lock (the
+//   database's clock, so node clocks don't matter): claims are at least
+//   1/callsPerSecond apart, and any second holds at most callsPerSecond + 1;
 // - window: checked on the callee's wall clock (campaign-window.ts) before
-//   each claim; a call started inside the window may run past its end.
-// An attempt ends when its call's row reaches a final status: at once on the
-// node whose dialer reports it, and within a second on any node by polling
-// the rows (a Twilio callback may land on another node, a node may die).
+//   each claim; a call started inside the window may run past its end;
+// - DNC: checked in the claim (the contact becomes skipped_dnc, no dial, no
+//   pace spent), and again by the dialer's guards (a number added meanwhile).
+// An attempt ends when its call's row reaches a final status: at once when
+// the dialer announces it (to every node), and within pollMs by polling the
+// rows (an announcement lost with a node that died).
 // Crash safety: a claim carries a lease renewed by its node, and any node
 // recovers an expired one (campaign-leases.ts).
 import type pg from 'pg';
@@ -39,8 +42,10 @@ export interface CampaignRunnerOptions {
   db: Database;
   state: SharedState;
   dial: Dial;
-  /** Calls reaching a final status on this node (the dialer's listener); optional: the rows are polled anyway. */
-  onCallEnded?: (listener: (call: CallRecord) => void) => void;
+  /** Subscribes to calls reaching a final status (the dialer's onFinal; returns the unsubscribe); optional: the rows are polled anyway. */
+  onCallEnded?: (listener: (call: CallRecord) => void) => (() => void) | void;
+  /** Whether this node can place calls over `via` (a node without SIP, or without a Twilio account, leaves those campaigns to others). */
+  canDial?: (via: Campaign['via']) => boolean;
   /** Identity on leases and attempts (default: the shared state's node id). */
   nodeId?: string;
   /** Longest sleep between passes (default 500 ms). */
@@ -71,7 +76,6 @@ interface Attempt {
 
 /** A call's final status → the contact's outcome. A canceled call (hung up by the API before an answer) is a failure not retried. */
 const OUTCOME: Record<string, ContactStatus> = { completed: 'completed', busy: 'busy', 'no-answer': 'no_answer', failed: 'failed', canceled: 'failed' };
-const FINAL_CALL = Object.keys(OUTCOME);
 const DEFAULT_RETRY_ON = ['busy', 'no-answer'];
 const MAX_BACKOFF_S = 86_400;
 
@@ -89,6 +93,7 @@ export class CampaignRunner implements Component {
   private wakeUp: (() => void) | null = null;
   private lastHousekeeping = 0;
   private readonly leases: ClaimLeases;
+  private readonly unsubscribe: (() => void) | null;
 
   constructor(private readonly o: CampaignRunnerOptions) {
     this.nodeId = o.nodeId ?? o.state.nodeId;
@@ -98,10 +103,10 @@ export class CampaignRunner implements Component {
       db: o.db, state: o.state, nodeId: this.nodeId, leaseMs: this.leaseMs, lostCallMs: o.lostCallMs ?? 180_000,
       settle: (contactId, callId, status, reason) => this.settle(contactId, callId, status, reason),
     });
-    o.onCallEnded?.(guard('timer', (call: CallRecord) => {
+    this.unsubscribe = o.onCallEnded?.(guard('timer', (call: CallRecord) => {
       if (!call.contactId || this.stopped) return;
       this.track(this.settle(call.contactId, call.id, call.status));
-    }));
+    })) ?? null;
   }
 
   /**
@@ -125,6 +130,7 @@ export class CampaignRunner implements Component {
 
   async close(): Promise<void> {
     await this.stop();
+    this.unsubscribe?.();
   }
 
   private async stop(): Promise<void> {
@@ -182,7 +188,7 @@ export class CampaignRunner implements Component {
     for (const row of rows) {
       if (this.stopped) return 0;
       const c = toCampaign(row);
-      if (!isOpen(c.window, now)) continue;
+      if (!isOpen(c.window, now) || (this.o.canDial && !this.o.canDial(c.via))) continue;
       const r = await this.claim(c);
       if (r.kind === 'claimed') {
         this.track(this.run(r.attempt));
@@ -298,10 +304,10 @@ export class CampaignRunner implements Component {
 
   private async dialFailed(a: Attempt, err: unknown): Promise<void> {
     if (err instanceof DialRefused) {
-      if (err.code === 'dnc') return this.release(a, { status: 'skipped_dnc', outcome: 'dnc', undoAttempt: true });
-      if (err.code === 'destination_not_allowed') return this.release(a, { status: 'failed', outcome: 'destination_not_allowed', undoAttempt: true });
+      if (err.code === 'dnc') return this.release(a, 'skipped_dnc', 'dnc');
+      if (err.code === 'destination_not_allowed') return this.release(a, 'failed', 'destination_not_allowed');
       // The tenant's dials for the day are used up: the contact waits, and the campaign until the next UTC day.
-      await this.release(a, { status: 'pending', outcome: 'daily_cap', undoAttempt: true });
+      await this.release(a, 'pending', 'daily_cap');
       await this.o.db.pool.query(
         `update campaigns set next_dial_at = greatest(next_dial_at, (date_trunc('day', now() at time zone 'utc') + interval '1 day') at time zone 'utc') where id = $1`,
         [a.campaign.id],
@@ -312,15 +318,15 @@ export class CampaignRunner implements Component {
     await this.settle(a.contactId, null, 'failed', (err as Error).message);
   }
 
-  /** Ends an attempt that placed no call: the contact gets `status`, and the attempt is not counted when none was made. */
-  private async release(a: Attempt, r: { status: ContactStatus; outcome: string; undoAttempt: boolean }): Promise<void> {
+  /** Ends an attempt the guards refused: nothing was dialled, so it is not counted; the contact gets `status`. */
+  private async release(a: Attempt, status: ContactStatus, outcome: string): Promise<void> {
     await this.o.db.tx(async (q) => {
       const u = await q.query(
-        `update campaign_contacts set status = $3, last_outcome = $4, attempts = attempts - $5::int, lease_node = null, lease_until = null, updated_at = now()
-          where id = $1 and attempts = $2 and status = 'in_progress' and lease_node = $6`,
-        [a.contactId, a.attempt, r.status, r.outcome, r.undoAttempt ? 1 : 0, this.nodeId],
+        `update campaign_contacts set status = $3, last_outcome = $4, attempts = attempts - 1, lease_node = null, lease_until = null, updated_at = now()
+          where id = $1 and attempts = $2 and status = 'in_progress' and lease_node = $5`,
+        [a.contactId, a.attempt, status, outcome, this.nodeId],
       );
-      if (u.rowCount) await q.query(`update campaign_attempts set ended_at = now(), outcome = $2 where ${LATEST_ATTEMPT}`, [a.contactId, r.outcome]);
+      if (u.rowCount) await q.query(`update campaign_attempts set ended_at = now(), outcome = $2 where ${LATEST_ATTEMPT}`, [a.contactId, outcome]);
     });
     await this.maybeComplete(a.campaign.id);
   }
@@ -398,6 +404,7 @@ export function campaignRunnerFor(cp: ControlPlane, opts: Partial<CampaignRunner
     db: cp.db, state: cp.state,
     dial: (tenantId, req) => dialer.dial(tenantId, req),
     onCallEnded: (fn) => dialer.onFinal(fn),
+    canDial: (via) => dialer.carrier(via) !== undefined,
     completedEvent: (c, q) =>
       cp.webhooks.enqueueEvent(c.tenantId, 'campaign.completed', { id: c.id, name: c.name ?? null, agentId: c.agentId, status: c.status, counts: c.counts, completedAt: c.completedAt }, { key: c.id, db: q }),
     ...opts,

@@ -190,6 +190,8 @@ describeReal('campaign dialer, two nodes on one PostgreSQL', () => {
       maxPerSecond = Math.max(maxPerSecond, i - j + 1);
     }
     expect(maxPerSecond).toBeLessThanOrEqual(settings.callsPerSecond + 1);
+    const perNode = Object.fromEntries(['node-a', 'node-b'].map((n) => [n, log.filter((p) => p.node === n).length]));
+    console.log(`campaign: ${log.length} dials, most at once ${maxOpen} (limit ${settings.concurrency}), most in 1 s ${maxPerSecond} (limit ${settings.callsPerSecond} + 1), per node ${JSON.stringify(perNode)}`);
 
     // The calls themselves: outbound rows tied to their campaign and contact.
     const calls = (await cp.db.pool.query(`select count(*)::int as n from calls where campaign_id = $1 and direction = 'outbound' and ended_at is not null`, [c.id])).rows[0].n;
@@ -284,5 +286,69 @@ describeReal('campaign dialer, two nodes on one PostgreSQL', () => {
     await expect(cp.campaigns.addContacts(ADMIN, t.id, closed.id, [{ to: '+14155553003' }])).rejects.toThrow(/canceled/);
     await expect(cp.campaigns.transition(ADMIN, t.id, closed.id, 'start')).rejects.toThrow(/cannot start/);
     expect(log.map((p) => p.to).sort()).toEqual(['+14155553001', '+14155553002']);
+  }, 60_000);
+  it('guard refusals: a country not allowed fails the contact, a number put on the DNC list meanwhile is skipped, the daily cap holds the campaign until the next UTC day', async () => {
+    const { nodes, log } = await cluster();
+    const cp = nodes[0].cp;
+    const t = await cp.tenants.create(ADMIN, 'Capped', null, { allowedCountries: ['US'], dailyCap: 3 });
+    const agent = await cp.agents.create(ADMIN, t.id, { name: 'Reminder', prompt: 'Remind.' });
+    const c = await cp.campaigns.create(ADMIN, t.id, {
+      agentId: agent.id, from: '+14155550100', via: 'twilio', concurrency: 2, callsPerSecond: 50,
+      window: { timezone: 'UTC', days: ALL_DAYS, start: '00:00', end: '24:00' }, retry: { maxAttempts: 2, backoffS: 1, on: ['busy', 'failed'] },
+    });
+    const foreign = '+447700900123';
+    const late = '+14155554000'; // put on the DNC list between the claim and the dial
+    const us = ['+14155554001', '+14155554002', '+14155554003', '+14155554004'];
+    // Contacts are dialled in the order they were added: the refusals come before the cap is reached.
+    await cp.campaigns.addContacts(ADMIN, t.id, c.id, [foreign, late].map((to) => ({ to })));
+    await cp.campaigns.addContacts(ADMIN, t.id, c.id, us.map((to) => ({ to })));
+    await cp.campaigns.transition(ADMIN, t.id, c.id, 'start');
+    const dialer = OutboundDialer.for(nodes[0].cp);
+    const runner = node(nodes[0], log, () => 'completed', {
+      pollMs: 100,
+      dial: async (tenantId, req) => {
+        if (req.to === late) await cp.db.pool.query('insert into dnc_numbers (tenant_id, number) values ($1, $2)', [tenantId, late]);
+        return dialer.dial(tenantId, req);
+      },
+    });
+    await runner.start();
+    const state = await waitFor(() => cp.campaigns.get(t.id, c.id), (x) => x.counts.completed === 3 && x.counts.in_progress === 0 && x.counts.failed + x.counts.skipped_dnc === 2, 20_000);
+    expect(state.counts).toMatchObject({ total: 6, completed: 3, failed: 1, skipped_dnc: 1, pending: 1, in_progress: 0 });
+    expect(state.status).toBe('running');
+    const rows = Object.fromEntries((await cp.db.pool.query('select to_number, status, attempts, last_outcome from campaign_contacts where campaign_id = $1', [c.id])).rows.map((r) => [r.to_number, r]));
+    // Refused dials are not attempts: nothing was dialled, and a refusal is final, never retried.
+    expect(rows[foreign]).toMatchObject({ status: 'failed', attempts: 0, last_outcome: 'destination_not_allowed' });
+    expect(rows[late]).toMatchObject({ status: 'skipped_dnc', attempts: 0, last_outcome: 'dnc' });
+    expect(us.map((n) => rows[n]).filter((r) => r.status === 'pending')).toEqual([expect.objectContaining({ attempts: 0, last_outcome: 'daily_cap' })]);
+    const next = (await cp.db.pool.query(`select next_dial_at = (date_trunc('day', now() at time zone 'utc') + interval '1 day') at time zone 'utc' as tomorrow from campaigns where id = $1`, [c.id])).rows[0];
+    expect(next.tomorrow).toBe(true);
+    expect(log.map((p) => p.to).sort()).toEqual(us.filter((n) => rows[n].status === 'completed').sort());
+  }, 60_000);
+  it("holds the tenant's maxConcurrentCalls across its campaigns and both nodes (waiting, not failing)", async () => {
+    const { nodes, log } = await cluster();
+    const cp = nodes[0].cp;
+    const t = await cp.tenants.create(ADMIN, 'Limited', 2, { allowedCountries: ['US'], dailyCap: 1000 });
+    const agent = await cp.agents.create(ADMIN, t.id, { name: 'Reminder', prompt: 'Remind.' });
+    const ids: string[] = [];
+    for (let k = 0; k < 2; k++) {
+      const c = await cp.campaigns.create(ADMIN, t.id, {
+        agentId: agent.id, from: '+14155550100', via: 'twilio', concurrency: 5, callsPerSecond: 50,
+        window: { timezone: 'UTC', days: ALL_DAYS, start: '00:00', end: '24:00' }, retry: { maxAttempts: 1, backoffS: 1 },
+      });
+      await cp.campaigns.addContacts(ADMIN, t.id, c.id, Array.from({ length: 8 }, (_, i) => ({ to: `+1415555${5000 + k * 100 + i}` })));
+      await cp.campaigns.transition(ADMIN, t.id, c.id, 'start');
+      ids.push(c.id);
+    }
+    for (const n of nodes) await node(n, log, () => 'completed', { pollMs: 100 }).start();
+    for (const id of ids) expect((await waitFor(() => cp.campaigns.get(t.id, id), (x) => x.status === 'completed', 40_000)).counts.completed).toBe(8);
+    const attempts = (
+      await cp.db.pool.query(`select extract(epoch from claimed_at)::float8 as s, extract(epoch from ended_at)::float8 as e from campaign_attempts where campaign_id = any($1)`, [ids])
+    ).rows as { s: number; e: number }[];
+    expect(attempts.length).toBe(16);
+    const edges = attempts.flatMap((a) => [[a.s, 1], [a.e, -1]] as const).sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+    let open = 0;
+    let maxOpen = 0;
+    for (const [, d] of edges) maxOpen = Math.max(maxOpen, (open += d));
+    expect(maxOpen).toBe(2);
   }, 60_000);
 });
