@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SERVER_NODE_FLAGS } from '../../src/server/node-flags.js';
 import { firstJsonLine, freePort, freeSipPort } from '../../src/commands/child.js';
+import { FUZZ_ACCOUNT_SID } from './twilio-rest.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -26,6 +27,8 @@ export interface Target {
   exited(): string | null;
   /** The emulators' Deepgram URL (the Flux emulator is fuzzed there too). */
   deepgramUrl: string;
+  /** The Twilio REST emulator (fuzzed too), accepting FUZZ_ACCOUNT_SID with the run's Twilio token. */
+  twilioRestUrl: string;
 }
 
 export interface TargetOptions {
@@ -46,7 +49,7 @@ export async function startTarget(o: TargetOptions): Promise<Target> {
   // Phrases without "goodbye" or a tool's name: the healthy calls must last.
   const emu = spawn(process.execPath, [CLI, 'emulators'], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, LOG_LEVEL: 'warn', EMULATOR_PHRASES: 'What are your opening hours|Is there parking nearby|Do you have a table by the window' },
+    env: { ...process.env, LOG_LEVEL: 'warn', TWILIO_ACCOUNT_SID: FUZZ_ACCOUNT_SID, TWILIO_AUTH_TOKEN: o.twilioToken, EMULATOR_PHRASES: 'What are your opening hours|Is there parking nearby|Do you have a table by the window' },
   });
   o.children.push(emu);
   try {
@@ -89,7 +92,7 @@ export async function startTarget(o: TargetOptions): Promise<Target> {
     }
     await sleep(200);
   }
-  return { base, port, sipPort, rtpMin, rtpMax, server, logFile, exited: () => serverExit, deepgramUrl: String(urls.deepgramUrl) };
+  return { base, port, sipPort, rtpMin, rtpMax, server, logFile, exited: () => serverExit, deepgramUrl: String(urls.deepgramUrl), twilioRestUrl: String(urls.twilioRestUrl) };
 }
 
 /**

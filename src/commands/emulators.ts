@@ -1,7 +1,8 @@
 // `aybiza emulators`: the provider emulators as their own process (used by
 // the load generator so their CPU is not charged to the server).
-// Options: --host H --deepgram-port P --bedrock-port P; latencies from
-// EMULATOR_PROFILE and the EMULATOR_* variables. Prints one JSON line with
+// Options: --host H --deepgram-port P --bedrock-port P --twilio-port P;
+// latencies from EMULATOR_PROFILE and the EMULATOR_* variables. The Twilio
+// REST emulator accepts TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN when set. Prints one JSON line with
 // the URLs and the profile, then serves until SIGTERM/SIGINT.
 import { loadConfig } from '../config.js';
 import { setLogLevel } from '../log.js';
@@ -26,10 +27,12 @@ export async function run(args: string[]): Promise<void> {
     host: flag(args, '--host') ?? '127.0.0.1',
     deepgramPort: port(flag(args, '--deepgram-port'), '--deepgram-port'),
     bedrockPort: port(flag(args, '--bedrock-port'), '--bedrock-port'),
+    twilioRestPort: port(flag(args, '--twilio-port'), '--twilio-port'),
     ...emulatorOptions(e),
   });
+  if (config.twilioAccountSid && config.twilioAuthToken) emu.twilioRest.addAccount(config.twilioAccountSid, config.twilioAuthToken);
   process.stdout.write(
-    JSON.stringify({ deepgramUrl: emu.deepgramUrl, bedrockUrl: emu.bedrockUrl, faults: `${emu.deepgramUrl}/__emulator/faults`, profile: e.profile }) + '\n',
+    JSON.stringify({ deepgramUrl: emu.deepgramUrl, bedrockUrl: emu.bedrockUrl, twilioRestUrl: emu.twilioRestUrl, faults: `${emu.deepgramUrl}/__emulator/faults`, profile: e.profile }) + '\n',
   );
   const stop = () => void emu.close().then(() => process.exit(0));
   process.on('SIGTERM', stop);

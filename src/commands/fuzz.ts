@@ -1,7 +1,7 @@
-// `npm run fuzz -- --seconds N [--seed S] [--rate R] [--only http,ws,sip,rtp,native,flux]
+// `npm run fuzz -- --seconds N [--seed S] [--rate R] [--only http,ws,sip,rtp,native,flux,twilio_rest]
 // [--database-url URL] [--redis-url URL] [--keep]`: every boundary driven with
 // mutated valid inputs and random bytes (bench/fuzz/: http, ws, sip, rtp,
-// native, and the Flux emulator's /v2/listen) against a server spawned as its own process with the production
+// native, the Flux emulator's /v2/listen and the Twilio REST emulator) against a server spawned as its own process with the production
 // heap flags (embedded database unless --database-url), while one healthy
 // Twilio call and one healthy SIP call run beside it.
 // Properties, printed at the end and as the exit code (0 all hold, 1 one broke):
@@ -25,6 +25,7 @@ import { apiRoutes, httpCase, regressionCases, sendRaw, HANG_MS, type HttpTarget
 import { callSession, noTokenSession, rawUpgrade, type WsTarget } from '../../bench/fuzz/ws.js';
 import { SipFuzzer } from '../../bench/fuzz/sip.js';
 import { fluxAlive, fluxSession } from '../../bench/fuzz/flux.js';
+import { FUZZ_ACCOUNT_SID, twilioRestAlive, twilioRestCase, type TwilioRestTarget } from '../../bench/fuzz/twilio-rest.js';
 import { RtpFuzzer } from '../../bench/fuzz/rtp.js';
 import { lastCaseNumber, type NativeReport } from '../../bench/fuzz/native.js';
 import type { HealthyConfig, HealthyResult } from '../../bench/fuzz/healthy.js';
@@ -109,7 +110,7 @@ export async function run(argv: string[]): Promise<void> {
   const seconds = numberArg(a.seconds, 'seconds', 60, 5, 24 * 3600);
   const seed = a.seed !== undefined ? numberArg(a.seed, 'seed', 0, 0, 2 ** 32 - 1) : newSeed();
   const rate = numberArg(a.rate, 'rate', 150, 1, 100_000); // inputs per second per boundary
-  const BOUNDARIES = ['http', 'ws', 'sip', 'rtp', 'native', 'flux'];
+  const BOUNDARIES = ['http', 'ws', 'sip', 'rtp', 'native', 'flux', 'twilio_rest'];
   const only = new Set(a.only ? String(a.only).split(',') : BOUNDARIES);
   for (const b of only) if (!BOUNDARIES.includes(b)) throw new Error(`--only takes a comma-separated subset of ${BOUNDARIES.join(',')}`);
   const on = (b: string) => only.has(b);
@@ -157,6 +158,9 @@ export async function run(argv: string[]): Promise<void> {
     const rSip = new Rand(seed ^ 0x3333);
     const rRtp = new Rand(seed ^ 0x4444);
     const rFlux = new Rand(seed ^ 0x6666);
+    const rTwilio = new Rand(seed ^ 0x7777);
+    const twilioT: TwilioRestTarget = { url: target.twilioRestUrl, accountSid: FUZZ_ACCOUNT_SID, authToken: TWILIO_TOKEN };
+    const twilioSids: string[] = [];
     const httpT: HttpTarget = {
       host: '127.0.0.1', port, publicUrl: base, twilioToken: TWILIO_TOKEN, adminKey: ADMIN_KEY, tenantKey, tenantId: String(ft.id),
       ids: [String(fa.id), String(fnum.id), String(ftr.id), String(key.id ?? ''), String(ft.id), String(fcmp.id)].filter(Boolean), numbers: ['+15555550188'], routes,
@@ -175,6 +179,7 @@ export async function run(argv: string[]): Promise<void> {
       http: { sent: 0, byStatus: {} as Record<string, number>, by5xx: [] as { status: number; route: string; request: string }[], timeouts: [] as { route: string; request: string }[] },
       ws: { sessions: 0, messages: 0, byKind: {} as Record<string, number>, outcomes: {} as Record<string, number> },
       flux: { sessions: 0, messages: 0, outcomes: {} as Record<string, number>, violations: [] as string[] },
+      twilioRest: { sent: 0, byStatus: {} as Record<string, number>, violations: [] as string[] },
     };
     const deadline = performance.now() + seconds * 1000;
     const recent = new Recent(8);
@@ -254,6 +259,13 @@ export async function run(argv: string[]): Promise<void> {
         stats.flux.outcomes[String(res.outcome)] = (stats.flux.outcomes[String(res.outcome)] ?? 0) + 1;
         if (res.violation && stats.flux.violations.length < 20) stats.flux.violations.push(`${res.violation}; last input ${res.last ? hex(res.last, 512) : '-'}`);
       }, fuzzerError),
+      !on('twilio_rest') ? idle : pump(deadline, Math.max(1, rate / 10), 8, async () => {
+        const res = await twilioRestCase(rTwilio, twilioT, twilioSids);
+        recent.add('twilio_rest', res.last);
+        stats.twilioRest.sent++;
+        stats.twilioRest.byStatus[String(res.status)] = (stats.twilioRest.byStatus[String(res.status)] ?? 0) + 1;
+        if (res.violation && stats.twilioRest.violations.length < 20) stats.twilioRest.violations.push(`${res.violation}; input ${hex(res.last, 512)}`);
+      }, fuzzerError),
       !on('sip') ? idle : loop(deadline, rate, 2, async () => recent.add('sip', await sip.step()), fuzzerError),
       !on('sip') ? idle : loop(deadline, 0.2, 1, () => sip.dialog(10 + rSip.int(20)), fuzzerError),
       !on('rtp') ? idle : loop(deadline, rate, 1, async () => {
@@ -278,6 +290,7 @@ export async function run(argv: string[]): Promise<void> {
     await sleep(1000);
     const alive = !target.exited() && (await fetch(`${base}/healthz`).then((r) => r.ok, () => false));
     const fluxUp = !on('flux') || (await fluxAlive(target.deepgramUrl));
+    const twilioUp = !on('twilio_rest') || (await twilioRestAlive(twilioT));
     const metricsText = alive ? await (await fetch(`${base}/metrics`)).text() : '';
     fs.writeFileSync(path.join(dataDir, 'metrics-end.txt'), metricsText);
     const metrics1 = parseMetrics(metricsText);
@@ -315,6 +328,7 @@ export async function run(argv: string[]): Promise<void> {
       { name: 'metric_labels_closed', ok: alive && wideLabels.length === 0, detail: wideLabels.length ? `labels with more than ${MAX_LABEL_VALUES} values: ${wideLabels.join(', ')}` : `widest label: ${widest ? `${widest[0]} with ${widest[1]} values` : 'none'} (bound ${MAX_LABEL_VALUES})` },
       { name: 'rss_bounded', ok: Number.isFinite(rssGrowth) && rssGrowth <= MAX_RSS_GROWTH_MIB, detail: `${rss0} → ${rss1} MiB (+${rssGrowth}; peak ${rssPeak}; bound +${MAX_RSS_GROWTH_MIB})` },
       { name: 'flux_emulator_answers', ok: fluxUp && stats.flux.violations.length === 0, inputs: stats.flux.violations, detail: `${stats.flux.sessions} sessions, ${stats.flux.messages} messages to /v2/listen; ${stats.flux.violations.length} answered against the protocol; ${fluxUp ? 'still serving' : 'no longer serving'}` },
+      { name: 'twilio_rest_emulator_answers', ok: twilioUp && stats.twilioRest.violations.length === 0, inputs: stats.twilioRest.violations, detail: `${stats.twilioRest.sent} requests to the Twilio REST emulator (${JSON.stringify(stats.twilioRest.byStatus)}); ${stats.twilioRest.violations.length} answered against the reference; ${twilioUp ? 'still serving' : 'no longer serving'}` },
       { name: 'native_never_aborts', ok: nativeReport !== null, detail: nativeReport ? `${nativeReport.calls} calls: ${nativeReport.ok} returned, ${nativeReport.rejected} threw (${nativeReport.unexpectedCount} not TypeError/RangeError)` : nativeCrash! },
       { name: 'healthy_calls_last', ok: !!healthy && healthy.twilio.up && healthy.sip.up && !healthyError, detail: healthy ? `twilio: ${healthy.twilio.endedEarly ?? 'up'}; sip: ${healthy.sip.endedEarly ?? 'up'}` : healthyError ?? 'no result from the healthy calls' },
       { name: 'healthy_pacing', ok: !!healthy && p99(healthy.twilio) <= MAX_PACING_P99_MS && p99(healthy.sip) <= MAX_PACING_P99_MS, detail: healthy ? `p99 gap twilio ${healthy.twilio.pacing.p99} ms, sip ${healthy.sip.pacing.p99} ms (bound ${MAX_PACING_P99_MS})` : 'no result' },
@@ -325,6 +339,7 @@ export async function run(argv: string[]): Promise<void> {
       http: { sent: stats.http.sent, byStatus: stats.http.byStatus },
       ws: stats.ws,
       flux: { sessions: stats.flux.sessions, messages: stats.flux.messages, outcomes: stats.flux.outcomes },
+      twilioRest: { sent: stats.twilioRest.sent, byStatus: stats.twilioRest.byStatus },
       sip: { ...sipStats, badInputCounted: sipCounted },
       rtp: { ...rtp.stats, rtpPackets: Object.fromEntries(metrics1.values('aybiza_rtp_packets_total')) },
       native: nativeReport,

@@ -94,6 +94,12 @@ export class TwilioRestEmulator {
     this.server = http.createServer(guard('http', (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res), (_e, _req, res) => {
       if (!res.headersSent) res.writeHead(500).end();
     }));
+    // A request Node's parser refuses (a bad path, a bad header) still gets Twilio's error shape.
+    this.server.on('clientError', (_err, socket: net.Socket) => {
+      const body = JSON.stringify({ code: 20001, message: 'Bad request', more_info: 'https://www.twilio.com/docs/errors/20001', status: 400 });
+      if (socket.writable) socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      else socket.destroy();
+    });
     this.server.on('connection', (s) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
