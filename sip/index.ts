@@ -20,7 +20,7 @@ import { CallMedia } from './media.js';
 import { negotiate, OUR_OFFER, parseSdp, type Negotiated, type SdpOffer } from './sdp.js';
 import { SipSockets } from './transport.js';
 import { LOCAL_USER, SipUas, type InviteContext } from './uas.js';
-import { OutgoingCall, type UacFailure } from './uac.js';
+import { OutgoingCall, type UacEvents, type UacFailure } from './uac.js';
 import type { Source } from './transport.js';
 import type { ResolvedAgent } from '../src/store/types.js';
 import type { SipHandoff } from '../src/worker/sip-handoff.js';
@@ -307,7 +307,9 @@ export class SipServer implements Component {
       if (n?.remoteAddress && !d.mediaAllowed(n.remoteAddress)) return false;
       return media.answerInAck(sdp);
     };
-    const uac = new OutgoingCall({ uas, core: uas.cores[d.target.proto], target: d.target, to: d.to, from: d.from, trunk: d.trunk, offer: media.last, credentials: d.credentials, timeoutMs: d.timeoutMs }, {
+    // Declared first: its callbacks (below) run only after it exists, from the network.
+    let uac: OutgoingCall;
+    const events: UacEvents = {
       onProgress: (code, sdp) => {
         if (!rang) d.events.status('ringing');
         rang = true;
@@ -323,13 +325,22 @@ export class SipServer implements Component {
         }
         rtp.early = false;
         log.info('sip outbound call answered', { callId: d.recordId, sipCallId: uac.callId, codec: media.codec, earlyMediaPackets: rtp.earlyPackets });
-        live = this.startCall({
-          recordId: d.recordId, agent: d.agent, rtp, media, dialog, allowRefer: d.allowRefer, remoteHost: d.trunk.host,
-          onClosed: (reason) => {
-            uac.released();
-            d.events.status('completed', { endReason: reason });
-          },
-        });
+        try {
+          live = this.startCall({
+            recordId: d.recordId, agent: d.agent, rtp, media, dialog, allowRefer: d.allowRefer, remoteHost: d.trunk.host,
+            onClosed: (reason) => {
+              uac.released();
+              d.events.status('completed', { endReason: reason });
+            },
+          });
+        } catch (err) {
+          // Nothing runs the call: take it down (BYE) and release its media here.
+          reportInternalError('sip', err, { callId: d.recordId });
+          safe(() => dialog.bye());
+          rtp.close();
+          uac.released();
+          return d.events.status('failed', { endReason: 'call setup failed' });
+        }
         d.events.status('in-progress');
         d.onAnswered?.(live);
         const call = live;
@@ -344,7 +355,13 @@ export class SipServer implements Component {
         log.info('sip outbound call not answered', { callId: d.recordId, sipCallId: uac.callId, outcome, status: code, earlyMediaPackets: rtp.earlyPackets });
         d.events.status(outcome, { endReason: `${code} ${reason}`.trim() });
       },
-    });
+    };
+    try {
+      uac = new OutgoingCall({ uas, core: uas.cores[d.target.proto], target: d.target, to: d.to, from: d.from, trunk: d.trunk, offer: media.last, credentials: d.credentials, timeoutMs: d.timeoutMs }, events);
+    } catch (err) {
+      rtp.close();
+      throw err;
+    }
     this.outgoing.set(d.recordId, uac);
     return uac.callId;
   }
