@@ -85,7 +85,10 @@ export async function openStore(config: Config, opts: AppOptions = {}): Promise<
 /** The conversation every call session gets (src/pipeline), whichever transport carries it. */
 export function conversations(config: Config, store: ControlPlane, providers: Providers): (s: CallSession) => Conversation {
   const toolNetwork = { allowPrivateNetworks: config.toolsAllowPrivateNetworks };
-  return (s) => new Conversation(s, { llm: providers.llm, tts: providers.tts, calls: store.calls, toolNetwork });
+  // A transfer is a call out: the tenant's outbound guards apply (src/outbound/guards.ts).
+  const guards = OutboundDialer.for(store).guards;
+  const checkTransfer = (tenantId: string, target: string) => guards.transferRefusal(tenantId, target);
+  return (s) => new Conversation(s, { llm: providers.llm, tts: providers.tts, calls: store.calls, toolNetwork, checkTransfer });
 }
 
 export async function createApp(config: Config, opts: AppOptions = {}): Promise<App> {

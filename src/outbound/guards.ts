@@ -53,6 +53,17 @@ export class OutboundGuards {
     await this.checkDestination('transfer', tenantId, target, who);
   }
 
+  /** checkTransfer as a value: the refusal's code, or null when the transfer may go ahead. */
+  async transferRefusal(tenantId: string, target: string): Promise<RefusalCode | null> {
+    try {
+      await this.checkTransfer(tenantId, target);
+      return null;
+    } catch (err) {
+      if (err instanceof DialRefused) return err.code;
+      throw err;
+    }
+  }
+
   private async checkDestination(kind: 'dial' | 'transfer', tenantId: string, to: string, who: Principal): Promise<void> {
     const tenant = await this.cp.tenants.get(tenantId);
     const country = E164.test(to) ? countryOf(to) : null;

@@ -39,6 +39,8 @@ export interface ConversationOptions {
   fillerAfterMs?: number;
   /** Where HTTP tools may connect (TOOLS_ALLOW_PRIVATE_NETWORKS); default: public addresses only. */
   toolNetwork?: ToolNetwork;
+  /** The tenant's outbound guards for a transfer target (src/outbound/guards.ts): a refusal code, or null to go ahead. */
+  checkTransfer?(tenantId: string, target: string): Promise<string | null>;
 }
 
 /** Session events that come from the caller (held while an answering-machine screening decides). */
@@ -87,7 +89,7 @@ export class Conversation implements Tickable {
   private lastDtmfAt = 0;
   /** The preemptive generation in flight, not yet confirmed or discarded. */
   private pre: Preemptive | null = null;
-  private readonly o: Required<Omit<ConversationOptions, 'llm' | 'calls' | 'turn' | 'toolNetwork' | 'tts'>>;
+  private readonly o: Required<Omit<ConversationOptions, 'llm' | 'calls' | 'turn' | 'toolNetwork' | 'tts' | 'checkTransfer'>>;
 
   constructor(readonly session: CallSession, private readonly opts: ConversationOptions) {
     this.o = {
@@ -671,6 +673,12 @@ export class Conversation implements Tickable {
         countBadInput('tool', 'transfer_target_refused');
         this.session.log.warn('transfer refused', { reason: d.reason, target: maskTarget(asked) });
         return reply(false, { error: d.reason === 'no_targets' ? 'transfers are not enabled for this agent' : 'transfer to that destination is not allowed' });
+      }
+      // Toll fraud: a transfer is a call out, under the same country and do-not-call guards as a dial.
+      const refused = await this.opts.checkTransfer?.(this.session.agent.tenantId, d.target);
+      if (refused) {
+        this.session.log.warn('transfer refused by the outbound guards', { reason: refused, target: maskTarget(d.target) });
+        return reply(false, { error: 'transfer to that destination is not allowed' });
       }
       const ok = (await this.session.transport.transfer?.(d.target)) ?? false;
       return reply(ok, ok ? { transferred: d.target } : { error: 'transfer is not available on this call' });

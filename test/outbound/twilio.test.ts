@@ -134,6 +134,17 @@ describe('outbound calls over Twilio (REST emulator, real PostgreSQL)', () => {
       // The bridged call ends later; Twilio's status callback reports it.
       const done = await dialer.whenFinal(r.body.id, 30_000);
       expect(done.status).toBe('completed');
+
+      // A target the agent may reach but the tenant's guards refuse (do-not-call): nothing is dialled.
+      expect((await api('POST', '/v1/dnc', { numbers: ['+14155550198'] })).status).toBe(201);
+      emulator.opts.script = ['Please transfer call to +1 (415) 555-0198.'];
+      stt.phrases = ['Hello?', 'Please transfer call to +1 (415) 555-0198.'];
+      const refused = await dial('+14155550126');
+      const conv = () => [...t.app.twilio.sessions.values()].pop() as unknown as { conversation: { turns: { agent: string }[] } } | undefined;
+      await waitFor(() => (conv()?.conversation.turns ?? []).some((x) => x.agent.includes('transfer to that destination is not allowed')), 30_000, 'the refused transfer');
+      expect(emulator.calls.get(refused.body.externalId)!.dials).toEqual([]);
+      await api('POST', `/v1/calls/${refused.body.id}/hangup`);
+      expect((await dialer.whenFinal(refused.body.id, 10_000)).status).toBe('completed');
     } finally {
       emulator.opts.script = script;
       stt.phrases = phrases;

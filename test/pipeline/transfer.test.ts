@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
 import { badInput } from '../../src/metrics/index.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { ADMIN, startTestApp, type TestApp } from '../helpers/app.js';
 import { agentQuiet, waitFor } from '../helpers/calls.js';
 import type { Conversation } from '../../src/pipeline/conversation.js';
 import type { CallSession } from '../../src/call/session.js';
@@ -22,6 +22,8 @@ describe('transfer_call', () => {
       { EMULATOR_PHRASES: 'Please transfer call to +1 900 555 0199.|Then transfer call to +1 (415) 555-0123.|Okay goodbye.' },
       { transfer: { targets: ['+1415555*', 'sip:desk@pbx.example.com'] } },
     );
+    // A transfer is a call out: the tenant's outbound guards must allow the country too.
+    await t.app.store.tenants.update(ADMIN, t.tenantId, { outbound: { allowedCountries: ['US'] } });
   });
   afterAll(async () => {
     await t?.stop();
