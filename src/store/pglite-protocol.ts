@@ -59,6 +59,15 @@ export function endsCycle(msg: Buffer): boolean {
 
 export const SYNC_MESSAGE = Buffer.from([SYNC, 0, 0, 0, 4]);
 
+export function startupPacket(user: string, database: string): Buffer {
+  const body = Buffer.from(`user\0${user}\0database\0${database}\0\0`, 'utf8');
+  const out = Buffer.alloc(8 + body.length);
+  out.writeInt32BE(out.length, 0);
+  out.writeInt32BE(PROTOCOL_3, 4);
+  body.copy(out, 8);
+  return out;
+}
+
 export function queryMessage(sql: string): Buffer {
   const body = Buffer.from(sql + '\0', 'utf8');
   const out = Buffer.alloc(5 + body.length);

@@ -7,6 +7,9 @@
 // connections message by message: another connection's Parse landed between
 // one's Parse and Bind, and wrong statements were bound.) Named prepared
 // statements are made private to their connection (pglite-protocol.ts).
+// A client's startup packet never reaches PGlite (one with an empty user name
+// left it unable to start any further connection): every connection gets the
+// answer PGlite gave to ours when the server started.
 //
 // What stays shared, as one session implies: SET, SQL-level PREPARE names,
 // temporary tables. Our code uses none of them.
@@ -15,7 +18,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import { guard } from '../guard.js';
 import { log } from '../log.js';
 import {
-  closeStatementMessage, endsCycle, IDLE, privateNames, ProtocolError, queryMessage, readUntyped, ReadyScanner, SYNC_MESSAGE, TERMINATE, typedLength,
+  closeStatementMessage, endsCycle, startupPacket, IDLE, privateNames, ProtocolError, queryMessage, readUntyped, ReadyScanner, SYNC_MESSAGE, TERMINATE, typedLength,
 } from './pglite-protocol.js';
 
 export interface PgliteServerOptions {
@@ -44,7 +47,7 @@ class Connection {
   holdTimer: NodeJS.Timeout | null = null;
   private input: Buffer = Buffer.alloc(0);
 
-  constructor(readonly id: number, readonly socket: net.Socket) {}
+  constructor(readonly id: number, readonly socket: net.Socket, private readonly startupReply: Buffer) {}
 
   get prefix(): string {
     return `c${this.id}_`;
@@ -63,7 +66,7 @@ class Connection {
         if (m.kind === 'ssl' || m.kind === 'gssenc') this.socket.write('N');
         else {
           this.started = true;
-          this.pending.push(Buffer.from(m.bytes));
+          this.socket.write(this.startupReply);
         }
         continue;
       }
@@ -79,7 +82,6 @@ class Connection {
   /** The next messages to run as one step: up to and including the end of a cycle. */
   nextStep(): { bytes: Buffer; endsCycle: boolean } | null {
     if (this.pending.length === 0) return null;
-    if (!this.started || this.pending[0]![0] === 0) return { bytes: this.pending.shift()!, endsCycle: true }; // startup, alone
     const end = this.pending.findIndex(endsCycle);
     const taken = this.pending.splice(0, end < 0 ? this.pending.length : end + 1);
     return { bytes: taken.length === 1 ? taken[0]! : Buffer.concat(taken), endsCycle: end >= 0 };
@@ -97,6 +99,7 @@ export class PgliteServer {
   private running = false;
   private nextId = 1;
   private readonly holdTimeoutMs: number;
+  private startupReply = Buffer.alloc(0);
 
   constructor(private readonly opts: PgliteServerOptions) {
     this.db = opts.db;
@@ -106,6 +109,7 @@ export class PgliteServer {
   }
 
   async start(): Promise<string> {
+    this.startupReply = Buffer.from(await this.db.runExclusive(() => this.db.execProtocolRaw(startupPacket('postgres', 'postgres'))));
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => resolve());
@@ -120,7 +124,7 @@ export class PgliteServer {
   }
 
   private accept(socket: net.Socket): void {
-    const c = new Connection(this.nextId++, socket);
+    const c = new Connection(this.nextId++, socket, this.startupReply);
     this.conns.add(c);
     socket.setNoDelay(true);
     socket.on('data', guard('store', (data: Buffer) => {
@@ -177,7 +181,17 @@ export class PgliteServer {
           }), this.holdTimeoutMs);
           return;
         }
-        const status = await this.exec(step.bytes, (chunk) => c.socket.writable && c.socket.write(chunk));
+        let status: number;
+        try {
+          status = await this.exec(step.bytes, (chunk) => c.socket.writable && c.socket.write(chunk));
+        } catch (err) {
+          // PGlite refused this input (e.g. a startup packet it cannot process): this connection ends, the session goes on.
+          log.warn('embedded database: a connection\'s message failed; closing it', { err: (err as Error).message });
+          c.socket.destroy();
+          c.closed = true;
+          c.midCycle = true;
+          continue;
+        }
         c.midCycle = !(step.endsCycle && status !== 0);
         if (step.endsCycle && status === IDLE) {
           this.owner = null;
@@ -185,7 +199,7 @@ export class PgliteServer {
         }
       }
     } catch (err) {
-      // PGlite itself failed: every connection ends, as with a lost server.
+      // Even undoing a connection's leftovers failed: PGlite itself is broken; every connection ends, as with a lost server.
       log.error('embedded database failed', { err });
       this.owner = null;
       this.waiting.length = 0;

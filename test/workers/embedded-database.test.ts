@@ -11,6 +11,8 @@ import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PgliteServer } from '../../src/store/pglite-server.js';
+import { checkPgliteServer } from '../../bench/fuzz/pg-wire.js';
+import { Rand } from '../../bench/fuzz/random.js';
 
 interface Served {
   url: string;
@@ -170,6 +172,17 @@ describe('embedded database shared by several connections', () => {
       });
       expect(closed).toBe(true);
       expect((await b.query('select 1 as one')).rows[0].one).toBe(1);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('hostile wire input (bench/fuzz/pg-wire.ts) ends only its own connection: a healthy client keeps getting its own answers', async () => {
+    const s = await ours(200);
+    try {
+      const seed = Number(process.env.FUZZ_SEED ?? 15);
+      const res = await checkPgliteServer(new Rand(seed), s.url, 150, 3000);
+      expect(res.violations, `seed ${seed}`).toEqual([]);
     } finally {
       await s.stop();
     }

@@ -1,0 +1,113 @@
+// Hostile PostgreSQL wire input for the embedded database's socket server
+// (src/store/pglite-server.ts), which every thread's `pg` pool talks to:
+// SSL/GSS/cancel requests, startup packets, and frontend messages valid and
+// broken (wrong lengths, unknown types, unterminated names, huge lengths,
+// cycles left open, transactions left open), sent in random chunks, then
+// byte-mutated. Fed to a running server by checkPgliteServer
+// (test/workers/embedded-database.test.ts).
+import net from 'node:net';
+import pg from 'pg';
+import { registry } from '../../src/metrics/index.js';
+import type { Rand } from './random.js';
+
+function typed(type: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = type.charCodeAt(0);
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+const cstr = (s: string) => Buffer.from(s + '\0', 'utf8');
+const int16 = (n: number) => { const b = Buffer.alloc(2); b.writeInt16BE(n); return b; };
+const int32 = (n: number) => { const b = Buffer.alloc(4); b.writeInt32BE(n | 0); return b; };
+
+function startup(r: Rand): Buffer {
+  const pairs = Buffer.concat([cstr('user'), cstr(r.pick(['postgres', '', r.text(20)])), cstr('database'), cstr('postgres'), Buffer.from([0])]);
+  const code = r.chance(0.9) ? 196608 : r.pick([80877103, 80877104, 80877102, 196609, 0, -1]);
+  const body = Buffer.concat([int32(code), pairs]);
+  return Buffer.concat([int32(body.length + 4), body]);
+}
+
+function message(r: Rand): Buffer {
+  const name = r.pick(['', 's1', 'put', r.text(80)]);
+  const sql = r.pick(['select 1', 'select $1::int', 'begin', 'commit', 'rollback', 'select pg_sleep(0)', 'deallocate all', 'select * from nope', r.text(200)]);
+  switch (r.int(12)) {
+    case 0: return typed('Q', cstr(sql));
+    case 1: return typed('P', Buffer.concat([cstr(name), cstr(sql), int16(r.range(0, 2)), ...(r.chance(0.5) ? [int32(23)] : [])]));
+    case 2: return typed('B', Buffer.concat([cstr(''), cstr(name), int16(0), int16(1), int32(r.pick([1, -1, 1 << 30])), Buffer.from('7'), int16(0)]));
+    case 3: return typed('D', Buffer.concat([Buffer.from(r.pick(['S', 'P', 'X'])), cstr(name)]));
+    case 4: return typed('E', Buffer.concat([cstr(''), int32(0)]));
+    case 5: return typed('S', Buffer.alloc(0));
+    case 6: return typed('C', Buffer.concat([Buffer.from(r.pick(['S', 'P'])), cstr(name)]));
+    case 7: return typed('H', Buffer.alloc(0));
+    case 8: return typed('X', Buffer.alloc(0));
+    case 9: return Buffer.concat([Buffer.from(r.pick(['P', 'B', 'Z', '\0', '\xff'])), int32(r.pick([0, 3, 1 << 30, -5, 0x7fffffff]))]); // broken lengths, unknown types
+    case 10: return typed('P', Buffer.from(r.text(30), 'utf8')); // no NUL anywhere
+    default: return typed(r.pick(['d', 'c', 'f', 'F']), r.bytes(r.range(0, 16))); // COPY and function-call messages
+  }
+}
+
+/** One connection's worth of bytes, valid or damaged. */
+export function hostilePgWire(r: Rand): Buffer {
+  const parts: Buffer[] = [];
+  if (r.chance(0.1)) parts.push(Buffer.concat([int32(8), int32(r.pick([80877103, 80877104]))]));
+  parts.push(startup(r));
+  for (let i = r.range(0, 8); i > 0; i--) parts.push(message(r));
+  let out: Buffer = Buffer.concat(parts);
+  if (r.chance(0.3)) out = r.mutate(out, r.range(1, 6));
+  return out;
+}
+
+function internalErrors(): Promise<number> {
+  return (registry.getSingleMetric('aybiza_internal_errors_total')?.get() ?? Promise.resolve({ values: [] }))
+    .then((m) => (m as { values: { value: number }[] }).values.reduce((a, v) => a + v.value, 0));
+}
+
+/**
+ * Properties over `cases` hostile connections to the server at `url`
+ * (holding the session no longer than its hold timeout): after each, a
+ * healthy client gets its own answer within `answerMs`; nothing the server
+ * does escapes as an internal error.
+ */
+export async function checkPgliteServer(r: Rand, url: string, cases: number, answerMs: number): Promise<{ cases: number; violations: string[] }> {
+  const violations: string[] = [];
+  const { hostname, port } = new URL(url);
+  const healthy = new pg.Client({ connectionString: url });
+  healthy.on('error', (err) => violations.push(`healthy client: ${err.message}`));
+  await healthy.connect();
+  const errorsBefore = await internalErrors();
+  try {
+    for (let i = 0; i < cases && violations.length < 10; i++) {
+      const input = hostilePgWire(r);
+      const sock = net.connect(Number(port), hostname);
+      sock.on('error', () => {});
+      sock.on('data', () => {});
+      await new Promise<void>((resolve) => sock.once('connect', resolve).once('error', () => resolve()));
+      // In a few chunks, split anywhere.
+      for (let at = 0; at < input.length;) {
+        const n = r.range(1, Math.max(1, input.length - at));
+        sock.write(input.subarray(at, at + n));
+        at += n;
+      }
+      if (r.chance(0.5)) sock.end();
+      const n = r.int(1_000_000);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const res = await Promise.race([
+          healthy.query('select $1::int as n', [n]),
+          new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${answerMs} ms`)), answerMs))),
+        ]);
+        if (res.rows[0]?.n !== n) violations.push(`healthy client answered ${JSON.stringify(res.rows)} for ${n}; after input ${input.toString('hex').slice(0, 400)}`);
+      } catch (err) {
+        violations.push(`healthy client: ${(err as Error).message}; after input ${input.toString('hex').slice(0, 400)}`);
+      } finally {
+        clearTimeout(timer);
+        sock.destroy();
+      }
+    }
+    const escaped = (await internalErrors()) - errorsBefore;
+    if (escaped > 0) violations.push(`${escaped} internal errors caught by the guard`);
+  } finally {
+    await healthy.end().catch(() => {});
+  }
+  return { cases, violations };
+}
