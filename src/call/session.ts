@@ -52,7 +52,8 @@ export interface SessionInit {
  */
 export interface CallScreen {
   frame(code: number, now: number): void;
-  transcript(t: Transcript): void;
+  /** The STT's words (Nova-3 transcripts, Flux turn updates); isFinal: they will not change. */
+  transcript(text: string, isFinal: boolean): void;
   readonly converse: Promise<boolean>;
 }
 
@@ -168,10 +169,13 @@ export class CallSession implements Tickable {
         },
         {
           onTranscript: (t) => {
-            this.screening?.transcript(t);
+            this.screening?.transcript(t.text, t.isFinal);
             this.events.onTranscript?.(t);
           },
-          onTurn: (t) => this.events.onSttTurn?.(t),
+          onTurn: (t) => {
+            this.screening?.transcript(t.text, t.event === 'EndOfTurn');
+            this.events.onSttTurn?.(t);
+          },
           onUtteranceEnd: () => this.events.onUtteranceEnd?.(),
           onReconnected: (r) => this.log.warn('speech-to-text reconnected', r),
           onError: (err) => this.events.onProviderError?.('stt', err),

@@ -16,7 +16,6 @@ import { GreetingClassifier, type AmdDecision, type AmdSettings } from '../call/
 import type { CallScreen, CallSession } from '../call/session.js';
 import type { AmdMode, AnsweredBy, CarrierEvents, PlaceRequest } from '../outbound/types.js';
 import type { CallStore } from '../store/types.js';
-import type { Transcript } from '../providers/types.js';
 
 export interface AnswerScreenOptions {
   /** Left on a machine in the agent's voice, then the call hangs up. Absent: a machine is hung up on at once. */
@@ -83,9 +82,9 @@ export class AnswerScreen implements CallScreen {
     if (this.phase === 'greeting' || this.phase === 'message') this.watchGreeting(code);
   }
 
-  transcript(t: Transcript): void {
+  transcript(text: string, isFinal: boolean): void {
     if (this.phase !== 'screening' || !this.classifier) return;
-    const d = this.classifier.transcript(t.text, t.isFinal);
+    const d = this.classifier.transcript(text, isFinal);
     if (d) this.decided(d);
   }
 

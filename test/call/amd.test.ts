@@ -155,6 +155,15 @@ describe('AnswerScreen on a call', () => {
     expect(verdictAt * 20).toBeGreaterThan(6000);
   });
 
+  it('the transcript breaks the tie on a call: a voicemail phrase is a machine before the audio says so', async () => {
+    const { screen, verdicts, spoken } = await screened({ message: 'Call us back.' });
+    feed(join(silence(500), speak('en', 160, 45, 'Hi, this is Sam.')).subarray(0, 8 * 1200));
+    expect(verdicts).toEqual([]);
+    screen.transcript('Hi, this is Sam, please leave a message', false);
+    expect(verdicts).toEqual([{ result: 'machine', raw: 'transcript', source: 'aybiza' }]);
+    expect(spoken).toEqual([]);
+  });
+
   it('a machine with no message is hung up on; a carrier verdict (Twilio) drives the same screen', async () => {
     await screened({ detect: false });
     expect(c!.session.screening).not.toBeNull();
