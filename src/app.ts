@@ -23,6 +23,9 @@ import { SipCarrier } from './outbound/sip.js';
 import { screenAnsweredCall } from './pipeline/voicemail.js';
 import type { PlaceRequest } from './outbound/types.js';
 import { WebhookOutbox } from './webhooks/outbox.js';
+import { AnalysisQueue } from './postcall/queue.js';
+import { recallFor } from './postcall/recall.js';
+import { BedrockLlm } from './providers/bedrock/llm.js';
 
 export interface App {
   config: Config;
@@ -88,7 +91,11 @@ export function conversations(config: Config, store: ControlPlane, providers: Pr
   // A transfer is a call out: the tenant's outbound guards apply (src/outbound/guards.ts).
   const guards = OutboundDialer.for(store).guards;
   const checkTransfer = (tenantId: string, target: string) => guards.transferRefusal(tenantId, target);
-  return (s) => new Conversation(s, { llm: providers.llm, tts: providers.tts, calls: store.calls, toolNetwork, checkTransfer });
+  return (s) => {
+    // The caller's earlier summaries (agents with memory on) are looked up while the greeting plays.
+    recallFor(store, s);
+    return new Conversation(s, { llm: providers.llm, tts: providers.tts, calls: store.calls, toolNetwork, checkTransfer });
+  };
 }
 
 export async function createApp(config: Config, opts: AppOptions = {}): Promise<App> {
@@ -105,6 +112,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   if (!w) server.use(new WebhookOutbox(store, { network: toolNetwork }));
   const providers = await createProviders(config);
   server.use({ name: 'providers', close: () => providers.close() });
+  // Post-call analysis runs from the main thread of each node (its queue is shared through PostgreSQL), after the calls it follows.
+  if (!w && providers.llm instanceof BedrockLlm) server.use(new AnalysisQueue(store, { client: providers.llm.client, defaultModel: config.bedrockModelId }));
   const conversation = conversations(config, store, providers);
   // Each transport counts the other's calls against MAX_CONCURRENT_CALLS.
   let sip: SipServer | null = null;

@@ -13,6 +13,8 @@ import { checkCountries, directionParam, OUTBOUND_ROUTES } from '../outbound/api
 import type { TenantOutbound } from '../store/types.js';
 import { WEBHOOK_ROUTES } from '../webhooks/routes.js';
 import { CAMPAIGN_ROUTES } from '../outbound/campaign-api.js';
+import { MEMORY_ROUTES } from '../postcall/routes.js';
+import { checkAnalysisConfig } from '../postcall/schema.js';
 
 export interface Ctx {
   req: Request;
@@ -94,6 +96,7 @@ export const ROUTES: RouteSpec[] = [
       const { tenantId, ...config } = body<AgentConfig & { tenantId?: string }>(req, S.agentCreate);
       checkToolUrls(config, toolNetwork);
       checkSttThresholds(config);
+      checkAnalysisConfig(config);
       return cp.agents.create(p, writeTenant(p, tenantId), config);
     },
   },
@@ -111,6 +114,7 @@ export const ROUTES: RouteSpec[] = [
       const change = body<Partial<AgentConfig>>(req, S.agentPatch);
       checkToolUrls(change, toolNetwork);
       checkSttThresholds(change);
+      checkAnalysisConfig(change);
       return cp.agents.patch(p, readScope(p), req.params.id, change);
     },
   },
@@ -185,6 +189,7 @@ export const ROUTES: RouteSpec[] = [
   ...OUTBOUND_ROUTES,
   ...WEBHOOK_ROUTES,
   ...CAMPAIGN_ROUTES,
+  ...MEMORY_ROUTES,
 ];
 
 // Every body schema is compiled once, when the API module loads (a bad schema fails startup, not a request).

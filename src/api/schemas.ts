@@ -3,6 +3,7 @@ import type { Schema } from './validate.js';
 import { TENANT_SCOPES } from '../store/types.js';
 import { TRANSFER_TARGET_PATTERN } from '../pipeline/transfer-policy.js';
 import { tenantOutbound } from '../outbound/schemas.js';
+import { agentAnalysis, agentMemory } from '../postcall/schema.js';
 import { AMD_DEFAULTS, AMD_LIMITS } from '../call/amd.js';
 
 const id = (description: string): Schema => ({ type: 'string', minLength: 1, maxLength: 64, description });
@@ -96,6 +97,8 @@ const agentFields: Record<string, Schema> = {
       },
     },
   },
+  analysis: agentAnalysis,
+  memory: agentMemory,
 };
 
 export const agentCreate: Schema = {

@@ -160,6 +160,14 @@ export const webhookDeliveries = new client.Counter({
   registers: [registry],
 });
 
+/** Post-call analyses (src/postcall/queue.ts), by a closed result: analyzed, invalid (stored as an error after a retry), failed (retried later), gave_up. */
+export const analysisResults = new client.Counter({
+  name: 'aybiza_analysis_total',
+  help: 'Post-call analyses by result: analyzed, invalid (the model\'s answer did not validate after one retry; stored as an error), failed (service error, retried later), gave_up (stored as an error)',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
 export const sipMessages = new client.Counter({
   name: 'aybiza_sip_messages_total',
   help: 'SIP messages by method, direction (in/out) and response code ("" for requests)',

@@ -16,6 +16,7 @@ import { TurnTimeline } from './timeline.js';
 import { FirstClauseSynth, normaliseWords, replay, type Preemptive } from './preemptive.js';
 import { callWebhookTool, sendDtmf, toolSpecs, type ToolNetwork } from './tools.js';
 import { decideTransfer, maskTarget } from './transfer-policy.js';
+import { recalled } from '../postcall/recall.js';
 
 export interface ConversationOptions {
   llm: LanguageModel;
@@ -138,7 +139,8 @@ export class Conversation implements Tickable {
   private get system(): string {
     const c = this.session.agent.config;
     return `${c.prompt}\n\nYou are speaking on a phone call: answer in short spoken sentences, no lists or markdown.` +
-      (c.greeting ? `\nYou opened the call by saying: "${c.greeting}"` : '');
+      (c.greeting ? `\nYou opened the call by saying: "${c.greeting}"` : '') +
+      recalled(this.session);
   }
 
   /**

@@ -7,7 +7,7 @@ import { NotFoundError } from './errors.js';
 import { pageOf, tenantClause } from './page.js';
 import { redactPii } from './redact.js';
 import type { CallQuality } from '../media/quality.js';
-import type { CallDetail, CallRecord, CallStore, NewCall, Page, Transport, TurnRecord } from './types.js';
+import type { CallAnalysis, CallDetail, CallRecord, CallStore, NewCall, Page, Transport, TurnRecord } from './types.js';
 import { WriteBehind } from './write-behind.js';
 import { reportInternalError } from '../guard.js';
 
@@ -173,6 +173,6 @@ export class Calls implements CallStore {
       text: s.text,
       at: iso(s.at),
     }));
-    return { ...toCall(r), turns, transcript };
+    return { ...toCall(r), turns, transcript, analysis: (r.analysis as CallAnalysis | null) ?? null };
   }
 }

@@ -14,6 +14,8 @@ import { CachedResolver } from './resolver.js';
 import { Keyring } from './secrets.js';
 import { CampaignStore } from '../outbound/campaign-store.js';
 import { Webhooks } from '../webhooks/store.js';
+import { AnalysisJobs } from '../postcall/jobs.js';
+import { CallMemory } from '../postcall/memory.js';
 
 export interface StoreOptions {
   databaseUrl?: string;
@@ -47,6 +49,9 @@ export class ControlPlane implements Component {
   readonly resolver: CachedResolver;
   /** Webhook subscriptions and the outbox's producer side; calls announce their start and end to it. */
   readonly webhooks: Webhooks;
+  /** Post-call analysis jobs (the queue's producer side: src/postcall) and memory across calls. */
+  readonly analysisJobs: AnalysisJobs;
+  readonly memory: CallMemory;
   private sweeper: NodeJS.Timeout | null = null;
 
   private constructor(readonly db: Database, readonly state: SharedState, readonly keys: Keyring, private readonly opts: StoreOptions) {
@@ -57,7 +62,12 @@ export class ControlPlane implements Component {
     this.calls = new Calls(db);
     this.campaigns = new CampaignStore(db);
     this.webhooks = new Webhooks(db, keys);
-    this.calls.lifecycle = this.webhooks.callLifecycle;
+    this.analysisJobs = new AnalysisJobs(db);
+    this.memory = new CallMemory(db, keys);
+    this.calls.lifecycle = (type, call) => {
+      this.webhooks.callLifecycle(type, call);
+      if (type === 'call.ended') this.analysisJobs.callEnded(call);
+    };
   }
 
   /** Opens the database, applies migrations, and makes ADMIN_API_KEY usable. */
@@ -107,6 +117,7 @@ export class ControlPlane implements Component {
     await this.tenants.close(); // queued last-use times
     await this.calls.drain(); // queued turns and transcript segments
     await this.webhooks.drain(); // call events being written
+    await this.analysisJobs.drain(); // analysis jobs being queued
     await this.state.close();
     await this.db.close();
   }

@@ -390,4 +390,45 @@ create index webhook_attempts_hook on webhook_attempts (webhook_id, id desc);
 create index webhook_attempts_age on webhook_attempts (at);
 `,
   },
+  {
+    version: 11,
+    name: 'post-call analysis queue and memory across calls',
+    sql: `
+-- The analysis of a call (src/postcall): summary, sentiment, outcome, quality,
+-- structured data, the model's token usage, or the error that stopped it.
+alter table calls add column analysis jsonb;
+
+-- The durable queue of calls to analyse: one row per call, claimed FOR UPDATE
+-- SKIP LOCKED with a lease (next_attempt_at moved past the request timeout,
+-- claim_token set), retried with backoff, kept as done/failed for a while.
+create table analysis_jobs (
+  call_id text primary key references calls(id) on delete cascade,
+  tenant_id text not null,
+  status text not null default 'pending' check (status in ('pending', 'done', 'failed')),
+  attempts integer not null default 0,
+  next_attempt_at timestamptz not null default now(),
+  claim_token text,
+  last_error text,
+  created_at timestamptz not null default now(),
+  finished_at timestamptz
+);
+create index analysis_jobs_due on analysis_jobs (next_attempt_at) where status = 'pending';
+create index analysis_jobs_finished on analysis_jobs (finished_at) where status <> 'pending';
+
+-- What an agent remembers of a caller: one summary per analysed call, keyed
+-- by an HMAC of the caller's number (the key is sealed in shared_secrets),
+-- never the number itself; deleted when expires_at passes.
+create table call_memories (
+  call_id text primary key,
+  tenant_id text not null references tenants(id),
+  number_hash text not null,
+  agent_id text,
+  summary text not null,
+  created_at timestamptz not null default now(),
+  expires_at timestamptz not null
+);
+create index call_memories_number on call_memories (tenant_id, number_hash, created_at desc);
+create index call_memories_expiry on call_memories (expires_at);
+`,
+  },
 ];

@@ -3,7 +3,7 @@
 // interfaces at the bottom: AgentResolver, CallStore, TrunkDirectory.
 import type { CallQuality } from '../media/quality.js';
 
-export const TENANT_SCOPES = ['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read', 'keys:write', 'calls:write', 'webhooks:read', 'webhooks:write'] as const;
+export const TENANT_SCOPES = ['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read', 'keys:write', 'calls:write', 'webhooks:read', 'webhooks:write', 'memory:write'] as const;
 export type Scope = (typeof TENANT_SCOPES)[number];
 /** A new key's scopes when none are asked for: everything but keys:write (minting keys is asked for explicitly). */
 export const DEFAULT_KEY_SCOPES: readonly Scope[] = TENANT_SCOPES.filter((s) => s !== 'keys:write');
@@ -71,6 +71,33 @@ export interface AgentConfig {
   amd?: Partial<import('../call/amd.js').AmdSettings>;
   /** Where transfer_call may go: E.164 numbers or sip: URIs, `*` wildcards (src/pipeline/transfer-policy.ts). None: no transfers. */
   transfer?: { targets: string[] };
+  /** Post-call analysis (src/postcall): the agent's outcome categories, quality rubric and JSON Schema of the data to extract. */
+  analysis?: AgentAnalysis;
+  /** Memory across calls (src/postcall/memory.ts): summaries of a caller's earlier calls join the system prompt. */
+  memory?: { enabled: boolean; retentionDays?: number };
+}
+
+export interface AgentAnalysis {
+  /** Bedrock model id; default the agent's llm.model, else BEDROCK_MODEL_ID. */
+  model?: string;
+  outcomes: string[];
+  rubric?: string;
+  /** JSON Schema (draft-07, an object) of `data`. */
+  schema?: Record<string, unknown>;
+}
+
+/** A call's analysis, as GET /v1/calls/{id} shows it. */
+export interface CallAnalysis {
+  summary: string | null;
+  sentiment: { label: 'positive' | 'neutral' | 'negative'; score: number } | null;
+  outcome: string | null;
+  qualityScore: number | null;
+  data: Record<string, unknown> | null;
+  /** Why the analysis (or its structured data) is missing. */
+  error?: string;
+  /** The analysis request's model and Bedrock token usage (all attempts summed). */
+  usage: { model: string; inputTokens: number; outputTokens: number; requests: number };
+  analyzedAt: string;
 }
 
 export interface AgentVersion {
@@ -171,6 +198,8 @@ export interface TranscriptSegment {
 export interface CallDetail extends CallRecord {
   turns: TurnRecord[];
   transcript: TranscriptSegment[];
+  /** null until the post-call analysis has run (or when the agent has none). */
+  analysis: CallAnalysis | null;
 }
 
 export interface Page<T> {

@@ -21,6 +21,7 @@ import { postChecked, type ToolNetwork } from '../pipeline/tools.js';
 import { AddressRefusedError, DEFAULT_NETWORK_POLICY } from '../pipeline/address-policy.js';
 import { webhookDeliveries } from '../metrics/index.js';
 import { guard } from '../guard.js';
+import { ClaimLoop } from '../store/claim-loop.js';
 import { log } from '../log.js';
 import { VERSION } from '../version.js';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signatureHeader } from './sign.js';
@@ -64,13 +65,9 @@ export class WebhookOutbox implements Component {
   /** Attempts this node made, by outcome (the metric sums every node's). */
   readonly stats: Record<Outcome, number> = { delivered: 0, failed: 0, refused: 0, gave_up: 0 };
   private readonly o: Required<OutboxOptions>;
-  private readonly inflight = new Set<Promise<void>>();
-  private poller: NodeJS.Timeout | null = null;
+  private readonly loop: ClaimLoop<Claimed & { token: string }>;
   private pruner: NodeJS.Timeout | null = null;
   private running = false;
-  /** A tick is under way / another was asked for meanwhile. */
-  private ticking = false;
-  private again = false;
 
   constructor(private readonly cp: ControlPlane, opts: OutboxOptions = {}) {
     this.o = {
@@ -81,29 +78,30 @@ export class WebhookOutbox implements Component {
       timeoutMs: opts.timeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS,
       retentionDays: opts.retentionDays ?? 30,
     };
+    this.loop = new ClaimLoop({
+      name: 'webhook outbox', pollMs: this.o.pollMs, concurrency: this.o.concurrency,
+      claim: (n) => this.claim(n), work: (row) => this.deliver(row), describe: (row) => ({ webhookId: row.webhook_id, eventId: row.event_id }),
+    });
   }
 
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
     this.cp.webhooks.onEnqueued = () => this.kick();
-    this.poller = setInterval(guard('timer', () => this.kick()), this.o.pollMs);
-    this.poller.unref();
     const prune = guard('timer', () => this.prune().catch((err) => log.warn('webhook outbox prune failed', { err: (err as Error).message })));
     this.pruner = setInterval(prune, PRUNE_EVERY_MS);
     this.pruner.unref();
     prune();
-    this.kick();
+    this.loop.start();
   }
 
   /** Stops claiming; resolves when the attempts in flight have ended (each is time-boxed). */
   async drain(): Promise<void> {
     this.running = false;
-    if (this.poller) clearInterval(this.poller);
     if (this.pruner) clearInterval(this.pruner);
-    this.poller = this.pruner = null;
+    this.pruner = null;
     if (this.cp.webhooks.onEnqueued) this.cp.webhooks.onEnqueued = null;
-    while (this.inflight.size) await Promise.allSettled([...this.inflight]);
+    await this.loop.drain();
   }
 
   close(): Promise<void> {
@@ -112,37 +110,7 @@ export class WebhookOutbox implements Component {
 
   /** Looks for due deliveries now (coalesced: one claim at a time per node). */
   kick(): void {
-    if (!this.running) return;
-    if (this.ticking) {
-      this.again = true;
-      return;
-    }
-    this.ticking = true;
-    void this.tick()
-      .catch((err) => log.warn('webhook outbox claim failed', { err: (err as Error).message }))
-      .finally(() => {
-        this.ticking = false;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
-  }
-
-  private async tick(): Promise<void> {
-    const free = this.o.concurrency - this.inflight.size;
-    if (free <= 0) return;
-    const rows = await this.claim(free);
-    for (const row of rows) {
-      const p: Promise<void> = this.deliver(row)
-        .catch((err) => log.warn('webhook delivery not recorded', { webhookId: row.webhook_id, eventId: row.event_id, err: (err as Error).message }))
-        .finally(() => {
-          this.inflight.delete(p);
-          // A slot freed while more may be due: look again rather than wait for the poll.
-          if (rows.length === free) this.kick();
-        });
-      this.inflight.add(p);
-    }
+    this.loop.kick();
   }
 
   private async claim(limit: number): Promise<(Claimed & { token: string })[]> {

@@ -11,17 +11,9 @@ import { verifyWebhook, type WebhookEvent } from '../../src/webhooks/verify.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { agentQuiet, waitFor } from '../helpers/calls.js';
 import { BACKENDS, freshDatabase, realPg } from '../helpers/databases.js';
+import { api } from '../helpers/api.js';
 
 const ADMIN_KEY = 'admin-key-webhooks-test';
-
-async function api(base: string, method: string, path: string, key: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${base}${path}`, {
-    method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
 
 describe.skipIf(!realPg)('webhooks API', () => {
   let t: TestApp;

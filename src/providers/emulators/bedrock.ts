@@ -10,6 +10,7 @@ import net from 'node:net';
 import crypto from 'node:crypto';
 import { eventFrame, exceptionFrame } from './eventstream.js';
 import { jittered, seededRandom } from './profiles.js';
+import { converseResponse, memoryEcho } from './bedrock-converse.js';
 
 export interface BedrockEmulatorOptions {
   /** Time to the first token. */
@@ -72,7 +73,7 @@ export class BedrockEmulator {
   private readonly random: () => number;
   faults: BedrockFaults = {};
   /** `requests`: ConverseStream invocations; `otherRequests`: anything else (e.g. a connection warm-up's GET). */
-  readonly stats = { requests: 0, otherRequests: 0, streamsCompleted: 0, streamsAborted: 0, modelsSeen: [] as string[], connections: 0 };
+  readonly stats = { requests: 0, converseRequests: 0, otherRequests: 0, streamsCompleted: 0, streamsAborted: 0, modelsSeen: [] as string[], connections: 0 };
 
   constructor(readonly opts: BedrockEmulatorOptions = DEFAULT_BEDROCK_EMULATOR) {
     this.random = seededRandom(opts.seed ?? 1);
@@ -112,7 +113,7 @@ export class BedrockEmulator {
   }
 
   private handle(req: Req, res: Res): void {
-    const m = /^\/model\/([^/]+)\/converse-stream$/.exec((req.url ?? '').split('?')[0]);
+    const m = /^\/model\/([^/]+)\/(converse-stream|converse)$/.exec((req.url ?? '').split('?')[0]);
     if (req.method !== 'POST' || !m) {
       this.stats.otherRequests++;
       return this.error(res, 404, 'ResourceNotFoundException', 'Not found');
@@ -125,7 +126,10 @@ export class BedrockEmulator {
     const chunks: Buffer[] = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
-      this.stats.requests++;
+      // Converse (post-call analysis, bedrock-converse.ts) is counted apart from the voice path's streams.
+      const converse = m[2] === 'converse';
+      if (converse) this.stats.converseRequests++;
+      else this.stats.requests++;
       this.stats.modelsSeen.push(modelId);
       const raw = Buffer.concat(chunks);
       const sha = req.headers['x-amz-content-sha256'];
@@ -145,6 +149,10 @@ export class BedrockEmulator {
       }
       if (!body.messages?.length || body.messages[0].role !== 'user') {
         return this.error(res, 400, 'ValidationException', 'A conversation must start with a user message.');
+      }
+      if (converse) {
+        res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-requestid': crypto.randomUUID() });
+        return res.end(JSON.stringify(converseResponse(body, () => reply(body))));
       }
       this.stream(body, res);
     });
@@ -243,6 +251,8 @@ export function reply(body: ConverseBody): { text?: string; toolUse?: { toolUseI
     return { text: `I checked that for you. The result is ${value}. Is there anything else?` };
   }
   const userText = last.content.map((b) => b.text ?? '').join(' ').trim();
+  const recalled = memoryEcho((body.system ?? []).map((b) => b.text ?? '').join('\n'), userText);
+  if (recalled) return { text: recalled };
   const tools = (body.toolConfig?.tools ?? []).map((t) => t.toolSpec!).filter(Boolean);
   const lower = userText.toLowerCase();
   const asked = tools.find((t) => lower.includes(t.name.toLowerCase()) || lower.includes(t.name.toLowerCase().replace(/_/g, ' ')))
