@@ -16,6 +16,7 @@ import { GreetingClassifier, type AmdDecision, type AmdSettings } from '../call/
 import type { CallScreen, CallSession } from '../call/session.js';
 import type { AmdMode, AnsweredBy, CarrierEvents, PlaceRequest } from '../outbound/types.js';
 import type { CallStore } from '../store/types.js';
+import { fillPlaceholders } from '../outbound/variables.js';
 
 export interface AnswerScreenOptions {
   /** Left on a machine in the agent's voice, then the call hangs up. Absent: a machine is hung up on at once. */
@@ -203,12 +204,19 @@ export class AnswerScreen implements CallScreen {
 /**
  * The SIP carrier's onAnswered hook (src/outbound/sip.ts): screens an
  * answered outbound call with our detector when its dial asked for AMD,
- * with the agent's `amd` settings and the dial's voicemail message.
+ * with the agent's `amd` settings and the dial's voicemail message (its
+ * `{{name}}` placeholders filled from the dial's variables, as the greeting's are).
  */
 export function screenAnsweredCall(session: CallSession, place: PlaceRequest, calls?: Pick<CallStore, 'addTranscript'>): AnswerScreen | null {
   const mode = place.request.amd;
   if (!mode || mode === 'off') return null;
   return new AnswerScreen(session, {
-    mode, message: place.request.voicemail?.message, detect: place.agent.config.amd ?? {}, events: place.events, calls,
+    mode, message: voicemailMessage(place.request), detect: place.agent.config.amd ?? {}, events: place.events, calls,
   });
+}
+
+/** The dial's voicemail message with its variables filled in (unknown placeholders are dropped, never spoken). */
+export function voicemailMessage(request: Pick<PlaceRequest['request'], 'voicemail' | 'variables'>): string | undefined {
+  const m = request.voicemail?.message;
+  return m === undefined ? undefined : fillPlaceholders(m, request.variables ?? {}, false).replace(/\s{2,}/g, ' ').trim();
 }

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ulawEncode } from '../../src/media/g711.js';
 import { MediaChannel } from '../../src/media/media-channel.js';
 import { GreetingClassifier, soundsLikeVoicemail, type AmdDecision } from '../../src/call/amd.js';
-import { AnswerScreen } from '../../src/pipeline/voicemail.js';
+import { AnswerScreen, voicemailMessage } from '../../src/pipeline/voicemail.js';
 import { Conversation } from '../../src/pipeline/conversation.js';
 import type { AnsweredBy } from '../../src/outbound/types.js';
 import { speak } from '../../bench/vad/corpus.js';
@@ -171,6 +171,12 @@ describe('AnswerScreen on a call', () => {
     s.answered('machine', { source: 'twilio', raw: 'machine_start' });
     await new Promise((r) => setImmediate(r));
     expect(c!.session.isEnded).toBe(true);
+  });
+
+  it('the message takes the dial\'s variables; a placeholder without one is dropped, not spoken', () => {
+    expect(voicemailMessage({ voicemail: { message: 'Hi {{name}}, your {{thing}} is ready.' }, variables: { name: 'Anna' } })).toBe('Hi Anna, your is ready.');
+    expect(voicemailMessage({ voicemail: { message: 'Call {{ name }} back.' }, variables: { name: '{{x}}' } })).toBe('Call {{x}} back.');
+    expect(voicemailMessage({})).toBeUndefined();
   });
 
   it('no verdict in time: unknown, and the conversation starts', async () => {

@@ -24,7 +24,9 @@ function recording(...parts: Int16Array[]): { ulaw: Uint8Array; frames: number[]
   return { ulaw: ulawEncode(pcm).slice(), frames };
 }
 
-const MESSAGE = 'This is the clinic calling about your appointment. Please call us back.';
+// The message's placeholders are filled from the dial's variables, as the greeting's are.
+const TEMPLATE = 'Hi {{name}}, this is the clinic calling about your appointment. Please call us back.';
+const MESSAGE = 'Hi Anna, this is the clinic calling about your appointment. Please call us back.';
 
 describe('AMD on outbound SIP calls (SIPp plays the answer)', () => {
   let t: SipTestApp;
@@ -43,7 +45,7 @@ describe('AMD on outbound SIP calls (SIPp plays the answer)', () => {
     const trunk = await t.app.store.trunks.create(ADMIN, t.tenantId, { name: `amd-${port}`, allowedCidrs: ['127.0.0.1/32'], outbound: { uri: `sip:127.0.0.1:${port}`, transport: 'udp' } });
     trunkId = trunk.id;
     return dialer.dial(t.tenantId, {
-      agentId: t.agentId, to: '+14155550123', from: '+14155550100', via: 'sip', trunkId, amd: 'detect', voicemail: { message: MESSAGE },
+      agentId: t.agentId, to: '+14155550123', from: '+14155550100', via: 'sip', trunkId, amd: 'detect', voicemail: { message: TEMPLATE }, variables: { name: 'Anna' },
     });
   }
 
