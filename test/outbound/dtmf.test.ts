@@ -6,7 +6,8 @@
 import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, startTestApp, type TestApp } from '../helpers/app.js';
-import { agentQuiet, waitFor as waitForCall } from '../helpers/calls.js';
+import { agentQuiet, conversationOf, waitFor as waitForCall } from '../helpers/calls.js';
+import { synthesize } from '../../src/providers/emulators/voice.js';
 import { startSipApp, waitFor, type SipTestApp } from '../sip/helpers.js';
 import { allocateRtpPorts, RtpSession } from '../../sip/rtp.js';
 import { DtmfDetector } from '../../src/media/dtmf.js';
@@ -175,3 +176,31 @@ describe('send_dtmf on a Twilio call', () => {
     await c.hangup();
   });
 });
+
+describe('send_dtmf through the conversation', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // The emulated model calls the tool it is asked for, with the keys at the end of what it heard.
+    t = await startTestApp({ EMULATOR_PHRASES: 'Please use send_dtmf 4w5#' });
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it('the model asks for keys: they are played to the caller, decodable, and the tool result is in the history', async () => {
+    const c = new TwilioCaller({ baseUrl: t.base, authToken: t.authToken, to: t.number, record: true });
+    await c.dial();
+    await agentQuiet(c);
+    const from = c.received.length;
+    c.speak(synthesize('please press some keys'));
+    const conv = conversationOf(t);
+    await waitForCall(() => conv.turns.length === 1, 20_000, 'the turn with the tool');
+    await agentQuiet(c, 600);
+    expect(decode(Buffer.concat(c.received.slice(from)))).toBe('45#');
+    const result = conv.history.flatMap((m) => m.content).find((b) => 'toolResult' in b) as { toolResult: { status: string; content: { json: unknown }[] } };
+    expect(result.toolResult.status).toBe('success');
+    expect(result.toolResult.content[0]!.json).toEqual({ sent: '4w5#', as: 'tones' });
+    await c.hangup();
+  });
+});
+

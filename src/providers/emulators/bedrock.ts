@@ -241,6 +241,11 @@ function transferTarget(text: string): string {
   return /sips?:[^\s,]+[^\s,.!?]/i.exec(text)?.[0] ?? /\+\d[\d ().-]*\d/.exec(text)?.[0] ?? '';
 }
 
+/** The keys a caller asked to press: the last run of keypad characters ("… send_dtmf 1w23#." → "1w23#"). */
+function keysIn(text: string): string {
+  return /([0-9*#A-D][0-9*#A-Dw]*)[^0-9*#A-Dw]*$/.exec(text)?.[1] ?? '';
+}
+
 /** What the emulated model says: deterministic, driven by the last user message. */
 export function reply(body: ConverseBody): { text?: string; toolUse?: { toolUseId: string; name: string; input: unknown } } {
   const last = body.messages![body.messages!.length - 1];
@@ -260,7 +265,7 @@ export function reply(body: ConverseBody): { text?: string; toolUse?: { toolUseI
   if (asked) {
     return {
       text: asked.name === 'end_call' ? undefined : 'Let me check that. ',
-      toolUse: { toolUseId: `tooluse_${crypto.randomBytes(8).toString('hex')}`, name: asked.name, input: asked.name === 'transfer_call' ? { target: transferTarget(userText) } : { request: userText } },
+      toolUse: { toolUseId: `tooluse_${crypto.randomBytes(8).toString('hex')}`, name: asked.name, input: asked.name === 'transfer_call' ? { target: transferTarget(userText) } : asked.name === 'send_dtmf' ? { digits: keysIn(userText) } : { request: userText } },
     };
   }
   const echo = userText.replace(/[.?!]+$/, '');
