@@ -136,6 +136,11 @@ export class TwilioCarrier implements Carrier, TwilioCallHooks {
       }),
     });
     await this.dialer.records.setExternalId(call.id, created.sid);
+    // Hung up (POST /v1/calls/{id}/hangup) while the create was on its way: stop it ringing.
+    if ((await this.dialer.records.get(call.id))?.endedAt) {
+      await this.client.calls(created.sid).update({ status: 'canceled' }).catch(() => {});
+      return;
+    }
     log.info(this.o.emulated ? 'outbound call placed with the Twilio REST emulator (EMULATED)' : 'outbound call placed with Twilio', { callId: call.id, callSid: created.sid });
     events.status(STATUS[created.status] ?? 'dialing');
   }

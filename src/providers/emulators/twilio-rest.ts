@@ -19,6 +19,7 @@ import { countBadInput } from '../../metrics/index.js';
 import { log } from '../../log.js';
 import { EmulatedCallee, type CalleeKind } from './twilio-callee.js';
 import { parseTwiml, type TwimlVerb } from './twiml.js';
+import { all, one, parseForm, RestError, safeEqual } from './twilio-rest-wire.js';
 
 export type CalleeBehaviour = CalleeKind | 'busy' | 'no-answer' | 'failed';
 
@@ -48,13 +49,6 @@ const MAX_TWIML = 4000;
 const MAX_CALLS = 10_000;
 const E164 = /^\+[1-9]\d{6,14}$/;
 const ENDED = new Set(['completed', 'busy', 'failed', 'no-answer', 'canceled']);
-
-/** A Twilio REST error: {code, message, more_info, status} with the same HTTP status. */
-class RestError extends Error {
-  constructor(readonly status: number, readonly code: number, message: string) {
-    super(message);
-  }
-}
 
 export interface EmulatedCall {
   sid: string;
@@ -399,30 +393,3 @@ export class TwilioRestEmulator {
     if (this.calls.size >= MAX_CALLS) throw new RestError(429, 20429, 'Too many calls in the emulator');
   }
 }
-
-/** application/x-www-form-urlencoded with repeated keys as arrays (the SDK's arrayFormat 'repeat'). */
-export function parseForm(raw: string): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
-  for (const [k, v] of new URLSearchParams(raw)) {
-    const prev = out[k];
-    out[k] = prev === undefined ? v : Array.isArray(prev) ? (prev.length < 100 ? [...prev, v] : prev) : [prev, v];
-  }
-  return out;
-}
-
-function one(p: Record<string, string | string[]>, key: string): string | undefined {
-  const v = p[key];
-  return Array.isArray(v) ? v[v.length - 1] : v;
-}
-
-function all(p: Record<string, string | string[]>, key: string): string[] {
-  const v = p[key];
-  return v === undefined ? [] : Array.isArray(v) ? v : [v];
-}
-
-function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && crypto.timingSafeEqual(x, y);
-}
-
