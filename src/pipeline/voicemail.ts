@@ -52,7 +52,7 @@ export class AnswerScreen implements CallScreen {
   private verdictTimer: NodeJS.Timeout | null = null;
   private greetingTimer: NodeJS.Timeout | null = null;
   private messageTimer: NodeJS.Timeout | null = null;
-  /** Audio time (ms since the screen started) and the greeting's state after a machine verdict. */
+  /** Audio time (ms since the screen started, i.e. the answer) and the greeting's state after a machine verdict. */
   private audioMs = 0;
   private quietMs = 0;
   private beeping = false;
@@ -126,7 +126,6 @@ export class AnswerScreen implements CallScreen {
       return;
     }
     this.phase = 'greeting';
-    this.audioMs = 0;
     if (detail.messageEnded) return this.leaveMessage('machine_end_other');
     this.greetingTimer = setTimeout(guard('timer', () => this.leaveMessage('machine_end_other')), this.opts.maxGreetingMs ?? 30_000);
   }
@@ -161,7 +160,7 @@ export class AnswerScreen implements CallScreen {
     this.pendingReport?.();
     this.pendingReport = null;
     const message = this.opts.message ?? '';
-    this.session.log.info('leaving a voicemail message', { after: end, greetingMs: this.audioMs });
+    this.session.log.info('leaving a voicemail message', { after: end, atMs: this.audioMs });
     this.session.say(message);
     const id = this.session.flush();
     this.messageSegment = id;

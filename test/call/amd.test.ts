@@ -90,13 +90,19 @@ describe('AnswerScreen on a call', () => {
     const spoken: string[] = [];
     c.ttsStream.speak = (t: string) => void spoken.push(t);
     const verdicts: { result: AnsweredBy; raw?: string; source: string }[] = [];
+    const decisionMs: (number | undefined)[] = [];
     const screen = new AnswerScreen(c.session, {
       message: opts.message, mode: opts.mode, detect: opts.detect === false ? undefined : {}, verdictTimeoutMs: opts.verdictTimeoutMs,
-      events: { answeredBy: (result, d) => void verdicts.push({ result, raw: d?.raw, source: d?.source ?? '' }) },
+      events: {
+        answeredBy: (result, d) => {
+          verdicts.push({ result, raw: d?.raw, source: d?.source ?? '' });
+          decisionMs.push(d?.decisionMs);
+        },
+      },
     });
     const conv = new Conversation(c.session, { llm: { name: 'fake', async *stream() {} }, calls: c.calls });
     conv.start();
-    return { screen, conv, spoken, verdicts };
+    return { screen, conv, spoken, verdicts, decisionMs };
   }
 
   /** Feeds audio as 20 ms frames; returns the frame index at which `when` first held. */
@@ -146,13 +152,14 @@ describe('AnswerScreen on a call', () => {
   });
 
   it('a machine without a beep: the message after the greeting\'s closing silence; detect_message_end reports then', async () => {
-    const { spoken, verdicts } = await screened({ message: 'Call us back.', mode: 'detect_message_end' });
+    const { spoken, verdicts, decisionMs } = await screened({ message: 'Call us back.', mode: 'detect_message_end' });
     const bytes = voicemail(false);
     const verdictAt = feed(bytes.subarray(0, bytes.length - 2000 * 8), () => verdicts.length > 0);
     expect(spoken).toEqual(['Call us back.']);
     expect(verdicts).toEqual([{ result: 'machine', raw: 'machine_end_silence', source: 'aybiza' }]);
-    // Reported at the end of the greeting, not at the classification.
+    // Reported at the end of the greeting, not at the classification; decisionMs counts from the answer.
     expect(verdictAt * 20).toBeGreaterThan(6000);
+    expect(decisionMs[0]).toBe((verdictAt + 1) * 20);
   });
 
   it('the transcript breaks the tie on a call: a voicemail phrase is a machine before the audio says so', async () => {
