@@ -57,7 +57,9 @@ export class AnswerScreen implements CallScreen {
   private quietMs = 0;
   private beeping = false;
   private messageSegment: number | null = null;
+  /** A machine verdict held back until its greeting ends (detect_message_end), and how it ended. */
   private pendingReport: (() => void) | null = null;
+  private messageEnd: MessageEnd = 'machine_end_other';
 
   constructor(private readonly session: CallSession, private readonly opts: AnswerScreenOptions = {}) {
     this.converse = new Promise((resolve) => (this.settle = resolve));
@@ -130,8 +132,6 @@ export class AnswerScreen implements CallScreen {
     this.greetingTimer = setTimeout(guard('timer', () => this.leaveMessage('machine_end_other')), this.opts.maxGreetingMs ?? 30_000);
   }
 
-  private messageEnd: MessageEnd = 'machine_end_other';
-
   /**
    * After a machine verdict: the greeting is over at the end of a beep, or
    * after endSilenceMs without speech or tone. A beep that starts while the
@@ -190,8 +190,11 @@ export class AnswerScreen implements CallScreen {
     this[name] = null;
   }
 
-  /** The call ended: timers go; a screen still deciding settles (the conversation never starts). */
+  /** The call ended: timers go, a held verdict is reported, a screen still deciding settles (the conversation never starts). */
   close(): void {
+    // The callee hung up during its own greeting: the verdict still reaches the call record.
+    this.pendingReport?.();
+    this.pendingReport = null;
     this.clearTimer('verdictTimer');
     this.clearTimer('greetingTimer');
     this.clearTimer('messageTimer');

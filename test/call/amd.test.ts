@@ -171,6 +171,14 @@ describe('AnswerScreen on a call', () => {
     expect(spoken).toEqual([]);
   });
 
+  it('detect_message_end: a machine that hangs up during its greeting is still reported', async () => {
+    const { verdicts } = await screened({ message: 'Call us back.', mode: 'detect_message_end' });
+    feed(voicemail(false).subarray(0, 8 * 3500));
+    expect(verdicts).toEqual([]);
+    await c!.session.end('callee hung up');
+    expect(verdicts).toEqual([{ result: 'machine', raw: 'machine_end_other', source: 'aybiza' }]);
+  });
+
   it('a machine with no message is hung up on; a carrier verdict (Twilio) drives the same screen', async () => {
     await screened({ detect: false });
     expect(c!.session.screening).not.toBeNull();
