@@ -72,6 +72,17 @@ function nasty(r: Rand, depth = 0): unknown {
   }
 }
 
+/** Agent analysis data schemas (src/postcall/schema.ts): usable ones and each kind the API refuses. */
+const ANALYSIS_SCHEMAS: Record<string, unknown>[] = [
+  { type: 'object', required: ['n'], properties: { n: { type: 'integer' }, s: { type: 'string', enum: ['a', 'b'] } } },
+  { type: 'object', properties: { p: { type: 'string', pattern: '(a+)+$' } } },
+  { type: 'object', properties: { r: { $ref: 'https://example.com/s.json' } } },
+  { type: 'object', properties: { u: { type: 'array', uniqueItems: true, items: { type: 'object' } } } },
+  { type: 'object', properties: { x: { type: 'strin' } }, requierd: ['x'] },
+  { type: 'array' },
+  { type: 'object', $defs: { a: { $ref: '#/$defs/a' } }, properties: { a: { $ref: '#/$defs/a' } } },
+];
+
 /** Plausible bodies per route, then damaged: a field's value or key replaced, or the bytes mutated. */
 function validBody(r: Rand, path: string, t: HttpTarget): Record<string, unknown> {
   const tenantId = r.chance(0.8) ? t.tenantId : r.text(20);
@@ -79,7 +90,7 @@ function validBody(r: Rand, path: string, t: HttpTarget): Record<string, unknown
   if (path.includes('tenants')) return { name: 'fuzz tenant', maxConcurrentCalls: 5 };
   if (path.includes('api-keys')) return { tenantId, name: 'fuzz key', scopes: ['agents:read'] };
   if (path.includes('deploy')) return { version: 1, percent: 50 };
-  if (path.includes('agents')) return { tenantId, name: 'fuzz agent', prompt: 'You are terse.', greeting: 'Hi', llm: { temperature: 0.5, maxTokens: 100 }, stt: { endpointingMs: 300 }, tools: [tool], latencyBudgetMs: 1000, transfer: { targets: ['+15555550199', 'sip:*@example.com'] } };
+  if (path.includes('agents')) return { tenantId, name: 'fuzz agent', prompt: 'You are terse.', greeting: 'Hi', llm: { temperature: 0.5, maxTokens: 100 }, stt: { endpointingMs: 300 }, tools: [tool], latencyBudgetMs: 1000, transfer: { targets: ['+15555550199', 'sip:*@example.com'] }, memory: { enabled: r.chance(0.5), retentionDays: 30 }, analysis: { outcomes: ['booked', 'other'], rubric: 'Brief.', schema: r.pick(ANALYSIS_SCHEMAS) } };
   if (path.includes('phone-numbers')) return { tenantId, number: `+1555${r.range(1000000, 9999999)}`, agentId: r.pick(t.ids) };
   if (path.includes('sip-trunks')) return { tenantId, name: 'fuzz trunk', allowedCidrs: [r.pick(['192.0.2.0/24', '0.0.0.0/0', '10.0.0.0/7', '::/0', '1.2.3.4/33', 'x'])], username: 'fuzz', password: 'fuzz-password', allowRefer: r.chance(0.5) };
   if (path.includes('webhooks')) return { tenantId, url: 'https://example.com/hook', events: ['call.ended'] };

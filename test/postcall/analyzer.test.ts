@@ -119,6 +119,9 @@ describe('post-call analyzer (Converse through the SDK, emulator)', () => {
     for (let i = 0; i < 10; i++) deep = { type: 'object', properties: { x: deep } };
     expect(bad(deep)).toMatch(/nested deeper/);
     expect(bad({ type: 'object', description: 'x'.repeat(17_000) })).toMatch(/larger than 16 KiB/);
+    // A $ref loop with nothing in between overflows Ajv's compiler: refused, not a crash.
+    expect(bad({ type: 'object', $defs: { a: { $ref: '#/$defs/a' } }, properties: { a: { $ref: '#/$defs/a' } } })).toMatch(/^analysis\.schema: /);
+    expect(bad({ type: 'object', properties: { a: { $ref: '#/nope' } } })).toMatch(/can't resolve reference/);
     // A property named like a forbidden keyword is a name, not the keyword.
     expect(bad({ type: 'object', properties: { pattern: { type: 'string' } } })).toBeNull();
     expect(() => checkAnalysisConfig({ analysis: { outcomes: ['Booked', 'booked'] } })).toThrow(/must not repeat/);
