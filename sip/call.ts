@@ -30,6 +30,8 @@ export interface SipCallOptions {
   remoteHost: string;
   /** Our URI, for Referred-By. */
   localUri: string;
+  /** Who the far end is, for the end reason when it hangs up (default: the caller of an inbound call). */
+  remoteParty?: 'caller' | 'callee';
   /** Called once when the call is over, whoever ended it. */
   onClosed(reason: string, stats: ReturnType<RtpSession['stats']>): void;
 }
@@ -50,8 +52,8 @@ export class SipCall implements CallTransport, Tickable {
     dialog.delegate = {
       onBye: guard('sip', (bye: IncomingByeRequest) => {
         safe(() => bye.accept());
-        this.close('caller hung up');
-      }, () => this.close('caller hung up')),
+        this.close(`${o.remoteParty ?? 'caller'} hung up`);
+      }, () => this.close(`${o.remoteParty ?? 'caller'} hung up`)),
       // A delayed offer's answer comes in the ACK.
       onAck: guard('sip', (ack: IncomingAckRequest) => {
         if (this.byeAfterAck) return void this.sendBye();

@@ -244,11 +244,11 @@ export class SipServer implements Component {
    */
   private startCall(c: {
     recordId: string; agent: ResolvedAgent; rtp: RtpSession; media: CallMedia; dialog: Session; allowRefer: boolean; remoteHost: string;
-    onClosed(reason: string): void;
+    remoteParty?: 'caller' | 'callee'; onClosed(reason: string): void;
   }): SipCall {
     const live: SipCall = new SipCall({
       rtp: c.rtp, media: c.media, dialog: c.dialog, allowRefer: c.allowRefer, mediaTimeoutMs: this.mediaTimeoutMs,
-      localUri: this.localUri, remoteHost: c.remoteHost,
+      localUri: this.localUri, remoteHost: c.remoteHost, remoteParty: c.remoteParty,
       onClosed: (reason, stats) => {
         this.calls.delete(c.recordId);
         background(this.o.store.calls.setMediaStats(c.recordId, { ...stats, codec: c.media.codec }));
@@ -327,7 +327,7 @@ export class SipServer implements Component {
         log.info('sip outbound call answered', { callId: d.recordId, sipCallId: uac.callId, codec: media.codec, earlyMediaPackets: rtp.earlyPackets });
         try {
           live = this.startCall({
-            recordId: d.recordId, agent: d.agent, rtp, media, dialog, allowRefer: d.allowRefer, remoteHost: d.trunk.host,
+            recordId: d.recordId, agent: d.agent, rtp, media, dialog, allowRefer: d.allowRefer, remoteHost: d.trunk.host, remoteParty: 'callee',
             onClosed: (reason) => {
               uac.released();
               d.events.status('completed', { endReason: reason });

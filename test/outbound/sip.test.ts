@@ -151,7 +151,7 @@ describe('outbound calls over a SIP trunk (SIPp as the callee)', () => {
     const final = await dialer.whenFinal(call.id, 30_000);
     peer.close();
     expect(final.status).toBe('completed');
-    expect(final.endReason).toMatch(/hung up/);
+    expect(final.endReason).toBe('callee hung up');
     const r = await callee.done;
     expect(r.code, r.errors).toBe(0);
     expect(peer.packets.length).toBeGreaterThan(10);
@@ -161,8 +161,9 @@ describe('outbound calls over a SIP trunk (SIPp as the callee)', () => {
 
 describe('trunk outbound settings', () => {
   let t: SipTestApp;
+  const ADMIN_KEY = 'admin-key-for-trunk-outbound-tests';
   beforeAll(async () => {
-    t = await startSipApp();
+    t = await startSipApp({ ADMIN_API_KEY: ADMIN_KEY });
     await t.app.store.tenants.update(ADMIN, t.tenantId, { outbound: { allowedCountries: ['US'] } });
   });
   afterAll(async () => {
@@ -196,6 +197,25 @@ describe('trunk outbound settings', () => {
     expect((await t.app.store.trunks.outboundFor(t.tenantId, tr.id))!.password).toBe('a-long-trunk-password');
     const list = await t.app.store.trunks.list(t.tenantId);
     expect(JSON.stringify(list)).not.toContain('a-long-trunk-password');
+  });
+
+  it('over the admin API: 422 naming the field, the password never echoed', async () => {
+    const call = (method: string, path: string, body?: unknown) =>
+      fetch(`${t.base}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const bad = await call('POST', '/v1/sip-trunks', { tenantId: t.tenantId, name: 'x', allowedCidrs: ['198.51.100.7/32'], outbound: { uri: 'sip:169.254.169.254' } });
+    expect(bad.status).toBe(422);
+    expect(JSON.stringify(await bad.json())).toMatch(/outbound\.uri/);
+    const extra = await call('POST', '/v1/sip-trunks', { tenantId: t.tenantId, name: 'x', allowedCidrs: ['198.51.100.7/32'], outbound: { uri: 'sip:carrier.example', proxy: 'x' } });
+    expect(extra.status).toBe(422);
+    const res = await call('POST', '/v1/sip-trunks', { tenantId: t.tenantId, name: 'x', allowedCidrs: ['198.51.100.7/32'], outbound: { uri: 'sip:carrier.example', username: 'acct', password: 'api-trunk-password' } });
+    expect(res.status).toBe(201);
+    const created = await res.text();
+    expect(created).not.toContain('api-trunk-password');
+    const id = (JSON.parse(created) as { id: string }).id;
+    const got = await (await call('GET', `/v1/sip-trunks/${id}`)).json() as { outbound: TrunkOutbound };
+    expect(got.outbound).toEqual({ uri: 'sip:carrier.example', transport: 'udp', username: 'acct', password: '****word' });
+    const audit = await (await call('GET', '/v1/audit-log')).text();
+    expect(audit).not.toContain('api-trunk-password');
   });
 
   it('a loopback or private trunk is refused when dialling without TOOLS_ALLOW_PRIVATE_NETWORKS; nothing is sent', async () => {
