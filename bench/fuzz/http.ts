@@ -45,7 +45,7 @@ const IDLE_MS = 7_000;
 
 const METHODS = ['GET', 'POST', 'PATCH', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'TRACE', 'CONNECT', 'get', 'PROPFIND', 'X'.repeat(40), 'GE T', 'POST\0'];
 const FIXED: [string, string][] = [
-  ['POST', '/twilio/voice'], ['POST', '/twilio/status'], ['GET', '/metrics'], ['GET', '/readyz'], ['GET', '/healthz'],
+  ['POST', '/twilio/voice'], ['POST', '/twilio/status'], ['POST', '/twilio/amd'], ['GET', '/metrics'], ['GET', '/readyz'], ['GET', '/healthz'],
   ['GET', '/v1/openapi.json'], ['GET', '/twilio/media'], ['GET', '/'],
 ];
 
@@ -174,6 +174,9 @@ function twilioForm(r: Rand, t: HttpTarget): Record<string, string> {
     From: r.chance(0.7) ? '+15005550006' : r.text(30), To: r.chance(0.5) ? r.pick(t.numbers) : r.text(20),
     CallStatus: r.pick(['ringing', 'in-progress', 'completed', 'failed', r.text(10)]), Direction: 'inbound', ApiVersion: '2010-04-01',
   };
+  // Twilio's async AMD callback (/twilio/amd) carries these.
+  if (r.chance(0.3)) p.AnsweredBy = r.pick(['human', 'machine_start', 'machine_end_beep', 'fax', 'unknown', r.text(12)]);
+  if (r.chance(0.3)) p.MachineDetectionDuration = String(r.pick([1200, -1, 1e309, 'NaN', r.text(6)]));
   if (r.chance(0.3)) p[r.pick(['__proto__', 'constructor', r.text(10)])] = r.text(50);
   if (r.chance(0.2)) delete p[r.pick(Object.keys(p))];
   return p;
@@ -311,6 +314,7 @@ export function regressionCases(t: HttpTarget): HttpCase[] {
     // Found by this fuzzer: a NUL in a signed Twilio webhook parameter answered 500.
     signed('/twilio/voice', { CallSid: 'CA' + '1'.repeat(32), From: '+1555\u0000', To: t.numbers[0] ?? '+15555550100', CallStatus: 'ringing' }),
     signed('/twilio/status', { CallSid: 'CA\u0000', CallStatus: 'completed' }),
+    signed('/twilio/amd', { CallSid: 'CA' + '2'.repeat(32), AnsweredBy: 'machine_end_beep\u0000', MachineDetectionDuration: '1e309' }),
     // Prototype keys where a schema forbids extra properties.
     req('POST', '/v1/agents', t.tenantKey, '{"__proto__":{"x":1},"name":"a","prompt":"p"}'),
   ];
