@@ -11,7 +11,9 @@
 // error. Service errors (throttling, timeouts) are thrown to the queue,
 // which retries them with backoff.
 import { ConverseCommand, type BedrockRuntimeClient, type ContentBlock, type ConverseCommandInput, type Message } from '@aws-sdk/client-bedrock-runtime';
+import crypto from 'node:crypto';
 import AjvModule, { type ValidateFunction } from 'ajv';
+import { Lru } from '../store/lru.js';
 import type { AgentConfig, CallAnalysis } from '../store/types.js';
 import { ajvErrors, compileDataSchema } from './schema.js';
 
@@ -123,18 +125,41 @@ function check(message: Message | undefined, validCore: ValidateFunction, validD
   return out;
 }
 
-/** Runs the analysis (one request, a second one if the first answer does not validate). Throws on service errors. */
-export async function analyze(client: BedrockRuntimeClient, input: AnalysisInput, signal?: AbortSignal): Promise<CallAnalysis> {
-  const schema = input.config.analysis?.schema;
-  const validCore = new Ajv({ strict: false, allErrors: true, logger: false }).compile(coreSchema(input.config));
-  let validData: ValidateFunction | null = null;
-  let schemaError: string | null = null;
+interface Validators {
+  validCore: ValidateFunction;
+  validData: ValidateFunction | null;
+  schemaError: string | null;
+}
+
+const coreAjv = new Ajv({ strict: false, allErrors: true, logger: false });
+/** Compiled per analysis setting (by content), so an agent version's schema is compiled once per node, not once per call. */
+const validatorCache = new Lru<string, Validators>(64);
+
+function validatorsFor(config: AgentConfig): Validators {
+  const key = crypto.createHash('sha256').update(JSON.stringify(config.analysis ?? null)).digest('base64url');
+  let v = validatorCache.get(key);
+  if (v) return v;
+  const core = coreSchema(config);
+  let validCore: ValidateFunction;
   try {
-    validData = schema ? compileDataSchema(schema) : null;
+    validCore = coreAjv.compile(core);
+  } finally {
+    coreAjv.removeSchema(core);
+  }
+  v = { validCore, validData: null, schemaError: null };
+  try {
+    v.validData = config.analysis?.schema ? compileDataSchema(config.analysis.schema) : null;
   } catch (err) {
     // Checked at POST/PATCH; a version stored before a rule tightened lands here.
-    schemaError = `analysis.schema cannot be used: ${(err as Error).message}`;
+    v.schemaError = `analysis.schema cannot be used: ${(err as Error).message}`;
   }
+  validatorCache.set(key, v);
+  return v;
+}
+
+/** Runs the analysis (one request, a second one if the first answer does not validate). Throws on service errors. */
+export async function analyze(client: BedrockRuntimeClient, input: AnalysisInput, signal?: AbortSignal): Promise<CallAnalysis> {
+  const { validCore, validData, schemaError } = validatorsFor(input.config);
   const req = analysisRequest(input);
   if (schemaError) delete (req.toolConfig!.tools![0].toolSpec!.inputSchema!.json as { properties: Record<string, unknown> }).properties.data;
   const usage = { model: input.model, inputTokens: 0, outputTokens: 0, requests: 0 };
