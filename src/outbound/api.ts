@@ -62,7 +62,7 @@ export const OUTBOUND_ROUTES: RouteSpec[] = [
   },
   {
     method: 'POST', path: '/v1/calls/{id}/hangup', summary: 'End an outbound call whatever its state (cancels it while ringing); idempotent', access: 'calls:write', status: 200,
-    handler: async ({ req, p, cp }) => OutboundDialer.for(cp).hangup(readScope(p), req.params.id),
+    handler: async ({ req, p, cp }) => OutboundDialer.for(cp).hangup(readScope(p), req.params.id, p),
   },
   {
     method: 'POST', path: '/v1/dnc', summary: 'Add numbers to the tenant\'s do-not-call list', access: 'calls:write', body: S.dncAdd, status: 201,

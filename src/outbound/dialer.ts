@@ -119,11 +119,12 @@ export class OutboundDialer {
   }
 
   /** Ends an outbound call whatever its state (idempotent); answers the row. */
-  async hangup(tenantId: string | null, callId: string): Promise<CallRecord> {
+  async hangup(tenantId: string | null, callId: string, who: Principal = OUTBOUND_ACTOR): Promise<CallRecord> {
     const call = await this.records.get(callId);
     if (!call || (tenantId !== null && call.tenantId !== tenantId)) throw new NotFoundError('call');
     if (call.direction !== 'outbound') throw new ConflictError('only outbound calls are hung up through the API');
     if (call.endedAt) return call;
+    await this.cp.db.tx((c) => audit(c, who, call.tenantId, 'call.hangup', 'call', callId, { status: call.status }, undefined));
     const carrier = this.carriers.get(call.transport);
     if (carrier) await carrier.hangup(callId);
     // The carrier's own report (a status callback, a BYE's answer) may come

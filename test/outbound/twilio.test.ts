@@ -159,6 +159,8 @@ describe('outbound calls over Twilio (REST emulator, real PostgreSQL)', () => {
     expect(h.body.status).toBe('canceled');
     expect(emulator.calls.get(ringing.body.externalId)!.status).toBe('canceled');
     expect((await api('POST', `/v1/calls/${ringing.body.id}/hangup`)).body.status).toBe('canceled');
+    const audit = await t.app.store.db.pool.query(`select action from audit_log where object_id = $1 order by id`, [ringing.body.id]);
+    expect(audit.rows.map((r) => r.action)).toEqual(['call.dial', 'call.hangup']);
 
     const busy = await dial('+14155550486');
     expect((await dialer.whenFinal(busy.body.id, 20_000)).status).toBe('busy');
