@@ -203,25 +203,33 @@ export class CampaignRunner implements Component {
   /** Claims one due contact of the campaign if its concurrency, the tenant's limit and the pace allow. */
   private async claim(c: Campaign): Promise<ClaimResult> {
     const r = await this.o.db.tx(async (q): Promise<ClaimResult> => {
-      // The lock first, the counts after, in statements of their own: each
-      // statement's snapshot is then taken holding the lock, so it sees every
+      // The locks first, the counts after, in statements of their own: each
+      // statement's snapshot is then taken holding the locks, so it sees every
       // claim the previous holder committed.
-      const locked = await q.query(`select 1 from campaigns where id = $1 and status = 'running' for update skip locked`, [c.id]);
-      if (!locked.rowCount) return { kind: 'locked' };
+      const locked = (
+        await q.query(
+          `select t.max_concurrent_calls from campaigns c join tenants t on t.id = c.tenant_id where c.id = $1 and c.status = 'running' for update of c skip locked`,
+          [c.id],
+        )
+      ).rows[0];
+      if (!locked) return { kind: 'locked' };
+      const tenantLimit = locked.max_concurrent_calls as number | null;
+      // Claims for the tenant's other campaigns hold other campaign rows: one tenant lock orders them all.
+      if (tenantLimit !== null) await q.query(`select pg_advisory_xact_lock(hashtext('aybiza:campaign-tenant:' || $1))`, [c.tenantId]);
       // One instant for the whole claim, read under the lock: the pace, the
       // lease and the attempt's claimed_at all count from it.
       const cr = (
         await q.query(
-          `select n.at::text as at, greatest(0, extract(epoch from (c.next_dial_at - n.at)) * 1000)::float8 as wait_ms, t.max_concurrent_calls,
+          `select n.at::text as at, greatest(0, extract(epoch from (c.next_dial_at - n.at)) * 1000)::float8 as wait_ms,
                   (select count(*) from campaign_contacts where campaign_id = c.id and status = 'in_progress')::int as in_flight
-             from (select clock_timestamp() as at) n, campaigns c join tenants t on t.id = c.tenant_id
+             from (select clock_timestamp() as at) n, campaigns c
             where c.id = $1`,
           [c.id],
         )
       ).rows[0];
       if (cr.wait_ms > 0) return { kind: 'wait', ms: Math.ceil(cr.wait_ms) };
       if (cr.in_flight >= c.concurrency) return { kind: 'blocked', idle: false };
-      if (cr.max_concurrent_calls !== null && !(await this.tenantHasRoom(q, c.tenantId, cr.max_concurrent_calls))) return { kind: 'blocked', idle: false };
+      if (tenantLimit !== null && !(await this.tenantHasRoom(q, c.tenantId, tenantLimit))) return { kind: 'blocked', idle: false };
       const contact = (
         await q.query(
           `select id, to_number, variables, attempts,
@@ -263,8 +271,6 @@ export class CampaignRunner implements Component {
    * counted in both, so this errs towards dialling less, never more.
    */
   private async tenantHasRoom(q: pg.PoolClient, tenantId: string, limit: number): Promise<boolean> {
-    // Claims for the tenant's other campaigns hold other campaign rows: one tenant lock orders them all.
-    await q.query(`select pg_advisory_xact_lock(hashtext('aybiza:campaign-tenant:' || $1))`, [tenantId]);
     const n = (
       await q.query(
         `select count(*)::int as n from campaign_contacts cc join campaigns c on c.id = cc.campaign_id
