@@ -11,8 +11,9 @@
 // - a CANCEL whose 487 never comes, and a 2xx that races our CANCEL (ACK, then BYE);
 // - every request of the call goes to the one checked address (uas.pin).
 // Delegate callbacks from the core run under the callback guard.
+import crypto from 'node:crypto';
 import {
-  DigestAuthentication, LoggerFactory, URI,
+  ClientTransaction, DigestAuthentication, LoggerFactory, URI, type OutgoingRequestMessage,
   type AckableIncomingResponseWithSession, type IncomingResponse, type OutgoingInviteRequest, type PrackableIncomingResponseWithSession, type Session, type UserAgentCore,
 } from 'sip.js/lib/core/index.js';
 import { guard, guarded } from '../src/guard.js';
@@ -52,6 +53,17 @@ export function failureOutcome(code: number): Exclude<UacFailure, 'canceled'> {
   if (code === 408 || code === 480 || code === 487) return 'no-answer';
   return 'failed';
 }
+
+/**
+ * sip.js names a client transaction's branch z9hG4bK + Math.random()·10⁷: at
+ * campaign rates two live transactions (ours are keyed by branch) would share
+ * one. 96 random bits instead; a CANCEL keeps its INVITE's branch (RFC 3261 §9.1).
+ */
+(ClientTransaction as unknown as { makeId(r: OutgoingRequestMessage): string }).makeId = (r) => {
+  if (r.method !== 'CANCEL') return 'z9hG4bK' + crypto.randomBytes(12).toString('hex');
+  if (!r.branch) throw new Error('Outgoing CANCEL request without a branch.');
+  return r.branch;
+};
 
 /** A CANCEL's 487 (or a racing 2xx) gets this long before we give up on the INVITE. */
 const CANCEL_GRACE_MS = 8_000;
@@ -146,7 +158,11 @@ export class OutgoingCall {
   private finish(outcome: UacFailure, code: number, reason: string, abandon = true): void {
     if (this.settled) return;
     this.settle();
-    if (abandon) guarded('sip', () => this.request.dispose());
+    if (abandon) {
+      const branch = this.request.message.branch;
+      if (branch) this.o.uas.stopResending(branch, 'INVITE');
+      guarded('sip', () => this.request.dispose());
+    }
     this.released();
     this.events.onFailed(outcome, code, reason);
   }

@@ -328,6 +328,11 @@ export class SipUas {
     this.pinned.delete(callId);
   }
 
+  /** Stops resending one of our requests over UDP (an INVITE we gave up on gets no more retransmissions). */
+  stopResending(branch: string, method: string): void {
+    this.stopTimer(this.retransmits, `${branch}|${method}`);
+  }
+
   /** In-dialog requests we send for this call (Call-ID + the caller's From-tag) go back on the caller's TCP connection. */
   rememberDialog(callId: string, remoteTag: string, source: Source): void {
     if (source.proto === 'tcp') this.tcpDialogs.set(`${callId}\0${remoteTag}`, source);
