@@ -9,6 +9,7 @@
 // value stays), so hashes stay comparable. Summaries are PII-redacted
 // before they are stored.
 import crypto from 'node:crypto';
+import type pg from 'pg';
 import type { Database } from '../store/db.js';
 import type { Keyring } from '../store/secrets.js';
 import { audit } from '../store/audit.js';
@@ -71,20 +72,30 @@ export class CallMemory {
     return this.keyP;
   }
 
+  /** Loads the key now: remember() inside a transaction must not need another connection (the embedded database has one). */
+  async ready(): Promise<void> {
+    await this.key();
+  }
+
   /** The stored form of a number; the tenant is mixed in so one number's rows cannot be linked across tenants. */
   async hash(tenantId: string, number: string): Promise<string> {
     return crypto.createHmac('sha256', await this.key()).update(`${tenantId}\0${number}`).digest('base64url');
   }
 
-  /** Keeps an analysed call's summary for its remote party (nothing when the number is not E.164). */
-  async remember(call: CallRecord, summary: string, retentionDays = DEFAULT_MEMORY_RETENTION_DAYS): Promise<boolean> {
+  /**
+   * Keeps an analysed call's summary for its remote party (nothing when the
+   * number is not E.164). `db`: the caller's transaction (the analysis queue
+   * stores the analysis and the memory together).
+   */
+  async remember(call: CallRecord, summary: string, retentionDays = DEFAULT_MEMORY_RETENTION_DAYS, db: Pick<pg.PoolClient, 'query'> = this.db.pool): Promise<boolean> {
     const number = remoteNumber(call);
     if (!number || !summary.trim()) return false;
-    const r = await this.db.pool.query(
+    const hash = await this.hash(call.tenantId, number);
+    const r = await db.query(
       `insert into call_memories (call_id, tenant_id, number_hash, agent_id, summary, expires_at)
        values ($1, $2, $3, $4, $5, now() + $6 * interval '1 day')
        on conflict (call_id) do update set summary = excluded.summary`,
-      [call.id, call.tenantId, await this.hash(call.tenantId, number), call.agentId, redactPii(summary).slice(0, 2000), retentionDays],
+      [call.id, call.tenantId, hash, call.agentId, redactPii(summary).slice(0, 2000), retentionDays],
     );
     return (r.rowCount ?? 0) > 0;
   }

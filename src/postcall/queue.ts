@@ -135,12 +135,9 @@ export class AnalysisQueue implements Component {
     } finally {
       clearTimeout(timer);
     }
-    if (!(await this.store(job, call, analysis))) return; // the lease ran out and another node took the job
+    if (!(await this.store(job, call, config, analysis))) return; // the lease ran out and another node took the job
     if (analysis.error === undefined) this.count('analyzed');
     else if (analysis.usage.requests > 0) this.count('invalid');
-    if (config.memory?.enabled && analysis.summary) {
-      await this.cp.memory.remember(call, analysis.summary, config.memory.retentionDays ?? DEFAULT_MEMORY_RETENTION_DAYS);
-    }
   }
 
   private count(result: Result): void {
@@ -165,11 +162,13 @@ export class AnalysisQueue implements Component {
 
   /**
    * The analysis on the call, the job done (only under this node's claim; an
-   * earlier attempt's error stays for the record) and the call.analyzed
-   * event, in one transaction: the event exists if and only if the analysis
-   * was stored (the webhook outbox sends it), once per call.
+   * earlier attempt's error stays for the record), the summary kept in
+   * memory (agents with memory on) and the call.analyzed event, in one
+   * transaction: the event and the memory exist if and only if the analysis
+   * was stored (the webhook outbox sends the event), once per call.
    */
-  private async store(job: Claimed, call: CallRecord, analysis: CallAnalysis): Promise<boolean> {
+  private async store(job: Claimed, call: CallRecord, config: AgentConfig, analysis: CallAnalysis): Promise<boolean> {
+    if (config.memory?.enabled) await this.cp.memory.ready();
     const stored = await this.cp.db.tx(async (c) => {
       const r = await c.query(
         `with j as (
@@ -179,6 +178,9 @@ export class AnalysisQueue implements Component {
         [job.call_id, job.token, analysis.error === undefined ? 'done' : 'failed', analysis.error?.slice(0, MAX_ERROR_CHARS) ?? null, JSON.stringify(analysis)],
       );
       if (!r.rowCount) return false;
+      if (config.memory?.enabled && analysis.summary) {
+        await this.cp.memory.remember(call, analysis.summary, config.memory.retentionDays ?? DEFAULT_MEMORY_RETENTION_DAYS, c);
+      }
       await this.cp.webhooks.enqueueEvent(call.tenantId, 'call.analyzed', { callId: call.id, agentId: call.agentId, analysis }, { key: call.id, db: c });
       return true;
     });
