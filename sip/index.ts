@@ -342,8 +342,9 @@ export class SipServer implements Component {
           return d.events.status('failed', { endReason: 'call setup failed' });
         }
         d.events.status('in-progress');
-        d.onAnswered?.(live);
         const call = live;
+        // A failing hook must not keep the agent from the call.
+        guarded('sip', () => d.onAnswered?.(call));
         this.converse(call, d.recordId, false).catch((err) => {
           reportInternalError('sip', err, { callId: d.recordId });
           call.hangup('call setup failed');
