@@ -216,20 +216,24 @@ export class CampaignRunner implements Component {
       const tenantLimit = locked.max_concurrent_calls as number | null;
       // Claims for the tenant's other campaigns hold other campaign rows: one tenant lock orders them all.
       if (tenantLimit !== null) await q.query(`select pg_advisory_xact_lock(hashtext('aybiza:campaign-tenant:' || $1))`, [c.tenantId]);
-      // One instant for the whole claim, read under the lock: the pace, the
-      // lease and the attempt's claimed_at all count from it.
+      // One instant for the whole claim, read under the locks in the same
+      // statement (the same snapshot) as the counts: the pace, the lease and
+      // the attempt's claimed_at all count from it, and every end it counted
+      // was committed before it.
       const cr = (
         await q.query(
           `select n.at::text as at, greatest(0, extract(epoch from (c.next_dial_at - n.at)) * 1000)::float8 as wait_ms,
-                  (select count(*) from campaign_contacts where campaign_id = c.id and status = 'in_progress')::int as in_flight
+                  (select count(*) from campaign_contacts where campaign_id = c.id and status = 'in_progress')::int as in_flight,
+                  case when $2 then (select count(*) from campaign_contacts cc join campaigns o on o.id = cc.campaign_id
+                                      where o.tenant_id = c.tenant_id and cc.status = 'in_progress')::int else 0 end as tenant_in_flight
              from (select clock_timestamp() as at) n, campaigns c
             where c.id = $1`,
-          [c.id],
+          [c.id, tenantLimit !== null],
         )
       ).rows[0];
       if (cr.wait_ms > 0) return { kind: 'wait', ms: Math.ceil(cr.wait_ms) };
       if (cr.in_flight >= c.concurrency) return { kind: 'blocked', idle: false };
-      if (tenantLimit !== null && !(await this.tenantHasRoom(q, c.tenantId, tenantLimit))) return { kind: 'blocked', idle: false };
+      if (tenantLimit !== null && !(await this.tenantHasRoom(c.tenantId, cr.tenant_in_flight, tenantLimit))) return { kind: 'blocked', idle: false };
       const contact = (
         await q.query(
           `select id, to_number, variables, attempts,
@@ -266,19 +270,13 @@ export class CampaignRunner implements Component {
 
   /**
    * The tenant's maxConcurrentCalls: its campaign attempts in progress (from
-   * the claim, ringing included) and its live call slots (connected calls of
-   * every kind, on every node) must each leave room. A call holding a slot is
-   * counted in both, so this errs towards dialling less, never more.
+   * the claim, ringing included, counted in the claim) and its live call slots
+   * (connected calls of every kind, on every node) must each leave room. A
+   * call holding a slot is counted in both, so this errs towards dialling
+   * less, never more.
    */
-  private async tenantHasRoom(q: pg.PoolClient, tenantId: string, limit: number): Promise<boolean> {
-    const n = (
-      await q.query(
-        `select count(*)::int as n from campaign_contacts cc join campaigns c on c.id = cc.campaign_id
-          where c.tenant_id = $1 and cc.status = 'in_progress'`,
-        [tenantId],
-      )
-    ).rows[0].n as number;
-    return n < limit && (await this.o.state.activeCalls(tenantId)) < limit;
+  private async tenantHasRoom(tenantId: string, campaignAttempts: number, limit: number): Promise<boolean> {
+    return campaignAttempts < limit && (await this.o.state.activeCalls(tenantId)) < limit;
   }
 
   /** Dials a claimed contact and records its call; a refusal or failure settles the attempt at once. */
