@@ -1,8 +1,9 @@
 // The admin API end to end over plain HTTP, against each storage backend.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import type { App } from '../../src/app.js';
+import { startApp } from '../helpers/app.js';
 import { BACKENDS, realPg, redisPrefix } from '../helpers/databases.js';
+import { testWorkers } from '../helpers/spawn-server.js';
 
 const ADMIN = 'admin-key-for-tests';
 
@@ -21,11 +22,14 @@ for (const backend of BACKENDS) {
       return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
     };
 
-    beforeAll(async () => {
+    // WORKERS is AYBIZA_TEST_WORKERS: with more than one, the workers serve the API.
+    const open = async (vars: Record<string, string> = {}) => {
       const env = await backend.env();
-      const config = loadConfig({ ...env, PORT: '0', HOST: '127.0.0.1', ADMIN_API_KEY: ADMIN, API_RATE_LIMIT: '40', SIP_PORT: '0', LOG_LEVEL: 'warn' });
-      app = await createApp(config, { redisPrefix: redisPrefix() });
-      base = `http://127.0.0.1:${await app.server.listen()}`;
+      const a = await startApp({ ...env, PORT: '0', HOST: '127.0.0.1', ADMIN_API_KEY: ADMIN, API_RATE_LIMIT: '40', SIP_PORT: '0', LOG_LEVEL: 'warn', ...vars }, { redisPrefix: redisPrefix() });
+      return { app: a, base: `http://127.0.0.1:${await a.server.listen()}` };
+    };
+    beforeAll(async () => {
+      ({ app, base } = await open());
     });
     afterAll(async () => {
       await app?.server.shutdown();
@@ -169,11 +173,20 @@ for (const backend of BACKENDS) {
       const doc = await call('GET', '/v1/openapi.json', null);
       expect(doc.status).toBe(200);
       expect(doc.body.openapi).toMatch(/^3\./);
-      const routes = app.server.router.routes().filter((r) => r.pattern.startsWith('/v1/'));
-      expect(routes.length).toBeGreaterThan(15);
-      for (const r of routes) {
-        const path = r.pattern.replace(/:(\w+)/g, '{$1}');
-        expect(doc.body.paths[path]?.[r.method.toLowerCase()], `${r.method} ${path}`).toBeDefined();
+      // The routes are read from the router itself: with AYBIZA_TEST_WORKERS > 1 the routers are
+      // in the workers, so an app with WORKERS=1 is asked (it serves the same document).
+      const one = testWorkers() === '1' ? { app, base } : await open({ WORKERS: '1' });
+      try {
+        const oneDoc = one.base === base ? doc.body : await (await fetch(`${one.base}/v1/openapi.json`)).json();
+        expect(oneDoc.paths).toEqual(doc.body.paths);
+        const routes = one.app.server.router.routes().filter((r) => r.pattern.startsWith('/v1/'));
+        expect(routes.length).toBeGreaterThan(15);
+        for (const r of routes) {
+          const path = r.pattern.replace(/:(\w+)/g, '{$1}');
+          expect(doc.body.paths[path]?.[r.method.toLowerCase()], `${r.method} ${path}`).toBeDefined();
+        }
+      } finally {
+        if (one.app !== app) await one.app.server.shutdown();
       }
     });
   });

@@ -2,17 +2,17 @@
 // tool URLs on refused literal addresses (422 naming the field) and malformed
 // transfer targets. TOOLS_ALLOW_PRIVATE_NETWORKS lifts loopback/private only.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import type { App } from '../../src/app.js';
+import { startApp } from '../helpers/app.js';
 import { freshDatabase, realPg, redisPrefix } from '../helpers/databases.js';
 import { tempDir } from '../helpers/spawn-server.js';
 
 const ADMIN = 'admin-key-for-tests';
 
 async function start(env: Record<string, string>): Promise<{ app: App; base: string }> {
-  const db = realPg ? { DATABASE_URL: await freshDatabase() } : {};
-  const config = loadConfig({ DATA_DIR: tempDir('guards-'), ...db, PORT: '0', HOST: '127.0.0.1', ADMIN_API_KEY: ADMIN, SIP_PORT: '0', LOG_LEVEL: 'warn', ...env });
-  const app = await createApp(config, { redisPrefix: redisPrefix(), seed: false });
+  const db: Record<string, string> = realPg ? { DATABASE_URL: await freshDatabase() } : {};
+  // WORKERS is AYBIZA_TEST_WORKERS: with more than one, the workers serve the API.
+  const app = await startApp({ DATA_DIR: tempDir('guards-'), ...db, PORT: '0', HOST: '127.0.0.1', ADMIN_API_KEY: ADMIN, SIP_PORT: '0', LOG_LEVEL: 'warn', ...env }, { redisPrefix: redisPrefix(), seed: false });
   return { app, base: `http://127.0.0.1:${await app.server.listen()}` };
 }
 

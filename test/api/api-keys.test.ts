@@ -5,11 +5,12 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createApp, type App } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import type { App } from '../../src/app.js';
 import { Tenants } from '../../src/store/tenants.js';
 import { FAILED_AUTH_LIMIT } from '../../src/api/auth.js';
+import { startApp } from '../helpers/app.js';
 import { BACKENDS, realPg, redisPrefix } from '../helpers/databases.js';
+import { testWorkers } from '../helpers/spawn-server.js';
 
 interface Res {
   status: number;
@@ -37,9 +38,9 @@ function request(port: number, method: string, path: string, key: string | null,
   });
 }
 
+/** A node on `env`: WORKERS is AYBIZA_TEST_WORKERS unless `env` sets it (with more than one, the workers serve the API). */
 async function open(env: Record<string, string>, adminKey: string, prefix: string): Promise<{ app: App; port: number }> {
-  const config = loadConfig({ ...env, PORT: '0', HOST: '127.0.0.1', ADMIN_API_KEY: adminKey, API_RATE_LIMIT: '1000', SIP_PORT: '0', LOG_LEVEL: 'warn' });
-  const app = await createApp(config, { redisPrefix: prefix });
+  const app = await startApp({ ...env, PORT: '0', HOST: '127.0.0.1', ADMIN_API_KEY: adminKey, API_RATE_LIMIT: '1000', SIP_PORT: '0', LOG_LEVEL: 'warn' }, { redisPrefix: prefix });
   return { app, port: await app.server.listen() };
 }
 
@@ -51,17 +52,29 @@ for (const backend of BACKENDS) {
     let prefix: string;
     let app: App;
     let port: number;
-    const call = (method: string, path: string, key: string | null, body?: unknown, from?: string) => request(port, method, path, key, body, from);
-    const tenant = async (name: string) => (await call('POST', '/v1/tenants', ADMIN, { name })).body.id as string;
-    const mint = async (tenantId: string, scopes?: string[], by = ADMIN) => call('POST', '/v1/api-keys', by, { tenantId, ...(scopes ? { scopes } : {}) });
+    // WORKERS=1 explicitly for the tests that count this thread's key lookups and database
+    // writes or move its clock: with AYBIZA_TEST_WORKERS > 1 the workers' own stores serve the
+    // requests. Its own backend (an embedded DATA_DIR has one node at a time); the same node
+    // when the suite runs one worker.
+    let one: { app: App; port: number };
+    /** Requests to a node (default: the one every test shares). */
+    const on = (node: () => { port: number }) => {
+      const call = (method: string, path: string, key: string | null, body?: unknown, from?: string) => request(node().port, method, path, key, body, from);
+      const tenant = async (name: string) => (await call('POST', '/v1/tenants', ADMIN, { name })).body.id as string;
+      const mint = async (tenantId: string, scopes?: string[], by = ADMIN) => call('POST', '/v1/api-keys', by, { tenantId, ...(scopes ? { scopes } : {}) });
+      return { call, tenant, mint };
+    };
+    const { call, tenant, mint } = on(() => ({ port }));
 
     beforeAll(async () => {
       env = await backend.env();
       prefix = redisPrefix();
       ({ app, port } = await open(env, ADMIN, prefix));
+      one = testWorkers() === '1' ? { app, port } : await open({ ...(await backend.env()), WORKERS: '1' }, ADMIN, redisPrefix());
     });
     afterAll(async () => {
       await app?.server.shutdown();
+      if (one && one.app !== app) await one.app.server.shutdown();
     });
 
     it('requires keys:write to mint, list or revoke keys; a tenant key mints only scopes it holds', async () => {
@@ -131,6 +144,8 @@ for (const backend of BACKENDS) {
     });
 
     it('records last use in batches: many requests, one write', async () => {
+      const { call, tenant, mint } = on(() => one);
+      const { app } = one;
       const t = await tenant('LastUsed');
       const k = await mint(t, ['keys:write', 'agents:read']);
       const spy = vi.spyOn(app.store.db.pool, 'query');
@@ -145,6 +160,8 @@ for (const backend of BACKENDS) {
     });
 
     it('limits failed authentication per source address before any database lookup; other clients and known keys carry on', async () => {
+      const { call, tenant, mint } = on(() => one);
+      const { app, port } = one;
       const t = await tenant('Flood');
       const known = (await mint(t, ['agents:read'])).body.key;
       expect((await call('GET', '/v1/agents', known, undefined, '127.0.0.3')).status).toBe(200); // held in memory now
@@ -175,6 +192,8 @@ for (const backend of BACKENDS) {
     });
 
     it('re-reads a known key whose cached copy aged without spending a flooded address\'s budget', async () => {
+      const { call, tenant, mint } = on(() => one);
+      const { app } = one;
       const t = await tenant('Aged');
       const known = (await mint(t, ['agents:read'])).body.key;
       expect((await call('GET', '/v1/agents', known, undefined, '127.0.0.5')).status).toBe(200);

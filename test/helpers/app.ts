@@ -4,7 +4,7 @@
 // `app` then offers what exists on this thread (store, SIP signalling,
 // shutdown) and counts calls across workers, while the call objects
 // themselves live in the workers (reaching for them throws InProcessOnly).
-import { createApp, type App } from '../../src/app.js';
+import { createApp, type App, type AppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { WorkerPool } from '../../src/server/workers.js';
 import type { Principal } from '../../src/store/types.js';
@@ -50,6 +50,20 @@ export async function startTestApp(env: Record<string, string> = {}, agent: Part
   const number = `+1415555${String(Math.floor(1000 + Math.random() * 8999))}`;
   await app.store.agents.addNumber(ADMIN, t.id, number, a.id);
   return { app, base, authToken: 'test-auth-token', number, agentId: a.id, tenantId: t.id, stop: () => app.server.shutdown() };
+}
+
+/**
+ * An app built from `vars` as a test that configures its own server builds it:
+ * WORKERS is AYBIZA_TEST_WORKERS unless `vars` set it. WORKERS=1 is createApp
+ * with `opts`; WORKERS > 1 is the pool shaped like an App (see startTestApp),
+ * where `opts` do not reach: the workers read their config from the
+ * variables, so there is no Redis key prefix (tests stay apart by their random
+ * ids) and the embedded database is seeded with the demo agent as `serve` does.
+ */
+export async function startApp(vars: Record<string, string>, opts: AppOptions = {}): Promise<App> {
+  const all = { WORKERS: testWorkers(), ...vars };
+  const config = loadConfig(all);
+  return config.workers > 1 ? poolApp(config, all) : createApp(config, opts);
 }
 
 /** A test reached for a call object that lives in a media worker thread (AYBIZA_TEST_WORKERS > 1). */

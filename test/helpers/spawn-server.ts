@@ -16,6 +16,8 @@ export interface Spawned {
   port: number;
   base: string;
   logs: string[];
+  /** Only the lines written to stdout (the JSON log), in order; `logs` also holds stderr's chunks. */
+  stdout: string[];
   dataDir: string;
   exit: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -38,6 +40,7 @@ export async function spawnServer(env: Record<string, string> = {}, timeoutMs = 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
+  const stdout: string[] = [];
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const listening = new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in ${timeoutMs} ms:\n${logs.join('\n')}`)), timeoutMs);
@@ -49,6 +52,7 @@ export async function spawnServer(env: Record<string, string> = {}, timeoutMs = 
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         logs.push(line);
+        stdout.push(line);
         try {
           const rec = JSON.parse(line) as { msg?: string; port?: number };
           if (rec.msg === 'listening' && rec.port) {
@@ -78,7 +82,7 @@ export async function spawnServer(env: Record<string, string> = {}, timeoutMs = 
     throw err;
   }
   return {
-    child, port, base: `http://127.0.0.1:${port}`, logs, dataDir, exit,
+    child, port, base: `http://127.0.0.1:${port}`, logs, stdout, dataDir, exit,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null) child.kill(signal);
       return exit;

@@ -6,8 +6,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { log, setLogLevel, setLogSink } from '../../src/log.js';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
-import { spawnServer } from '../helpers/spawn-server.js';
+import { api } from '../helpers/api.js';
+import { freePort } from '../helpers/app.js';
+import { spawnServer, type Spawned } from '../helpers/spawn-server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function waitFor(cond: () => boolean, ms: number, what: string) {
@@ -65,19 +66,32 @@ describe('log lines', () => {
 const LONG_TAIL = 'I have a long question about the menu, the opening hours, the parking and the terrace, and I would like to hear all of it.';
 
 describe('a conversation run at info', () => {
-  let t: TestApp;
+  // A spawned `aybiza serve`, its stdout read: with WORKERS > 1 (AYBIZA_TEST_WORKERS) the
+  // call runs in a worker thread whose lines never pass through this process's log sink.
+  let srv: Spawned;
+  let number: string;
+  const out = () => srv.stdout.filter((l) => l.startsWith('{'));
   beforeAll(async () => {
+    const port = await freePort();
     // The emulated LLM echoes the caller ("You said: …"): the caller's number comes back in the agent's words.
-    t = await startTestApp({ EMULATOR_PHRASES: `Call me at 415 555 0123. ${LONG_TAIL}|Stop.|Thanks.`, EMULATOR_LLM_TOKENS_PER_S: '60', EMULATOR_TTS_RTF: '0.1', LOG_LEVEL: 'info' });
-    setLogLevel('info');
-  });
+    srv = await spawnServer({
+      PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, TWILIO_AUTH_TOKEN: 'test-auth-token', ADMIN_API_KEY: 'log-admin', EMULATORS: 'on', LOG_LEVEL: 'info',
+      EMULATOR_PHRASES: `Call me at 415 555 0123. ${LONG_TAIL}|Stop.|Thanks.`, EMULATOR_STT_FINAL_DELAY_MS: '50', EMULATOR_LLM_TTFT_MS: '60',
+      EMULATOR_LLM_TOKENS_PER_S: '60', EMULATOR_TTS_TTFB_MS: '30', EMULATOR_TTS_RTF: '0.1',
+    });
+    const tenant = await api(srv.base, 'POST', '/v1/tenants', 'log-admin', { name: 'Logs' });
+    const agent = await api(srv.base, 'POST', '/v1/agents', 'log-admin', {
+      tenantId: tenant.body.id, name: 'Agent', prompt: 'You are a helpful receptionist.', greeting: 'Hello! Thanks for calling. How can I help you today?',
+    });
+    number = `+1415555${String(Math.floor(1000 + Math.random() * 8999))}`;
+    expect((await api(srv.base, 'POST', '/v1/phone-numbers', 'log-admin', { number, agentId: agent.body.id })).status).toBe(201);
+  }, 90_000);
   afterAll(async () => {
-    await t?.stop();
-    setLogLevel('debug');
+    await srv?.stop();
   });
 
   it('logs no phone number the caller spoke, not even in what the caller heard at a barge-in', async () => {
-    const c = new TwilioCaller({ baseUrl: t.base, authToken: t.authToken, to: t.number });
+    const c = new TwilioCaller({ baseUrl: srv.base, authToken: 'test-auth-token', to: number });
     await c.dial();
     // the greeting, then the caller's turn
     let last = c.stats.frames;
@@ -96,15 +110,15 @@ describe('a conversation run at info', () => {
     const firstSentence = synthesize('You said: Call me at 415 555 0123.').length / 160;
     await waitFor(() => c.stats.frames - greetingFrames > firstSentence + 25, 20_000, 'first reply sentence');
     c.speak(synthesize('stop'));
-    await waitFor(() => lines.some((l) => l.includes('"msg":"barge-in"')), 20_000, 'barge-in');
+    await waitFor(() => out().some((l) => l.includes('"msg":"barge-in"')), 20_000, 'barge-in');
     await c.hangup();
     await sleep(200);
-    const all = lines.join('\n');
-    const bargeIn = JSON.parse(lines.find((l) => l.includes('"msg":"barge-in"'))!) as { heard: string };
+    const all = srv.stdout.join('\n');
+    const bargeIn = JSON.parse(out().find((l) => l.includes('"msg":"barge-in"'))!) as { heard: string };
     expect(bargeIn.heard).toContain('[phone]');
     expect(all).not.toMatch(/415[ .-]?555[ .-]?0123/);
-    for (const l of lines) expect(() => JSON.parse(l)).not.toThrow();
-  });
+    for (const l of srv.stdout) expect(() => JSON.parse(l)).not.toThrow();
+  }, 90_000);
 });
 
 describe('shutdown', () => {

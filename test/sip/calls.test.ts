@@ -1,23 +1,31 @@
 // SIP trunk calls against SIPp: OPTIONS, a PCMU call with RTP both ways, the
 // refusals (403, 404, 487, 488) and digest authentication (401, then 200).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registry } from '../../src/metrics/index.js';
-import { spawnServer } from '../helpers/spawn-server.js';
+import { scrapeMetric } from '../helpers/app.js';
+import { spawnServer, testWorkers } from '../helpers/spawn-server.js';
 import { addTrunk, freeSipPort, RawUac, RtpPeer, sipp, speechFrames, startSipApp, waitFor, type SipTestApp } from './helpers.js';
 
-async function metric(name: string, labels: Record<string, string>): Promise<number> {
-  const m = (await registry.getSingleMetric(name)?.get())?.values ?? [];
-  return m.filter((v) => Object.entries(labels).every(([k, x]) => (v.labels as Record<string, string>)[k] === x)).reduce((a, v) => a + v.value, 0);
-}
+/** A metric as the server's /metrics shows it (every worker's series with AYBIZA_TEST_WORKERS > 1). */
+const metric = (on: SipTestApp, name: string, labels: Record<string, string>) => scrapeMetric(on.base, name, labels);
 
 describe('SIP trunk (source-address trunks)', () => {
   let t: SipTestApp;
+  // WORKERS=1 explicitly for the tests that reach into a live call (its session's dtmf/end, its
+  // transfer): with AYBIZA_TEST_WORKERS > 1 those objects live in a worker thread. The same app when
+  // the suite runs one worker.
+  let inProcess: SipTestApp;
   beforeAll(async () => {
     t = await startSipApp();
     await addTrunk(t, { allowedCidrs: ['127.0.0.1/32'], allowRefer: true });
+    if (testWorkers() === '1') inProcess = t;
+    else {
+      inProcess = await startSipApp({ WORKERS: '1' });
+      await addTrunk(inProcess, { allowedCidrs: ['127.0.0.1/32'], allowRefer: true });
+    }
   });
   afterAll(async () => {
     await t?.stop();
+    if (inProcess !== t) await inProcess?.stop();
   });
 
   it('answers OPTIONS with 200', async () => {
@@ -28,7 +36,7 @@ describe('SIP trunk (source-address trunks)', () => {
   it('a PCMU call: 200 with an SDP answer, greeting as paced RTP, caller audio in, BYE → 200', async () => {
     const peer = new RtpPeer();
     const rtpPort = await peer.open();
-    const before = await metric('aybiza_rtp_packets_total', { direction: 'in', event: 'received' });
+    const before = await metric(t, 'aybiza_rtp_packets_total', { direction: 'in', event: 'received' });
     const run = sipp(t, 'uac_call.xml', { rtpPort, args: ['-d', '8000'] });
     // The greeting arrives first; then the caller speaks from the same port (symmetric RTP).
     await waitFor(() => peer.packets.length > 0, 20_000, 'first RTP packet');
@@ -64,7 +72,7 @@ describe('SIP trunk (source-address trunks)', () => {
     const spanMs = pk[pk.length - 1]!.at - pk[0]!.at;
     expect(spanMs).toBeGreaterThan(pk.length * 20 * 0.5);
     // The caller's audio reached the server and the call record.
-    expect(await metric('aybiza_rtp_packets_total', { direction: 'in', event: 'received' }) - before).toBeGreaterThan(50);
+    expect(await metric(t, 'aybiza_rtp_packets_total', { direction: 'in', event: 'received' }) - before).toBeGreaterThan(50);
     const calls = await t.app.store.calls.list(null, 10);
     const rec = calls.items.find((c) => c.transport === 'sip');
     expect(rec).toBeDefined();
@@ -78,10 +86,10 @@ describe('SIP trunk (source-address trunks)', () => {
 
   it('SIPp\'s uac_pcap: a PCMA + telephone-event offer is answered PCMA, its 30 ms A-law audio and an RFC 4733 digit arrive', async () => {
     const digits: string[] = [];
-    const before = await metric('aybiza_rtp_packets_total', { direction: 'in', event: 'received' });
-    const run = sipp(t, 'sn:uac_pcap', { args: ['-mp', String(await freeSipPort())] });
-    await waitFor(() => t.app.sip!.calls.size === 1, 20_000, 'the call');
-    const session = [...t.app.sip!.calls.values()][0]!.session!;
+    const before = await metric(inProcess, 'aybiza_rtp_packets_total', { direction: 'in', event: 'received' });
+    const run = sipp(inProcess, 'sn:uac_pcap', { args: ['-mp', String(await freeSipPort())] });
+    await waitFor(() => inProcess.app.sip!.calls.size === 1, 20_000, 'the call');
+    const session = [...inProcess.app.sip!.calls.values()][0]!.session!;
     const dtmf = session.dtmf.bind(session);
     session.dtmf = (d: string) => {
       digits.push(d);
@@ -90,7 +98,7 @@ describe('SIP trunk (source-address trunks)', () => {
     const r = await run;
     expect(r.code, r.errors).toBe(0);
     expect(digits).toEqual(['1']);
-    expect(await metric('aybiza_rtp_packets_total', { direction: 'in', event: 'received' }) - before).toBeGreaterThan(200);
+    expect(await metric(inProcess, 'aybiza_rtp_packets_total', { direction: 'in', event: 'received' }) - before).toBeGreaterThan(200);
     const fs = await import('node:fs');
     const log = fs.readFileSync(`${r.dir}/${fs.readdirSync(r.dir).find((f) => f.endsWith('_messages.log'))}`, 'utf8');
     expect(log).toMatch(/SIP\/2\.0 200 OK[\s\S]*?m=audio \d+ RTP\/AVP 8 101/);
@@ -154,14 +162,14 @@ describe('SIP trunk (source-address trunks)', () => {
   });
 
   it('SIP INFO DTMF (application/dtmf-relay) reaches the session as a digit', async () => {
-    const uac = new RawUac(t);
+    const uac = new RawUac(inProcess);
     await uac.open();
     uac.invite('z9hG4bK-raw-info-1');
     await waitFor(() => uac.answers('1 INVITE').some((m) => m.startsWith('SIP/2.0 200')), 10_000, '200 to the INVITE');
     uac.learnToTag(uac.answers('1 INVITE').find((m) => m.startsWith('SIP/2.0 200'))!);
     uac.send('ACK', 'z9hG4bK-raw-info-2', 1);
-    await waitFor(() => t.app.sip!.calls.size === 1, 10_000, 'the call');
-    const session = [...t.app.sip!.calls.values()][0]!.session!;
+    await waitFor(() => inProcess.app.sip!.calls.size === 1, 10_000, 'the call');
+    const session = [...inProcess.app.sip!.calls.values()][0]!.session!;
     const digits: string[] = [];
     session.dtmf = (d: string) => void digits.push(d);
     uac.send('INFO', 'z9hG4bK-raw-info-3', 2, 'Signal=7\r\nDuration=160\r\n', 'application/dtmf-relay');
@@ -192,14 +200,14 @@ describe('SIP trunk (source-address trunks)', () => {
   it('sends BYE when the agent ends the call; the caller answers 200', async () => {
     const peer = new RtpPeer();
     const rtpPort = await peer.open();
-    const run = sipp(t, 'uac_server_bye.xml', { rtpPort });
+    const run = sipp(inProcess, 'uac_server_bye.xml', { rtpPort });
     await waitFor(() => peer.packets.length > 0, 20_000, 'call media');
-    const call = [...t.app.sip!.calls.values()][0]!;
+    const call = [...inProcess.app.sip!.calls.values()][0]!;
     await call.session!.end('agent ended the call');
     const r = await run;
     peer.close();
     expect(r.code, r.errors).toBe(0);
-    expect(t.app.sip!.calls.size).toBe(0);
+    expect(inProcess.app.sip!.calls.size).toBe(0);
   });
 
   it('hold and resume by re-INVITE: sendonly is answered recvonly, then sendrecv', async () => {
@@ -219,9 +227,9 @@ describe('SIP trunk (source-address trunks)', () => {
   it('transfer_call is a blind REFER where the trunk allows it; the carrier NOTIFYs and hangs up', async () => {
     const peer = new RtpPeer();
     const rtpPort = await peer.open();
-    const run = sipp(t, 'uac_refer.xml', { rtpPort });
+    const run = sipp(inProcess, 'uac_refer.xml', { rtpPort });
     await waitFor(() => peer.packets.length > 0, 20_000, 'call media');
-    const call = [...t.app.sip!.calls.values()][0]!;
+    const call = [...inProcess.app.sip!.calls.values()][0]!;
     expect(await call.transfer!('+15559998888')).toBe(true);
     const r = await run;
     peer.close();
@@ -229,7 +237,7 @@ describe('SIP trunk (source-address trunks)', () => {
     const fs = await import('node:fs');
     const log = fs.readFileSync(`${r.dir}/${fs.readdirSync(r.dir).find((f) => f.endsWith('_messages.log'))}`, 'utf8');
     expect(log).toMatch(/^Refer-To: <sip:\+15559998888@127\.0\.0\.1>/m);
-    await waitFor(() => t.app.sip!.calls.size === 0, 10_000, 'call torn down');
+    await waitFor(() => inProcess.app.sip!.calls.size === 0, 10_000, 'call torn down');
   });
 
   it('ends a call whose RTP stops (media timeout) with BYE, and records why', async () => {
@@ -241,8 +249,10 @@ describe('SIP trunk (source-address trunks)', () => {
     } finally {
       t.app.sip!.mediaTimeoutMs = before;
     }
-    const calls = await t.app.store.calls.list(null, 50);
-    expect(calls.items.some((c) => c.transport === 'sip' && c.endReason === 'media timeout')).toBe(true);
+    // With WORKERS > 1 the worker carrying the media stores the end reason on its own
+    // connection, which may land just after SIPp has seen the BYE.
+    let stored = false;
+    await waitFor(() => stored || (void t.app.store.calls.list(null, 50).then((calls) => (stored = calls.items.some((c) => c.transport === 'sip' && c.endReason === 'media timeout'))), false), 10_000, 'the end reason stored');
   });
 
   it('answers 503 with Retry-After when over capacity', async () => {
@@ -270,11 +280,22 @@ describe('SIP trunk (source-address trunks)', () => {
     // Admission waits until the CANCEL has arrived, so the INVITE is surely still pending.
     const trunks = t.app.store.trunks;
     const lookup = trunks.trunksForAddress.bind(trunks);
-    const cancels = () => metric('aybiza_sip_messages_total', { method: 'CANCEL', direction: 'in' });
+    const cancels = () => metric(t, 'aybiza_sip_messages_total', { method: 'CANCEL', direction: 'in' });
     const before = await cancels();
     trunks.trunksForAddress = async (ip: string) => {
       let seen = false;
-      await waitFor(() => seen || (void cancels().then((n) => (seen = n > before)), false), 20_000, 'CANCEL received');
+      let asking = false;
+      await waitFor(() => {
+        // One /metrics scrape at a time.
+        if (!seen && !asking) {
+          asking = true;
+          void cancels().then((n) => {
+            seen = n > before;
+            asking = false;
+          });
+        }
+        return seen;
+      }, 20_000, 'CANCEL received');
       return lookup(ip);
     };
     const r = await sipp(t, 'uac_cancel.xml').finally(() => (trunks.trunksForAddress = lookup));

@@ -41,9 +41,21 @@ export interface SippResult {
   dir: string;
 }
 
+type SippOptions = { service?: string; args?: string[]; rtpPort?: number; localIp?: string; timeoutS?: number };
+
 /** Runs SIPp with a scenario from test/sip/scenarios against the server; resolves on exit. */
 /** `scenario` is a file in test/sip/scenarios, or `sn:<name>` for one of SIPp's built-in scenarios. */
-export async function sipp(t: Pick<SipTestApp, 'sipPort' | 'number'>, scenario: string, opts: { service?: string; args?: string[]; rtpPort?: number; localIp?: string; timeoutS?: number } = {}): Promise<SippResult> {
+export async function sipp(t: Pick<SipTestApp, 'sipPort' | 'number'>, scenario: string, opts: SippOptions = {}): Promise<SippResult> {
+  // SIPp also binds ports next to the ones it is given (video RTP at -mp + 2): on a machine
+  // running other tests one may be taken. SIPp then stops before sending anything, so it is
+  // started again on fresh ports.
+  for (let attempt = 1; ; attempt++) {
+    const r = await runSipp(t, scenario, opts);
+    if (r.code === 0 || attempt === 3 || !/Unable to bind .*Address already in use/.test(r.stdout + r.errors)) return r;
+  }
+}
+
+async function runSipp(t: Pick<SipTestApp, 'sipPort' | 'number'>, scenario: string, opts: SippOptions): Promise<SippResult> {
   const dir = tempDir('sipp-');
   // Built-in pcap scenarios look for ./pcap/; Debian's sip-tester keeps the captures here.
   if (fs.existsSync(PCAP_DIR)) fs.symlinkSync(PCAP_DIR, path.join(dir, 'pcap'));

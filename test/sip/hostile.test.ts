@@ -9,6 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registry } from '../../src/metrics/index.js';
+import { testWorkers } from '../helpers/spawn-server.js';
 import { addTrunk, RtpPeer, sipp, speechFrames, startSipApp, waitFor, type SipTestApp } from './helpers.js';
 
 const FIXTURES = path.resolve(__dirname, 'fixtures/rfc4475');
@@ -58,15 +59,27 @@ function garbage(max: number): Buffer {
 
 describe('SIP hostile input', () => {
   let t: SipTestApp;
+  // WORKERS=1 explicitly for the torture test: it follows the healthy call's RTP session
+  // (packets in, against this process's bad-input counters) and ends it from its session,
+  // objects that live in a worker thread with AYBIZA_TEST_WORKERS > 1. The same app when the
+  // suite runs one worker; SIP signalling (what the torture messages hit) is on the main thread either way.
+  let inProcess: SipTestApp;
   beforeAll(async () => {
     t = await startSipApp();
     await addTrunk(t, { allowedCidrs: ['127.0.0.1/32'] });
+    if (testWorkers() === '1') inProcess = t;
+    else {
+      inProcess = await startSipApp({ WORKERS: '1' });
+      await addTrunk(inProcess, { allowedCidrs: ['127.0.0.1/32'] });
+    }
   });
   afterAll(async () => {
     await t?.stop();
+    if (inProcess !== t) await inProcess?.stop();
   });
 
   it('answers or drops (and counts) torture messages and garbage while a healthy call continues', async () => {
+    const t = inProcess;
     const peer = new RtpPeer();
     const rtpPort = await peer.open();
     // The healthy call lasts until we end it (the server's BYE), however long the abuse takes.

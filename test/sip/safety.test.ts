@@ -45,7 +45,11 @@ describe('SIP on the open internet (issue 13)', () => {
   let t: SipTestApp;
   const open: { close(): void }[] = [];
   beforeAll(async () => {
-    t = await startSipApp();
+    // WORKERS=1 explicitly, whatever AYBIZA_TEST_WORKERS says: these tests reach into the
+    // live SipCall objects (their RTP sessions, the UAS, their sessions) and make their
+    // callbacks throw, and read this process's internal-error counters; with WORKERS > 1 the
+    // calls' media lives in worker threads.
+    t = await startSipApp({ WORKERS: '1' });
     await addTrunk(t, { allowedCidrs: ['127.0.0.1/32'] });
   });
   afterAll(async () => {
@@ -275,7 +279,9 @@ describe('SIP setup failures release their RTP ports', () => {
   beforeAll(async () => {
     // One RTP port pair in the whole range: a leaked pair means the next call gets 503.
     const min = 30000 + 2 * Math.floor(Math.random() * 5000);
-    t = await startSipApp({ RTP_PORT_MIN: String(min), RTP_PORT_MAX: String(min + 2) });
+    // WORKERS=1 explicitly: the faults are injected into this thread's store and state, and
+    // the RTP ports counted are this thread's (with WORKERS > 1 a worker binds them).
+    t = await startSipApp({ RTP_PORT_MIN: String(min), RTP_PORT_MAX: String(min + 2), WORKERS: '1' });
     await addTrunk(t, { allowedCidrs: ['127.0.0.1/32'] });
   });
   afterAll(async () => {
