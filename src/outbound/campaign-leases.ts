@@ -7,8 +7,8 @@
 //   contact goes back to pending, the attempt uncounted;
 // - the call has not ended → if a live node hosts it (the call registry) or
 //   it may still be ringing through a carrier that reports to any node, wait;
-//   otherwise nobody will ever end it: it ends as `failed` (node lost), as the
-//   lost-node sweep ends calls (src/store/index.ts), and the attempt settles.
+//   otherwise nobody will ever end it: it ends as `failed` (node lost) the way
+//   the lost-node sweep ends calls (Calls.endLost), and the attempt settles.
 // Also here: attempts whose call ended without any node's listener settling
 // them (a report handled where no runner listened) are settled from the rows.
 import type { Database } from '../store/db.js';
@@ -24,6 +24,8 @@ export interface ClaimLeasesOptions {
   leaseMs: number;
   /** A call neither ended nor hosted this long after it started is lost. */
   lostCallMs: number;
+  /** Ends calls whose node was lost (Calls.endLost: the row, and its call.ended event). */
+  endLost(callIds: string[]): Promise<unknown>;
   /** Settles an attempt from its call's final status (CampaignRunner.settle). */
   settle(contactId: string, callId: string | null, callStatus: string, reason?: string): Promise<void>;
 }
@@ -76,7 +78,7 @@ export class ClaimLeases {
           [r.id, this.o.leaseMs / 1000],
         );
       } else {
-        await this.o.db.pool.query(`update calls set status = 'failed', ended_at = now(), end_reason = 'node lost' where id = $1 and ended_at is null`, [r.call_id]);
+        await this.o.endLost([r.call_id]);
         await this.o.settle(r.id, r.call_id, 'failed', 'node lost');
       }
     }

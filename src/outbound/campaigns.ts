@@ -54,6 +54,8 @@ export interface CampaignRunnerOptions {
   leaseMs?: number;
   /** A call neither ended nor hosted by any live node this long after it started is failed as lost (default 3 min). */
   lostCallMs?: number;
+  /** Ends calls lost with their node (Calls.endLost: the rows, and their call.ended events). */
+  endLost: (callIds: string[]) => Promise<unknown>;
   /** Written in the transaction that completes a campaign: the `campaign.completed` webhook event (issue 18). */
   completedEvent?: (c: Campaign, q: pg.PoolClient) => Promise<unknown>;
 }
@@ -101,6 +103,7 @@ export class CampaignRunner implements Component {
     this.leaseMs = o.leaseMs ?? 30_000;
     this.leases = new ClaimLeases({
       db: o.db, state: o.state, nodeId: this.nodeId, leaseMs: this.leaseMs, lostCallMs: o.lostCallMs ?? 180_000,
+      endLost: o.endLost,
       settle: (contactId, callId, status, reason) => this.settle(contactId, callId, status, reason),
     });
     this.unsubscribe = o.onCallEnded?.(guard('timer', (call: CallRecord) => {
@@ -409,6 +412,7 @@ export function campaignRunnerFor(cp: ControlPlane, opts: Partial<CampaignRunner
     dial: (tenantId, req) => dialer.dial(tenantId, req),
     onCallEnded: (fn) => dialer.onFinal(fn),
     canDial: (via) => dialer.carrier(via) !== undefined,
+    endLost: (ids) => cp.calls.endLost(ids),
     completedEvent: (c, q) =>
       cp.webhooks.enqueueEvent(c.tenantId, 'campaign.completed', { id: c.id, name: c.name ?? null, agentId: c.agentId, status: c.status, counts: c.counts, completedAt: c.completedAt }, { key: c.id, db: q }),
     ...opts,
