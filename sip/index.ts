@@ -261,7 +261,9 @@ export class SipServer implements Component {
       },
     });
     this.calls.set(c.recordId, live);
-    const session = new CallSession({ callId: c.recordId, transport: live, agent: c.agent, providers: this.o.providers, calls: this.o.store.calls });
+    // A call we placed (the far end is the callee) is counted as outbound by the dialer, not as inbound here.
+    const direction = c.remoteParty === 'callee' ? 'outbound' : 'inbound';
+    const session = new CallSession({ callId: c.recordId, transport: live, agent: c.agent, providers: this.o.providers, calls: this.o.store.calls, direction });
     live.session = session;
     session.whenEnded((reason) => live.hangup(reason));
     return live;

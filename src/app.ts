@@ -98,6 +98,14 @@ export function conversations(config: Config, store: ControlPlane, providers: Pr
   };
 }
 
+/** Outbound calls through SIP trunks leave from the node's SIP sockets (the main thread; src/worker/remote-carrier.ts for workers). */
+export function registerSipCarrier(config: Config, store: ControlPlane, sip: SipServer): void {
+  // Answered calls that asked for AMD are screened before the agent speaks (src/pipeline/voicemail.ts).
+  const onAnswered = (session: CallSession, p: PlaceRequest) => void screenAnsweredCall(session, p, store.calls);
+  const network = { allowPrivateNetworks: config.toolsAllowPrivateNetworks };
+  OutboundDialer.for(store).register(new SipCarrier({ sip, store, network, onAnswered }));
+}
+
 export async function createApp(config: Config, opts: AppOptions = {}): Promise<App> {
   const w = opts.worker;
   const server = new Server({
@@ -106,14 +114,19 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   });
   const store = await openStore(config, opts);
   server.use(store);
+  // Work shared through PostgreSQL (webhook outbox, post-call analysis,
+  // campaign dialling) runs once per node: on the main thread, or with
+  // WORKERS > 1 (whose main thread runs no app) on worker 0. Leases in the
+  // database keep several nodes from doing the same item twice.
+  const leader = !w || w.index === 0;
   const toolNetwork = { allowPrivateNetworks: config.toolsAllowPrivateNetworks };
   mountApi(server.router, store, { rateLimit: config.apiRateLimit, toolNetwork });
-  // Webhook deliveries go out from the main thread of each node (the outbox is shared through PostgreSQL).
-  if (!w) server.use(new WebhookOutbox(store, { network: toolNetwork }));
+  // Webhook deliveries (the outbox is shared through PostgreSQL).
+  if (leader) server.use(new WebhookOutbox(store, { network: toolNetwork }));
   const providers = await createProviders(config);
   server.use({ name: 'providers', close: () => providers.close() });
-  // Post-call analysis runs from the main thread of each node (its queue is shared through PostgreSQL), after the calls it follows.
-  if (!w && providers.llm instanceof BedrockLlm) server.use(new AnalysisQueue(store, { client: providers.llm.client, defaultModel: config.bedrockModelId }));
+  // Post-call analysis (its queue is shared through PostgreSQL), after the calls it follows.
+  if (leader && providers.llm instanceof BedrockLlm) server.use(new AnalysisQueue(store, { client: providers.llm.client, defaultModel: config.bedrockModelId }));
   const conversation = conversations(config, store, providers);
   // Each transport counts the other's calls against MAX_CONCURRENT_CALLS.
   let sip: SipServer | null = null;
@@ -136,12 +149,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   });
   if (sip) server.use(sip);
   // Outbound calls through SIP trunks leave from the node's SIP sockets (main thread).
-  if (sip) {
-    // Answered calls that asked for AMD are screened before the agent speaks (src/pipeline/voicemail.ts).
-    const onAnswered = (session: CallSession, p: PlaceRequest) => void screenAnsweredCall(session, p, store.calls);
-    OutboundDialer.for(store).register(new SipCarrier({ sip, store, network: toolNetwork, onAnswered }));
-  }
-  // Campaigns are dialled from the main thread of every node; their queue is shared through PostgreSQL.
-  if (!w) server.use(campaignRunnerFor(store));
+  if (sip) registerSipCarrier(config, store, sip);
+  // Campaigns (their queue is shared through PostgreSQL); a worker dials SIP through the main thread.
+  if (leader) server.use(campaignRunnerFor(store));
   return { config, server, store, providers, twilio: twilioGateway, sip, twilioCarrier: twilioOut.carrier };
 }

@@ -16,7 +16,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
-import { conversations, openStore } from '../app.js';
+import { conversations, openStore, registerSipCarrier } from '../app.js';
+import { OutboundDialer } from '../outbound/dialer.js';
 import type { Config } from '../config.js';
 import { guard, reportInternalError } from '../guard.js';
 import { log } from '../log.js';
@@ -27,6 +28,7 @@ import type { ControlPlane } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { Rpc } from '../worker/rpc.js';
 import { serveState } from '../worker/shared-state.js';
+import { serveSipCarrier } from '../worker/remote-carrier.js';
 import type { WorkerData } from '../worker/main.js';
 import { SipHandoff } from '../worker/sip-handoff.js';
 import { SipServer } from '../../sip/index.js';
@@ -132,6 +134,8 @@ export class WorkerPool {
         onSession: conversations(c, this.store, this.providers),
       });
       await this.sip.start();
+      // Outbound SIP calls are placed here, for every worker (src/worker/remote-carrier.ts); their media stays on this thread.
+      registerSipCarrier(c, this.store, this.sip);
     }
     if (this.store.state.kind === 'memory') {
       // Published messages (cache invalidations) reach every worker, as Redis pub/sub would.
@@ -176,6 +180,7 @@ export class WorkerPool {
     this.slots[index] = slot;
     if (this.store.state.kind === 'memory') serveState(this.store.state, rpc);
     this.handoff?.attach({ index, rpc });
+    if (this.sip) serveSipCarrier(rpc, OutboundDialer.for(this.store));
     rpc.handle('call', (callId: string, tenantId: string) => {
       slot.calls.set(callId, tenantId);
       slot.reserved.delete(callId);

@@ -3,6 +3,8 @@
 // 20 ms pacing clock, call sessions and provider connections. The main thread
 // (src/server/workers.ts) owns the database setup, in-process state, SIP
 // signalling, the process-wide /metrics and /readyz, drain and restarts.
+import { OutboundDialer } from '../outbound/dialer.js';
+import { RemoteSipCarrier } from './remote-carrier.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { conversations, createApp, type App } from '../app.js';
@@ -99,6 +101,8 @@ started = createApp(config, {
   app = a;
   // SIP calls' media (signalling stays in the main thread: src/worker/sip-handoff.ts).
   if (config.sipPort !== 0) {
+    // Outbound SIP calls (the API, campaigns) are placed by the main thread's SIP carrier.
+    OutboundDialer.for(a.store).register(new RemoteSipCarrier(rpc));
     const conversation = conversations(config, a.store, a.providers);
     a.server.use(sipMedia = new SipMediaWorker({
       rpc, config, store: a.store, providers: a.providers,
