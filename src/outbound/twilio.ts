@@ -18,7 +18,7 @@ import type { Router } from '../server/http.js';
 import type { TwilioCallHooks, TwilioGateway } from '../twilio/gateway.js';
 import type { TwilioTransport } from '../twilio/transport.js';
 import type { CallSession } from '../call/session.js';
-import { AnswerScreen } from '../pipeline/voicemail.js';
+import { AnswerScreen, voicemailMessage } from '../pipeline/voicemail.js';
 import { countBadInput } from '../metrics/index.js';
 import { guard, reportInternalError } from '../guard.js';
 import { log } from '../log.js';
@@ -207,7 +207,7 @@ export class TwilioCarrier implements Carrier, TwilioCallHooks {
     return found ? [found.agent, { ...call, externalId: callSid }] : [null, null];
   }
 
-  prepare(session: CallSession, transport: TwilioTransport, record: CallRecord, callSid: string): void {
+  prepare(session: CallSession, transport: TwilioTransport, record: CallRecord, callSid: string): Promise<void> | void {
     const callId = record.id;
     transport.transfer = (target) => this.transfer(session, transport, record, callSid, target);
     session.whenEnded(guard('call', (reason: string) => {
@@ -219,7 +219,8 @@ export class TwilioCarrier implements Carrier, TwilioCallHooks {
     }));
     if (record.direction !== 'outbound') return;
     this.dialer.events(callId).status('in-progress');
-    void this.screen(session, callId).catch((err) => reportInternalError('call', err, { callId }));
+    // Awaited by the gateway before the conversation starts, so the greeting waits for the verdict.
+    return this.screen(session, callId).catch((err) => reportInternalError('call', err, { callId }));
   }
 
   /** With AMD on, the greeting waits for Twilio's verdict (src/pipeline/voicemail.ts). */
@@ -227,7 +228,7 @@ export class TwilioCarrier implements Carrier, TwilioCallHooks {
     const dial = await this.dialer.records.dial(callId);
     if (!dial || dial.amd === 'off' || session.isEnded) return;
     const screen = new AnswerScreen(session, {
-      message: dial.voicemail?.message, mode: dial.amd, calls: this.o.store.calls,
+      message: voicemailMessage(dial), mode: dial.amd, calls: this.o.store.calls,
       verdictTimeoutMs: (AMD_TIMEOUT_S[dial.amd] + 2) * 1000,
     });
     this.screens.set(callId, screen);

@@ -33,7 +33,7 @@ export interface TwilioCallHooks {
   /** A Media Stream whose token names an outbound call: its agent (as dialled) and row, or null. */
   outboundCall(callId: string, callSid: string): Promise<[ResolvedAgent | null, CallRecord | null]>;
   /** A session is set up, before its conversation starts (answering-machine screening, transfer over REST). */
-  prepare(session: CallSession, transport: TwilioTransport, record: CallRecord, callSid: string): void;
+  prepare(session: CallSession, transport: TwilioTransport, record: CallRecord, callSid: string): Promise<void> | void;
   /** A signed status callback for an outbound call. */
   outboundStatus(call: CallRecord, params: Record<string, string>): Promise<void>;
 }
@@ -158,8 +158,10 @@ export class TwilioGateway implements Component {
         if (this.draining && this.sessions.size === 0) this.drained?.();
       });
       const conversation = this.o.onSession(s);
-      this.outbound?.prepare(s, transport, record, callSid);
+      const screened = this.outbound?.prepare(s, transport, record, callSid);
       await s.start();
+      // An outbound call with AMD has its answering-machine screen in place before the agent may speak.
+      await screened;
       if (!s.isEnded) conversation.start();
       return s;
     } catch (err) {
