@@ -7,10 +7,10 @@ type Command = { run(args: string[]): Promise<void> };
 
 const COMMANDS: Record<string, { describe: string; load: () => Promise<Command> }> = {
   serve: { describe: 'run the media server (npm start)', load: () => import('./commands/serve.js') },
-  demo: { describe: 'a server on embedded defaults and one simulated call with a barge-in (npm run demo)', load: () => import('./commands/demo.js') },
+  demo: { describe: 'a server on embedded defaults and one simulated call with a barge-in; --stt MODEL, --out FILE, --outbound [--to N] [--amd MODE] (npm run demo)', load: () => import('./commands/demo.js') },
   call: { describe: 'place a simulated Twilio call (--url, --to, --wav FILE | --say TEXT, --record FILE, --json)', load: () => import('./commands/call.js') },
-  load: { describe: 'load generator: --calls N --seconds S [--url URL] (npm run load)', load: () => import('./commands/load.js') },
-  emulators: { describe: 'run the Deepgram and Bedrock emulators as their own process', load: () => import('./commands/emulators.js') },
+  load: { describe: 'load generator beside the naive baseline: --calls N --seconds S [--runs R] [--baseline off] [--workers N] [--profile] [--url URL] (npm run load)', load: () => import('./commands/load.js') },
+  emulators: { describe: 'run the Deepgram, Bedrock and Twilio REST emulators as their own process', load: () => import('./commands/emulators.js') },
   fuzz: { describe: 'fuzz every boundary beside two healthy calls: --seconds N [--seed S] [--rate R] (npm run fuzz)', load: () => import('./commands/fuzz.js') },
   migrate: { describe: 'apply database migrations (DATABASE_URL, or the embedded database in DATA_DIR)', load: () => import('./commands/migrate.js') },
 };
