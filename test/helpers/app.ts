@@ -93,8 +93,19 @@ async function poolApp(config: Config, vars: Record<string, string>): Promise<Ap
     store: pool.store,
     server: { listen: async () => pool.listeningPort, shutdown: () => pool.shutdown() },
     twilio: { sessions: calls },
-    sip: sip && new Proxy(sip, { get: (target, name) => (name === 'calls' ? countOnly('sip.calls', () => pool.totalCalls()) : Reflect.get(target, name)) }),
+    sip: sip && new Proxy(sip, {
+      get: (target, name) => {
+        if (name === 'calls') return countOnly('sip.calls', () => pool.totalCalls());
+        // Methods run on the server itself: called through the proxy, their own `this.calls` would be the count above.
+        const v: unknown = Reflect.get(target, name);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    }),
     providers: unavailable('providers'),
+    // Each worker has its own Twilio carrier (and with emulators its own REST emulator).
+    get twilioCarrier(): never {
+      throw new InProcessOnly('twilioCarrier');
+    },
   } as unknown as App;
 }
 
