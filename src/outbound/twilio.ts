@@ -285,7 +285,9 @@ export async function startTwilioCarrier(o: {
   const c = o.config;
   const secret = c.twilioApiKey?.secret ?? c.twilioAuthToken;
   const configured = !!(c.twilioAccountSid && secret);
-  const emulate = c.emulators === 'on' || (c.emulators === 'auto' && !configured);
+  // In production EMULATORS=auto never emulates silently (src/production.ts refuses that for the providers); an
+  // inbound-only deployment has no Twilio account, so outbound over Twilio is just off there (422 at the API).
+  const emulate = c.emulators === 'on' || (c.emulators === 'auto' && !configured && c.nodeEnv !== 'production');
   const base = { store: o.store, gateway: o.gateway, router: o.router, publicUrl: c.publicUrl };
   if (!emulate) {
     if (!configured) {

@@ -95,11 +95,21 @@ export interface SipMediaOptions {
   onSession(session: CallSession): { start(): void };
 }
 
+/** In-dialog requests kept for a call not yet started (an ACK, perhaps a re-INVITE or BYE): more is not a real dialog. */
+const EARLY_REQUESTS_MAX = 8;
+
 /** The worker's SIP calls: their RTP, SipCall and session; drained and closed with the worker. */
 export class SipMediaWorker implements Component {
   readonly name = 'sip-media';
   private readonly prepared = new Map<string, { rtp: RtpSession; media: CallMedia }>();
   private readonly calls = new Map<string, { call: SipCall; dialog: DialogProxy }>();
+  /**
+   * In-dialog requests that came before the call started here: the main
+   * thread sends the 200 before 'sip-start', so the caller's ACK (which
+   * carries the SDP answer of a delayed offer), or an early BYE, can arrive
+   * first. Bounded per call; delivered in order once the call starts.
+   */
+  private readonly early = new Map<string, ForwardedRequest[]>();
   private drained: (() => void) | null = null;
 
   constructor(private readonly o: SipMediaOptions) {
@@ -108,9 +118,16 @@ export class SipMediaWorker implements Component {
     rpc.handle('sip-abort', (callId: string) => {
       this.prepared.get(callId)?.rtp.close();
       this.prepared.delete(callId);
+      this.early.delete(callId);
     });
     rpc.handle('sip-start', (s: SipMediaStart) => this.startCall(s));
-    rpc.handle('sip-event', (callId: string, r: ForwardedRequest) => this.calls.get(callId)?.dialog.deliver(r));
+    rpc.handle('sip-event', (callId: string, r: ForwardedRequest) => {
+      const live = this.calls.get(callId);
+      if (live) return live.dialog.deliver(r);
+      if (!this.prepared.has(callId)) return;
+      const queued = this.early.get(callId) ?? [];
+      if (queued.length < EARLY_REQUESTS_MAX) this.early.set(callId, [...queued, r]);
+    });
   }
 
   /** Calls started here (not those still waiting for the 200). */
@@ -141,7 +158,10 @@ export class SipMediaWorker implements Component {
   /** The 200 went out: the call and its conversation start here. */
   private async startCall(s: SipMediaStart): Promise<void> {
     const prep = this.prepared.get(s.callId);
-    if (!prep) throw new Error('no prepared media for this call');
+    if (!prep) {
+      this.early.delete(s.callId);
+      throw new Error('no prepared media for this call');
+    }
     this.prepared.delete(s.callId);
     const { store, rpc } = this.o;
     const dialog = new DialogProxy(rpc, s.callId);
@@ -163,6 +183,9 @@ export class SipMediaWorker implements Component {
     const session = new CallSession({ callId: s.callId, transport: call, agent: s.agent, providers: this.o.providers, calls: store.calls });
     call.session = session;
     session.whenEnded((reason) => call.hangup(reason));
+    const early = this.early.get(s.callId);
+    this.early.delete(s.callId);
+    for (const r of early ?? []) dialog.deliver(r);
     const conversation = this.o.onSession(session);
     try {
       await session.start();
@@ -181,6 +204,7 @@ export class SipMediaWorker implements Component {
   async close(): Promise<void> {
     for (const { rtp } of this.prepared.values()) rtp.close();
     this.prepared.clear();
+    this.early.clear();
     for (const { call } of [...this.calls.values()]) call.hangup('server shutting down');
   }
 }
