@@ -2,11 +2,7 @@
 // test's audio written as an RTP capture (answer.pcap: Ethernet/IPv4/UDP/RTP
 // PCMU, 20 ms apart) beside test/sip/scenarios/uas_amd_play.xml, which plays
 // it with play_pcap_audio once our ACK arrives.
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
-import { freeSipPort, SCENARIOS, type SippResult } from '../sip/helpers.js';
-import { tempDir } from '../helpers/spawn-server.js';
+import { sippCallee, type SippCallee } from './sip-uas.js';
 
 /** μ-law audio as a pcap of RTP packets, one 160-byte frame each, 20 ms apart. */
 export function rtpPcap(ulaw: Uint8Array): Buffer {
@@ -49,30 +45,9 @@ export function rtpPcap(ulaw: Uint8Array): Buffer {
   return out;
 }
 
-export interface PlayingCallee {
-  port: number;
-  done: Promise<SippResult>;
-}
+export type PlayingCallee = SippCallee;
 
 /** Starts SIPp answering one call with `ulaw` played as RTP after the ACK. */
-export async function sippPlaying(ulaw: Uint8Array, timeoutS = 60): Promise<PlayingCallee> {
-  const dir = tempDir('sipp-amd-');
-  fs.writeFileSync(path.join(dir, 'answer.pcap'), rtpPcap(ulaw));
-  const port = await freeSipPort();
-  const args = [
-    '-sf', path.join(SCENARIOS, 'uas_amd_play.xml'), '-i', '127.0.0.1', '-p', String(port), '-mi', '127.0.0.1', '-mp', String(await freeSipPort()),
-    '-m', '1', '-nostdin', '-timeout', `${timeoutS}s`, '-timeout_error', '-trace_err', '-trace_msg',
-  ];
-  const child = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
-  const done = new Promise<SippResult>((resolve) => {
-    child.on('exit', (code) => {
-      const log = fs.readdirSync(dir).find((f) => f.endsWith('_errors.log'));
-      resolve({ code, stdout, errors: log ? fs.readFileSync(path.join(dir, log), 'utf8') : '', dir });
-    });
-  });
-  for (let i = 0; i < 60 && !fs.readdirSync(dir).some((f) => f.endsWith('_messages.log')); i++) await new Promise((r) => setTimeout(r, 50));
-  return { port, done };
+export function sippPlaying(ulaw: Uint8Array, timeoutS = 60): Promise<PlayingCallee> {
+  return sippCallee('uas_amd_play.xml', { timeoutS, files: { 'answer.pcap': rtpPcap(ulaw) } });
 }
