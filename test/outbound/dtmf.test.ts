@@ -72,7 +72,9 @@ describe('DTMF tones (in-band generator)', () => {
 describe('send_dtmf on an outbound SIP call', () => {
   let t: SipTestApp;
   beforeAll(async () => {
-    t = await startSipApp({ TOOLS_ALLOW_PRIVATE_NETWORKS: 'true' });
+    // WORKERS=1: the tests send keys through the live call's session, which with
+    // AYBIZA_TEST_WORKERS > 1 the test's app offers only as a count of calls.
+    t = await startSipApp({ TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', WORKERS: '1' });
     await t.app.store.tenants.update(ADMIN, t.tenantId, { outbound: { allowedCountries: ['US'] } });
   });
   afterAll(async () => {
@@ -156,7 +158,9 @@ describe('send_dtmf on an outbound SIP call', () => {
 describe('send_dtmf on a Twilio call', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp();
+    // WORKERS=1: the test sends keys through the live session, which lives in a worker thread
+    // with AYBIZA_TEST_WORKERS > 1.
+    t = await startTestApp({ WORKERS: '1' });
   });
   afterAll(async () => {
     await t?.stop();
@@ -181,7 +185,9 @@ describe('send_dtmf through the conversation', () => {
   let t: TestApp;
   beforeAll(async () => {
     // The emulated model calls the tool it is asked for, with the keys at the end of what it heard.
-    t = await startTestApp({ EMULATOR_PHRASES: 'Please use send_dtmf 4w5#' });
+    // WORKERS=1: the test reads the conversation's history, which lives in a worker thread with
+    // AYBIZA_TEST_WORKERS > 1.
+    t = await startTestApp({ EMULATOR_PHRASES: 'Please use send_dtmf 4w5#', WORKERS: '1' });
   });
   afterAll(async () => {
     await t?.stop();

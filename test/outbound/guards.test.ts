@@ -82,7 +82,9 @@ describe('outbound guards and API (real PostgreSQL)', () => {
   const placed = () => t.app.providers.emulators!.twilioRest.stats.created;
 
   beforeAll(async () => {
-    t = await startTestApp({ DATABASE_URL: await freshDatabase(), ADMIN_API_KEY: 'ayb_test_admin_key_for_outbound_guards' });
+    // WORKERS=1: the tests count the calls the REST emulator was asked to place and this thread's
+    // refusal metric; with AYBIZA_TEST_WORKERS > 1 each worker has its own emulator.
+    t = await startTestApp({ DATABASE_URL: await freshDatabase(), ADMIN_API_KEY: 'ayb_test_admin_key_for_outbound_guards', WORKERS: '1' });
     adminKey = 'ayb_test_admin_key_for_outbound_guards';
     key = (await t.app.store.tenants.createKey(ADMIN, t.tenantId, 'k', ['calls:write', 'calls:read', 'audit:read'])).key;
   }, 60_000);

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN } from '../helpers/app.js';
+import { testWorkers } from '../helpers/spawn-server.js';
 import { RtpPeer, speechFrames, startSipApp, waitFor, type SipTestApp } from '../sip/helpers.js';
 import { OutboundDialer } from '../../src/outbound/dialer.js';
 import { SipCarrier } from '../../src/outbound/sip.js';
@@ -16,38 +17,48 @@ import { sippCallee, sippMessages } from './sip-uas.js';
 describe('outbound calls over a SIP trunk (SIPp as the callee)', () => {
   let t: SipTestApp;
   let dialer: OutboundDialer;
-  beforeAll(async () => {
+  // WORKERS=1 explicitly for the tests that read the live call (its session, its RTP counters):
+  // with AYBIZA_TEST_WORKERS > 1 the test's app offers only a count of calls. The same app when
+  // the suite runs one worker.
+  let one: SipTestApp;
+  const start = async (vars: Record<string, string> = {}) => {
     // The callee is on loopback: allowed only with the private-network policy.
-    t = await startSipApp({ TOOLS_ALLOW_PRIVATE_NETWORKS: 'true' });
-    await t.app.store.tenants.update(ADMIN, t.tenantId, { outbound: { allowedCountries: ['US'] } });
+    const a = await startSipApp({ TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', ...vars });
+    await a.app.store.tenants.update(ADMIN, a.tenantId, { outbound: { allowedCountries: ['US'] } });
+    return a;
+  };
+  beforeAll(async () => {
+    t = await start();
     dialer = OutboundDialer.for(t.app.store);
+    one = testWorkers() === '1' ? t : await start({ WORKERS: '1' });
   });
   afterAll(async () => {
+    if (one !== t) await one?.stop();
     await t?.stop();
   });
 
-  async function trunk(port: number, extra: Partial<TrunkOutbound> = {}): Promise<string> {
-    const r = await t.app.store.trunks.create(ADMIN, t.tenantId, {
+  async function trunk(port: number, extra: Partial<TrunkOutbound> = {}, on = t): Promise<string> {
+    const r = await on.app.store.trunks.create(ADMIN, on.tenantId, {
       name: 'outbound', allowedCidrs: ['127.0.0.1/32'], outbound: { uri: `sip:127.0.0.1:${port}`, transport: 'udp', ...extra },
     });
     return r.id;
   }
 
-  const dial = (trunkId: string, extra: Partial<DialRequest> = {}) =>
-    dialer.dial(t.tenantId, { agentId: t.agentId, to: '+14155550123', from: '+14155550100', via: 'sip', trunkId, ...extra });
+  const dial = (trunkId: string, extra: Partial<DialRequest> = {}, on = t) =>
+    OutboundDialer.for(on.app.store).dial(on.tenantId, { agentId: on.agentId, to: '+14155550123', from: '+14155550100', via: 'sip', trunkId, ...extra });
 
   it('answered: our offer, the greeting as RTP, the callee\'s audio in, our BYE at hang-up', async () => {
     const peer = new RtpPeer();
     const rtpPort = await peer.open();
     const callee = await sippCallee('uas_answer.xml', { rtpPort });
-    const call = await dial(await trunk(callee.port));
+    const call = await dial(await trunk(callee.port, {}, one), {}, one);
     expect(call.direction).toBe('outbound');
     await waitFor(() => peer.packets.filter((p) => p.payload.some((b) => b !== 0xff && b !== 0x7f)).length > 50, 20_000, 'greeting RTP');
     peer.stream(speechFrames(100));
-    const live = t.app.sip!.calls.get(call.id)!;
+    const live = one.app.sip!.calls.get(call.id)!;
     // Through the jitter buffer into the session, as an inbound call's audio.
     await waitFor(() => live.session!.framesIn > 50, 10_000, 'callee audio in');
-    const ended = await dialer.hangup(t.tenantId, call.id);
+    const ended = await OutboundDialer.for(one.app.store).hangup(one.tenantId, call.id);
     expect(ended.status).toBe('completed');
     const r = await callee.done;
     peer.close();
@@ -60,10 +71,10 @@ describe('outbound calls over a SIP trunk (SIPp as the callee)', () => {
     // Our RTP came from the port we offered.
     const port = Number(/^m=audio (\d+)/m.exec(log)![1]);
     expect(peer.packets.every((p) => p.from.port === port && p.pt === 0)).toBe(true);
-    const rec = await t.app.store.calls.byId(call.id);
+    const rec = await one.app.store.calls.byId(call.id);
     expect(rec!.externalId).toMatch(/\S+/);
     expect(rec!.externalId.startsWith('pending:')).toBe(false);
-    const detail = await t.app.store.calls.detail(t.tenantId, call.id);
+    const detail = await one.app.store.calls.detail(one.tenantId, call.id);
     expect(detail.transcript.some((s) => s.speaker === 'agent' && /Hello/.test(s.text))).toBe(true);
   });
 
@@ -128,18 +139,18 @@ describe('outbound calls over a SIP trunk (SIPp as the callee)', () => {
 
   it('early media (183 + RTP) is counted and played to nobody, then the answer', async () => {
     const callee = await sippCallee('uas_early_media.xml', { args: ['-d', '1500'] });
-    const call = await dial(await trunk(callee.port));
-    await waitFor(() => t.app.sip!.calls.has(call.id), 10_000, 'answer');
-    const live = t.app.sip!.calls.get(call.id)!;
+    const call = await dial(await trunk(callee.port, {}, one), {}, one);
+    await waitFor(() => one.app.sip!.calls.has(call.id), 10_000, 'answer');
+    const live = one.app.sip!.calls.get(call.id)!;
     const early = live.o.rtp.earlyPackets;
-    const final = await dialer.whenFinal(call.id, 30_000);
+    const final = await OutboundDialer.for(one.app.store).whenFinal(call.id, 30_000);
     expect(final.status).toBe('completed');
     const r = await callee.done;
     expect(r.code, r.errors).toBe(0);
     // ~1.5 s of 30 ms packets before the 200.
     expect(early).toBeGreaterThan(20);
     let stats: Record<string, unknown> | null = null;
-    await waitFor(() => stats !== null || (void t.app.store.calls.byId(call.id).then((c) => (stats = c?.mediaStats ?? null)), false), 10_000, 'media stats');
+    await waitFor(() => stats !== null || (void one.app.store.calls.byId(call.id).then((c) => (stats = c?.mediaStats ?? null)), false), 10_000, 'media stats');
     expect(stats).toMatchObject({ earlyPackets: early, codec: 'pcma' });
   });
 
@@ -147,15 +158,15 @@ describe('outbound calls over a SIP trunk (SIPp as the callee)', () => {
     const peer = new RtpPeer();
     const rtpPort = await peer.open();
     const callee = await sippCallee('uas_callee_hangs_up.xml', { rtpPort, tcp: true, args: ['-d', '1500'] });
-    const call = await dial(await trunk(callee.port, { transport: 'tcp' }));
-    const final = await dialer.whenFinal(call.id, 30_000);
+    const call = await dial(await trunk(callee.port, { transport: 'tcp' }, one), {}, one);
+    const final = await OutboundDialer.for(one.app.store).whenFinal(call.id, 30_000);
     peer.close();
     expect(final.status).toBe('completed');
     expect(final.endReason).toBe('callee hung up');
     const r = await callee.done;
     expect(r.code, r.errors).toBe(0);
     expect(peer.packets.length).toBeGreaterThan(10);
-    await waitFor(() => !t.app.sip!.calls.has(call.id), 5000, 'call released');
+    await waitFor(() => !one.app.sip!.calls.has(call.id), 5000, 'call released');
   });
 });
 

@@ -16,7 +16,9 @@ describe('outbound Twilio call across two nodes (real PostgreSQL and Redis)', ()
   let b: TestApp;
 
   beforeAll(async () => {
-    const env = { DATABASE_URL: await freshDatabase(), REDIS_URL: realRedis ?? '', EMULATOR_PHRASES: 'Hello?|Yes, this is Sam speaking.|That works for me. Thank you, goodbye.' };
+    // WORKERS=1: the test asks each node whether it holds the media session, which lives in a
+    // worker thread with AYBIZA_TEST_WORKERS > 1.
+    const env = { DATABASE_URL: await freshDatabase(), REDIS_URL: realRedis ?? '', EMULATOR_PHRASES: 'Hello?|Yes, this is Sam speaking.|That works for me. Thank you, goodbye.', WORKERS: '1' };
     b = await startTestApp(env);
     a = await startTestApp({ ...env, PUBLIC_URL: b.base }, { greeting: 'Hello {{name}}, this is the clinic.' });
     await a.app.store.tenants.update(ADMIN, a.tenantId, { outbound: { allowedCountries: ['US'] } });

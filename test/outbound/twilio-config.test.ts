@@ -40,7 +40,9 @@ describe('Twilio REST configuration', () => {
     ['API key pair', { TWILIO_ACCOUNT_SID: ACCOUNT, TWILIO_API_KEY: KEY, TWILIO_API_SECRET: 'key-secret' }],
   ] as const) {
     it(`places calls at TWILIO_API_URL with the ${name}`, async () => {
-      const t = await startTestApp({ DATABASE_URL: await freshDatabase(), EMULATORS: 'auto', TWILIO_API_URL: url, ...env });
+      // WORKERS=1: the test reads this thread's Twilio carrier and dials with this thread's dialer;
+      // with AYBIZA_TEST_WORKERS > 1 the carriers are the workers'.
+      const t = await startTestApp({ DATABASE_URL: await freshDatabase(), EMULATORS: 'auto', TWILIO_API_URL: url, ...env, WORKERS: '1' });
       try {
         expect(t.app.twilioCarrier).not.toBeNull();
         await t.app.store.tenants.update(ADMIN, t.tenantId, { outbound: { allowedCountries: ['US'] } });
@@ -58,7 +60,8 @@ describe('Twilio REST configuration', () => {
   }
 
   it('EMULATORS=off with no Twilio account: outbound over Twilio is off (422 naming via)', async () => {
-    const t = await startTestApp({ DATABASE_URL: await freshDatabase(), EMULATORS: 'off', DEEPGRAM_URL: 'http://127.0.0.1:9', BEDROCK_ENDPOINT: 'http://127.0.0.1:9', AWS_REGION: 'us-east-1' });
+    // WORKERS=1: as above, this thread's carrier and dialer.
+    const t = await startTestApp({ DATABASE_URL: await freshDatabase(), EMULATORS: 'off', DEEPGRAM_URL: 'http://127.0.0.1:9', BEDROCK_ENDPOINT: 'http://127.0.0.1:9', AWS_REGION: 'us-east-1', WORKERS: '1' });
     try {
       expect(t.app.twilioCarrier).toBeNull();
       await t.app.store.tenants.update(ADMIN, t.tenantId, { outbound: { allowedCountries: ['US'] } });

@@ -39,6 +39,10 @@ describe('outbound calls over Twilio (REST emulator, real PostgreSQL)', () => {
       {
         DATABASE_URL: await freshDatabase(),
         EMULATOR_PHRASES: 'Hello?|Yes, this is Sam speaking.|That works for me. Thank you, goodbye.',
+        // WORKERS=1: the tests read the REST emulator's calls, this thread's AMD metric, the STT
+        // emulator's phrases and the live conversation; with AYBIZA_TEST_WORKERS > 1 each worker
+        // has its own emulators and sessions.
+        WORKERS: '1',
       },
       { greeting: 'Hello {{name}}, this is the Bay clinic calling about your appointment.', prompt: 'You call {{name}} about their appointment on {{date}}.', transfer: { targets: ['+1415555*'] } },
     );

@@ -25,8 +25,10 @@ describe.skipIf(!realPg)('analysis and memory across calls (Twilio caller, emula
   const call = (method: string, path: string, k = key, body?: unknown) => api(t.base, method, path, k, body);
 
   beforeAll(async () => {
+    // WORKERS=1: the calls are checked against the live conversation (conversationOf), which lives
+    // in a worker thread with AYBIZA_TEST_WORKERS > 1.
     t = await startTestApp(
-      { DATABASE_URL: await freshDatabase(), EMULATOR_PHRASES: 'I would like to book a table for two.|Do you remember me?' },
+      { DATABASE_URL: await freshDatabase(), EMULATOR_PHRASES: 'I would like to book a table for two.|Do you remember me?', WORKERS: '1' },
       {
         analysis: {
           outcomes: ['booked', 'question', 'other'], rubric: 'Brief and polite.',
