@@ -61,6 +61,9 @@ export interface SipDial {
 const NODE_ID = `${os.hostname()}:${process.pid}`;
 const RETRY_AFTER_S = 5;
 
+/** How long sockets stay open after the last calls were hung up at shutdown (RFC 3261 T1 plus margin). */
+const BYE_GRACE_MS = 1_000;
+
 export class SipServer implements Component {
   readonly name = 'sip';
   readonly calls = new Map<string, SipCall>();
@@ -383,8 +386,13 @@ export class SipServer implements Component {
   }
 
   async close(): Promise<void> {
+    const ending = this.outgoing.size + this.calls.size;
     for (const uac of [...this.outgoing.values()]) uac.cancel('canceled');
     for (const call of [...this.calls.values()]) call.hangup('server shutting down');
+    // The BYEs and CANCELs just asked for leave through the transport a tick
+    // later, and their first retransmission is at T1 (500 ms): keep the
+    // sockets open that long, or the far end is never told the call ended.
+    if (ending > 0) await new Promise((r) => setTimeout(r, BYE_GRACE_MS));
     this.uas?.close();
     await this.sockets?.close();
   }
