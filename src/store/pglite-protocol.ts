@@ -68,23 +68,21 @@ export function startupPacket(user: string, database: string): Buffer {
   return out;
 }
 
-export function queryMessage(sql: string): Buffer {
-  const body = Buffer.from(sql + '\0', 'utf8');
+/** A frontend message: type byte, length (itself included), body. */
+function frontendMessage(type: number, body: Buffer): Buffer {
   const out = Buffer.alloc(5 + body.length);
-  out[0] = QUERY;
+  out[0] = type;
   out.writeInt32BE(4 + body.length, 1);
   body.copy(out, 5);
   return out;
 }
 
+export function queryMessage(sql: string): Buffer {
+  return frontendMessage(QUERY, Buffer.from(sql + '\0', 'utf8'));
+}
+
 export function closeStatementMessage(name: string): Buffer {
-  const body = Buffer.from(name + '\0', 'utf8');
-  const out = Buffer.alloc(6 + body.length);
-  out[0] = CLOSE;
-  out.writeInt32BE(5 + body.length, 1);
-  out[5] = STATEMENT;
-  body.copy(out, 6);
-  return out;
+  return frontendMessage(CLOSE, Buffer.concat([Buffer.from([STATEMENT]), Buffer.from(name + '\0', 'utf8')]));
 }
 
 /**
