@@ -2,6 +2,7 @@
 // Schema: Ajv enforces them and the OpenAPI document renders them.
 import type { Schema } from '../api/validate.js';
 import { END_PATTERN, START_PATTERN, WEEKDAYS } from './campaign-window.js';
+import { MAX_VARIABLES, MAX_VARIABLE_VALUE, VARIABLE_NAME } from './variables.js';
 
 export const E164_PATTERN = '^\\+[1-9][0-9]{6,14}$';
 /** Bounds on a campaign's pacing (Twilio itself allows at most 30 calls a second per account). */
@@ -11,10 +12,9 @@ export const MAX_ATTEMPTS = 10;
 /** Contacts per upload (JSON or CSV) and per campaign. */
 export const MAX_CONTACTS_PER_REQUEST = 10_000;
 export const MAX_CONTACTS_PER_CAMPAIGN = 100_000;
-/** Variables per contact, and their names (as `{{name}}` placeholders take them) and values. */
-export const MAX_VARIABLES = 50;
-export const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
-export const MAX_VARIABLE_CHARS = 1000;
+/** Variables per contact, their names and values: the same limits as a single call's (variables.ts). */
+export { MAX_VARIABLES, VARIABLE_NAME };
+export const MAX_VARIABLE_CHARS = MAX_VARIABLE_VALUE;
 
 const id = (description: string): Schema => ({ type: 'string', minLength: 1, maxLength: 64, description });
 
