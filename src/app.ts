@@ -113,6 +113,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     worker: w && { index: w.index, metrics: () => w.metrics(), ready: () => w.ready() },
   });
   const store = await openStore(config, opts);
+  store.calls.prices = config.prices;
   server.use(store);
   // Work shared through PostgreSQL (webhook outbox, post-call analysis,
   // campaign dialling) runs once per node: on the main thread, or with

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EMULATOR_PROFILE, EMULATOR_PROFILES, type EmulatorSettings } from './providers/emulators/profiles.js';
+import { loadPrices, PriceTableError, type PriceTable } from './usage/prices.js';
 
 // Config.emulator's type lives beside the profiles it is built from.
 export type { EmulatorSettings };
@@ -59,6 +60,8 @@ export interface Config {
   apiRateLimit: number;
   bedrockFallbackModels: string[];
   llmTtftDeadlineMs: number;
+  /** PRICES_FILE over the published list prices (src/usage/prices.ts): what call usage costs. */
+  prices: PriceTable;
   /** TOOLS_ALLOW_PRIVATE_NETWORKS: HTTP tools may reach loopback and private ranges (never link-local/metadata). */
   toolsAllowPrivateNetworks: boolean;
   /** AES-256-GCM key for secrets at rest (AYBIZA_ENCRYPTION_KEY); unset: generated into DATA_DIR (see src/store/secrets.ts). */
@@ -246,6 +249,7 @@ export function loadConfig(env: Env = process.env): Config {
     bedrockFallbackModels: (str(env, 'BEDROCK_FALLBACK_MODEL_IDS') ?? 'us.anthropic.claude-sonnet-4-5-20250929-v1:0')
       .split(',').map((m) => m.trim()).filter(Boolean),
     llmTtftDeadlineMs: int(env, 'LLM_TTFT_DEADLINE_MS', 2500, 100, 60_000),
+    prices: priceTable(env),
     toolsAllowPrivateNetworks: bool(env, 'TOOLS_ALLOW_PRIVATE_NETWORKS', false),
     encryptionKey: key32(env, 'AYBIZA_ENCRYPTION_KEY'),
     encryptionKeysOld: keyList(env, 'AYBIZA_ENCRYPTION_KEYS_OLD'),
@@ -272,6 +276,16 @@ function twilioRest(env: Env): Pick<Config, 'twilioAccountSid' | 'twilioApiKey' 
     twilioApiKey: key !== undefined ? { sid: key, secret: secret! } : undefined,
     twilioApiUrl: url(env, 'TWILIO_API_URL', ['http:', 'https:']) ?? 'https://api.twilio.com',
   };
+}
+
+/** PRICES_FILE: a JSON price table merged over the defaults; anything wrong with it stops startup. */
+function priceTable(env: Env): PriceTable {
+  try {
+    return loadPrices(str(env, 'PRICES_FILE'));
+  } catch (err) {
+    if (err instanceof PriceTableError) throw new ConfigError('PRICES_FILE', err.message);
+    throw err;
+  }
 }
 
 /** The emulator section alone (also read by `npm run load`, which starts the emulators as their own process). */

@@ -158,11 +158,14 @@ function fillPath(r: Rand, pattern: string, t: HttpTarget): Buffer {
   }));
 }
 
+/** GET /v1/usage's query values (src/usage/routes.ts): instants valid, out of the calendar or range, and groupings. */
+const USAGE_VALUES = ['2026-12-01', '2026-12-01T00:00:00Z', '2026-02-30', '2026-12-01T25:00:00Z', '2026-12-01T10:00:00+14:99', '1900-01-01', '9999-12-31T23:59:59.999999999Z', 'day', 'agent', 'week'];
+
 function query(r: Rand): Buffer {
   if (r.chance(0.5)) return Buffer.alloc(0);
   const pairs = Array.from({ length: r.range(1, 4) }, () => {
-    const k = r.pick(['limit', 'cursor', 'tenantId', 'status', '__proto__', 'x']);
-    const v = r.chance(0.5) ? r.pick(['0', '1', '200', '201', '-1', '1e9', 'abc', '', 'eyJ4IjoxfQ', '%E0%A4%A', '9'.repeat(30)]) : escapeGarbage(r).toString('latin1');
+    const k = r.pick(['limit', 'cursor', 'tenantId', 'status', '__proto__', 'x', 'from', 'to', 'groupBy']);
+    const v = r.chance(0.5) ? r.pick(['0', '1', '200', '201', '-1', '1e9', 'abc', '', 'eyJ4IjoxfQ', '%E0%A4%A', '9'.repeat(30), ...USAGE_VALUES]) : escapeGarbage(r).toString('latin1');
     return `${k}=${v}`;
   });
   return Buffer.from('?' + pairs.join(r.pick(['&', '&&', ';', '&amp;'])), 'latin1');
@@ -315,6 +318,11 @@ export function regressionCases(t: HttpTarget): HttpCase[] {
     signed('/twilio/voice', { CallSid: 'CA' + '1'.repeat(32), From: '+1555\u0000', To: t.numbers[0] ?? '+15555550100', CallStatus: 'ringing' }),
     signed('/twilio/status', { CallSid: 'CA\u0000', CallStatus: 'completed' }),
     signed('/twilio/amd', { CallSid: 'CA' + '2'.repeat(32), AnsweredBy: 'machine_end_beep\u0000', MachineDetectionDuration: '1e309' }),
+    // GET /v1/usage: a NUL in tenantId, an instant past the calendar, a repeated key, a range too long.
+    req('GET', '/v1/usage?from=2026-01-01&to=2026-02-01&tenantId=%00', t.adminKey),
+    req('GET', '/v1/usage?from=2026-02-30&to=2026-03-01', t.tenantKey),
+    req('GET', '/v1/usage?from=2026-01-01&from=2026-01-02&to=2026-02-01', t.tenantKey),
+    req('GET', '/v1/usage?from=1970-01-01&to=9999-12-31&groupBy=agent', t.tenantKey),
     // Prototype keys where a schema forbids extra properties.
     req('POST', '/v1/agents', t.tenantKey, '{"__proto__":{"x":1},"name":"a","prompt":"p"}'),
   ];

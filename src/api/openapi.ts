@@ -24,7 +24,30 @@ const direction = (what: string) => ({
 });
 /** Response bodies described beyond "an object", where a field needs explaining. */
 const RESPONSES: Record<string, unknown> = {
-  'GET /v1/calls/{id}': { type: 'object', properties: { quality: { $ref: '#/components/schemas/CallQuality' } } },
+  'GET /v1/calls/{id}': { type: 'object', properties: { quality: { $ref: '#/components/schemas/CallQuality' }, cost: { $ref: '#/components/schemas/Cost' }, usage: { $ref: '#/components/schemas/Usage' } } },
+  'GET /v1/usage': {
+    type: 'object',
+    properties: {
+      from: { type: 'string' }, to: { type: 'string' }, groupBy: { type: 'string' }, currency: { type: 'string', enum: ['USD'] },
+      items: { type: 'array', items: { type: 'object', properties: { key: { type: 'string', nullable: true, description: 'YYYY-MM-DD (UTC) or the agent id' }, calls: { type: 'integer' }, total: { type: 'string' }, components: { $ref: '#/components/schemas/Cost/properties/components' } } } },
+    },
+  },
+};
+const usd = { type: 'string', pattern: '^\\d+\\.\\d{6}$', description: 'USD, six decimals (exact)' };
+const line = (props: Record<string, unknown>) => ({ type: 'array', items: { type: 'object', properties: { ...props, cost: usd } } });
+/** src/usage: the call's cost (total = the exact sum of the components) and the metered lines it was priced from. */
+const COST = {
+  type: 'object', nullable: true, description: 'null until the call has been priced (at hang-up); the post-call analysis adds its tokens to llm',
+  properties: { currency: { type: 'string', enum: ['USD'] }, total: usd, components: { type: 'object', properties: { telephony: usd, stt: usd, tts: usd, llm: usd } } },
+};
+const USAGE = {
+  type: 'object', nullable: true,
+  properties: {
+    telephony: line({ transport: { type: 'string' }, direction: { type: 'string' }, charge: { type: 'string', enum: ['voice', 'media_streams'] }, seconds: num, billedSeconds: num }),
+    stt: line({ model: { type: 'string' }, seconds: { ...num, description: 'audio streamed to the STT' } }),
+    tts: line({ model: { type: 'string' }, characters: { type: 'integer', description: 'text sent to the TTS' } }),
+    llm: line({ model: { type: 'string' }, purpose: { type: 'string', enum: ['conversation', 'analysis'] }, inputTokens: { type: 'integer' }, outputTokens: { type: 'integer' }, requests: { type: 'integer' }, priced: { type: 'boolean' } }),
+  },
 };
 const CALL_QUALITY = {
   type: 'object',
@@ -41,6 +64,7 @@ export function openApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of ROUTES) {
     const params = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    for (const q of r.query ?? []) params.push({ name: q.name, in: 'query', required: q.required, description: q.description, schema: q.schema } as never);
     if (r.list) {
       params.push({ name: 'limit', in: 'query', required: false, schema: { type: 'integer' } } as never);
       params.push({ name: 'cursor', in: 'query', required: false, schema: { type: 'string' } } as never);
@@ -66,7 +90,7 @@ export function openApiDocument(): Record<string, unknown> {
     paths,
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-      schemas: { CallQuality: CALL_QUALITY },
+      schemas: { CallQuality: CALL_QUALITY, Cost: COST, Usage: USAGE },
       responses: {
         Error: {
           description: 'error',

@@ -15,6 +15,7 @@ import { WEBHOOK_ROUTES } from '../webhooks/routes.js';
 import { CAMPAIGN_ROUTES } from '../outbound/campaign-api.js';
 import { MEMORY_ROUTES } from '../postcall/routes.js';
 import { checkAnalysisConfig } from '../postcall/schema.js';
+import { USAGE_ROUTES } from '../usage/routes.js';
 
 export interface Ctx {
   req: Request;
@@ -50,6 +51,8 @@ export interface RouteSpec {
   /** A scope, or 'admin' for platform-admin keys only. */
   access: Scope | 'admin';
   body?: Schema;
+  /** Query parameters beyond limit/cursor, for the OpenAPI document. */
+  query?: { name: string; required: boolean; description: string; schema: Record<string, unknown> }[];
   status: number;
   list?: boolean;
   handler(ctx: Ctx): Promise<unknown>;
@@ -190,6 +193,7 @@ export const ROUTES: RouteSpec[] = [
   ...WEBHOOK_ROUTES,
   ...CAMPAIGN_ROUTES,
   ...MEMORY_ROUTES,
+  ...USAGE_ROUTES,
 ];
 
 // Every body schema is compiled once, when the API module loads (a bad schema fails startup, not a request).

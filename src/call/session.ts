@@ -10,6 +10,7 @@ import { guarded, reportInternalError } from '../guard.js';
 import { callsActive, callsTotal, hotCounter, mediaFrames } from '../metrics/index.js';
 import type { Providers, SttStream, SttTurn, Transcript, TtsStream } from '../providers/types.js';
 import type { CallStore, ResolvedAgent } from '../store/types.js';
+import { CallUsage } from '../usage/meter.js';
 import { clock, type Tickable } from './clock.js';
 import { Playout } from './playout.js';
 import type { PauseReason } from './gaps.js';
@@ -70,6 +71,10 @@ export class CallSession implements Tickable {
   readonly log: Logger;
   events: SessionEvents = {};
   readonly startedAt = performance.now();
+  /** What the call uses of billed services, counted by the provider streams; priced and stored at hang-up. */
+  readonly usage = new CallUsage();
+  /** When start() ran: the call's media time (telephony minutes) runs from here to end(). */
+  private mediaStartedAt = 0;
   private readonly media = new MediaChannel({ minSilenceMs: SILENCE_MS });
   private readonly framer = new Framer(160);
   private speaking = false;
@@ -158,6 +163,7 @@ export class CallSession implements Tickable {
   async start(): Promise<void> {
     if (this.ended) return;
     this.started = true;
+    this.mediaStartedAt = performance.now();
     callsActive.inc({ transport: this.transport.kind });
     clock.add(this);
     const cfg = this.agent.config;
@@ -166,6 +172,7 @@ export class CallSession implements Tickable {
         {
           model: cfg.stt?.model, language: cfg.language, endpointingMs: cfg.stt?.endpointingMs ?? 300, utteranceEndMs: 1000,
           eotThreshold: cfg.stt?.eotThreshold, eagerEotThreshold: cfg.stt?.eagerEotThreshold, eotTimeoutMs: cfg.stt?.eotTimeoutMs,
+          usage: this.usage,
         },
         {
           onTranscript: (t) => {
@@ -182,7 +189,7 @@ export class CallSession implements Tickable {
         },
       ),
       this.init.providers.tts.open(
-        { voice: cfg.voice },
+        { voice: cfg.voice, usage: this.usage },
         {
           onAudio: (a) => this.onTtsAudio(a),
           onFlushed: () => {
@@ -351,6 +358,11 @@ export class CallSession implements Tickable {
       this.stt?.close(),
       this.tts?.close(),
     ]);
+    // Priced once the streams have sent their last audio and text (src/usage).
+    if (this.started) {
+      const metered = this.usage.metered(this.transport.kind, this.init.direction ?? 'inbound', performance.now() - this.mediaStartedAt);
+      await this.init.calls.recordUsage?.(this.callId, metered).catch((err) => this.log.warn('call usage not stored', { err }));
+    }
     this.log.info('call ended', { reason, framesIn: this.framesIn, framesOut: this.playout.framesSent, ...this.playout.gaps.summary() });
   }
 }

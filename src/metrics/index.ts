@@ -161,6 +161,20 @@ export const webhookDeliveries = new client.Counter({
 });
 
 /** Post-call analyses (src/postcall/queue.ts), by a closed result: analyzed, invalid (stored as an error after a retry), failed (retried later), gave_up. */
+export const usageCost = new client.Counter({
+  name: 'aybiza_usage_total',
+  help: 'Cost of metered usage in USD by component (telephony, stt, tts, llm), priced with the price table (PRICES_FILE) when each call or analysis is recorded',
+  labelNames: ['component'] as const,
+  registers: [registry],
+});
+
+export const usageUnits = new client.Counter({
+  name: 'aybiza_usage_units_total',
+  help: 'Metered usage by unit: telephony_seconds (media time), stt_seconds (audio streamed to STT), tts_characters (text sent to TTS), llm_input_tokens, llm_output_tokens (as the model reported them)',
+  labelNames: ['unit'] as const,
+  registers: [registry],
+});
+
 export const analysisResults = new client.Counter({
   name: 'aybiza_analysis_total',
   help: 'Post-call analyses by result: analyzed, invalid (the model\'s answer did not validate after one retry; stored as an error), failed (service error, retried later), gave_up (stored as an error)',

@@ -328,7 +328,7 @@ export class Conversation implements Tickable {
     void (async () => {
       try {
         for await (const ev of this.opts.llm.stream(
-          { system: this.system, messages, tools: toolSpecs(cfg.tools), model: cfg.llm?.model, temperature: cfg.llm?.temperature, maxTokens: cfg.llm?.maxTokens },
+          { system: this.system, messages, tools: toolSpecs(cfg.tools), model: cfg.llm?.model, temperature: cfg.llm?.temperature, maxTokens: cfg.llm?.maxTokens, usage: this.session.usage },
           p.abort.signal,
         )) {
           if (p.abort.signal.aborted) return;
@@ -356,7 +356,13 @@ export class Conversation implements Tickable {
   /** Starts the synthesis of a preemptive generation's first clause (held, not played), when there is a TTS to do it. */
   private presynthesise(p: Preemptive, clause: string | undefined): void {
     if (!clause || !this.opts.tts || this.pre !== p) return;
-    p.synth = new FirstClauseSynth(clause, this.opts.tts, this.session.agent.config.voice);
+    p.synth = new FirstClauseSynth(clause, this.meteredTts(this.opts.tts), this.session.agent.config.voice);
+  }
+
+  /** The TTS with this call's usage meter on every stream it opens (a held clause is billed whether or not it is played). */
+  private meteredTts(tts: TextToSpeech): TextToSpeech {
+    const usage = this.session.usage;
+    return { name: tts.name, open: (o, e) => tts.open({ ...o, usage }, e) };
   }
 
   /** Aborts the preemptive generation in flight, if any (counted discarded). */
@@ -612,7 +618,7 @@ export class Conversation implements Tickable {
       const text: string[] = [];
       const uses: { toolUseId: string; name: string; input: unknown }[] = [];
       const source = pre ? replay(pre) : this.opts.llm.stream(
-        { system: this.system, messages: this.history, tools, model: cfg.llm?.model, temperature: cfg.llm?.temperature, maxTokens: cfg.llm?.maxTokens },
+        { system: this.system, messages: this.history, tools, model: cfg.llm?.model, temperature: cfg.llm?.temperature, maxTokens: cfg.llm?.maxTokens, usage: this.session.usage },
         r.abort.signal,
       );
       for await (const item of source) {

@@ -182,6 +182,8 @@ export class AnalysisQueue implements Component {
         await this.cp.memory.remember(call, analysis.summary, config.memory.retentionDays ?? DEFAULT_MEMORY_RETENTION_DAYS, c);
       }
       await this.cp.webhooks.enqueueEvent(call.tenantId, 'call.analyzed', { callId: call.id, agentId: call.agentId, analysis }, { key: call.id, db: c });
+      // The analysis's tokens join the call's LLM cost (src/usage), once, with the analysis.
+      await this.cp.calls.recordAnalysisUsage(call.id, analysis.usage, c);
       return true;
     });
     if (stored) this.cp.webhooks.onEnqueued?.();

@@ -2,6 +2,26 @@
 // pipeline depends only on these. Deepgram, Bedrock and the built-in
 // emulators implement them; another provider is another implementation.
 
+// ---- usage ------------------------------------------------------------------
+
+/**
+ * A call's usage counters (src/usage/meter.ts). Provider streams add what
+ * they send to a billed service, once per message or request (never per
+ * frame): plain fields, so metering costs an addition.
+ */
+export interface UsageMeter {
+  /** Set by the STT when it opens: the model billed. */
+  sttModel: string;
+  /** μ-law bytes (8,000 a second) streamed to the STT, replays after a reconnect included. */
+  sttAudioBytes: number;
+  /** Set by the TTS when it opens: the voice model billed. */
+  ttsModel: string;
+  /** Characters of text sent to the TTS (again when a reopened socket re-sends them). */
+  ttsCharacters: number;
+  /** One LLM response's token usage, as the service reported it. */
+  llmTokens(model: string, inputTokens: number, outputTokens: number): void;
+}
+
 // ---- speech to text -------------------------------------------------------
 
 export interface SttOptions {
@@ -18,6 +38,8 @@ export interface SttOptions {
   eagerEotThreshold?: number;
   /** Flux only: a turn ends this long after speech whatever the confidence (500–60000 ms). */
   eotTimeoutMs?: number;
+  /** Where the audio streamed is counted (the call's usage). */
+  usage?: UsageMeter;
 }
 
 /**
@@ -82,6 +104,8 @@ export interface SpeechToText {
 
 export interface TtsOptions {
   voice?: string;
+  /** Where the characters sent are counted (the call's usage). */
+  usage?: UsageMeter;
 }
 
 export interface TtsEvents {
@@ -140,6 +164,8 @@ export interface LlmRequest {
   model?: string;
   temperature?: number;
   maxTokens?: number;
+  /** Where the response's reported token usage is counted (the call's usage); not sent. */
+  usage?: UsageMeter;
 }
 
 export type LlmEvent =

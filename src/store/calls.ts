@@ -10,6 +10,10 @@ import type { CallQuality } from '../media/quality.js';
 import type { CallAnalysis, CallDetail, CallRecord, CallStore, NewCall, Page, Transport, TurnRecord } from './types.js';
 import { WriteBehind } from './write-behind.js';
 import { reportInternalError } from '../guard.js';
+import { DEFAULT_PRICES, type PriceTable } from '../usage/prices.js';
+import { recordAnalysisUsage, recordCallUsage } from '../usage/store.js';
+import { callCost } from '../usage/cost.js';
+import type { CallUsageRecord, MeteredCall } from '../usage/types.js';
 
 /** Told when a call starts and when it ends (webhooks subscribe: src/webhooks/store.ts). Must not block: it is never awaited. */
 export type CallLifecycleSink = (type: 'call.started' | 'call.ended', call: CallRecord) => void;
@@ -53,8 +57,20 @@ export class Calls implements CallStore {
   /** Set by the control plane to the webhook outbox; each call is announced started and ended (repeats are harmless: one event per call and type). */
   lifecycle: CallLifecycleSink | null = null;
 
+  /** Prices usage at hang-up and after the analysis (PRICES_FILE over the defaults; set by the app). */
+  prices: PriceTable = DEFAULT_PRICES;
+
   constructor(private readonly db: Database) {
     this.writes = new WriteBehind(db.pool);
+  }
+
+  async recordUsage(callId: string, usage: MeteredCall): Promise<void> {
+    await recordCallUsage(this.db.pool, callId, usage, this.prices);
+  }
+
+  /** The post-call analysis's tokens onto the call's cost, in the analysis's transaction. */
+  recordAnalysisUsage(callId: string, usage: { model: string; inputTokens: number; outputTokens: number; requests: number }, db: Parameters<typeof recordAnalysisUsage>[0]): Promise<void> {
+    return recordAnalysisUsage(db, callId, usage, this.prices);
   }
 
   /** Tells the lifecycle sink; nothing it does can fail the call. Outbound call rows (src/outbound/records.ts) announce through here too. */
@@ -173,6 +189,6 @@ export class Calls implements CallStore {
       text: s.text,
       at: iso(s.at),
     }));
-    return { ...toCall(r), turns, transcript, analysis: (r.analysis as CallAnalysis | null) ?? null };
+    return { ...toCall(r), turns, transcript, analysis: (r.analysis as CallAnalysis | null) ?? null, cost: callCost(r), usage: (r.usage as CallUsageRecord | null) ?? null };
   }
 }

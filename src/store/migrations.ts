@@ -431,4 +431,19 @@ create index call_memories_number on call_memories (tenant_id, number_hash, crea
 create index call_memories_expiry on call_memories (expires_at);
 `,
   },
+  {
+    version: 13,
+    name: 'usage and cost per call',
+    sql: `
+-- What a call used and what it cost (src/usage): the metered lines, priced,
+-- and one integer micro-dollar column per component (so sums are exact and
+-- GET /v1/usage is one aggregate over the calls_tenant index). Null until
+-- the call is priced at hang-up; the post-call analysis adds its LLM line.
+alter table calls add column usage jsonb;
+alter table calls add column cost_telephony_micros bigint;
+alter table calls add column cost_stt_micros bigint;
+alter table calls add column cost_tts_micros bigint;
+alter table calls add column cost_llm_micros bigint;
+`,
+  },
 ];

@@ -196,6 +196,10 @@ export interface TranscriptSegment {
 }
 
 export interface CallDetail extends CallRecord {
+  /** What the call cost (src/usage); null until it was priced at hang-up. */
+  cost: import('../usage/types.js').CallCost | null;
+  /** The metered lines the cost was priced from. */
+  usage: import('../usage/types.js').CallUsageRecord | null;
   turns: TurnRecord[];
   transcript: TranscriptSegment[];
   /** null until the post-call analysis has run (or when the agent has none). */
@@ -243,6 +247,8 @@ export interface CallStore {
   addTranscript(callId: string, speaker: 'caller' | 'agent', text: string): Promise<void>;
   setMediaStats(callId: string, stats: Record<string, unknown>): Promise<void>;
   setQuality(callId: string, quality: CallQuality): Promise<void>;
+  /** The session's metered usage at hang-up, priced and stored on the call (src/usage); once per call. */
+  recordUsage?(callId: string, usage: import('../usage/types.js').MeteredCall): Promise<void>;
 }
 
 export interface TrunkDirectory {

@@ -164,6 +164,7 @@ export class BedrockLlm implements LanguageModel {
           } else if (ev.messageStop) {
             yield { type: 'stop', reason: ev.messageStop.stopReason ?? 'end_turn' };
           } else if (ev.metadata) {
+            req.usage?.llmTokens(model, ev.metadata.usage?.inputTokens ?? 0, ev.metadata.usage?.outputTokens ?? 0);
             yield { type: 'metadata', model, inputTokens: ev.metadata.usage?.inputTokens, outputTokens: ev.metadata.usage?.outputTokens, attempts: attempt + 1 };
           }
         }

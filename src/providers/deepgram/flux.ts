@@ -184,6 +184,7 @@ export class FluxSttStream implements SttStream {
     if (!this.socket || this.reconnecting) return; // lost: a new session starts from the audio after it
     try {
       this.socket.sendMedia(audio);
+      if (this.opts.usage) this.opts.usage.sttAudioBytes += audio.length;
     } catch {
       /* closing: the close handler reconnects */
     }
@@ -216,6 +217,7 @@ export class FluxStt implements SpeechToText {
   constructor(private readonly client: DeepgramClient) {}
 
   async open(opts: SttOptions, events: SttEvents): Promise<SttStream> {
+    if (opts.usage) opts.usage.sttModel = opts.model ?? 'flux-general-en';
     const s = new FluxSttStream(this.client, opts, events);
     await s.connect();
     return s;

@@ -213,6 +213,8 @@ export class DeepgramSttStream implements SttStream {
       if (this.closed || !this.socket) return true;
       const replayBytes = this.receivedBytes - this.offsetBytes; // includes audio that arrived while connecting
       for (const chunk of this.tail(replayBytes)) this.socket.sendMedia(chunk);
+      // Replayed audio is streamed (and billed) again.
+      if (this.opts.usage) this.opts.usage.sttAudioBytes += Math.min(replayBytes, this.replayBytes);
       this.events.onReconnected?.({ attempt: this.attempt, replayedMs: Math.round((replayBytes / BYTES_PER_S) * 1000) });
       return true;
     });
@@ -339,6 +341,7 @@ export class DeepgramSttStream implements SttStream {
       try {
         this.socket.sendMedia(audio);
         this.lastSendAt = Date.now();
+        if (this.opts.usage) this.opts.usage.sttAudioBytes += audio.length;
       } catch {
         /* closing: the close handler reconnects and replays */
       }
@@ -381,6 +384,7 @@ export class DeepgramStt implements SpeechToText {
   constructor(private readonly client: DeepgramClient, private readonly silenceGate = true) {}
 
   async open(opts: SttOptions, events: SttEvents): Promise<SttStream> {
+    if (opts.usage) opts.usage.sttModel = opts.model ?? 'nova-3';
     const s = new DeepgramSttStream(this.client, opts, events, this.silenceGate);
     await s.connect();
     return s;

@@ -13,7 +13,7 @@ import { checkpoint } from '../../checkpoint.js';
 import { guard, reportInternalError } from '../../guard.js';
 import { log } from '../../log.js';
 import { providerErrors, wsCloseKind } from '../../metrics/index.js';
-import type { TtsEvents, TtsStream } from '../types.js';
+import type { TtsEvents, TtsStream, UsageMeter } from '../types.js';
 
 export type Socket = Awaited<ReturnType<DeepgramClient['speak']['v1']['connect']>>;
 
@@ -129,7 +129,7 @@ export class DeepgramTtsStream implements TtsStream {
   /** Flushed events delivered: the sequence the stream's user sees, continuous across connections. */
   private flushedCount = 0;
 
-  constructor(private readonly take: () => Promise<Socket>, private readonly events: TtsEvents) {}
+  constructor(private readonly take: () => Promise<Socket>, private readonly events: TtsEvents, private readonly usage?: UsageMeter) {}
 
   /** Whether the current socket's audio comes straight from the WebSocket (see rawAudio). */
   get raw(): boolean {
@@ -215,7 +215,7 @@ export class DeepgramTtsStream implements TtsStream {
     }
     const now = Date.now();
     for (const g of c.groups) {
-      if (g.text) this.send(c, () => socket.sendText({ type: 'Speak', text: g.text }));
+      if (g.text) this.sendSpeak(c, g.text);
       if (g.flushed) {
         c.flushTimes.push(now);
         this.send(c, () => socket.sendFlush({ type: 'Flush' }));
@@ -246,6 +246,14 @@ export class DeepgramTtsStream implements TtsStream {
   }
 
   /** Sends on the socket; while it is (re)connecting the group is sent on attach. */
+  /** A Speak message: what Aura bills (characters sent, again when a reopened socket re-sends them). */
+  private sendSpeak(c: Connection, text: string): void {
+    this.send(c, () => {
+      c.socket!.sendText({ type: 'Speak', text });
+      if (this.usage) this.usage.ttsCharacters += text.length;
+    });
+  }
+
   private send(c: Connection, fn: () => void): void {
     if (!c.socket) return;
     try {
@@ -371,7 +379,7 @@ export class DeepgramTtsStream implements TtsStream {
     const chunk = /\s$/.test(text) ? text : text + ' ';
     const { c, g } = this.openGroup();
     g.text += chunk;
-    this.send(c, () => c.socket!.sendText({ type: 'Speak', text: chunk }));
+    this.sendSpeak(c, chunk);
   }
 
   flush(): void {

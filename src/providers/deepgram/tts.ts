@@ -56,7 +56,8 @@ export class DeepgramTts implements TextToSpeech {
   async open(opts: TtsOptions, events: TtsEvents): Promise<TtsStream> {
     const voice = opts.voice ?? DEFAULT_VOICE;
     // Later connections of the stream (a switch before the flush limit, a reopen) come from the pool too.
-    const stream = new DeepgramTtsStream(() => this.take(voice), events);
+    if (opts.usage) opts.usage.ttsModel = voice;
+    const stream = new DeepgramTtsStream(() => this.take(voice), events, opts.usage);
     stream.start(await this.take(voice));
     return stream;
   }

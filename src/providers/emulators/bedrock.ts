@@ -74,6 +74,16 @@ export class BedrockEmulator {
   faults: BedrockFaults = {};
   /** `requests`: ConverseStream invocations; `otherRequests`: anything else (e.g. a connection warm-up's GET). */
   readonly stats = { requests: 0, converseRequests: 0, otherRequests: 0, streamsCompleted: 0, streamsAborted: 0, modelsSeen: [] as string[], connections: 0 };
+  /** Token usage reported to clients, by model (only responses whose usage was actually sent: an aborted stream never gets to its metadata). */
+  readonly usageSent = new Map<string, { inputTokens: number; outputTokens: number; responses: number }>();
+
+  private reportUsage(model: string, inputTokens: number, outputTokens: number): void {
+    const u = this.usageSent.get(model) ?? { inputTokens: 0, outputTokens: 0, responses: 0 };
+    u.inputTokens += inputTokens;
+    u.outputTokens += outputTokens;
+    u.responses++;
+    this.usageSent.set(model, u);
+  }
 
   constructor(readonly opts: BedrockEmulatorOptions = DEFAULT_BEDROCK_EMULATOR) {
     this.random = seededRandom(opts.seed ?? 1);
@@ -151,10 +161,13 @@ export class BedrockEmulator {
         return this.error(res, 400, 'ValidationException', 'A conversation must start with a user message.');
       }
       if (converse) {
+        const answer = converseResponse(body, () => reply(body));
+        const usage = answer.usage as { inputTokens: number; outputTokens: number };
+        this.reportUsage(modelId, usage.inputTokens, usage.outputTokens);
         res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-requestid': crypto.randomUUID() });
-        return res.end(JSON.stringify(converseResponse(body, () => reply(body))));
+        return res.end(JSON.stringify(answer));
       }
-      this.stream(body, res);
+      this.stream(body, res, modelId, inputTokens(body));
     });
   }
 
@@ -167,7 +180,7 @@ export class BedrockEmulator {
     };
   }
 
-  private stream(body: ConverseBody, res: Res): void {
+  private stream(body: ConverseBody, res: Res, modelId: string, inTokens: number): void {
     const f = this.faults;
     const slow = f.slowFirstByteMs ?? 0;
     f.slowFirstByteMs = undefined;
@@ -209,8 +222,9 @@ export class BedrockEmulator {
       frames.push({ at: t, frame: eventFrame('contentBlockStop', { contentBlockIndex: index, p: pad() }) });
     }
     frames.push({ at: t, frame: eventFrame('messageStop', { stopReason: plan.toolUse ? 'tool_use' : 'end_turn', p: pad() }) });
-    const outTokens = Math.ceil((plan.text?.length ?? 0) / 4) + (plan.toolUse ? 10 : 0);
-    frames.push({ at: t, frame: eventFrame('metadata', { usage: { inputTokens: 100, outputTokens: outTokens, totalTokens: 100 + outTokens }, metrics: { latencyMs: Math.round(t) }, p: pad() }) });
+    // Usage as the service reports it after messageStop (about 4 characters a token, as Claude's tokenizer averages on English).
+    const outTokens = Math.ceil((plan.text?.length ?? 0) / 4) + (plan.toolUse ? Math.ceil(JSON.stringify(plan.toolUse).length / 4) : 0);
+    frames.push({ at: t, frame: eventFrame('metadata', { usage: { inputTokens: inTokens, outputTokens: outTokens, totalTokens: inTokens + outTokens }, metrics: { latencyMs: Math.round(t) }, p: pad() }) });
     const start = Date.now();
     let i = 0;
     const pump = () => {
@@ -224,6 +238,7 @@ export class BedrockEmulator {
           return;
         }
         res.write(frames[i++].frame);
+        if (i === frames.length) this.reportUsage(modelId, inTokens, outTokens);
       }
       if (i >= frames.length) {
         res.end();
@@ -234,6 +249,11 @@ export class BedrockEmulator {
     };
     setTimeout(pump, frames[0].at);
   }
+}
+
+/** The prompt's tokens, as the service would count them: its text (system, messages, tool specs) at ~4 characters a token. */
+export function inputTokens(body: ConverseBody): number {
+  return Math.max(1, Math.ceil(JSON.stringify({ s: body.system, m: body.messages, t: body.toolConfig }).length / 4));
 }
 
 /** The destination a caller named: a SIP URI or a +number as spoken ("+1 415 555 0123"). */

@@ -82,7 +82,7 @@ export class DeepgramEmulator {
    * `ttsOpen` is TTS connections open now, `flushWarnings` flushes refused
    * for the per-connection limit.
    */
-  readonly stats = { sttConnections: 0, sttAudioBytes: 0, ttsConnections: 0, ttsOpen: 0, flushes: 0, flushWarnings: 0, clears: 0, keepAlives: 0, finalizes: 0, fluxConnections: 0, fluxAudioBytes: 0, fluxConfigures: 0 };
+  readonly stats = { sttConnections: 0, sttAudioBytes: 0, ttsCharacters: 0, ttsConnections: 0, ttsOpen: 0, flushes: 0, flushWarnings: 0, clears: 0, keepAlives: 0, finalizes: 0, fluxConnections: 0, fluxAudioBytes: 0, fluxConfigures: 0 };
 
   constructor(readonly opts: DeepgramEmulatorOptions = DEFAULT_DEEPGRAM_EMULATOR) {
     this.random = seededRandom(opts.seed ?? 1);
@@ -410,6 +410,7 @@ export class DeepgramEmulator {
             return;
           }
           text += String(msg.text ?? '');
+          this.stats.ttsCharacters += String(msg.text ?? '').length;
           return;
         case 'Flush': {
           // Deepgram processes at most 20 Flush messages per 60 s per connection; a
