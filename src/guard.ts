@@ -57,22 +57,32 @@ export function reportInternalError(where: GuardWhere, err: unknown, fields?: Re
  * rejects with) escapes. `onError` ends only what the failure concerns (answer
  * the request with 500, close the socket, end the call); its own failure is
  * counted too.
+ *
+ * The wrapper takes at most four arguments (every library callback we guard
+ * has fewer) as plain parameters: it runs for every inbound frame and timer
+ * tick, and a rest array there was an allocation per call. The arguments are
+ * gathered only on the failure path, and the promise watch lives in its own
+ * function so the wrapper needs no heap context per call.
  */
 export function guard<A extends unknown[]>(
   where: GuardWhere,
   fn: (...args: A) => unknown,
   onError?: (err: unknown, ...args: A) => void,
 ): (...args: A) => void {
-  return (...args: A) => {
+  const f = fn as unknown as (a?: unknown, b?: unknown, c?: unknown, d?: unknown) => unknown;
+  const wrapped = (a?: unknown, b?: unknown, c?: unknown, d?: unknown): void => {
     try {
-      const r = fn(...args);
-      if (r && typeof (r as Promise<unknown>).then === 'function') {
-        (r as Promise<unknown>).then(undefined, (err) => fail(where, err, onError, args));
-      }
+      const r = f(a, b, c, d);
+      if (r && typeof (r as Promise<unknown>).then === 'function') watch(r as Promise<unknown>, where, onError, a, b, c, d);
     } catch (err) {
-      fail(where, err, onError, args);
+      fail(where, err, onError, [a, b, c, d] as unknown as A);
     }
   };
+  return wrapped as unknown as (...args: A) => void;
+}
+
+function watch<A extends unknown[]>(r: Promise<unknown>, where: GuardWhere, onError: ((err: unknown, ...args: A) => void) | undefined, a: unknown, b: unknown, c: unknown, d: unknown): void {
+  r.then(undefined, (err) => fail(where, err, onError, [a, b, c, d] as unknown as A));
 }
 
 function fail<A extends unknown[]>(where: GuardWhere, err: unknown, onError: ((err: unknown, ...args: A) => void) | undefined, args: A): void {
@@ -87,7 +97,12 @@ function fail<A extends unknown[]>(where: GuardWhere, err: unknown, onError: ((e
 
 /** Runs `fn` now under the guard (for one-off callbacks such as a timer body). */
 export function guarded(where: GuardWhere, fn: () => unknown, onError?: (err: unknown) => void): void {
-  guard(where, fn, onError)();
+  try {
+    const r = fn();
+    if (r && typeof (r as Promise<unknown>).then === 'function') watch(r as Promise<unknown>, where, onError, undefined, undefined, undefined, undefined);
+  } catch (err) {
+    fail(where, err, onError, [] as []);
+  }
 }
 
 let installed = false;
