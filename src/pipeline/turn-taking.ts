@@ -76,6 +76,14 @@ export class TurnDetector {
   /** When the turn's text last changed; the text the eager signal last fired for. */
   private textChangedMs = -1;
   private eagerText = '';
+  /**
+   * `text` and the silence it needs, kept until the words change: tick()
+   * reads both every 20 ms of every call, and rebuilding the string and
+   * classifying its tail each time was a steady allocation per call.
+   */
+  private textCache: string | null = null;
+  private needText: string | null = null;
+  private needMs = 0;
 
   /** `onEager`: the Nova-3 early end-of-turn signal (see TurnSettings.eagerStableMs); unset for Flux, which signals it itself. */
   constructor(
@@ -86,7 +94,8 @@ export class TurnDetector {
 
   /** Text heard so far in this turn (finals plus the live interim). */
   get text(): string {
-    return [...this.finals, this.interim].filter(Boolean).join(' ').trim();
+    if (this.textCache === null) this.textCache = [...this.finals, this.interim].filter(Boolean).join(' ').trim();
+    return this.textCache;
   }
 
   speechStart(): void {
@@ -102,6 +111,7 @@ export class TurnDetector {
 
   transcript(text: string, isFinal: boolean, speechFinal: boolean, nowMs = performance.now()): void {
     const before = this.text;
+    this.textCache = null;
     if (!isFinal) {
       this.interim = text;
       if (text) this.endpoint = false;
@@ -141,6 +151,7 @@ export class TurnDetector {
   reset(): void {
     this.finals = [];
     this.interim = '';
+    this.textCache = null;
     this.endpoint = false;
     this.heard = false;
     this.textChangedMs = -1;
@@ -165,7 +176,11 @@ export class TurnDetector {
     if (this.speaking || this.finals.length === 0 || this.interim || this.speechEndMs < 0) return false;
     const text = this.text;
     const silence = nowMs - this.speechEndMs;
-    const need = requiredSilenceMs(text, this.settings);
+    if (text !== this.needText) {
+      this.needText = text;
+      this.needMs = requiredSilenceMs(text, this.settings);
+    }
+    const need = this.needMs;
     if (silence < need) return false;
     if (!this.endpoint && silence < need + this.settings.sttGraceMs) return false;
     const commit: TurnCommit = { text, speechEndMs: this.speechEndMs, commitMs: nowMs, reason: this.endpoint ? 'endpoint' : 'silence' };
