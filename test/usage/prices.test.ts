@@ -9,7 +9,8 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 import { DEFAULT_PRICES, loadPrices, mergePrices, pico, byPrefix } from '../../src/usage/prices.js';
 import { costOf, lineMicros, parseUsd, priceCall, usd } from '../../src/usage/cost.js';
 import { CallUsage } from '../../src/usage/meter.js';
-import { tempDir } from '../helpers/spawn-server.js';
+import { spawnSync } from 'node:child_process';
+import { CLI, tempDir } from '../helpers/spawn-server.js';
 
 const file = (json: unknown) => {
   const p = path.join(tempDir('prices-'), 'prices.json');
@@ -68,6 +69,14 @@ describe('price table', () => {
       expect((err as ConfigError).variable).toBe('PRICES_FILE');
       expect((err as Error).message, JSON.stringify(json)).toMatch(why);
     }
+    // `aybiza serve` itself: exit 1 before listening, the message on stderr.
+    const r = spawnSync(process.execPath, [CLI, 'serve'], {
+      env: { ...process.env, DATA_DIR: tempDir('serve-'), PORT: '0', HOST: '127.0.0.1', SIP_PORT: '0', EMULATORS: 'on', PRICES_FILE: file({ llm: { m: { inputPer1M: 'free', outputPer1M: '1' } } }) },
+      encoding: 'utf8', timeout: 60_000,
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/PRICES_FILE: .*\/llm\/m\/inputPer1M must match pattern/);
+    expect(r.stdout).not.toMatch(/"msg":"listening"/);
     expect(() => loadPrices('/nonexistent/prices.json')).toThrow(/cannot read \/nonexistent\/prices.json: ENOENT/);
     expect(() => mergePrices({ llm: Object.fromEntries(Array.from({ length: 201 }, (_, i) => [`m${i}`, { inputPer1M: '1', outputPer1M: '1' }])) })).toThrow(/must NOT have more than 200 properties/);
   });

@@ -210,6 +210,38 @@ describe.skipIf(!realPg)('cost per call (Twilio caller, emulators, real PostgreS
     expect((await call('GET', `/v1/usage?from=2026-03-01&to=2026-03-02&tenantId=${otherTenant}`, ADMIN_KEY)).body.items).toMatchObject([{ calls: 1, total: '5.000000' }]);
   });
 
+  it('a Flux agent: the audio streamed to Flux is metered under its model and priced at the Flux rate (a default PRICES_FILE did not override)', async () => {
+    const agent = await t.app.store.agents.create(ADMIN, t.tenantId, { name: 'Flux', prompt: 'You are helpful.', greeting: 'Hi, how can I help?', stt: { model: 'flux-general-en' } });
+    const number = '+14155550999';
+    await t.app.store.agents.addNumber(ADMIN, t.tenantId, number, agent.id);
+    const before = emu.deepgram.stats.fluxAudioBytes;
+    const c = new TwilioCaller({ baseUrl: t.base, authToken: t.authToken, to: number, from: '+14155550124' });
+    await c.dial();
+    await agentQuiet(c);
+    const conv = conversationOf(t);
+    c.speak(synthesize('I would like to book a table for two'));
+    await waitFor(() => conv.turns.length === 1, 20_000, 'the turn');
+    await agentQuiet(c);
+    const callerSeconds = (c as unknown as { sentFrames: number }).sentFrames * 0.02;
+    await c.hangup();
+    const id = (await t.app.store.calls.findCall('twilio', c.callSid))!.id;
+    let d: any;
+    const t0 = Date.now();
+    while (!(d = (await call('GET', `/v1/calls/${id}`)).body).cost) {
+      if (Date.now() - t0 > 10_000) throw new Error('never priced');
+      await sleep(100);
+    }
+    const stt = d.usage.stt[0];
+    expect(stt.model).toBe('flux-general-en');
+    // Flux streams every frame (80 ms messages): the caller's audio time, to a message.
+    expect(stt.seconds).toBe((emu.deepgram.stats.fluxAudioBytes - before) / 8000);
+    expect(Math.abs(stt.seconds - callerSeconds)).toBeLessThan(0.3);
+    expect(usd(stt.cost)).toBe(micros(stt.seconds * 1000, '0.0065', 60_000));
+    const byAgent = await call('GET', `/v1/usage?from=${new Date(Date.now() - 3600_000).toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}&groupBy=agent`);
+    const flux = byAgent.body.items.find((i: { key: string }) => i.key === agent.id);
+    expect(flux).toMatchObject({ calls: 1, total: d.cost.total, components: d.cost.components });
+  });
+
   it('bad queries are a 400 naming the parameter; calls:read is needed; the route is in the OpenAPI document', async () => {
     const bad: [string, RegExp][] = [
       ['', /^from: is required/],
