@@ -58,7 +58,6 @@ export interface SipDial {
   onAnswered?(call: SipCall): void;
 }
 
-const NODE_ID = `${os.hostname()}:${process.pid}`;
 const RETRY_AFTER_S = 5;
 
 /** How long sockets stay open after the last calls were hung up at shutdown (RFC 3261 T1 plus margin). */
@@ -274,7 +273,7 @@ export class SipServer implements Component {
 
   /** The call is up: registered for the lost-node sweep, (inbound) marked in progress, and the agent greets. */
   private async converse(live: SipCall, recordId: string, markInProgress: boolean): Promise<void> {
-    await this.o.store.state.registerCall(recordId, NODE_ID, 4 * 3600_000);
+    await this.o.store.state.registerCall(recordId, this.o.store.state.nodeId, 4 * 3600_000);
     if (markInProgress) await this.o.store.calls.updateCallStatus(recordId, 'in-progress');
     const session = live.session!;
     const conversation = this.o.onSession(session);

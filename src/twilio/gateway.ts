@@ -1,7 +1,6 @@
 // The Twilio voice gateway: the signed voice and status webhooks, the Media
 // Streams socket, and the live calls it carries.
 import twilio from 'twilio';
-import os from 'node:os';
 import type { Config } from '../config.js';
 import { log } from '../log.js';
 import { reportInternalError } from '../guard.js';
@@ -39,7 +38,6 @@ export interface TwilioCallHooks {
 }
 
 const E164 = /^\+[1-9]\d{6,14}$/;
-const NODE_ID = `${os.hostname()}:${process.pid}`;
 
 export class TwilioGateway implements Component {
   readonly name = 'twilio';
@@ -147,7 +145,7 @@ export class TwilioGateway implements Component {
     };
     let session: CallSession | null = null;
     try {
-      await state.registerCall(record.id, NODE_ID, 4 * 3600_000);
+      await state.registerCall(record.id, state.nodeId, 4 * 3600_000);
       await this.o.store.calls.updateCallStatus(record.id, 'in-progress');
       const s = (session = new CallSession({ callId: record.id, transport, agent, providers: this.o.providers, calls: this.o.store.calls, direction: record.direction }));
       this.sessions.set(record.id, s);

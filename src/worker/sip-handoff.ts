@@ -5,7 +5,6 @@
 // 200 goes out from here, then the worker starts the call. In-dialog requests
 // (BYE, ACK, INFO, re-INVITE, UPDATE) are forwarded to the worker and its
 // answers sent back; its BYE and REFER are sent from here.
-import os from 'node:os';
 import type { IncomingInviteRequest, IncomingRequest, Session, SessionDelegate } from 'sip.js/lib/core/index.js';
 import { guard, reportInternalError } from '../guard.js';
 import { log } from '../log.js';
@@ -16,7 +15,6 @@ import type { InviteContext, SipUas, UpdateDelegate } from '../../sip/uas.js';
 import type { Rpc } from './rpc.js';
 import type { ForwardedReply, ForwardedRequest, SipMediaPrepare, SipMediaStart } from './sip-media.js';
 
-const NODE_ID = `${os.hostname()}:${process.pid}`;
 const RETRY_AFTER_S = 5;
 const REPLY_TIMEOUT_MS = 10_000;
 
@@ -165,7 +163,7 @@ export class SipHandoff {
     this.calls.set(record.id, rc);
     dialog.delegate = this.forwarders(rc);
     try {
-      await state.registerCall(record.id, NODE_ID, 4 * 3600_000);
+      await state.registerCall(record.id, state.nodeId, 4 * 3600_000);
       await this.store.calls.updateCallStatus(record.id, 'in-progress');
       log.info('sip call answered', { callId: record.id, sipCallId: msg.callId, codec: h.n?.codec ?? 'offered', rtpPort: prep.port, trunk: h.trunk.id, worker: w.index });
       const start: SipMediaStart = {
