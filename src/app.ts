@@ -26,6 +26,8 @@ import { WebhookOutbox } from './webhooks/outbox.js';
 import { AnalysisQueue } from './postcall/queue.js';
 import { recallFor } from './postcall/recall.js';
 import { BedrockLlm } from './providers/bedrock/llm.js';
+import { Recordings } from './recordings/recordings.js';
+import { RecordingSweeper } from './recordings/sweeper.js';
 
 export interface App {
   config: Config;
@@ -91,9 +93,12 @@ export function conversations(config: Config, store: ControlPlane, providers: Pr
   // A transfer is a call out: the tenant's outbound guards apply (src/outbound/guards.ts).
   const guards = OutboundDialer.for(store).guards;
   const checkTransfer = (tenantId: string, target: string) => guards.transferRefusal(tenantId, target);
+  const recordings = Recordings.for(store, config);
   return (s) => {
     // The caller's earlier summaries (agents with memory on) are looked up while the greeting plays.
     recallFor(store, s);
+    // Agents with recording on: from the first frame either way.
+    recordings.record(s);
     return new Conversation(s, { llm: providers.llm, tts: providers.tts, calls: store.calls, toolNetwork, checkTransfer });
   };
 }
@@ -128,6 +133,10 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   server.use({ name: 'providers', close: () => providers.close() });
   // Post-call analysis (its queue is shared through PostgreSQL), after the calls it follows.
   if (leader && providers.llm instanceof BedrockLlm) server.use(new AnalysisQueue(store, { client: providers.llm.client, defaultModel: config.bedrockModelId }));
+  // Recordings finish (and upload) after the calls end, so they close after the transports; retention is swept once per node.
+  const recordings = Recordings.for(store, config);
+  server.use(recordings);
+  if (leader) server.use(new RecordingSweeper(recordings));
   const conversation = conversations(config, store, providers);
   // Each transport counts the other's calls against MAX_CONCURRENT_CALLS.
   let sip: SipServer | null = null;

@@ -72,9 +72,20 @@ export interface Config {
   /** Static AWS keys from the environment, if given there (else the SDK's default chain). */
   awsStaticCredentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
   emulator: EmulatorSettings;
+  /** RECORDINGS_S3_BUCKET (+ _ENDPOINT, _REGION): recordings go to this S3-compatible bucket; null: DATA_DIR/recordings. */
+  recordingsS3: { bucket: string; endpoint: string | null; region: string } | null;
 }
 
 type Env = Record<string, string | undefined>;
+
+/** The recordings bucket: S3's bucket naming rules (3–63 of a-z 0-9 . -), an http(s) endpoint for S3-compatible servers. */
+function recordingsS3(env: Env): Config['recordingsS3'] {
+  const bucket = str(env, 'RECORDINGS_S3_BUCKET');
+  if (bucket === undefined) return null;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new ConfigError('RECORDINGS_S3_BUCKET', `is not a valid bucket name: ${JSON.stringify(bucket)}`);
+  const region = str(env, 'RECORDINGS_S3_REGION') ?? str(env, 'AWS_REGION') ?? str(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1';
+  return { bucket, endpoint: url(env, 'RECORDINGS_S3_ENDPOINT', ['http:', 'https:']) ?? null, region };
+}
 
 function str(env: Env, name: string): string | undefined {
   const v = env[name];
@@ -231,6 +242,7 @@ export function loadConfig(env: Env = process.env): Config {
     deepgramApiKey,
     deepgramUrl,
     awsRegion: str(env, 'AWS_REGION') ?? str(env, 'AWS_DEFAULT_REGION'),
+    recordingsS3: recordingsS3(env),
     bedrockEndpoint: url(env, 'BEDROCK_ENDPOINT', ['http:', 'https:']),
     bedrockModelId: str(env, 'BEDROCK_MODEL_ID') ?? 'us.anthropic.claude-haiku-4-5-20251001-v1:0',
     emulators: oneOf(env, 'EMULATORS', 'auto', ['auto', 'on', 'off'] as const),

@@ -239,6 +239,8 @@ function oneCase(r: Rand, t: HttpTarget): HttpCase {
     if (r.chance(0.02)) body = Buffer.concat([body, Buffer.alloc(300 * 1024, 0x20)]); // over the 256 KiB limit
     headers.push(['Content-Type', r.pick(['application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', r.text(30)])]);
   }
+  // Byte ranges for the recording route (src/recordings/routes.ts): valid, unsatisfiable, malformed, several.
+  if (pattern.endsWith('/recording') && r.chance(0.7)) headers.push(['Range', r.pick(['bytes=0-99', 'bytes=-1', 'bytes=100-', 'bytes=0-0', 'bytes=99999999999-', 'bytes=5-1', 'bytes=-0', 'bytes=0-1,5-9', 'bytes=', 'bits=0-1', `bytes=${'9'.repeat(40)}-`, r.text(40)])]);
   if (r.chance(0.2)) headers.push([r.pick(['X-Forwarded-For', 'Transfer-Encoding', 'Expect', 'Upgrade', 'Cookie', r.text(20).replace(/[:\r\n]/g, '') || 'X']), r.pick(['127.0.0.1', 'chunked', '100-continue', 'websocket', r.text(200), 'x'.repeat(r.pick([10, 9000]))])]);
   if (r.chance(0.05)) headers.push(['X-Bin', r.bytes(r.range(1, 64))]);
   const lines: Buffer[] = [Buffer.from(`${method} `, 'latin1'), path, Buffer.from(' HTTP/1.1\r\n')];

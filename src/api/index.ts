@@ -6,6 +6,7 @@ import { ConflictError, InvalidError, NotFoundError } from '../store/errors.js';
 import { authenticate } from './auth.js';
 import { checkAccess, ROUTES } from './routes.js';
 import { openApiDocument } from './openapi.js';
+import { DirectReply } from '../server/stream-reply.js';
 import type { NetworkPolicy } from '../pipeline/address-policy.js';
 
 export interface ApiOptions {
@@ -46,6 +47,7 @@ export function mountApi(router: Router, cp: ControlPlane, opts: ApiOptions): vo
           if (err instanceof HttpError) throw err;
           storeToHttp(err);
         }
+        if (result instanceof DirectReply) return result.reply;
         return spec.status === 204 ? { status: 204 } : { status: spec.status, body: result };
       },
       { bodyLimit: opts.bodyLimit ?? 256 * 1024 },

@@ -2,6 +2,7 @@
 import { VERSION } from '../version.js';
 import { ROUTES } from './routes.js';
 import { toJsonSchema } from './validate.js';
+import { RECORDING_OPERATION, RECORDING_SUMMARY } from '../recordings/routes.js';
 
 const error = { $ref: '#/components/responses/Error' };
 
@@ -24,7 +25,7 @@ const direction = (what: string) => ({
 });
 /** Response bodies described beyond "an object", where a field needs explaining. */
 const RESPONSES: Record<string, unknown> = {
-  'GET /v1/calls/{id}': { type: 'object', properties: { quality: { $ref: '#/components/schemas/CallQuality' }, cost: { $ref: '#/components/schemas/Cost' }, usage: { $ref: '#/components/schemas/Usage' } } },
+  'GET /v1/calls/{id}': { type: 'object', properties: { quality: { $ref: '#/components/schemas/CallQuality' }, cost: { $ref: '#/components/schemas/Cost' }, usage: { $ref: '#/components/schemas/Usage' }, recording: RECORDING_SUMMARY } },
   'GET /v1/usage': {
     type: 'object',
     properties: {
@@ -82,6 +83,7 @@ export function openApiDocument(): Record<string, unknown> {
       responses,
     };
   }
+  Object.assign(paths['/v1/calls/{id}/recording'].get as object, RECORDING_OPERATION);
   paths['/v1/openapi.json'] = { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3 document' } } } };
   return {
     openapi: '3.0.3',

@@ -15,6 +15,7 @@ import { WEBHOOK_ROUTES } from '../webhooks/routes.js';
 import { CAMPAIGN_ROUTES } from '../outbound/campaign-api.js';
 import { MEMORY_ROUTES } from '../postcall/routes.js';
 import { checkAnalysisConfig } from '../postcall/schema.js';
+import { RECORDING_ROUTES, withRecording } from '../recordings/routes.js';
 import { USAGE_ROUTES } from '../usage/routes.js';
 
 export interface Ctx {
@@ -180,7 +181,7 @@ export const ROUTES: RouteSpec[] = [
   },
   {
     method: 'GET', path: '/v1/calls/{id}', summary: 'A call with its turns (per-stage latencies) and redacted transcript', access: 'calls:read', status: 200,
-    handler: async ({ req, p, cp }) => cp.calls.detail(readScope(p), req.params.id),
+    handler: async ({ req, p, cp }) => withRecording(cp, await cp.calls.detail(readScope(p), req.params.id)),
   },
   {
     method: 'GET', path: '/v1/audit-log', summary: 'The append-only audit log, newest first', access: 'audit:read', status: 200, list: true,
@@ -193,6 +194,7 @@ export const ROUTES: RouteSpec[] = [
   ...WEBHOOK_ROUTES,
   ...CAMPAIGN_ROUTES,
   ...MEMORY_ROUTES,
+  ...RECORDING_ROUTES,
   ...USAGE_ROUTES,
 ];
 

@@ -99,6 +99,16 @@ const agentFields: Record<string, Schema> = {
   },
   analysis: agentAnalysis,
   memory: agentMemory,
+  recording: {
+    type: 'object',
+    required: ['enabled'],
+    additionalProperties: false,
+    description: 'call recording: both sides as heard, 8 kHz μ-law WAV (GET /v1/calls/{id}/recording); default off',
+    properties: {
+      enabled: { type: 'boolean' },
+      channels: { type: 'string', enum: ['dual', 'mixed'], description: 'dual: stereo, caller left, agent right (default); mixed: mono' },
+    },
+  },
 };
 
 export const agentCreate: Schema = {

@@ -74,6 +74,8 @@ export class Playout {
   onSegmentHeard?: (s: Segment) => void;
   /** Fires when a segment's first frame is sent. */
   onSegmentStart?: (s: Segment) => void;
+  /** Sees each frame as it goes out (the call's recording): `audio` from `offset`, 160 bytes. */
+  onFrameSent: ((audio: Uint8Array, offset: number) => void) | null = null;
   /** Fires once when the last queued frame has been heard (the agent finished speaking). */
   onIdle?: () => void;
   private wasBusy = false;
@@ -210,6 +212,7 @@ export class Playout {
         held = true;
         break;
       }
+      this.onFrameSent?.(item.audio, item.offset);
       this.lastSentSegment = item.segment;
       const s = this.segment(item.segment);
       if (s && s.startMs < 0) {

@@ -15,6 +15,7 @@ import { clock, type Tickable } from './clock.js';
 import { Playout } from './playout.js';
 import type { PauseReason } from './gaps.js';
 import type { CallTransport } from './transport.js';
+import type { CallRecorder } from '../recordings/recorder.js';
 
 export interface SessionEvents {
   onTranscript?(t: Transcript): void;
@@ -95,6 +96,8 @@ export class CallSession implements Tickable {
   private replyWait: 'llm_tokens' | 'tool' | null = null;
   /** How late the current clock slot runs (ms). */
   private slotLateMs = 0;
+  /** The call's recording (src/recordings), when its agent has one: both sides as heard, on this session's clock. */
+  private recorder: CallRecorder | null = null;
 
   constructor(private readonly init: SessionInit) {
     this.callId = init.callId;
@@ -159,6 +162,12 @@ export class CallSession implements Tickable {
     this.media.detectBeep(s !== null);
   }
 
+  /** Records the call from here on: the caller's frames as received, the agent's as sent. */
+  record(r: CallRecorder): void {
+    this.recorder = r;
+    this.playout.onFrameSent = (audio, offset) => r.agent(audio, offset, 160);
+  }
+
   /** Opens the provider streams and joins the pacing clock. */
   async start(): Promise<void> {
     if (this.ended) return;
@@ -218,6 +227,7 @@ export class CallSession implements Tickable {
   /** One inbound μ-law frame from the caller (any length up to 200 ms). */
   inbound(ulaw: Uint8Array): void {
     if (this.ended) return;
+    this.recorder?.caller(ulaw);
     this.framesIn++;
     this.framesInCounter.inc();
     const now = performance.now();
@@ -328,6 +338,7 @@ export class CallSession implements Tickable {
 
   tick(_slot: number, lateMs = 0): void {
     if (this.ended) return;
+    this.recorder?.tick();
     this.slotLateMs = lateMs;
     if (this.transport.batch) this.transport.batch(this.tickPlayout);
     else this.playout.tick(true, lateMs);

@@ -28,6 +28,7 @@ import { fluxAlive, fluxSession } from '../../bench/fuzz/flux.js';
 import { FUZZ_ACCOUNT_SID, twilioRestAlive, twilioRestCase, type TwilioRestTarget } from '../../bench/fuzz/twilio-rest.js';
 import { RtpFuzzer } from '../../bench/fuzz/rtp.js';
 import { lastCaseNumber, type NativeReport } from '../../bench/fuzz/native.js';
+import { checkS3Parsers } from '../../bench/fuzz/s3.js';
 import type { HealthyConfig, HealthyResult } from '../../bench/fuzz/healthy.js';
 import { parseMetrics, rssMiB, setupTenants, startTarget } from '../../bench/fuzz/target.js';
 
@@ -318,7 +319,10 @@ export async function run(argv: string[]): Promise<void> {
     const sipCounted = badInputBySource(metrics1, 'sip') - badInputBySource(metrics0, 'sip');
     const wideLabels = [...metrics1.labelValues].filter(([, n]) => n > MAX_LABEL_VALUES).map(([k, n]) => `${k}: ${n}`);
     const widest = [...metrics1.labelValues].sort((x, y) => y[1] - x[1])[0];
+    // The S3 emulator's request, XML and aws-chunked parsers, in process (they are pure functions).
+    const s3Parsers = checkS3Parsers(new Rand(seed ^ 0x5353), 5000);
     const properties: Property[] = [
+      { name: 's3_emulator_parsers', ok: s3Parsers.violations.length === 0, inputs: s3Parsers.violations, detail: `${s3Parsers.cases} hostile requests, XML and aws-chunked bodies; ${s3Parsers.parsed} parsed, the rest refused as S3 errors; ${s3Parsers.violations.length} other exceptions` },
       { name: 'server_up', ok: alive, inputs: alive ? [] : suspects, detail: alive ? 'the server answered /healthz after the run' : `the server is gone: ${target.exited() ?? 'no answer on /healthz'}; see ${logFile}` },
       { name: 'no_escaped_internal_errors', ok: alive && escaped === 0, inputs: suspects, detail: `aybiza_internal_errors_total{where="uncaught"|"unhandled_rejection"} = ${escaped}; all: ${JSON.stringify(internal)}` },
       { name: 'http_no_5xx_but_503', ok: fiveHundreds === 0, detail: `${fiveHundreds} answers were 5xx other than 503`, inputs: stats.http.by5xx.map((x) => `${x.status} ${x.route} ${x.request}`) },

@@ -1,5 +1,5 @@
 // `npm run load -- --calls N --seconds S [--runs R] [--baseline off] [--profile]
-//                 [--stt MODEL] [--workers N] [--url URL --public-url URL --to NUMBER]`
+//                 [--stt MODEL] [--record dual|mixed] [--workers N] [--url URL --public-url URL --to NUMBER]`
 // N concurrent simulated Twilio calls with a speech/silence pattern. Without
 // --url it starts the provider emulators (at lower CPU priority) and the
 // server as their own processes (so only the server's CPU is charged to the
@@ -16,6 +16,8 @@
 // (flux-general-en for Deepgram Flux; default the agent's, nova-3).
 // --workers N: WORKERS for our server (default: its own, the CPUs available);
 // with more than one, the calls per worker with every call up are printed.
+// --record dual|mixed: the demo agent records every call (src/recordings),
+// to compare the server's CPU per call-second with recording on and off.
 // stdout: the whole report as JSON (every run, both servers).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -163,6 +165,8 @@ interface Options {
   stt: string;
   /** WORKERS for our server (--workers); null: the server's default (the CPUs available). */
   workers: number | null;
+  /** The demo agent records every call (--record dual|mixed); empty: as seeded (off). */
+  record: '' | 'dual' | 'mixed';
 }
 
 type OurReport = CallerFigures & Record<string, unknown> & { playout: PlayoutCounters; flushLimitWarnings: { emulators: number; serverLog: number } };
@@ -228,12 +232,12 @@ async function startOurs(o: Options, children: ChildProcess[]): Promise<OurProce
   process.stderr.write(`load: server log in ${serverLog}\n`);
   await waitReady(url, server, 'server');
   await fetch(`${url}/healthz`);
-  if (o.stt) await useSttModel(url, o.stt);
+  if (o.stt || o.record) await configureAgent(url, { ...(o.stt ? { stt: { model: o.stt } } : {}), ...(o.record ? { recording: { enabled: true, channels: o.record } } : {}) });
   return { url, pid: server.pid!, serverLog, profileDir, emulatorWarnings: () => seen.reduce((n, c) => n + c.count, 0) };
 }
 
-/** Points the seeded demo agent at another STT model through the admin API (a new version, deployed). */
-async function useSttModel(url: string, model: string): Promise<void> {
+/** Changes the seeded demo agent (STT model, recording) through the admin API: a new version, deployed. */
+async function configureAgent(url: string, change: Record<string, unknown>): Promise<void> {
   const headers = { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' };
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -241,7 +245,7 @@ async function useSttModel(url: string, model: string): Promise<void> {
     return (await res.json()) as Record<string, unknown>;
   };
   const agents = (await call('GET', '/v1/agents?limit=1')).items as { id: string }[];
-  const agent = await call('PATCH', `/v1/agents/${agents[0].id}`, { stt: { model } });
+  const agent = await call('PATCH', `/v1/agents/${agents[0].id}`, change);
   await call('POST', `/v1/agents/${agents[0].id}/deploy`, { version: agent.version });
 }
 
@@ -376,6 +380,12 @@ function checkFileLimit(calls: number): void {
   if (limit < calls * 8) process.stderr.write(`load: open-file limit ${limit} is low for ${calls} calls (raise it: ulimit -n ${calls * 8})\n`);
 }
 
+function recordArg(v: unknown): Options['record'] {
+  if (v === undefined) return '';
+  if (v === 'dual' || v === 'mixed') return v;
+  throw new Error('--record must be dual or mixed');
+}
+
 export async function run(argv: string[]): Promise<void> {
   const a = parseArgs(argv, ['profile']);
   setLogSink((line) => process.stderr.write(line + '\n'));
@@ -393,6 +403,7 @@ export async function run(argv: string[]): Promise<void> {
     profile: a.profile === true,
     stt: a.stt === undefined ? '' : String(a.stt),
     workers: a.workers === undefined ? null : numberArg(a.workers, 'workers', 1, 1, 256),
+    record: recordArg(a.record),
     emulated: { sttFinalMs: emulator.sttFinalDelayMs, llmTtftMs: emulator.llmTtftMs, ttsTtfbMs: emulator.ttsFirstByteMs },
   };
   if (!url) process.stderr.write(`load: ${describeEmulatorSettings(emulator)}\n`);
@@ -401,7 +412,7 @@ export async function run(argv: string[]): Promise<void> {
   const results: { ours: OurReport; naive: NaiveReport | null }[] = [];
   const tables: Row[][] = [];
   // With --url the emulators (if any) are not ours: their profile is unknown here.
-  const profileLabel = (url ? 'emulator profile: not started by load (--url)' : `emulator profile ${emulator.profile}`) + (o.stt ? `, stt ${o.stt}` : '');
+  const profileLabel = (url ? 'emulator profile: not started by load (--url)' : `emulator profile ${emulator.profile}`) + (o.stt ? `, stt ${o.stt}` : '') + (o.record ? `, recording ${o.record}` : '');
   for (let i = 1; i <= runs; i++) {
     // Alternated (ours first in odd runs, the baseline first in even ones) so
     // neither side always gets the machine as the other one left it.
@@ -416,7 +427,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   if (runs > 1) process.stderr.write(formatSpreadTable(`load: spread over ${runs} runs (min–max), ${profileLabel}`, tables) + '\n');
   const report = {
-    calls: o.calls, seconds: o.seconds, baseline, stt: o.stt || null, workers: o.workers,
+    calls: o.calls, seconds: o.seconds, baseline, stt: o.stt || null, record: o.record || null, workers: o.workers,
     // The emulators' profile and values (null with --url: not started here).
     emulatorProfile: url ? null : emulator.profile, emulator: url ? null : { ...emulator, phrases: undefined },
     runs: results, spread: runs > 1 ? spreadOf(tables) : undefined,

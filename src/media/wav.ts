@@ -1,5 +1,6 @@
 // Minimal WAV I/O for 8 kHz telephony audio: reads PCM16 or μ-law/A-law WAV
-// (any rate is refused except 8 kHz mono), writes PCM16.
+// (any rate is refused except 8 kHz mono), writes PCM16, and builds the
+// header of a μ-law recording that grows while it is written.
 import { alawDecode, ulawDecode, ulawEncode } from './g711.js';
 
 export function writeWavPcm16(pcm: Int16Array, sampleRate = 8000): Buffer {
@@ -19,6 +20,37 @@ export function writeWavPcm16(pcm: Int16Array, sampleRate = 8000): Buffer {
   h.write('data', 36);
   h.writeUInt32LE(data.length, 40);
   return Buffer.concat([h, data]);
+}
+
+/** Bytes of the μ-law header: RIFF, fmt (18: non-PCM formats carry cbSize), fact, data. */
+export const ULAW_WAV_HEADER_BYTES = 58;
+
+/**
+ * The header of an 8 kHz μ-law WAV (format 7, WAVE_FORMAT_MULAW) holding
+ * `dataBytes` of interleaved samples. A recording rewrites it as its data
+ * grows, so the file on disk is always a valid WAV of what it holds. The
+ * fact chunk (samples per channel) is required for non-PCM formats.
+ */
+export function ulawWavHeader(channels: 1 | 2, dataBytes: number): Buffer {
+  const h = Buffer.alloc(ULAW_WAV_HEADER_BYTES);
+  h.write('RIFF', 0);
+  h.writeUInt32LE(ULAW_WAV_HEADER_BYTES - 8 + dataBytes, 4);
+  h.write('WAVE', 8);
+  h.write('fmt ', 12);
+  h.writeUInt32LE(18, 16);
+  h.writeUInt16LE(7, 20);
+  h.writeUInt16LE(channels, 22);
+  h.writeUInt32LE(8000, 24);
+  h.writeUInt32LE(8000 * channels, 28);
+  h.writeUInt16LE(channels, 32);
+  h.writeUInt16LE(8, 34);
+  h.writeUInt16LE(0, 36);
+  h.write('fact', 38);
+  h.writeUInt32LE(4, 42);
+  h.writeUInt32LE(Math.floor(dataBytes / channels), 46);
+  h.write('data', 50);
+  h.writeUInt32LE(dataBytes, 54);
+  return h;
 }
 
 /** Reads an 8 kHz mono WAV (PCM16, μ-law or A-law) as μ-law bytes. */

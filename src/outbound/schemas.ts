@@ -63,5 +63,6 @@ export const tenantPatch: Schema = {
     name: { type: 'string', minLength: 1, maxLength: 200 },
     maxConcurrentCalls: { type: 'integer', minimum: 1, maximum: 100000, description: 'per-tenant concurrent call limit' },
     outbound: tenantOutbound,
+    recordingRetentionDays: { type: 'integer', minimum: 0, maximum: 36500, description: 'days call recordings are kept, then deleted by the sweeper; 0: kept until deleted (the default)' },
   },
 };

@@ -7,6 +7,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 import { countBadInput, httpRequests, httpStatusLabel } from '../metrics/index.js';
 import { guard, guarded, reportInternalError } from '../guard.js';
+import { StreamBody, streamReply } from './stream-reply.js';
 
 export type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
 
@@ -52,9 +53,9 @@ export interface RouteInfo {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 400: 'Bad Request', 401: 'Unauthorized',
+  200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 206: 'Partial Content', 400: 'Bad Request', 401: 'Unauthorized',
   403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 413: 'Payload Too Large',
-  415: 'Unsupported Media Type', 422: 'Unprocessable Entity', 429: 'Too Many Requests', 500: 'Internal Server Error',
+  415: 'Unsupported Media Type', 416: 'Range Not Satisfiable', 422: 'Unprocessable Entity', 429: 'Too Many Requests', 500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
 
@@ -199,6 +200,8 @@ export class Router {
 /** Whether a response is still ours to write (uWS throws on a write after abort or end). */
 export interface ResponseState {
   aborted: boolean;
+  /** Told when the client goes away (a streamed reply stops reading its source). */
+  onAborted?: () => void;
 }
 
 const INTERNAL: Reply = { status: 500, body: errorBody('internal', 'internal server error') };
@@ -219,6 +222,7 @@ export function guardHttp(
     const state: ResponseState = { aborted: false };
     res.onAborted(() => {
       state.aborted = true;
+      state.onAborted?.();
     });
     guarded('http', () => fn(res, req, state), () => send(res, state, route, INTERNAL, true));
   };
@@ -260,6 +264,7 @@ function errorReply(err: unknown): Reply {
 function send(res: HttpResponse, state: { aborted: boolean }, route: string, reply: Reply, close = false): void {
   httpRequests.inc({ route, code: httpStatusLabel(reply.status) });
   if (state.aborted) return;
+  if (reply.body instanceof StreamBody) return streamReply(res, state, statusLine(reply.status), reply.headers ?? {}, reply.body);
   state.aborted = true; // a response is written once
   let body: string | Buffer = '';
   let type: string | undefined;

@@ -432,6 +432,33 @@ create index call_memories_expiry on call_memories (expires_at);
 `,
   },
   {
+    version: 12,
+    name: 'call recordings and their retention',
+    sql: `
+-- A call's recording (src/recordings): where it is (storage local: under
+-- DATA_DIR/recordings; s3: in RECORDINGS_S3_BUCKET) and its size. The row is
+-- made when recording starts, so a file a crash left behind is still found;
+-- bytes/duration_ms are set when the file is complete (ready_at). The
+-- retention sweeper deletes the file or object and sets deleted_at.
+create table recordings (
+  call_id text primary key references calls(id) on delete cascade,
+  tenant_id text not null references tenants(id),
+  storage text not null check (storage in ('local', 's3')),
+  key text not null,
+  channels text not null check (channels in ('dual', 'mixed')),
+  bytes bigint not null default 0,
+  duration_ms integer not null default 0,
+  created_at timestamptz not null default now(),
+  ready_at timestamptz,
+  deleted_at timestamptz
+);
+create index recordings_age on recordings (tenant_id, created_at) where deleted_at is null;
+
+-- Days a tenant's recordings are kept; null: kept until deleted.
+alter table tenants add column recording_retention_days integer check (recording_retention_days is null or recording_retention_days between 1 and 36500);
+`,
+  },
+  {
     version: 13,
     name: 'usage and cost per call',
     sql: `

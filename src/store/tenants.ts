@@ -41,6 +41,7 @@ function toTenant(r: Record<string, unknown>): Tenant {
   return {
     id: r.id as string, name: r.name as string, maxConcurrentCalls: (r.max_concurrent_calls as number | null) ?? null,
     outbound: { allowedCountries: (r.outbound_allowed_countries as string[] | undefined) ?? [], dailyCap: (r.outbound_daily_cap as number | undefined) ?? 1000 },
+    recordingRetentionDays: (r.recording_retention_days as number | null | undefined) ?? null,
     createdAt: iso(r.created_at),
   };
 }
@@ -50,6 +51,8 @@ export interface TenantPatch {
   name?: string;
   maxConcurrentCalls?: number | null;
   outbound?: Partial<TenantOutbound>;
+  /** 0: recordings kept until deleted. */
+  recordingRetentionDays?: number;
 }
 
 function toKeyInfo(r: Record<string, unknown>): ApiKeyInfo {
@@ -190,7 +193,11 @@ export class Tenants {
           ],
         )
       ).rows[0];
-      const after = toTenant(r);
+      let after = toTenant(r);
+      if (patch.recordingRetentionDays !== undefined) {
+        const days = patch.recordingRetentionDays || null;
+        after = toTenant((await c.query('update tenants set recording_retention_days = $2 where id = $1 returning *', [id, days])).rows[0]);
+      }
       await audit(c, who, id, 'tenant.update', 'tenant', id, before, after);
       return after;
     });

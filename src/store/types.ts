@@ -3,7 +3,7 @@
 // interfaces at the bottom: AgentResolver, CallStore, TrunkDirectory.
 import type { CallQuality } from '../media/quality.js';
 
-export const TENANT_SCOPES = ['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read', 'keys:write', 'calls:write', 'webhooks:read', 'webhooks:write', 'memory:write'] as const;
+export const TENANT_SCOPES = ['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read', 'keys:write', 'calls:write', 'webhooks:read', 'webhooks:write', 'memory:write', 'recordings:read'] as const;
 export type Scope = (typeof TENANT_SCOPES)[number];
 /** A new key's scopes when none are asked for: everything but keys:write (minting keys is asked for explicitly). */
 export const DEFAULT_KEY_SCOPES: readonly Scope[] = TENANT_SCOPES.filter((s) => s !== 'keys:write');
@@ -28,6 +28,8 @@ export interface Tenant {
   maxConcurrentCalls: number | null;
   /** Outbound guards (src/outbound/guards.ts): ISO 3166 alpha-2 countries it may dial (none: outbound off), dials per UTC day. */
   outbound: TenantOutbound;
+  /** Days call recordings are kept (src/recordings/sweeper.ts); null: until deleted. */
+  recordingRetentionDays: number | null;
   createdAt: string;
 }
 
@@ -75,6 +77,8 @@ export interface AgentConfig {
   analysis?: AgentAnalysis;
   /** Memory across calls (src/postcall/memory.ts): summaries of a caller's earlier calls join the system prompt. */
   memory?: { enabled: boolean; retentionDays?: number };
+  /** Call recording (src/recordings): both sides as heard, 8 kHz μ-law WAV; dual = stereo (caller left), mixed = mono. Default off. */
+  recording?: { enabled: boolean; channels?: 'dual' | 'mixed' };
 }
 
 export interface AgentAnalysis {
@@ -204,6 +208,8 @@ export interface CallDetail extends CallRecord {
   transcript: TranscriptSegment[];
   /** null until the post-call analysis has run (or when the agent has none). */
   analysis: CallAnalysis | null;
+  /** The call's recording, when it has one (GET /v1/calls/{id}/recording streams it). */
+  recording?: import('../recordings/rows.js').RecordingSummary;
 }
 
 export interface Page<T> {

@@ -16,7 +16,7 @@ export interface CallerOptions {
   authToken: string;
   to: string;
   from?: string;
-  /** Record every received frame (for the WAV). */
+  /** Record every received frame (for the WAV), and every sent one (`sent`). */
   record?: boolean;
   /** Don't run a send timer: the owner calls sendNextFrame() every 20 ms (load tests drive many callers from one clock). */
   manualClock?: boolean;
@@ -90,6 +90,8 @@ export class TwilioCaller {
   readonly betweenSegmentGaps: number[] = [];
   private segmentEnded = false;
   readonly received: Uint8Array[] = [];
+  /** With `record`: every frame sent, in order (what the caller said, silence included). */
+  readonly sent: Uint8Array[] = [];
   readonly events: { at: number; event: string; name?: string }[] = [];
   private closeCode: number | null = null;
   /** The media stream has closed (either side). */
@@ -208,6 +210,7 @@ export class TwilioCaller {
   sendNextFrame(): void {
     const payload = this.outQueue.shift() ?? SILENCE_B64;
     this.sentFrames++;
+    if (this.o.record && this.ws?.readyState === WebSocket.OPEN) this.sent.push(Buffer.from(payload, 'base64'));
     if (this.framesToSpeechEnd > 0 && --this.framesToSpeechEnd === 0) {
       const now = performance.now();
       this.speechEndedAt = this.playheadUntil <= now ? now : 0;

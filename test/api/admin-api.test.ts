@@ -44,7 +44,7 @@ for (const backend of BACKENDS) {
       expect(key.status).toBe(201);
       expect(key.body.key).toMatch(/^ayb_/);
       // Every tenant scope but keys:write (DEFAULT_KEY_SCOPES), the outbound and webhook scopes included.
-      expect(key.body.scopes).toEqual(['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read', 'calls:write', 'webhooks:read', 'webhooks:write', 'memory:write']);
+      expect(key.body.scopes).toEqual(['agents:read', 'agents:write', 'numbers:write', 'trunks:write', 'calls:read', 'audit:read', 'calls:write', 'webhooks:read', 'webhooks:write', 'memory:write', 'recordings:read']);
       const k = key.body.key as string;
 
       const agent = await call('POST', '/v1/agents', k, { name: 'Front desk', prompt: 'You are helpful.', greeting: 'Hello!' });

@@ -1,0 +1,141 @@
+// A call's two sides on one 20 ms timeline, as they were heard: the caller's
+// frames as the session receives them (after SIP's jitter buffer; Twilio's
+// decoded frames in order) and the agent's frames as the playout clock sends
+// them (what a barge-in cut was never sent, so it is not here). The per-frame
+// work is a copy of the frame into a small ring per side; every second of
+// finished timeline leaves as one chunk (interleaved for dual, summed for
+// mixed) to the file writer, off the frame path.
+//
+// Alignment: `now` advances one frame per clock tick. The agent's audio is
+// played by the far end in real time after what it already holds, so a frame
+// goes at max(its side's end, now). The caller's frames come over a network
+// with jitter: a frame continues its side unless that side fell more than
+// CALLER_JITTER behind now (a real gap), then it starts at now. Where a side
+// sent nothing the ring holds silence.
+import { ULAW_SILENCE, ulawDecode, ulawEncode } from '../media/g711.js';
+
+export type RecordingChannels = 'dual' | 'mixed';
+
+const FRAME = 160;
+const RING = 128 * FRAME;
+/** Finished timeline leaves in chunks of this many samples (1 s). */
+const CHUNK = 50 * FRAME;
+const CALLER_JITTER = 5 * FRAME;
+
+class Track {
+  readonly ring = new Uint8Array(RING).fill(ULAW_SILENCE);
+  /** Timeline position (samples) where this side's next sample goes. */
+  pos = 0;
+}
+
+let mixTable: Uint8Array | null = null;
+/** μ-law(a) + μ-law(b) in linear, clipped, re-encoded: one lookup per sample pair. */
+function mix(): Uint8Array {
+  if (mixTable) return mixTable;
+  const all = new Uint8Array(256);
+  for (let i = 0; i < 256; i++) all[i] = i;
+  const lin = ulawDecode(all);
+  const sum = new Int16Array(65536);
+  for (let a = 0; a < 256; a++) for (let b = 0; b < 256; b++) sum[(a << 8) | b] = Math.max(-32768, Math.min(32767, lin[a] + lin[b]));
+  mixTable = new Uint8Array(ulawEncode(sum));
+  return mixTable;
+}
+
+export class CallRecorder {
+  private readonly callerTrack = new Track();
+  private readonly agentTrack = new Track();
+  /** Start of the current 20 ms slot (samples). */
+  private now = 0;
+  /** Timeline written out so far (samples per channel). */
+  private flushed = 0;
+  private closed = false;
+  private readonly table: Uint8Array | null;
+
+  constructor(readonly channels: RecordingChannels, private readonly sink: (chunk: Buffer) => void) {
+    this.table = channels === 'mixed' ? mix() : null;
+  }
+
+  /** Samples per channel written out (the recording's length). */
+  get samples(): number {
+    return this.flushed;
+  }
+
+  /** The caller's audio as the session received it. */
+  caller(audio: Uint8Array, offset = 0, length = audio.length - offset): void {
+    const t = this.callerTrack;
+    if (t.pos < this.now - CALLER_JITTER) t.pos = this.now;
+    this.put(t, audio, offset, length);
+  }
+
+  /** One frame of the agent's audio as it went out to the caller. */
+  agent(audio: Uint8Array, offset = 0, length = audio.length - offset): void {
+    const t = this.agentTrack;
+    if (t.pos < this.now) t.pos = this.now;
+    this.put(t, audio, offset, length);
+  }
+
+  /** One 20 ms slot of the session's clock. */
+  tick(): void {
+    if (this.closed) return;
+    this.now += FRAME;
+    const done = this.now - CALLER_JITTER - FRAME;
+    if (done - this.flushed >= CHUNK) this.flush(done);
+  }
+
+  /** Writes out everything either side holds; the recorder takes nothing more. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const end = Math.max(this.callerTrack.pos, this.agentTrack.pos, this.flushed);
+    // Whole frames: the last frame of the shorter side is padded with silence.
+    const whole = Math.ceil(end / FRAME) * FRAME;
+    while (this.flushed < whole) this.flush(Math.min(whole, this.flushed + CHUNK));
+  }
+
+  private put(t: Track, audio: Uint8Array, offset: number, length: number): void {
+    if (this.closed || length <= 0) return;
+    // A chunk forced out early (a side far ahead) is final: later audio goes after it.
+    if (t.pos < this.flushed) t.pos = this.flushed;
+    const end = t.pos + length;
+    if (end - this.flushed > RING) this.flush(end - RING);
+    // A plain copy loop: no view object per frame (the agent's frames are slices of a queued chunk).
+    const ring = t.ring;
+    let at = t.pos % RING;
+    for (let i = 0; i < length; i++) {
+      ring[at] = audio[offset + i];
+      if (++at === RING) at = 0;
+    }
+    t.pos = end;
+  }
+
+  /** Emits the timeline [flushed, upTo) as one chunk and clears it from the rings. */
+  private flush(upTo: number): void {
+    const n = upTo - this.flushed;
+    if (n <= 0) return;
+    const c = this.callerTrack.ring;
+    const a = this.agentTrack.ring;
+    const table = this.table;
+    const out = Buffer.allocUnsafe(table ? n : 2 * n);
+    let j = this.flushed % RING;
+    if (table) {
+      for (let i = 0; i < n; i++) {
+        out[i] = table[(c[j] << 8) | a[j]];
+        if (++j === RING) j = 0;
+      }
+    } else {
+      for (let i = 0, o = 0; i < n; i++, o += 2) {
+        out[o] = c[j];
+        out[o + 1] = a[j];
+        if (++j === RING) j = 0;
+      }
+    }
+    const from = this.flushed % RING;
+    const to = from + n;
+    for (const ring of [c, a]) {
+      ring.fill(ULAW_SILENCE, from, Math.min(to, RING));
+      if (to > RING) ring.fill(ULAW_SILENCE, 0, to - RING);
+    }
+    this.flushed = upTo;
+    this.sink(out);
+  }
+}

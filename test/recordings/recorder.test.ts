@@ -1,0 +1,101 @@
+// The recorder's timeline on its own: both sides aligned on the 20 ms clock,
+// silence where a side sent nothing, jitter absorbed, the agent's lead kept,
+// chunks of one second, and a mixed track summed in linear.
+import { describe, expect, it } from 'vitest';
+import { CallRecorder } from '../../src/recordings/recorder.js';
+import { ulawDecode, ulawEncode } from '../../src/media/g711.js';
+
+const frame = (v: number) => new Uint8Array(160).fill(v);
+
+function run(channels: 'dual' | 'mixed') {
+  const chunks: Buffer[] = [];
+  const r = new CallRecorder(channels, (c) => chunks.push(c));
+  return { r, out: () => Buffer.concat(chunks), chunks };
+}
+
+describe('CallRecorder', () => {
+  it('puts each side on the shared timeline, silence in the gaps', () => {
+    const { r, out } = run('dual');
+    for (let slot = 0; slot < 200; slot++) {
+      r.caller(frame(slot < 100 ? 0x10 : 0x20));
+      // The agent speaks from slot 150 to 159; its first frames go out 5 at once (the transport's lead).
+      if (slot === 150) for (let k = 0; k < 5; k++) r.agent(frame(0x30 + k));
+      else if (slot > 150 && slot < 155) r.agent(frame(0x40));
+      r.tick();
+    }
+    r.close();
+    const d = out();
+    expect(d.length).toBe(2 * 200 * 160);
+    const left = (i: number) => d[2 * i * 160];
+    const right = (i: number) => d[2 * i * 160 + 1];
+    expect(left(0)).toBe(0x10);
+    expect(left(99)).toBe(0x10);
+    expect(left(100)).toBe(0x20);
+    expect(right(149)).toBe(0xff);
+    expect(right(150)).toBe(0x30);
+    expect(right(154)).toBe(0x34);
+    expect(right(158)).toBe(0x40);
+    expect(right(159)).toBe(0xff);
+  });
+
+  it('absorbs caller jitter (late and bunched frames keep their order, no silence inserted)', () => {
+    const { r, out } = run('dual');
+    let n = 0;
+    for (let slot = 0; slot < 100; slot++) {
+      // Frames arrive in bursts of 3 every third slot.
+      if (slot % 3 === 2) for (let k = 0; k < 3; k++) r.caller(frame(n++ % 200));
+      r.tick();
+    }
+    r.close();
+    const d = out();
+    const left = [...Array(d.length / 320).keys()].map((i) => d[2 * i * 160]);
+    expect(left.slice(0, n)).toEqual([...Array(n).keys()].map((i) => i % 200));
+  });
+
+  it('a real gap in the caller audio is silence, and later audio lands at its time', () => {
+    const { r, out } = run('dual');
+    for (let slot = 0; slot < 100; slot++) {
+      if (slot < 10 || slot >= 60) r.caller(frame(0x11));
+      r.tick();
+    }
+    r.close();
+    const d = out();
+    const left = (i: number) => d[2 * i * 160];
+    expect(left(9)).toBe(0x11);
+    expect(left(10)).toBe(0xff);
+    expect(left(59)).toBe(0xff);
+    expect(left(60)).toBe(0x11);
+  });
+
+  it('writes finished timeline in 1 s chunks while the call goes on (nothing waits for the end)', () => {
+    const { r, chunks } = run('dual');
+    for (let slot = 0; slot < 300; slot++) {
+      r.caller(frame(1));
+      r.tick();
+    }
+    expect(chunks.length).toBeGreaterThanOrEqual(4);
+    expect(chunks[0].length).toBe(2 * 8000);
+  });
+
+  it('mixed: one channel, the sum in linear re-encoded', () => {
+    const { r, out } = run('mixed');
+    const a = ulawEncode(new Int16Array(160).fill(1000));
+    const b = ulawEncode(new Int16Array(160).fill(-3000));
+    r.caller(a);
+    r.agent(b);
+    r.tick();
+    r.close();
+    const d = out();
+    expect(d.length).toBe(160);
+    const want = ulawEncode(new Int16Array([ulawDecode(a)[0] + ulawDecode(b)[0]]))[0];
+    expect(d[0]).toBe(want);
+  });
+
+  it('a side far ahead forces older timeline out instead of growing', () => {
+    const { r, chunks } = run('dual');
+    for (let k = 0; k < 1000; k++) r.caller(frame(2));
+    expect(chunks.reduce((n, c) => n + c.length, 0)).toBeGreaterThan(0);
+    r.close();
+    expect(chunks.reduce((n, c) => n + c.length, 0)).toBe(2 * 1000 * 160);
+  });
+});
