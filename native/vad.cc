@@ -169,12 +169,17 @@ void Detector::Reset() {
   pitchSmooth_ = pitch_ = 0;
   pitchAge_ = 320;  // the first frame computes it
   snrPeak_ = 0;
+  modFast_ = modSlow_ = 0;
   primed_ = false;
   frames_ = 0;
   hangLeft_ = 0;
   speechRunMs_ = silenceRunMs_ = 0;
   active_ = false;
   threshold_ = opt_.threshold >= 0 ? opt_.threshold : model::kThreshold;
+  // The release threshold keeps the model's distance below the start one
+  // (hysteresis, as Silero VAD's neg_threshold), also under a caller's threshold.
+  release_ = std::max(0.f, threshold_ - (model::kThreshold - model::kRelease));
+  raw_ = false;
   hangover_ = opt_.hangoverFrames >= 0 ? opt_.hangoverFrames : model::kHangoverFrames;
 }
 
@@ -190,6 +195,7 @@ void Detector::Analyse(int n, float* f, bool extended) {
   }
   const float ctxKeep = ctxKeep_, slowKeep = slowKeep_;
   float total = 0, totalNoise = 0, low = 0, high = 0, flux = 0, shortNoise = 0, shortNoiseHigh = 0, totalHigh = 0;
+  float change = 0;  // level change above 500 Hz, either way
   const float* lastSub = ring_[(ringAt_ + kSubwindows - 1) % kSubwindows];
   for (int b = 0; b < kBands; b++) {
     float e = kEps;
@@ -200,6 +206,7 @@ void Detector::Analyse(int n, float* f, bool extended) {
     // Onsets raise band levels; flux relative to each band's last level is
     // level-free.
     if (primed_) flux += std::max(0.f, x - smooth_[b]);
+    if (primed_ && b >= 2) change += std::fabs(x - smooth_[b]);
     smooth_[b] = primed_ ? 0.5f * (smooth_[b] + x) : x;
     subMin_[b] = std::min(subMin_[b], smooth_[b]);
     float floor = subMin_[b];
@@ -272,6 +279,14 @@ void Detector::Analyse(int n, float* f, bool extended) {
   f[27] = snrPeak_;
   f[28] = std::clamp(FastLog2(total) - FastLog2(shortNoise + kEps), -4.f, 20.f);
   f[29] = std::clamp(FastLog2(totalHigh) - FastLog2(shortNoiseHigh + kEps), -4.f, 20.f);
+  // Modulation above 500 Hz over about 60 and 200 ms: speech changes level
+  // syllable by syllable (2–8 Hz); hum, HVAC, traffic passes and gusts swell
+  // and fade over seconds, whatever their level against the floor.
+  const float change1 = std::min(change / (kBands - 2), 8.f);
+  modFast_ = ctxKeep * modFast_ + (1 - ctxKeep) * change1;
+  modSlow_ = slowKeep * modSlow_ + (1 - slowKeep) * change1;
+  f[30] = modFast_;
+  f[31] = modSlow_;
 }
 
 float Detector::Model(const float* f) const {
@@ -300,7 +315,9 @@ Result Detector::Process(const int16_t* pcm, int n, float* features) {
   frames_++;
   Result r{};
   r.probability = Model(f);
-  bool raw = r.probability > threshold_;
+  // Speech starts above the threshold and lasts while above the release one.
+  bool raw = r.probability > (raw_ ? release_ : threshold_);
+  raw_ = raw;
   // The hangover is tuned in 20 ms frames; count it in this frame size.
   if (raw) hangLeft_ = (hangover_ * 160 + n - 1) / n;
   else if (hangLeft_ > 0) hangLeft_--;
@@ -420,6 +437,15 @@ double Encode(const Result& r) {
   return flags + std::min(double(r.probability), 0.999999);
 }
 
-void Register(Napi::Env env, Napi::Object exports) { exports.Set("Vad", VadWrap::Define(env)); }
+void Register(Napi::Env env, Napi::Object exports) {
+  exports.Set("Vad", VadWrap::Define(env));
+  // The committed model's decision parameters, for inspection and tests.
+  Napi::Object m = Napi::Object::New(env);
+  m.Set("inputs", model::kIn);
+  m.Set("threshold", model::kThreshold);
+  m.Set("release", model::kRelease);
+  m.Set("hangoverFrames", model::kHangoverFrames);
+  exports.Set("vadModel", m);
+}
 
 }  // namespace aybiza::vad

@@ -9,10 +9,11 @@
 // rises when the old minimum leaves a 2.5 s window) → a-posteriori SNR per band, their short-term context,
 // spectral flatness and zero-crossing rate, spectral flux, pitch strength
 // above 300 Hz (so mains hum does not count), a decaying recent SNR peak,
-// and the SNR against a second, short-memory floor (whole band and above
-// 500 Hz) → a small MLP trained offline on
+// the SNR against a second, short-memory floor (whole band and above
+// 500 Hz), and the level modulation above 500 Hz → a small MLP trained offline on
 // a seeded corpus (bench/vad/) whose weights are committed in vad_model.h.
-// Above the frame probability: a hangover for the frame flag, and an
+// Above the frame probability: a start and a lower release threshold
+// (hysteresis), a hangover for the frame flag, and an
 // onset/hangover state machine (minimum speech and silence durations) that
 // turns the flags into stable speech-start and speech-end events.
 #pragma once
@@ -25,8 +26,8 @@ namespace aybiza::vad {
 constexpr int kWindow = 256;   // audio history kept, samples
 constexpr int kSpectrum = 128; // spectral window (16 ms, the frame's latest)
 constexpr int kBands = 8;
-constexpr int kFeatures = 30;  // the model (vad_model.h) reads the first model::kIn
-constexpr int kBaseFeatures = 24;  // features 0–23; 24–29 (flux, pitch, recent peak, short floor) extend them
+constexpr int kFeatures = 32;  // the model (vad_model.h) reads the first model::kIn
+constexpr int kBaseFeatures = 24;  // features 0–23; 24–31 (flux, pitch, recent peak, short floor, modulation) extend them
 
 struct Options {
   float threshold = -1;     // frame decision on the probability; <0: the model's tuned value
@@ -58,6 +59,8 @@ class Detector {
 
   Options opt_;
   float threshold_;
+  float release_;  // a speech run continues while the probability stays above this
+  bool raw_;       // the last frame's decision before the hangover
   int hangover_;  // in frames of the current size
   int16_t history_[kWindow];  // most recent samples, oldest first
   float noise_[kBands];       // per-band noise floor, log2 energy
@@ -76,6 +79,7 @@ class Detector {
   int pitchAge_;       // samples since it was
   float pitchSmooth_;  // short-term mean of the pitch strength
   float snrPeak_;      // recent peak of the total SNR, decaying
+  float modFast_, modSlow_;  // level change above 500 Hz, smoothed over ~60 / ~200 ms
   int lastN_ = 0;  // frame size the per-frame constants below were computed for
   float ctxKeep_ = 0, slowKeep_ = 0;
   bool primed_;

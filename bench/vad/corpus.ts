@@ -291,17 +291,25 @@ function mix(clean: Clean, type: Noise | 'none', snr: number, seed: number, spli
   return ulawEncode(pcm).slice();
 }
 
-/** Every mixture of one split: clean, then each noise at each SNR. */
-export function buildCorpus(split: Split): Item[] {
+/**
+ * Every mixture of one split: clean, then each noise at each SNR. `rounds`
+ * > 1 adds that many passes of noise mixtures in all (train only: other
+ * noise seeds, so every SNR hears other instances and recipe variants of each
+ * noise, at other call levels); the validation split is always one round.
+ */
+export function buildCorpus(split: Split, rounds = 1): Item[] {
   const clean = cleanTrack(split);
   const r = rng(PLANS[split].seed * 31);
   const level = () => -5 + 10 * r();
   const items: Item[] = [{ split, noise: 'none', snr: Infinity, ulaw: mix(clean, 'none', Infinity, 0, split, level()), labels: clean.labels }];
   // The train split hears clean speech at a second level too.
   if (split === 'train') items.push({ ...items[0], ulaw: mix(clean, 'none', Infinity, 0, split, -5) });
-  let seed = PLANS[split].seed * 1000;
-  for (const type of NOISES) {
-    for (const snr of SNRS) items.push({ split, noise: type, snr, ulaw: mix(clean, type, snr, seed++, split, level()), labels: clean.labels });
+  for (let round = 0; round < (split === 'train' ? rounds : 1); round++) {
+    // An odd offset per round moves each SNR onto the next recipe variant.
+    let seed = PLANS[split].seed * 1000 + 101 * round;
+    for (const type of NOISES) {
+      for (const snr of SNRS) items.push({ split, noise: type, snr, ulaw: mix(clean, type, snr, seed++, split, level()), labels: clean.labels });
+    }
   }
   return items;
 }

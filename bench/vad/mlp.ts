@@ -168,7 +168,7 @@ export function fit(x: Float32Array, y: Uint8Array, shape: Shape, epochs: number
 }
 
 /** native/vad_model.h for a trained net, its normalisation and its tuned decision. */
-export function header(net: Mlp, norm: Norm, tuned: { threshold: number; hangover: number }, provenance: string): string {
+export function header(net: Mlp, norm: Norm, tuned: { threshold: number; release: number; hangover: number }, provenance: string): string {
   const { inputs, h1, h2 } = net.shape;
   const w1 = new Float64Array(net.w1.length);
   const b1 = Float64Array.from(net.b1);
@@ -199,6 +199,7 @@ constexpr float kB2[kH2] = {${Array.from(net.b2, num).join(', ')}};
 constexpr float kW3[kH2] = {${Array.from(net.w3, num).join(', ')}};
 constexpr float kB3 = ${num(net.b3[0])};
 constexpr float kThreshold = ${num(tuned.threshold)};
+constexpr float kRelease = ${num(tuned.release)};
 constexpr int kHangoverFrames = ${tuned.hangover};
 }  // namespace aybiza::vad::model
 `;

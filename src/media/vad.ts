@@ -8,7 +8,7 @@ export type VadEncoding = 'ulaw' | 'alaw' | 'pcm16';
 export interface VadOptions {
   /** What a Uint8Array frame holds: μ-law, A-law or little-endian PCM16 bytes (an Int16Array is always PCM16). Default 'ulaw'. */
   encoding?: VadEncoding;
-  /** Probability above which a frame is speech. Default: the trained model's tuned value. */
+  /** Probability above which a speech run starts (it lasts while above the model's release threshold, kept the same distance below). Default: the trained model's tuned value. */
   threshold?: number;
   /** Frames (20 ms) the speech flag is held after the probability drops. Default: the model's. */
   hangoverFrames?: number;
@@ -40,7 +40,15 @@ type NativeVadClass = new (
 const ENCODINGS: Record<VadEncoding, number> = { ulaw: 0, alaw: 1, pcm16: 2 };
 
 /** Number of model inputs `features()` writes. */
-export const VAD_FEATURES = 30;
+export const VAD_FEATURES = 32;
+
+/**
+ * The committed model's inputs and decision: a speech run starts when the
+ * probability exceeds `threshold` and lasts while it stays above `release`
+ * (hysteresis), then `hangoverFrames` of 20 ms. A caller's threshold keeps the
+ * model's distance between the two.
+ */
+export const VAD_MODEL = native.vadModel as { inputs: number; threshold: number; release: number; hangoverFrames: number };
 
 /** Unpacks the native result number: flags in the integer part, probability in the fraction. */
 export function decodeVadResult(code: number): VadResult {
