@@ -32,6 +32,9 @@ export function payloadFor(p: TracePacket): Uint8Array {
   return Uint8Array.from(ulawEncode(pcm));
 }
 
+/** The receiver's 20 ms pop clock starts this long after the first arrival (any phase against the packets). */
+export const POP_PHASE_MS = 7;
+
 /** Ours: packets pushed as they arrive, pop() every 20 ms on the receiver's clock; figures from stats(). */
 export function runOurs(trace: TracePacket[], opts?: JitterBufferOptions): Result {
   const arrivals = trace.filter((p) => !p.lost).sort((a, b) => a.arrivalMs - b.arrivalMs);
@@ -44,7 +47,7 @@ export function runOurs(trace: TracePacket[], opts?: JitterBufferOptions): Resul
   let excessSum = 0;
   let excessN = 0;
   // The receiver's 20 ms clock has its own phase against the arrivals.
-  for (let now = start + 7; now < last + 1000; now += 20) {
+  for (let now = start + POP_PHASE_MS; now < last + 1000; now += 20) {
     while (i < arrivals.length && arrivals[i].arrivalMs <= now) {
       const p = arrivals[i++];
       jb.push({ seq: p.seq, timestamp: p.timestamp, payload: payloadFor(p), arrivalMs: p.arrivalMs });
@@ -100,6 +103,33 @@ export function runFixed(trace: TracePacket[], delayMs = 60): Result {
     endExcess: NaN,
     driftPpm: NaN,
   };
+}
+
+/**
+ * What any buffer played by the same 20 ms pop clock can reach: a frame is
+ * taken at a pop, so its packet is late if it arrives after that pop, and it
+ * plays no earlier. The deadlines of a constant-delay buffer on that clock
+ * (sender's clock rate `ppm` known) fall on the pops; this scans every such
+ * delay, chosen in hindsight, and returns the first that passes `verdict`
+ * against `fixed`, or null: then no constant delay on this clock passes.
+ */
+export function bestOnClock(trace: TracePacket[], fixed: Result, ppm: number): Result | null {
+  const arrived = trace.filter((p) => !p.lost);
+  const first = arrived.reduce((a, b) => (b.arrivalMs < a.arrivalMs ? b : a));
+  const pop0 = first.arrivalMs + POP_PHASE_MS;
+  for (let c = 0; c <= 400; c++) {
+    let late = 0;
+    let sum = 0;
+    for (const p of arrived) {
+      const due = first.arrivalMs + 20 * (p.frame - first.frame) * (1 - ppm * 1e-6) + c;
+      const pop = pop0 + 20 * Math.ceil((due - pop0) / 20 - 1e-9);
+      if (p.arrivalMs > pop) late++;
+      else sum += pop - p.arrivalMs;
+    }
+    const r: Result = { ...fixed, late, lateLoss: (100 * late) / arrived.length, meanDelay: sum / Math.max(1, arrived.length - late), p95Delay: NaN };
+    if (verdict(r, fixed, arrived.length).pass) return r;
+  }
+  return null;
 }
 
 // "Equal" late loss: within 0.1 percentage point. Both buffers see the same

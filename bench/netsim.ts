@@ -77,7 +77,8 @@ const BASE_TRANSIT_MS = 40;
 const START_SEQ = 65_000;
 const START_TS = 4_294_967_296 - 160 * 2_000;
 
-function specOf(name: string): { spec: TraceSpec; seedOffset: number } {
+/** The network model behind a trace name (tuning or held-back set). */
+export function specOf(name: string): { spec: TraceSpec; seedOffset: number } {
   if (name in TRACES) return { spec: TRACES[name as TraceName], seedOffset: 0 };
   if (name in HELD_BACK) return { spec: HELD_BACK[name as HeldBackName], seedOffset: 1000 };
   throw new RangeError(`unknown trace ${name}`);

@@ -14,17 +14,20 @@
 namespace aybiza::jitter {
 
 namespace {
-constexpr double kCompressAboveMs = 6;  // hysteresis around the target: late loss costs more
-constexpr double kStretchBelowMs = 2;
+  // hysteresis around the target: late loss costs more
+
 constexpr int kMinLag = 40;             // 5 ms: the shortest pitch period searched
 constexpr int kMaxVoicedLag = 120;      // 15 ms: the longest
 constexpr int kMaxQuietLag = 160;       // 20 ms of near-silence at once
 constexpr int kWin = 80;                // 10 ms correlation window
 constexpr double kQuietMeanAbs = 100;   // about -50 dBov: inaudible to splice
 constexpr double kStrictCorr = 0.85, kLooseCorr = 0.6;
-constexpr int kPatience = 10;           // pops (200 ms) waiting for a pause before speech is touched
-constexpr double kUrgentMs = 20;        // a change this large does not wait for a pause
-constexpr int kGoodPhase = 0;           // see QuietLag
+constexpr int kPatience = 10;           // pops (200 ms) waiting for a pause before speech is stretched
+constexpr int kDownPatience = 50;       // and 1 s before it is compressed
+constexpr double kUrgentMs = 20;        // a deadline this far below target does not wait for a pause
+constexpr int kMinQuietLag = 8;         // 1 ms: smaller changes wait
+constexpr double kMinStepMs = 1;
+constexpr double kStepDownMs = 2;       // hysteresis: a step down must clear the target by this much
 }  // namespace
 
 Buffer::Buffer(const Options& options) : opt_(options) { Reset(); }
@@ -49,10 +52,10 @@ void Buffer::Restart() {
   for (Gap& g : gaps_) g = Gap();
   last_quiet_ = true;
   last_played_seq_ = -1;
-  // A prior of ten packets at 50 ms: cautious while the first seconds say
-  // little about the tail; it fades out of the short memory within ~20 s.
-  // The long memory would hold it for a minute, so it starts neutral.
-  fast_.Reset(50, 10);
+  // A prior of ten packets at 50 ms: cautious while the first packets say
+  // little about the tail, and gone after 2 s (left to fade, it held the
+  // target up for ~10 s on calm paths). The long memory starts neutral.
+  fast_.Reset(50, 10, kPriorPackets);
   slow_.Reset(0, 1);
   UpdateTarget();
 }
@@ -73,7 +76,7 @@ void Buffer::UpdateTarget() {
   double budget = opt_.late_loss_budget;
   double t = std::max(fast_.CostTarget(kLateCostMs, budget, kBudgetFloorMs, opt_.max_delay_ms),
                       slow_.CostTarget(kLateCostMs, budget, kBudgetFloorMs, opt_.max_delay_ms));
-  target_ms_ = std::clamp(t + kMarginMs, opt_.min_delay_ms, opt_.max_delay_ms);
+  target_ms_ = std::clamp(t, opt_.min_delay_ms, opt_.max_delay_ms);
 }
 
 // Delay of the sample played now: its sender time against the reference.
@@ -115,7 +118,11 @@ PushResult Buffer::Push(uint16_t seq, uint32_t timestamp, const uint8_t* payload
   ObserveDelay(arrival_ms, ets);
   // A packet due now whose slot an underrun filled, or a late one whose
   // concealed slot is still unplayed, takes its slot back.
-  if ((late || (playing_ && ets == play_ && held_ > 0)) && Rescue(es, ets, payload, arrival_ms)) return result;
+  if (late || (playing_ && ets == play_ && held_ > 0)) {
+    Rescued r = Rescue(es, ets, payload, arrival_ms);
+    if (r == Rescued::kWhole) return result;
+    if (r == Rescued::kPart) return PushResult::kLate;
+  }
   if (late) {
     stats_.late++;
     // Counted lost when playout passed it; it did arrive, just too late.
@@ -132,6 +139,25 @@ PushResult Buffer::Push(uint16_t seq, uint32_t timestamp, const uint8_t* payload
   slot.arrival_ms = arrival_ms;
   std::memcpy(slot.payload, payload, kFrameSamples);
   return result;
+}
+
+// RFC 4733 events (and other non-audio payloads) share the stream's sequence
+// numbers: such a number arrived, so it is not audio lost, and a gap made of
+// them plays as silence, like DTX.
+void Buffer::Skip(uint16_t seq) {
+  if (!started_) return;
+  int64_t es = ExtendSeq(seq);
+  if (es - max_seq_ >= kRestartJump || max_seq_ - es >= kRestartJump) return;
+  seen_[es & 1023] = es;
+}
+
+// Every sequence number in (from, to) arrived without audio (Skip), or there is none.
+bool Buffer::NoAudioMissing(int64_t from, int64_t to) const {
+  if (to - from > 1024) return false;
+  for (int64_t q = from + 1; q < to; q++) {
+    if (seen_[q & 1023] != q) return false;
+  }
+  return true;
 }
 
 Buffer::Slot* Buffer::NextBuffered() {
@@ -224,7 +250,7 @@ void Buffer::Fetch(double now_ms) {
   // A known gap before the next packet: no missing sequence numbers means the
   // sender stopped sending (DTX), so it is silence; missing ones are loss,
   // concealed in place (the playout point moves on).
-  bool dtx = next->seq == last_played_seq_ + 1;
+  bool dtx = NoAudioMissing(last_played_seq_, next->seq);
   if (dtx) AppendSilence();
   else AppendConcealment(), AddGap(play_, false);
   play_ += kFrameSamples;
@@ -242,13 +268,13 @@ void Buffer::AddGap(int64_t ts, bool held) {
   g.synth = kinds_[q_len_ - 1] == kSynth;  // called right after the frame's Append
 }
 
-bool Buffer::Rescue(int64_t seq, int64_t ts, const uint8_t* payload, double arrival_ms) {
+Buffer::Rescued Buffer::Rescue(int64_t seq, int64_t ts, const uint8_t* payload, double arrival_ms) {
   Gap& gap = gaps_[(ts / kFrameSamples) % kGaps];
-  if (gap.ts != ts) return false;
+  if (gap.ts != ts) return Rescued::kNo;
   // An underrun frame can only be replaced while playout still waits on it.
-  if (gap.held && !(held_ > 0 && play_ == ts)) return false;
+  if (gap.held && !(held_ > 0 && play_ == ts)) return Rescued::kNo;
   int64_t start = q_len_ - (q_end_ - gap.end) - kFrameSamples;
-  if (start + kFrameSamples <= kFrameSamples / 2) return false;  // half of it heard already
+  if (start + kFrameSamples <= kFrameSamples / 2) return Rescued::kNo;  // half of it heard already
   gap.ts = -1;
   if (gap.held) {
     held_--;
@@ -266,36 +292,38 @@ bool Buffer::Rescue(int64_t seq, int64_t ts, const uint8_t* payload, double arri
     kinds_[start + i] = kReal;
   }
   if (seq < last_played_seq_ && stats_.lost > 0) stats_.lost--;
+  // Its playout time has passed (the start of its frame was heard as
+  // concealment): late, as a fixed buffer would count it, though its
+  // remaining samples are merged in.
+  if (from > 0) {
+    stats_.late++;
+    return Rescued::kPart;
+  }
   if (gap.synth && stats_.concealed > 0) stats_.concealed--;
   stats_.played++;
   // The queue's head plays from the next pop on.
-  played_delays_.Add(last_pop_ms_ + 20 + double(std::max<int64_t>(0, start)) / 8.0 - arrival_ms);
-  return true;
+  played_delays_.Add(last_pop_ms_ + 20 + double(start) / 8.0 - arrival_ms);
+  return Rescued::kWhole;
 }
 
-// A near-silent step is free to choose its length: pick one that leaves the
-// queue's phase (samples left after this pop, mod 160) nearest 0, i.e. frames
-// aligned with pops. Then each frame is decoded at the pop that starts
-// playing it, so a packet is waited for until its playout time (and its
-// slot's concealment, if any, is replaced whole); at phase p the decision
-// would fall p/8 ms before playout.
-int Buffer::QuietLag(bool compress, int max_lag) const {
-  int best = max_lag;
-  int best_err = 1 << 30;
-  for (int lag = max_lag; lag >= kMinLag; lag -= 4) {
-    int left = (compress ? q_len_ - lag : q_len_ + lag) - kFrameSamples;
-    int phase = ((left % kFrameSamples) + kFrameSamples) % kFrameSamples;
-    int err = std::abs(phase - kGoodPhase);
-    if (err < best_err) best_err = err, best = lag;
-  }
-  return best;
-}
-
-// One time-scale step toward the target when the delay is outside its band.
+// One time-scale step toward the delay wanted now. Pop takes whole frames, so
+// the frame after the queue is decoded at the pop that first needs some of it:
+// `dead` ms before it starts to play when the queue's length is not a whole
+// number of frames. Its packet counts late if it arrives after that pop, so
+// the delay that decides lateness (the deadline: current minus dead time)
+// moves on the 20 ms grid of pops; shortening or lengthening the queue by
+// less than its dead time only moves the playout, not the deadline. Wanted:
+// the lowest deadline on that grid at or above the target (held until a
+// whole step down clears the target by kStepDownMs), with no dead time.
 void Buffer::Adapt(double now_ms, double cur) {
-  double excess = cur - target_ms_;
-  bool compress = excess > kCompressAboveMs;
-  bool stretch = excess < -kStretchBelowMs;
+  double dead = double((q_len_ - kFrameSamples) % kFrameSamples) / 8;
+  double deadline = cur - dead;
+  double want = deadline;
+  if (deadline < target_ms_) want += 20 * std::ceil((target_ms_ - deadline) / 20);
+  else if (deadline - 20 >= target_ms_ + kStepDownMs) want -= 20 * std::floor((deadline - target_ms_ - kStepDownMs) / 20);
+  double excess = cur - want;
+  bool compress = excess >= kMinStepMs;
+  bool stretch = excess <= -kMinStepMs;
   if (!compress && !stretch) {
     deferred_ = 0;
     return;
@@ -306,24 +334,30 @@ void Buffer::Adapt(double now_ms, double cur) {
   // No compressing while playout waits on an underrun: the queue's tail may
   // still be rescued by the packet it waits for.
   if (compress && held_ > 0) return;
-  // Move at most as far as lands inside the band on the other side.
-  int want = int((std::abs(excess) + (compress ? kStretchBelowMs : kCompressAboveMs)) * 8);
+  // Exactly the change wanted in near-silence; a compression never goes past
+  // it (that would move the deadline a whole step down), a stretch in speech
+  // may (the surplus is dead time, removed at the next pause).
+  // (Clamped before the conversion: a caller's clock may jump arbitrarily far.)
+  int need = int(std::lrint(std::min(std::abs(excess) * 8, double(kQueueCap))));
   // A compressed queue must still hold this pop's frame; a stretched one must fit.
   int room = compress ? q_len_ - kFrameSamples : kQueueCap - q_len_;
-  int max_lag = std::min({want, kMaxQuietLag, q_len_ / 2, room});
-  if (max_lag < kMinLag) return;
+  int max_lag = std::min({kMaxQuietLag, q_len_ / 2, room});
   int lag = 0;
-  if (tsm::MeanAbs(queue_, 2 * max_lag) < kQuietMeanAbs) {
-    lag = QuietLag(compress, max_lag);
-  } else if (deferred_ >= kPatience || std::abs(excess) > kUrgentMs) {
-    // Speech waits for a pause unless the change is large or overdue.
+  int wait = stretch ? kPatience : kDownPatience;
+  if (tsm::MeanAbs(queue_, 2 * std::min(need, max_lag)) < kQuietMeanAbs) {
+    lag = std::min(need, max_lag);
+  } else if ((deferred_ >= wait && want != deadline) || target_ms_ - deadline > kUrgentMs) {
+    // Speech waits for a pause unless the deadline is well below target or a
+    // step has waited too long (a step down, costing only delay, waits
+    // longer); dead time alone always waits for a pause.
     int voiced_max = std::min({max_lag, kMaxVoicedLag, q_len_ - kWin});
+    if (compress) voiced_max = std::min(voiced_max, need);
     if (voiced_max >= kMinLag) {
       tsm::Lag best = tsm::BestLag(queue_, kMinLag, voiced_max, kWin);
-      if (best.corr >= (deferred_ >= 2 * kPatience ? kLooseCorr : kStrictCorr)) lag = best.lag;
+      if (best.corr >= (deferred_ >= wait + kPatience ? kLooseCorr : kStrictCorr)) lag = best.lag;
     }
   }
-  if (lag == 0) {
+  if (lag < kMinQuietLag) {
     deferred_++;  // a transient or unvoiced stretch: wait for a safer spot
     return;
   }

@@ -17,28 +17,40 @@
 // packet comes, the held frames are credited against the gap it reveals (a
 // lost packet: no delay grown; a late one: played, the delay grew by the
 // hold). A missing packet whose slot is concealed while later packets wait
-// is still played if it arrives before that concealment starts to play; late
-// means heard as lost. Only the transit times of arrived packets drive the
-// target.
+// is still played if it arrives before that concealment starts to play;
+// once any of it has played the packet is late (its remaining samples are
+// still merged in). Sequence numbers that carried no audio (RFC 4733 events,
+// Skip) are neither lost nor concealed. Only the transit times of arrived
+// packets drive the target.
 //
 // Target delay. Relative delay = transit minus a reference that follows the
 // fastest recent transit with the sender's clock drift removed (drift: the
 // Theil-Sen slope of 2 s block minima over the last 32 s). Two histograms of
 // relative delay (4 s and 7 s memory); for each, the delay d minimising
 // d + kLateCostMs * (late %), where (late %) is the weight above d (Speex's
-// cost rule: on a light tail it buys nearly zero late loss for a few ms),
-// capped by the late-loss budget: when covering the tail would take more
-// than kBudgetFloorMs, the smallest d leaving at most `budget` late wins (a
-// heavy tail cannot push the delay up for its last fraction of a percent).
-// The larger of the two, plus a margin, within [min, max].
+// cost rule), capped by the late-loss budget: when covering the tail would
+// take more than kBudgetFloorMs, the smallest d leaving at most `budget`
+// late wins (a heavy tail cannot push the delay up for its last fraction of
+// a percent). The target is the larger of the two, within [min, max].
 //
-// Delay changes: above target + 6 ms the queue head is compressed, below
-// target - 2 ms stretched (late loss costs more than delay), by one WSOLA step per 20 ms: one pitch period
-// (5-15 ms) of a stationary, well-correlated stretch of speech, or up to
-// 20 ms of near-silence (its length chosen to keep frames aligned with
-// pops, see QuietLag). Speech waits 200 ms for a pause unless the change is
-// over 20 ms, then needs a well-correlated (stationary) stretch; a looser
-// correlation after 400 ms. Never a whole frame inserted or skipped in speech.
+// Pop clock. Pop hands out whole 20 ms frames, so the frame after the queue
+// is decoded at the first pop that needs any of it; its packet is late when
+// it arrives after that pop. The delay that decides lateness (the deadline:
+// current delay minus the queue's dead time, the part of a frame left over
+// in the queue) therefore moves in 20 ms steps of the pop clock; trimming or
+// lengthening the queue by less than a frame moves the playout, not the
+// deadline. Adapt aims the deadline at the first pop step at or above the
+// target (stepping down only when the step below clears the target by 2 ms)
+// and removes dead time, so no frame plays later than its deadline.
+//
+// Delay changes by WSOLA time-scale modification, one step per pop: exactly
+// the change needed in near-silence (up to 20 ms), one pitch period (5-15 ms)
+// of a stationary, well-correlated stretch in speech. Speech is stretched
+// after 200 ms without a pause (at once when the deadline is 20 ms or more
+// below target) and compressed after 1 s without one (a step down costs only
+// delay; dead time alone always waits for a pause), then needs a
+// well-correlated stretch; a looser one 200 ms later. Never a whole frame
+// inserted or skipped in speech.
 #pragma once
 
 #include <cstddef>
@@ -82,7 +94,8 @@ class DelayHistogram {
   static constexpr int kBins = 250;  // 0..1000 ms
   static constexpr double kBinMs = 4;
   explicit DelayHistogram(double forget) : forget_(forget) {}
-  void Reset(double prior_ms, double weight);  // `weight` packets' worth at prior_ms
+  // `weight` packets' worth at prior_ms, removed after `lifetime` packets (0: kept, fading).
+  void Reset(double prior_ms, double weight, int lifetime = 0);
   void Add(double delay_ms);
   // The delay d minimising d + late_cost_ms * 100 * P(delay > d), capped at
   // the smallest d with P(delay > d) <= budget when that exceeds floor_ms.
@@ -92,6 +105,8 @@ class DelayHistogram {
   double forget_;
   double bins_[kBins] = {};
   double total_ = 0, scale_ = 1;
+  int prior_bin_ = 0, prior_left_ = 0;
+  double prior_weight_ = 0;
   mutable int top_ = 0;  // highest bin with weight that still counts
 };
 
@@ -134,6 +149,8 @@ class Buffer {
   // payload must be kFrameSamples codec bytes; arrival_ms on the caller's clock.
   PushResult Push(uint16_t seq, uint32_t timestamp, const uint8_t* payload, double arrival_ms, bool has_ssrc,
                   uint32_t ssrc);
+  // A packet of this stream without audio (an RFC 4733 event): not lost.
+  void Skip(uint16_t seq);
   // Writes kFrameSamples codec bytes into out unless kNone.
   PopResult Pop(double now_ms, uint8_t* out);
   Stats GetStats() const;
@@ -156,15 +173,16 @@ class Buffer {
   void UpdateTarget();
   double CurrentDelay(double now_ms) const;
   Slot* NextBuffered();
+  bool NoAudioMissing(int64_t from, int64_t to) const;
   bool NextDue();
   void Fetch(double now_ms);
   void PlaySlot(Slot& s, double now_ms);
   void AppendConcealment();
   void AppendSilence();
   void Append(const int16_t* pcm, Kind kind);
-  bool Rescue(int64_t seq, int64_t ts, const uint8_t* payload, double arrival_ms);
+  enum class Rescued { kNo, kWhole, kPart };  // kPart: the frame had started to play (late)
+  Rescued Rescue(int64_t seq, int64_t ts, const uint8_t* payload, double arrival_ms);
   void Adapt(double now_ms, double cur);
-  int QuietLag(bool compress, int max_lag) const;
   PopResult Emit(uint8_t* out);
   void Decode(const uint8_t* in, int16_t* out) const;
   void Encode(const int16_t* in, uint8_t* out, int n) const;
@@ -207,9 +225,9 @@ class Buffer {
 
   TransitReference ref_;
   DelayStats played_delays_;
-  static constexpr double kMarginMs = 4;
-  static constexpr double kLateCostMs = 1000;   // 1 % late loss weighs like 1 s of delay
+  static constexpr double kLateCostMs = 100;    // 1 % late loss weighs like 100 ms of delay
   static constexpr double kBudgetFloorMs = 100;  // the late-loss budget binds only above this
+  static constexpr int kPriorPackets = 100;      // the start-up prior's lifetime (2 s)
   static constexpr int64_t kRestartJump = 1000;  // packets (20 s): a new stream
   DelayHistogram fast_{0.995};    // 4 s: follows a change at once
   DelayHistogram slow_{0.997};    // 7 s: a steadier view of the tail

@@ -9,12 +9,13 @@
 
 namespace aybiza::jitter {
 
-void DelayHistogram::Reset(double prior_ms, double weight) {
+void DelayHistogram::Reset(double prior_ms, double weight, int lifetime) {
   std::fill(std::begin(bins_), std::end(bins_), 0.0);
   scale_ = 1;
-  int bin = std::clamp(int(prior_ms / kBinMs), 0, kBins - 1);
-  bins_[bin] = total_ = weight;
-  top_ = bin;
+  prior_bin_ = std::clamp(int(prior_ms / kBinMs), 0, kBins - 1);
+  bins_[prior_bin_] = total_ = prior_weight_ = weight;
+  prior_left_ = lifetime;
+  top_ = prior_bin_;
 }
 
 void DelayHistogram::Add(double delay_ms) {
@@ -22,12 +23,18 @@ void DelayHistogram::Add(double delay_ms) {
   if (scale_ > 1e200) {
     for (double& b : bins_) b /= scale_;
     total_ /= scale_;
+    prior_weight_ /= scale_;
     scale_ = 1;
   }
   int bin = std::clamp(int(delay_ms / kBinMs), 0, kBins - 1);
   top_ = std::max(top_, bin);
   bins_[bin] += scale_;
   total_ += scale_;
+  // The prior only stands in until the path has spoken for itself.
+  if (prior_left_ > 0 && --prior_left_ == 0) {
+    bins_[prior_bin_] = std::max(0.0, bins_[prior_bin_] - prior_weight_);
+    total_ -= prior_weight_;
+  }
 }
 
 double DelayHistogram::CostTarget(double late_cost_ms, double budget, double floor_ms, double max_ms) const {
@@ -52,9 +59,10 @@ double DelayHistogram::CostTarget(double late_cost_ms, double budget, double flo
     if (cost <= best_cost) best_cost = cost, best = d;
     above += bins_[i];
   }
-  // The budget caps what a heavy tail can cost, but only above floor_ms:
-  // below it, covering the tail is cheap and late loss is what callers hear.
-  return std::min(best, std::max(within, floor_ms));
+  // Never more late loss than the budget; beyond it, the cost rule, capped
+  // at floor_ms (covering the tail below that is cheap and late loss is what
+  // callers hear; above it a heavy tail would set the delay).
+  return std::max(within, std::min(best, std::max(within, floor_ms)));
 }
 
 void TransitReference::Reset(double arrival_ms, double transit) {

@@ -35,6 +35,7 @@ class JitterBufferWrap : public Napi::ObjectWrap<JitterBufferWrap> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "JitterBuffer",
                        {InstanceMethod<&JitterBufferWrap::PushJs>("push"), InstanceMethod<&JitterBufferWrap::PopJs>("pop"),
+                        InstanceMethod<&JitterBufferWrap::SkipJs>("skip"),
                         InstanceMethod<&JitterBufferWrap::StatsJs>("stats"),
                         InstanceMethod<&JitterBufferWrap::ResetJs>("reset"),
                         InstanceMethod<&JitterBufferWrap::CloseJs>("close")});
@@ -89,6 +90,13 @@ class JitterBufferWrap : public Napi::ObjectWrap<JitterBufferWrap> {
     bool has_ssrc = info.Length() > 4 && !info[4].IsUndefined();
     uint32_t ssrc = has_ssrc ? uint32_t(RequireInteger(info, 4, "ssrc", 4294967295.0)) : 0;
     return Napi::Number::New(info.Env(), double(b.Push(seq, ts, payload.data, arrival, has_ssrc, ssrc)));
+  }
+
+  // skip(seq): a sequence number that carried no audio.
+  Napi::Value SkipJs(const Napi::CallbackInfo& info) {
+    Buffer& b = Open(info);
+    b.Skip(uint16_t(RequireInteger(info, 0, "seq", 65535)));
+    return info.Env().Undefined();
   }
 
   // pop(nowMs, dst) -> PopResult as a number; dst receives the frame.

@@ -12,18 +12,25 @@
 //   times do (relative to the fastest recent transit, the sender's clock
 //   drift removed: `driftPpm`). The target is the delay that minimises
 //   delay + 100 ms per 1 % of packets it would leave late, over two
-//   histories (4 s and 7 s), never leaving more than `lateLossBudget` late
-//   when a larger delay up to maxDelayMs would avoid it: a heavy tail cannot
-//   push the delay up for the last fraction of a percent.
-// - Delay changes by time-scale modification (native/tsm.cc, WSOLA): up to
-//   20 ms of near-silence, or one pitch period (5–15 ms) of well-correlated
-//   speech, removed (`compressed`) or repeated (`stretched`) per 20 ms when
-//   the delay leaves target −2/+6 ms. Speech is touched only after 200 ms
-//   without a pause or for a change over 20 ms; never a whole frame of it.
-//   Output frames are therefore not aligned with packets after a change.
+//   histories (4 s and 7 s), capped at 100 ms unless that leaves more than
+//   `lateLossBudget` late, and never leaving more than `lateLossBudget` late
+//   when a delay up to maxDelayMs would avoid it. A cautious start-up prior
+//   (50 ms) is dropped after 2 s.
+// - pop() hands out whole frames, so a frame's packet is due at the pop that
+//   first needs it: the delay that decides lateness moves in 20 ms steps of
+//   the caller's pop clock. The buffer keeps that deadline on the first step
+//   at or above the target and removes any time a frame would wait after it.
+// - Delay changes by time-scale modification (native/tsm.cc, WSOLA): in
+//   near-silence exactly the change needed (up to 20 ms per pop), in speech
+//   one pitch period (5–15 ms) of well-correlated audio (`stretched`,
+//   `compressed`). Speech is stretched only after 200 ms without a pause or
+//   when the deadline is 20 ms below target, compressed only after 1 s
+//   without a pause; never a whole frame of it. Output frames are therefore
+//   not aligned with packets after a change.
 // - A missing packet whose slot was concealed (or bridged in an underrun)
-//   still plays if it arrives before half of that concealment was output;
-//   `late` counts only packets heard as lost.
+//   still plays if it arrives before that concealment starts to play; once
+//   some of it has played the packet counts `late` (as for a fixed buffer),
+//   though the rest of its audio is merged in while under half was played.
 // - Underrun (nothing buffered): playout holds and conceals; the held frames
 //   are credited against the gap the next packet reveals, so a packet that
 //   was merely late still plays (the delay grew by the hold and is
@@ -75,7 +82,7 @@ export interface JitterStats {
   received: number;
   /** Frames played from a received packet. */
   played: number;
-  /** Packets that arrived after their frame was played (or mostly concealed). */
+  /** Packets that arrived after their frame began to play (as concealment). */
   late: number;
   /** Sequence numbers that never arrived. */
   lost: number;
@@ -105,6 +112,7 @@ const PUSH_OUTCOMES: PushOutcome[] = ['accepted', 'duplicate', 'late', 'restarte
 interface NativeJitterBuffer {
   push(seq: number, timestamp: number, payload: Uint8Array, arrivalMs: number, ssrc?: number): number;
   pop(nowMs: number, dst: Uint8Array): number;
+  skip(seq: number): void;
   stats(): JitterStats;
   reset(): void;
   close(): void;
@@ -137,6 +145,16 @@ export class JitterBuffer {
     if (typeof packet !== 'object' || packet === null) throw new TypeError('argument 0 (packet) must be an object');
     // The native side validates each field (type, range, 160-byte payload).
     return PUSH_OUTCOMES[n.push(packet.seq, packet.timestamp, packet.payload, packet.arrivalMs, packet.ssrc)];
+  }
+
+  /**
+   * A packet of the same stream that carries no audio (an RFC 4733
+   * telephone-event, another payload type): its sequence number arrived, so
+   * it is not counted lost, and a gap made only of such numbers plays as
+   * silence (like DTX) rather than concealment.
+   */
+  skip(seq: number): void {
+    this.#open().skip(seq);
   }
 
   /** The next 20 ms frame to play at `nowMs`, or null while the initial delay builds up. */

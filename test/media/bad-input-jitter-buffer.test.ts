@@ -8,7 +8,7 @@ import { JitterBuffer } from '../../src/media/jitter-buffer.js';
 import { native } from '../../src/media/native.js';
 
 type Fn = (...a: unknown[]) => unknown;
-type NativeJb = Record<'push' | 'pop' | 'stats' | 'reset' | 'close', Fn>;
+type NativeJb = Record<'push' | 'pop' | 'skip' | 'stats' | 'reset' | 'close', Fn>;
 const NativeJitterBuffer = native.JitterBuffer as new (...a: unknown[]) => NativeJb;
 
 const VALUES: (() => unknown)[] = [
@@ -61,6 +61,9 @@ describe('JitterBuffer under hostile input', () => {
     expect(push({ ...good(), arrivalMs: Infinity })).toThrow(RangeError);
     expect(push({ ...good(), ssrc: -5 })).toThrow(/ssrc/);
     expect(() => jb.pop(NaN)).toThrow(/nowMs/);
+    expect(() => jb.skip(-1)).toThrow(/seq/);
+    expect(() => jb.skip(1.5)).toThrow(/seq.*integer/);
+    expect(() => jb.skip('1' as never)).toThrow(TypeError);
     expect(() => jb.pop('5' as never)).toThrow(TypeError);
     expect(() => new JitterBuffer({ codec: 'opus' as never })).toThrow(/codec/);
     expect(() => new JitterBuffer(5 as never)).toThrow(TypeError);
@@ -75,6 +78,7 @@ describe('JitterBuffer under hostile input', () => {
     const closed = { name: 'TypeError', code: 'ERR_AYBIZA_CLOSED', message: 'JitterBuffer is closed' };
     expect(() => n.stats()).toThrow(expect.objectContaining(closed));
     expect(() => n.reset()).toThrow(expect.objectContaining(closed));
+    expect(() => n.skip(1)).toThrow(expect.objectContaining(closed));
     expect(() => n.pop(0, new Uint8Array(160))).toThrow(expect.objectContaining(closed));
     expect(() => n.push(1, 160, new Uint8Array(160), 0)).toThrow(expect.objectContaining(closed));
     expect(() => n.push()).toThrow(expect.objectContaining(closed));
@@ -94,6 +98,7 @@ describe('JitterBuffer under hostile input', () => {
       let call: () => unknown;
       if (r < 0.35) call = () => wjb.push(packet(rand, k) as never);
       else if (r < 0.55) call = () => wjb.pop(rand() < 0.7 ? k * 20 : (rand0(rand) as number));
+      else if (r < 0.58) call = () => wjb.skip(rand() < 0.7 ? (k + 1) & 0xffff : (rand0(rand) as number));
       else if (r < 0.6) call = () => wjb.stats();
       else if (r < 0.62) call = () => wjb.reset();
       else if (r < 0.63) call = () => wjb.close();
@@ -103,7 +108,7 @@ describe('JitterBuffer under hostile input', () => {
       else {
         const argc = Math.floor(rand() * 6);
         const args = Array.from({ length: argc }, () => rand0(rand));
-        const method = (['push', 'pop', 'stats', 'reset'] as const)[Math.floor(rand() * 4)];
+        const method = (['push', 'pop', 'skip', 'stats', 'reset'] as const)[Math.floor(rand() * 5)];
         call = () => njb[method](...args);
       }
       outcomes[outcome(call)]++;
