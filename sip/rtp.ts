@@ -231,7 +231,10 @@ export class RtpSession {
     this.packetsIn++;
     received.inc();
     // Events (and stray payload types) take sequence numbers of the stream too: arrived, so not audio lost.
-    if (pt === this.o.dtmfPt || (pt !== 0 && pt !== 8 && pt !== this.o.pt)) this.loss.packet(seq, 'accepted');
+    if (pt === this.o.dtmfPt || (pt !== 0 && pt !== 8 && pt !== this.o.pt)) {
+      this.loss.packet(seq, 'accepted');
+      this.jitter.skip(seq); // nor for the jitter buffer's lost count (media_stats)
+    }
     if (pt === this.o.dtmfPt) return this.onEvent(payload, ts, ssrc);
     if (pt !== 0 && pt !== 8 && pt !== this.o.pt) return countBadInput('rtp', 'unexpected_payload_type');
     if (payload.length === 0 || payload.length > 1600) return countBadInput('rtp', 'bad_payload_size');
@@ -245,6 +248,7 @@ export class RtpSession {
       const inTime = this.unbuffered.length < 50;
       if (inTime) this.unbuffered.push(u);
       this.loss.packet(seq, inTime ? 'accepted' : 'late');
+      this.jitter.skip(seq);
       return;
     }
     let frame: Uint8Array = payload;

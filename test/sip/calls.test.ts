@@ -82,6 +82,10 @@ describe('SIP trunk (source-address trunks)', () => {
     await waitFor(() => stored !== null || (void t.app.store.calls.findCall("sip", rec!.externalId).then((c) => (stored = c?.mediaStats ?? null)), false), 10_000, 'media stats stored');
     expect(stored).toMatchObject({ codec: 'pcmu', lost: 0 });
     expect((stored as unknown as { received: number }).received).toBeGreaterThan(50);
+    // The per-call jitter-buffer report (issue 19): late, lost, concealed, delay, time-scale steps.
+    for (const k of ['late', 'concealed', 'meanDelayMs', 'p95DelayMs', 'stretched', 'compressed', 'stretchedMs', 'compressedMs', 'driftPpm']) {
+      expect(typeof (stored as unknown as Record<string, unknown>)[k]).toBe('number');
+    }
   });
 
   it('SIPp\'s uac_pcap: a PCMA + telephone-event offer is answered PCMA, its 30 ms A-law audio and an RFC 4733 digit arrive', async () => {

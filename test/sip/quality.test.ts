@@ -113,6 +113,10 @@ describe('RtpSession measurements', () => {
     }
     await waitFor(() => rtp.packetsIn === 29, 5000, 'the caller\'s packets');
     expect(rtp.quality().inbound!.packets).toEqual({ expected: 30, missing: 1, bursts: 1 });
+    // The jitter buffer's counters (media_stats) agree once it has played the stream through.
+    const t0 = performance.now();
+    for (let k = 0; k < 60; k++) rtp.pop(t0 + 20 * k);
+    expect(rtp.stats()).toMatchObject({ lost: 1, late: 0, played: 25 });
   });
 });
 
