@@ -3,8 +3,9 @@
 // SSL/GSS/cancel requests, startup packets, and frontend messages valid and
 // broken (wrong lengths, unknown types, unterminated names, huge lengths,
 // cycles left open, transactions left open), sent in random chunks, then
-// byte-mutated. Fed to a running server by checkPgliteServer
-// (test/workers/embedded-database.test.ts).
+// byte-mutated. Fed to a server in this process by checkPgliteServer
+// (test/workers/embedded-database.test.ts), and to the fuzzed server's by
+// `aybiza fuzz` (PgWireFuzzer, boundary pg_wire).
 import net from 'node:net';
 import pg from 'pg';
 import { registry } from '../../src/metrics/index.js';
@@ -63,51 +64,92 @@ function internalErrors(): Promise<number> {
 }
 
 /**
+ * Hostile connections to the socket server at `url`, one at a time, each
+ * followed by a query of a healthy client that must get its own answer
+ * within `answerMs`. `lingerMs` unset: the hostile connection stays open
+ * until that answer (the server's hold timeout must free the session);
+ * set: it is closed within `lingerMs` of its input, as a crashed client's
+ * would be (for a server whose hold timeout is longer than a case may take).
+ */
+export class PgWireFuzzer {
+  cases = 0;
+  readonly violations: string[] = [];
+  private readonly healthy: pg.Client;
+  private readonly host: string;
+  private readonly port: number;
+
+  constructor(private readonly r: Rand, url: string, private readonly answerMs: number, private readonly lingerMs?: number) {
+    const u = new URL(url);
+    this.host = u.hostname;
+    this.port = Number(u.port);
+    this.healthy = new pg.Client({ connectionString: url });
+    this.healthy.on('error', (err) => this.violate(`healthy client: ${err.message}`));
+  }
+
+  async open(): Promise<void> {
+    await this.healthy.connect();
+  }
+
+  close(): Promise<void> {
+    return this.healthy.end().catch(() => {});
+  }
+
+  private violate(v: string): void {
+    if (this.violations.length < 20) this.violations.push(v);
+  }
+
+  /** One case; resolves with its input. */
+  async step(): Promise<Buffer> {
+    const r = this.r;
+    const input = hostilePgWire(r);
+    this.cases++;
+    const sock = net.connect(this.port, this.host);
+    sock.on('error', () => {});
+    sock.on('data', () => {});
+    await new Promise<void>((resolve) => sock.once('connect', resolve).once('error', () => resolve()));
+    // In a few chunks, split anywhere.
+    for (let at = 0; at < input.length;) {
+      const n = r.range(1, Math.max(1, input.length - at));
+      sock.write(input.subarray(at, at + n));
+      at += n;
+    }
+    if (r.chance(0.5)) sock.end();
+    const linger = this.lingerMs === undefined ? undefined : setTimeout(() => sock.destroy(), r.int(this.lingerMs));
+    const n = r.int(1_000_000);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const res = await Promise.race([
+        this.healthy.query('select $1::int as n', [n]),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${this.answerMs} ms`)), this.answerMs))),
+      ]);
+      if (res.rows[0]?.n !== n) this.violate(`healthy client answered ${JSON.stringify(res.rows)} for ${n}; after input ${input.toString('hex').slice(0, 400)}`);
+    } catch (err) {
+      this.violate(`healthy client: ${(err as Error).message}; after input ${input.toString('hex').slice(0, 400)}`);
+    } finally {
+      clearTimeout(timer);
+      clearTimeout(linger);
+      sock.destroy();
+    }
+    return input;
+  }
+}
+
+/**
  * Properties over `cases` hostile connections to the server at `url`
  * (holding the session no longer than its hold timeout): after each, a
  * healthy client gets its own answer within `answerMs`; nothing the server
- * does escapes as an internal error.
+ * does escapes as an internal error (the server runs in this process).
  */
 export async function checkPgliteServer(r: Rand, url: string, cases: number, answerMs: number): Promise<{ cases: number; violations: string[] }> {
-  const violations: string[] = [];
-  const { hostname, port } = new URL(url);
-  const healthy = new pg.Client({ connectionString: url });
-  healthy.on('error', (err) => violations.push(`healthy client: ${err.message}`));
-  await healthy.connect();
+  const f = new PgWireFuzzer(r, url, answerMs);
+  await f.open();
   const errorsBefore = await internalErrors();
   try {
-    for (let i = 0; i < cases && violations.length < 10; i++) {
-      const input = hostilePgWire(r);
-      const sock = net.connect(Number(port), hostname);
-      sock.on('error', () => {});
-      sock.on('data', () => {});
-      await new Promise<void>((resolve) => sock.once('connect', resolve).once('error', () => resolve()));
-      // In a few chunks, split anywhere.
-      for (let at = 0; at < input.length;) {
-        const n = r.range(1, Math.max(1, input.length - at));
-        sock.write(input.subarray(at, at + n));
-        at += n;
-      }
-      if (r.chance(0.5)) sock.end();
-      const n = r.int(1_000_000);
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        const res = await Promise.race([
-          healthy.query('select $1::int as n', [n]),
-          new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${answerMs} ms`)), answerMs))),
-        ]);
-        if (res.rows[0]?.n !== n) violations.push(`healthy client answered ${JSON.stringify(res.rows)} for ${n}; after input ${input.toString('hex').slice(0, 400)}`);
-      } catch (err) {
-        violations.push(`healthy client: ${(err as Error).message}; after input ${input.toString('hex').slice(0, 400)}`);
-      } finally {
-        clearTimeout(timer);
-        sock.destroy();
-      }
-    }
+    while (f.cases < cases && f.violations.length < 10) await f.step();
     const escaped = (await internalErrors()) - errorsBefore;
-    if (escaped > 0) violations.push(`${escaped} internal errors caught by the guard`);
+    if (escaped > 0) f.violations.push(`${escaped} internal errors caught by the guard`);
   } finally {
-    await healthy.end().catch(() => {});
+    await f.close();
   }
-  return { cases, violations };
+  return { cases, violations: f.violations };
 }

@@ -5,11 +5,13 @@
 // or with unusable SDP, retransmitted and forked 2xx, 4xx/5xx/6xx of every
 // kind, 401/407 with missing or absurd challenges, redirects, byte-flipped
 // and header-damaged responses, responses for another Call-ID or branch, and
-// silence. Used by test/outbound/sip-fuzz.test.ts (the fuzzed server of
-// `aybiza fuzz` refuses loopback trunks, as on the internet, so this runs
-// against an in-process server that allows them).
+// silence. Used by test/outbound/sip-fuzz.test.ts, and by `aybiza fuzz`
+// (boundary sip_uac: UacFuzzer places the calls through POST /v1/calls of a
+// server of its own that allows loopback trunks, as the main fuzzed server,
+// like one on the internet, refuses them).
 import dgram from 'node:dgram';
 import type { Rand } from './random.js';
+import { api } from './target.js';
 
 const SDP = (ip: string, port: number, extra = '') =>
   `v=0\r\no=callee 1 1 IN IP4 ${ip}\r\ns=-\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n${extra}`;
@@ -30,6 +32,8 @@ export class HostileCallee {
   /** The script each INVITE got, for the report. */
   readonly scripts: string[] = [];
   private readonly seen = new Set<string>();
+  /** The last script by Call-ID (bounded: a run places a few thousand calls at most). */
+  private readonly byCallId = new Map<string, string>();
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly r: Rand, private readonly mediaPort = 9) {}
@@ -54,6 +58,7 @@ export class HostileCallee {
     const inv = { text, from, header };
     const [name, steps] = this.script(inv);
     this.scripts.push(name);
+    if (this.byCallId.size < 100_000) this.byCallId.set(header('Call-ID'), name);
     for (const s of steps) {
       const t = setTimeout(() => {
         this.timers.delete(t);
@@ -112,9 +117,90 @@ export class HostileCallee {
     return [name, make()];
   }
 
+  scriptOf(callId: string): string | undefined {
+    return this.byCallId.get(callId);
+  }
+
   close(): void {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.socket.close();
+  }
+}
+
+/** What no call may end as other than failed: no answer at all, media at the metadata address, no common codec. */
+const MUST_FAIL = new Set(['silence', 'ok_metadata_media', 'ok_no_common_codec']);
+/** The ring time before CANCEL (30 s, SipCarrier's default) and the transaction's own end after it. */
+const FINAL_WITHIN_MS = 45_000;
+const FINAL = new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled']);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Outbound calls through POST /v1/calls of the server at `base`, over a trunk
+ * whose outbound target is `callee`: an answered call is hung up through the
+ * API after a moment, the rest must end by themselves with a final status.
+ */
+export class UacFuzzer {
+  calls = 0;
+  readonly outcomes: Record<string, number> = {};
+  readonly violations: string[] = [];
+  private dial: Record<string, string> = {};
+
+  constructor(private readonly r: Rand, private readonly base: string, private readonly adminKey: string, readonly callee: HostileCallee) {}
+
+  /** The demo tenant may dial the US, with no daily cap in reach, over a trunk to the callee. */
+  async open(): Promise<void> {
+    await this.callee.open();
+    const tenantId = String(((await api(this.base, this.adminKey, 'GET', '/v1/tenants?limit=1')).items as { id: string }[])[0]!.id);
+    const agentId = String(((await api(this.base, this.adminKey, 'GET', '/v1/agents?limit=200')).items as { id: string; tenantId: string }[]).find((x) => x.tenantId === tenantId)!.id);
+    await api(this.base, this.adminKey, 'PATCH', `/v1/tenants/${tenantId}`, { outbound: { allowedCountries: ['US'], dailyCap: 10_000_000 } });
+    const trunk = await api(this.base, this.adminKey, 'POST', '/v1/sip-trunks', {
+      tenantId, name: 'fuzz: hostile callee', allowedCidrs: ['127.0.0.1/32'],
+      outbound: { uri: `sip:127.0.0.1:${this.callee.port}`, transport: 'udp', username: 'fuzz', password: 'fuzz-password-1' },
+    });
+    this.dial = { tenantId, agentId, to: '+14155550123', from: '+14155550100', via: 'sip', trunkId: String(trunk.id) };
+  }
+
+  private violate(v: string): void {
+    if (this.violations.length < 20) this.violations.push(v);
+  }
+
+  private request(method: string, p: string, body?: unknown): Promise<Response> {
+    return fetch(this.base + p, {
+      method, headers: { authorization: `Bearer ${this.adminKey}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+  }
+
+  /** One call, from POST /v1/calls to its final status. */
+  async step(): Promise<void> {
+    this.calls++;
+    const res = await this.request('POST', '/v1/calls', this.dial);
+    if (res.status !== 201) return this.violate(`POST /v1/calls answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+    const id = String(((await res.json()) as { id: string }).id);
+    const holdMs = this.r.range(500, 3000);
+    const t0 = performance.now();
+    let hungUp = false;
+    let call: { status: string; answeredAt: string | null; externalId: string } = { status: 'queued', answeredAt: null, externalId: '' };
+    while (!FINAL.has(call.status) && performance.now() - t0 < FINAL_WITHIN_MS) {
+      await sleep(300);
+      const got = await this.request('GET', `/v1/calls/${id}`);
+      if (!got.ok) return this.violate(`GET /v1/calls/${id} answered ${got.status}`);
+      call = (await got.json()) as typeof call;
+      if (call.answeredAt && !hungUp && Date.now() - Date.parse(call.answeredAt) > holdMs) {
+        hungUp = true;
+        const h = await this.request('POST', `/v1/calls/${id}/hangup`);
+        if (!h.ok) this.violate(`POST /v1/calls/${id}/hangup answered ${h.status}`);
+      }
+    }
+    const script = this.callee.scriptOf(call.externalId) ?? 'no INVITE seen';
+    const key = `${script} → ${call.status}`;
+    this.outcomes[key] = (this.outcomes[key] ?? 0) + 1;
+    if (!FINAL.has(call.status)) this.violate(`call ${id} (${script}) still ${call.status} after ${FINAL_WITHIN_MS / 1000} s`);
+    else if (MUST_FAIL.has(script) && call.status !== 'failed') this.violate(`call ${id} (${script}) ended ${call.status}, not failed`);
+  }
+
+  close(): void {
+    this.callee.close();
   }
 }

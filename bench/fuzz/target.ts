@@ -2,7 +2,9 @@
 // processes (the server with the production heap flags, as `npm run load`
 // starts it; TOOLS_ALLOW_PRIVATE_NETWORKS unset, as on the internet), the
 // tenants the fuzzer works on, and what is measured of the server from
-// outside (RSS, the metrics it exposes).
+// outside (RSS, the metrics it exposes). The outbound SIP boundary dials a
+// hostile callee on loopback, which that server rightly refuses: it gets a
+// second server of its own that allows private networks (startUacServer).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -29,6 +31,9 @@ export interface Target {
   deepgramUrl: string;
   /** The Twilio REST emulator (fuzzed too), accepting FUZZ_ACCOUNT_SID with the run's Twilio token. */
   twilioRestUrl: string;
+  bedrockUrl: string;
+  /** The embedded database's socket server (postgres://… on loopback); null on an external database. */
+  embeddedDbUrl: string | null;
 }
 
 export interface TargetOptions {
@@ -58,6 +63,27 @@ export async function startTarget(o: TargetOptions): Promise<Target> {
     /* not permitted */
   }
   const urls = await firstJsonLine(emu, (m) => typeof m.deepgramUrl === 'string', 'emulators');
+  // At info, the production default: the startup lines name the embedded database's loopback socket server (pg_wire is fuzzed there).
+  const server = await startServer(o, urls, { LOG_LEVEL: 'info' });
+  const embeddedDbUrl = o.databaseUrl ? null : await embeddedSocket(server.logFile);
+  return { ...server, embeddedDbUrl, deepgramUrl: String(urls.deepgramUrl), twilioRestUrl: String(urls.twilioRestUrl), bedrockUrl: String(urls.bedrockUrl) };
+}
+
+export type Server = Omit<Target, 'deepgramUrl' | 'twilioRestUrl' | 'bedrockUrl' | 'embeddedDbUrl'>;
+
+/**
+ * A second server, on the same emulators, with its own embedded database:
+ * TOOLS_ALLOW_PRIVATE_NETWORKS lets it dial trunks on loopback (the fuzzed
+ * callee), which the main target must keep refusing as on the internet.
+ */
+export async function startUacServer(o: TargetOptions, t: Target): Promise<Server> {
+  const dataDir = path.join(o.dataDir, 'uac');
+  fs.mkdirSync(dataDir, { recursive: true });
+  return startServer({ ...o, dataDir, databaseUrl: undefined, redisUrl: undefined }, { deepgramUrl: t.deepgramUrl, bedrockUrl: t.bedrockUrl },
+    { TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', WORKERS: '1', MAX_CONCURRENT_CALLS: '64' });
+}
+
+async function startServer(o: TargetOptions, urls: Record<string, unknown>, extra: Record<string, string>): Promise<Server> {
   const port = await freePort();
   const sipPort = await freeSipPort();
   const rtpMin = 2 * (15000 + Math.floor(Math.random() * 7000));
@@ -74,6 +100,7 @@ export async function startTarget(o: TargetOptions): Promise<Target> {
   // Never the caller's own database or Redis by accident: the embedded ones unless named here.
   env.DATABASE_URL = o.databaseUrl;
   env.REDIS_URL = o.redisUrl;
+  Object.assign(env, extra);
   const logFile = path.join(o.dataDir, 'server.log');
   const logFd = fs.openSync(logFile, 'a');
   const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, CLI, 'serve'], { stdio: ['ignore', logFd, logFd], env });
@@ -92,7 +119,21 @@ export async function startTarget(o: TargetOptions): Promise<Target> {
     }
     await sleep(200);
   }
-  return { base, port, sipPort, rtpMin, rtpMax, server, logFile, exited: () => serverExit, deepgramUrl: String(urls.deepgramUrl), twilioRestUrl: String(urls.twilioRestUrl) };
+  return { base, port, sipPort, rtpMin, rtpMax, server, logFile, exited: () => serverExit };
+}
+
+/** postgres://…@127.0.0.1:port/postgres from the server's "database: embedded PostgreSQL" line (loopback, no password: the socket server takes any startup packet). */
+async function embeddedSocket(logFile: string): Promise<string> {
+  // The log is written asynchronously: the line may land a moment after /readyz answers.
+  for (let i = 0; i < 25; i++) {
+    for (const line of fs.readFileSync(logFile, 'utf8').split('\n')) {
+      if (!line.includes('embedded PostgreSQL')) continue;
+      const socket = (JSON.parse(line) as { socket?: unknown }).socket;
+      if (typeof socket === 'string' && /^127\.0\.0\.1:\d+$/.test(socket)) return `postgres://postgres@${socket}/postgres`;
+    }
+    await sleep(200);
+  }
+  throw new Error(`the server logged no embedded database socket; see ${logFile}`);
 }
 
 /**

@@ -1,15 +1,20 @@
-// `npm run fuzz -- --seconds N [--seed S] [--rate R] [--only http,ws,sip,rtp,native,flux,twilio_rest]
+// `npm run fuzz -- --seconds N [--seed S] [--rate R] [--only http,ws,sip,rtp,native,flux,twilio_rest,pg_wire,sip_uac]
 // [--database-url URL] [--redis-url URL] [--keep]`: every boundary driven with
 // mutated valid inputs and random bytes (bench/fuzz/: http, ws, sip, rtp,
-// native, the Flux emulator's /v2/listen and the Twilio REST emulator) against a server spawned as its own process with the production
+// native, the Flux emulator's /v2/listen and the Twilio REST emulator; pg_wire:
+// the embedded database's loopback socket server; sip_uac: our outbound calls
+// answered by a hostile callee, through a second server that may dial
+// loopback) against a server spawned as its own process with the production
 // heap flags (embedded database unless --database-url), while one healthy
 // Twilio call and one healthy SIP call run beside it.
 // Properties, printed at the end and as the exit code (0 all hold, 1 one broke):
 // the server stays up; no HTTP answer is a 5xx other than 503 and none hangs;
 // aybiza_internal_errors_total{where="uncaught"|"unhandled_rejection"} stays 0;
 // SIP messages are answered or counted; RSS, metric series and label values
-// stay bounded; the native addon never aborts; both healthy calls last and
-// keep their pacing (p99 gap ≤ 40 ms).
+// stay bounded; the native addon never aborts; a healthy database client keeps
+// getting its own answers; every outbound call ends with a final status and
+// the dialling server stays up with no internal error; both healthy calls last
+// and keep their pacing (p99 gap ≤ 40 ms).
 // Everything is drawn from one seeded PRNG: the seed is printed, and so is
 // every input that broke a property (hex).
 import { fork, type ChildProcess } from 'node:child_process';
@@ -29,8 +34,10 @@ import { FUZZ_ACCOUNT_SID, twilioRestAlive, twilioRestCase, type TwilioRestTarge
 import { RtpFuzzer } from '../../bench/fuzz/rtp.js';
 import { lastCaseNumber, type NativeReport } from '../../bench/fuzz/native.js';
 import { checkS3Parsers } from '../../bench/fuzz/s3.js';
+import { PgWireFuzzer } from '../../bench/fuzz/pg-wire.js';
+import { HostileCallee, UacFuzzer } from '../../bench/fuzz/sip-uac.js';
 import type { HealthyConfig, HealthyResult } from '../../bench/fuzz/healthy.js';
-import { parseMetrics, rssMiB, setupTenants, startTarget } from '../../bench/fuzz/target.js';
+import { parseMetrics, rssMiB, setupTenants, startTarget, startUacServer, type Server } from '../../bench/fuzz/target.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FUZZ_DIR = path.join(HERE, '..', '..', 'bench', 'fuzz');
@@ -111,7 +118,7 @@ export async function run(argv: string[]): Promise<void> {
   const seconds = numberArg(a.seconds, 'seconds', 60, 5, 24 * 3600);
   const seed = a.seed !== undefined ? numberArg(a.seed, 'seed', 0, 0, 2 ** 32 - 1) : newSeed();
   const rate = numberArg(a.rate, 'rate', 150, 1, 100_000); // inputs per second per boundary
-  const BOUNDARIES = ['http', 'ws', 'sip', 'rtp', 'native', 'flux', 'twilio_rest'];
+  const BOUNDARIES = ['http', 'ws', 'sip', 'rtp', 'native', 'flux', 'twilio_rest', 'pg_wire', 'sip_uac'];
   const only = new Set(a.only ? String(a.only).split(',') : BOUNDARIES);
   for (const b of only) if (!BOUNDARIES.includes(b)) throw new Error(`--only takes a comma-separated subset of ${BOUNDARIES.join(',')}`);
   const on = (b: string) => only.has(b);
@@ -122,10 +129,11 @@ export async function run(argv: string[]): Promise<void> {
   let worker: Worker | null = null;
   const dataDir = fs.mkdtempSync(path.join(process.env.AYBIZA_TEST_TMP ?? os.tmpdir(), 'aybiza-fuzz-'));
   try {
-    const target = await startTarget({
+    const targetOpts = {
       dataDir, adminKey: ADMIN_KEY, twilioToken: TWILIO_TOKEN, children, log,
       databaseUrl: a['database-url'] ? String(a['database-url']) : undefined, redisUrl: a['redis-url'] ? String(a['redis-url']) : undefined,
-    });
+    };
+    const target = await startTarget(targetOpts);
     const { base, port, sipPort, rtpMin, rtpMax, server, logFile } = target;
     const { fuzzNumber, fuzzTenant: ft, fuzzKey: key, tenantKey, fuzzAgent: fa, fuzzNumberRow: fnum, fuzzTrunk: ftr, fuzzCampaign: fcmp } = await setupTenants(base, ADMIN_KEY);
     const routes = await apiRoutes(base);
@@ -175,6 +183,17 @@ export async function run(argv: string[]): Promise<void> {
       sendAsCaller: (pkt) => w.postMessage({ type: 'rtp', pkt }),
     });
     await rtp.open();
+    // The embedded database's socket server: a hostile connection is closed within 100 ms of its input (the server's hold timeout is 30 s).
+    const pgWire = on('pg_wire') && target.embeddedDbUrl ? new PgWireFuzzer(new Rand(seed ^ 0x8888), target.embeddedDbUrl, 5000, 100) : null;
+    if (on('pg_wire') && !pgWire) log('pg_wire skipped: the server runs on --database-url (external PostgreSQL), not the embedded database');
+    await pgWire?.open();
+    let uacServer: Server | null = null;
+    let uac: UacFuzzer | null = null;
+    if (on('sip_uac')) {
+      uacServer = await startUacServer(targetOpts, target);
+      uac = new UacFuzzer(new Rand(seed ^ 0x9999), uacServer.base, ADMIN_KEY, new HostileCallee(new Rand(seed ^ 0x999a)));
+      await uac.open();
+    }
 
     const stats = {
       http: { sent: 0, byStatus: {} as Record<string, number>, by5xx: [] as { status: number; route: string; request: string }[], timeouts: [] as { route: string; request: string }[] },
@@ -268,12 +287,17 @@ export async function run(argv: string[]): Promise<void> {
         if (res.violation && stats.twilioRest.violations.length < 20) stats.twilioRest.violations.push(`${res.violation}; input ${hex(res.last, 512)}`);
       }, fuzzerError),
       !on('sip') ? idle : loop(deadline, rate, 2, async () => recent.add('sip', await sip.step()), fuzzerError),
+      !pgWire ? idle : loop(deadline, Math.max(1, rate / 5), 1, async () => recent.add('pg_wire', await pgWire.step()), fuzzerError),
+      // An unanswered dial rings for 30 s: after the deadline the last ones are waited for (at most 45 s).
+      !uac ? idle : pump(deadline, Math.max(1, rate / 30), 24, () => uac.step(), fuzzerError),
       !on('sip') ? idle : loop(deadline, 0.2, 1, () => sip.dialog(10 + rSip.int(20)), fuzzerError),
       !on('rtp') ? idle : loop(deadline, rate, 1, async () => {
         for (let i = 0; i < 5; i++) recent.add('rtp', rtp.step());
       }, fuzzerError),
     ]);
     rtp.close();
+    await pgWire?.close();
+    uac?.close();
     const sipStats = await sip.finish();
 
     // Results.
@@ -321,6 +345,9 @@ export async function run(argv: string[]): Promise<void> {
     const widest = [...metrics1.labelValues].sort((x, y) => y[1] - x[1])[0];
     // The S3 emulator's request, XML and aws-chunked parsers, in process (they are pure functions).
     const s3Parsers = checkS3Parsers(new Rand(seed ^ 0x5353), 5000);
+    const pgStoreErrors = [...metrics1.values('aybiza_internal_errors_total')].filter(([k]) => k.includes('where="store"')).reduce((n, [, v]) => n + v, 0);
+    const uacAlive = !!uacServer && !uacServer.exited() && (await fetch(`${uacServer.base}/healthz`).then((r) => r.ok, () => false));
+    const uacErrors = uacAlive ? [...parseMetrics(await (await fetch(`${uacServer!.base}/metrics`)).text()).values('aybiza_internal_errors_total')].reduce((n, [, v]) => n + v, 0) : NaN;
     const properties: Property[] = [
       { name: 's3_emulator_parsers', ok: s3Parsers.violations.length === 0, inputs: s3Parsers.violations, detail: `${s3Parsers.cases} hostile requests, XML and aws-chunked bodies; ${s3Parsers.parsed} parsed, the rest refused as S3 errors; ${s3Parsers.violations.length} other exceptions` },
       { name: 'server_up', ok: alive, inputs: alive ? [] : suspects, detail: alive ? 'the server answered /healthz after the run' : `the server is gone: ${target.exited() ?? 'no answer on /healthz'}; see ${logFile}` },
@@ -333,6 +360,11 @@ export async function run(argv: string[]): Promise<void> {
       { name: 'rss_bounded', ok: Number.isFinite(rssGrowth) && rssGrowth <= MAX_RSS_GROWTH_MIB, detail: `${rss0} → ${rss1} MiB (+${rssGrowth}; peak ${rssPeak}; bound +${MAX_RSS_GROWTH_MIB})` },
       { name: 'flux_emulator_answers', ok: fluxUp && stats.flux.violations.length === 0, inputs: stats.flux.violations, detail: `${stats.flux.sessions} sessions, ${stats.flux.messages} messages to /v2/listen; ${stats.flux.violations.length} answered against the protocol; ${fluxUp ? 'still serving' : 'no longer serving'}` },
       { name: 'twilio_rest_emulator_answers', ok: twilioUp && stats.twilioRest.violations.length === 0, inputs: stats.twilioRest.violations, detail: `${stats.twilioRest.sent} requests to the Twilio REST emulator (${JSON.stringify(stats.twilioRest.byStatus)}); ${stats.twilioRest.violations.length} answered against the reference; ${twilioUp ? 'still serving' : 'no longer serving'}` },
+      ...(!pgWire ? [] : [{ name: 'pg_wire_healthy_client_answered', ok: pgWire.violations.length === 0 && pgStoreErrors === 0, inputs: pgWire.violations, detail: `${pgWire.cases} hostile connections to the embedded database's socket server; ${pgWire.violations.length} broke a healthy client's query; aybiza_internal_errors_total{where="store"} = ${pgStoreErrors}` }]),
+      ...(!uac ? [] : [
+        { name: 'sip_uac_every_call_final', ok: uac.violations.length === 0, inputs: uac.violations, detail: `${uac.calls} outbound calls to a hostile callee (${uac.callee.invites} INVITEs); ${uac.violations.length} without a final status or with a wrong one` },
+        { name: 'sip_uac_server_up_no_internal_errors', ok: uacAlive && uacErrors === 0, detail: uacAlive ? `aybiza_internal_errors_total on the dialling server = ${uacErrors}` : `the dialling server is gone: ${uacServer?.exited() ?? 'no answer on /healthz'}; see ${uacServer?.logFile}` },
+      ]),
       { name: 'native_never_aborts', ok: nativeReport !== null, detail: nativeReport ? `${nativeReport.calls} calls: ${nativeReport.ok} returned, ${nativeReport.rejected} threw (${nativeReport.unexpectedCount} not TypeError/RangeError)` : nativeCrash! },
       { name: 'healthy_calls_last', ok: !!healthy && healthy.twilio.up && healthy.sip.up && !healthyError, detail: healthy ? `twilio: ${healthy.twilio.endedEarly ?? 'up'}; sip: ${healthy.sip.endedEarly ?? 'up'}` : healthyError ?? 'no result from the healthy calls' },
       { name: 'healthy_pacing', ok: !!healthy && p99(healthy.twilio) <= MAX_PACING_P99_MS && p99(healthy.sip) <= MAX_PACING_P99_MS, detail: healthy ? `p99 gap twilio ${healthy.twilio.pacing.p99} ms, sip ${healthy.sip.pacing.p99} ms (bound ${MAX_PACING_P99_MS})` : 'no result' },
@@ -344,6 +376,8 @@ export async function run(argv: string[]): Promise<void> {
       ws: stats.ws,
       flux: { sessions: stats.flux.sessions, messages: stats.flux.messages, outcomes: stats.flux.outcomes },
       twilioRest: { sent: stats.twilioRest.sent, byStatus: stats.twilioRest.byStatus },
+      pgWire: pgWire && { cases: pgWire.cases, violations: pgWire.violations.length },
+      sipUac: uac && { calls: uac.calls, invites: uac.callee.invites, outcomes: uac.outcomes },
       sip: { ...sipStats, badInputCounted: sipCounted },
       rtp: { ...rtp.stats, rtpPackets: Object.fromEntries(metrics1.values('aybiza_rtp_packets_total')) },
       native: nativeReport,

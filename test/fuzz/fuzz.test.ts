@@ -1,6 +1,7 @@
 // `aybiza fuzz` for a short budget, as `npm test` runs it: every boundary
 // (HTTP, Twilio WebSocket, SIP over UDP and TCP with the RFC 4475 set,
-// RTP/RTCP, the native addon) fuzzed against a spawned server while a healthy
+// RTP/RTCP, the native addon, the embedded database's socket server, our
+// outbound SIP calls to a hostile callee) fuzzed against a spawned server while a healthy
 // Twilio call and a healthy SIP call run beside it. Every property must hold
 // except the pacing bound, which is a speed figure: printed, not asserted.
 import { spawn } from 'node:child_process';
@@ -19,6 +20,8 @@ interface Report {
   sip: { sent: number; torture: number; tcp: number; udp: number; dialogs: number };
   rtp: { sent: number };
   native: { calls: number } | null;
+  pgWire: { cases: number } | null;
+  sipUac: { calls: number; invites: number } | null;
   healthy: { twilio: { pacing: unknown }; sip: { pacing: unknown } } | null;
   server: { rssMiB: unknown; series: unknown; internalErrors: Record<string, number> };
 }
@@ -48,8 +51,10 @@ describe('aybiza fuzz', () => {
     expect(report.sip.dialogs).toBeGreaterThan(0);
     expect(report.rtp.sent).toBeGreaterThan(100);
     expect(report.native?.calls ?? 0).toBeGreaterThan(1000);
+    expect(report.pgWire?.cases ?? 0).toBeGreaterThan(50);
+    expect(report.sipUac?.invites ?? 0).toBeGreaterThan(5);
     // And every property but the speed one held.
     expect(rest, `seed ${seed}:\n${err}`).toEqual(Object.fromEntries(Object.keys(rest).map((k) => [k, true])));
     expect(Object.keys(rest).length).toBeGreaterThanOrEqual(9);
-  }, 120_000);
+  }, 180_000); // the last outbound dials may ring out for 30 s after the run
 });
