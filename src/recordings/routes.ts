@@ -13,7 +13,7 @@ import { Recordings } from './recordings.js';
 import { summaryOf } from './rows.js';
 import type { ByteRange } from './storage.js';
 
-/** The range a Range header asks for within `size` bytes; null: the whole object; 'bad': not satisfiable (416). */
+/** The range a Range header asks for within `size` bytes; null: the whole object; 'bad': malformed, several ranges or not satisfiable (all answered 416). */
 export function parseRange(header: string | undefined, size: number): ByteRange | null | 'bad' {
   if (header === undefined) return null;
   const m = /^bytes=(\d{0,15})-(\d{0,15})$/.exec(header.trim());
