@@ -1,5 +1,6 @@
 // Replays a network trace (bench/netsim.ts) through our jitter buffer and
-// through a fixed 60 ms playout buffer, and judges the pair. Shared by the
+// through two fixed 60 ms baselines (the ideal one that plays at any instant,
+// and one on the same 20 ms pop clock as ours), and judges a pair. Shared by the
 // bench (bench/jitter.ts) and the tests (test/media/jitter-traces.test.ts).
 import { JitterBuffer, type JitterBufferOptions } from '../src/media/jitter-buffer.js';
 import { ulawEncode } from '../src/media/g711.js';
@@ -74,29 +75,63 @@ export function runOurs(trace: TracePacket[], opts?: JitterBufferOptions): Resul
   };
 }
 
-/** Baseline: frame k plays at firstArrival + 60 ms + its timestamp offset; later arrivals are late. */
+/** Ideal baseline: frame k plays at exactly firstArrival + 60 ms + its timestamp offset, at any instant; later arrivals are late. */
 export function runFixed(trace: TracePacket[], delayMs = 60): Result {
+  return fixedResult(trace.length, replayFixed(trace, (first, p) => first.arrivalMs + delayMs + (p.frame - first.frame) * 20, true));
+}
+
+/**
+ * A fixed-delay playout buffer on the receiver's 20 ms pop clock, as a media
+ * server's fixed buffer plays: frame k is taken at the first pop (same phase
+ * as ours, POP_PHASE_MS after the first arrival) at or after firstArrival +
+ * delayMs + 20k ms (its sender time at rate `ppm`), and its packet is late if
+ * it arrives after that pop. Delay, as for ours: pop time minus arrival.
+ */
+export function runFixedOnClock(trace: TracePacket[], delayMs = 60, ppm = 0): Result {
+  return fixedResult(trace.length, onClock(trace, delayMs, ppm, true));
+}
+
+function onClock(trace: TracePacket[], delayMs: number, ppm: number, keep: boolean): Replay {
+  return replayFixed(
+    trace,
+    (first, p) => {
+      const pop0 = first.arrivalMs + POP_PHASE_MS;
+      const due = first.arrivalMs + 20 * (p.frame - first.frame) * (1 - ppm * 1e-6) + delayMs;
+      return pop0 + 20 * Math.ceil((due - pop0) / 20 - 1e-9);
+    },
+    keep,
+  );
+}
+
+interface Replay { late: number; lost: number; sum: number; delays: number[] }
+/** A fixed buffer playing each packet's frame at playAt: late if it arrives after, else played then. */
+function replayFixed(trace: TracePacket[], playAt: (first: TracePacket, p: TracePacket) => number, keep: boolean): Replay {
   const first = trace.filter((p) => !p.lost).reduce((a, b) => (b.arrivalMs < a.arrivalMs ? b : a));
-  const delays: number[] = [];
-  let late = 0;
-  let lost = 0;
+  const r: Replay = { late: 0, lost: 0, sum: 0, delays: [] };
   for (const p of trace) {
     if (p.lost) {
-      lost++;
+      r.lost++;
       continue;
     }
-    const slot = first.arrivalMs + delayMs + (p.frame - first.frame) * 20;
-    if (p.arrivalMs > slot) late++;
-    else delays.push(slot - p.arrivalMs);
+    const at = playAt(first, p);
+    if (p.arrivalMs > at) r.late++;
+    else {
+      r.sum += at - p.arrivalMs;
+      if (keep) r.delays.push(at - p.arrivalMs);
+    }
   }
-  delays.sort((a, b) => a - b);
-  const arrived = trace.length - lost;
+  return r;
+}
+
+function fixedResult(sent: number, r: Replay): Result {
+  const arrived = sent - r.lost;
+  const delays = r.delays.sort((a, b) => a - b);
   return {
-    late,
-    lateLoss: (100 * late) / arrived,
-    lost: (100 * lost) / trace.length,
-    concealed: (100 * (late + lost)) / trace.length,
-    meanDelay: delays.reduce((a, b) => a + b, 0) / Math.max(1, delays.length),
+    late: r.late,
+    lateLoss: (100 * r.late) / arrived,
+    lost: (100 * r.lost) / sent,
+    concealed: (100 * (r.late + r.lost)) / sent,
+    meanDelay: r.sum / Math.max(1, arrived - r.late),
     p95Delay: delays[Math.ceil(0.95 * delays.length) - 1] ?? NaN,
     stretched: 0,
     compressed: 0,
@@ -111,23 +146,14 @@ export function runFixed(trace: TracePacket[], delayMs = 60): Result {
  * plays no earlier. The deadlines of a constant-delay buffer on that clock
  * (sender's clock rate `ppm` known) fall on the pops; this scans every such
  * delay, chosen in hindsight, and returns the first that passes `verdict`
- * against `fixed`, or null: then no constant delay on this clock passes.
+ * against `baseline`, or null: then no constant delay on this clock passes.
  */
-export function bestOnClock(trace: TracePacket[], fixed: Result, ppm: number): Result | null {
-  const arrived = trace.filter((p) => !p.lost);
-  const first = arrived.reduce((a, b) => (b.arrivalMs < a.arrivalMs ? b : a));
-  const pop0 = first.arrivalMs + POP_PHASE_MS;
+export function bestOnClock(trace: TracePacket[], baseline: Result, ppm: number): Result | null {
   for (let c = 0; c <= 400; c++) {
-    let late = 0;
-    let sum = 0;
-    for (const p of arrived) {
-      const due = first.arrivalMs + 20 * (p.frame - first.frame) * (1 - ppm * 1e-6) + c;
-      const pop = pop0 + 20 * Math.ceil((due - pop0) / 20 - 1e-9);
-      if (p.arrivalMs > pop) late++;
-      else sum += pop - p.arrivalMs;
-    }
-    const r: Result = { ...fixed, late, lateLoss: (100 * late) / arrived.length, meanDelay: sum / Math.max(1, arrived.length - late), p95Delay: NaN };
-    if (verdict(r, fixed, arrived.length).pass) return r;
+    const { late, lost, sum } = onClock(trace, c, ppm, false);
+    const arrived = trace.length - lost;
+    const r: Result = { ...baseline, late, lateLoss: (100 * late) / arrived, meanDelay: sum / Math.max(1, arrived - late), p95Delay: NaN };
+    if (verdict(r, baseline, arrived).pass) return r;
   }
   return null;
 }
