@@ -79,8 +79,15 @@ export type Server = Omit<Target, 'deepgramUrl' | 'twilioRestUrl' | 'bedrockUrl'
 export async function startUacServer(o: TargetOptions, t: Target): Promise<Server> {
   const dataDir = path.join(o.dataDir, 'uac');
   fs.mkdirSync(dataDir, { recursive: true });
-  return startServer({ ...o, dataDir, databaseUrl: undefined, redisUrl: undefined }, { deepgramUrl: t.deepgramUrl, bedrockUrl: t.bedrockUrl },
+  const s = await startServer({ ...o, dataDir, databaseUrl: undefined, redisUrl: undefined }, { deepgramUrl: t.deepgramUrl, bedrockUrl: t.bedrockUrl },
     { TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', WORKERS: '1', MAX_CONCURRENT_CALLS: '64' });
+  // Like the emulators, it yields the CPU to the main target, whose pacing is measured (this box has two cores).
+  try {
+    os.setPriority(s.server.pid!, 10);
+  } catch {
+    /* not permitted */
+  }
+  return s;
 }
 
 async function startServer(o: TargetOptions, urls: Record<string, unknown>, extra: Record<string, string>): Promise<Server> {
