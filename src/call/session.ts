@@ -336,9 +336,9 @@ export class CallSession implements Tickable {
   private readonly tickPlayout = () => this.playout.tick(true, this.slotLateMs);
   private readonly kickPlayout = () => this.playout.tick(false);
 
-  tick(_slot: number, lateMs = 0): void {
+  tick(slot: number, lateMs = 0): void {
     if (this.ended) return;
-    this.recorder?.tick();
+    this.recorder?.tick(slot);
     this.slotLateMs = lateMs;
     if (this.transport.batch) this.transport.batch(this.tickPlayout);
     else this.playout.tick(true, lateMs);

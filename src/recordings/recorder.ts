@@ -6,12 +6,17 @@
 // finished timeline leaves as one chunk (interleaved for dual, summed for
 // mixed) to the file writer, off the frame path.
 //
-// Alignment: `now` advances one frame per clock tick. The agent's audio is
-// played by the far end in real time after what it already holds, so a frame
-// goes at max(its side's end, now). The caller's frames come over a network
-// with jitter: a frame continues its side unless that side fell more than
-// CALLER_JITTER behind now (a real gap), then it starts at now. Where a side
-// sent nothing the ring holds silence.
+// Alignment: `now` is the shared clock's slot (slots the clock skipped after
+// a long stall count too: the agent's voice really stopped then). The agent's
+// audio is played by the far end in real time after what it already holds,
+// so a frame goes at max(its side's end, now). The caller's audio is
+// continuous once it flows (Twilio streams every 20 ms; SIP's jitter buffer
+// gives a frame, concealment or silence every tick) but reaches us with
+// jitter and in bursts after a stall: a frame continues its side unless that
+// side fell more than CALLER_JITTER behind now (the stream's start, an
+// outage), then it starts at now. Where a side sent nothing the ring holds
+// silence. A stall longer than CALLER_JITTER shifts the caller's side late by
+// the excess (the frames carry no time of their own here).
 import { ULAW_SILENCE, ulawDecode, ulawEncode } from '../media/g711.js';
 
 export type RecordingChannels = 'dual' | 'mixed';
@@ -20,7 +25,8 @@ const FRAME = 160;
 const RING = 128 * FRAME;
 /** Finished timeline leaves in chunks of this many samples (1 s). */
 const CHUNK = 50 * FRAME;
-const CALLER_JITTER = 5 * FRAME;
+const CALLER_JITTER = 25 * FRAME;
+const MAX_JUMP = 250 * FRAME;
 
 class Track {
   readonly ring = new Uint8Array(RING).fill(ULAW_SILENCE);
@@ -46,6 +52,8 @@ export class CallRecorder {
   private readonly agentTrack = new Track();
   /** Start of the current 20 ms slot (samples). */
   private now = 0;
+  /** The clock's slot at the first tick (the recording's time zero). */
+  private slot0 = -1;
   /** Timeline written out so far (samples per channel). */
   private flushed = 0;
   private closed = false;
@@ -74,10 +82,15 @@ export class CallRecorder {
     this.put(t, audio, offset, length);
   }
 
-  /** One 20 ms slot of the session's clock. */
-  tick(): void {
+  /** One 20 ms slot of the session's clock (`slot`: the clock's own count; without it, one more than the last). */
+  tick(slot?: number): void {
     if (this.closed) return;
-    this.now += FRAME;
+    if (slot === undefined) this.now += FRAME;
+    else {
+      if (this.slot0 < 0) this.slot0 = slot - 1;
+      // Never backwards; a jump (slots skipped by a stalled clock) becomes silence, at most 5 s of it at once.
+      this.now = Math.max(this.now + FRAME, Math.min((slot - this.slot0) * FRAME, this.now + MAX_JUMP));
+    }
     const done = this.now - CALLER_JITTER - FRAME;
     if (done - this.flushed >= CHUNK) this.flush(done);
   }

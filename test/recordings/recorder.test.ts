@@ -67,6 +67,31 @@ describe('CallRecorder', () => {
     expect(left(60)).toBe(0x11);
   });
 
+  it('slots the clock skipped (a stall) are a gap in the agent\'s voice; the caller\'s late burst keeps its place', () => {
+    const { r, out } = run('dual');
+    let n = 0;
+    for (let slot = 100; slot < 300; slot++) {
+      // Slots 150–159 never run: the stall. The caller's frames of those slots arrive with slot 160.
+      if (slot >= 150 && slot < 160) continue;
+      // As in a session: the slot's tick, then what arrived and what was sent in it.
+      r.tick(slot);
+      const burst = slot === 160 ? 11 : 1;
+      for (let k = 0; k < burst; k++) r.caller(frame(n++ % 200));
+      r.agent(frame(0x55));
+    }
+    r.close();
+    const d = out();
+    const left = (i: number) => d[2 * i * 160];
+    const right = (i: number) => d[2 * i * 160 + 1];
+    // The caller's frame k sits in slot k: no silence inserted, no shift.
+    for (const k of [0, 49, 50, 55, 60, 61, 150, 199]) expect(left(k)).toBe(k % 200);
+    // The agent (slot s at index s - 99): a frame per slot that ran, silence for the ten that did not.
+    expect(right(50)).toBe(0x55);
+    expect(right(51)).toBe(0xff);
+    expect(right(60)).toBe(0xff);
+    expect(right(61)).toBe(0x55);
+  });
+
   it('writes finished timeline in 1 s chunks while the call goes on (nothing waits for the end)', () => {
     const { r, chunks } = run('dual');
     for (let slot = 0; slot < 300; slot++) {
