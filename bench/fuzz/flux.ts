@@ -47,7 +47,8 @@ function configure(r: Rand): Buffer {
 
 /** One session: a mutated upgrade, then up to `messages` inputs. */
 export async function fluxSession(r: Rand, deepgramUrl: string, messages: number): Promise<FluxResult> {
-  const url = `${deepgramUrl.replace(/^http/, 'ws')}/v2/listen?${query(r)}`;
+  // A '#' would start a fragment, which never goes on the wire (and the ws client refuses it): send it escaped.
+  const url = `${deepgramUrl.replace(/^http/, 'ws')}/v2/listen?${query(r).replaceAll('#', '%23')}`;
   const ws = new WebSocket(url, { headers: { Authorization: r.chance(0.95) ? 'Token fuzz' : r.text(20) }, maxPayload: 1 << 20 });
   const opened = await new Promise<number | 'open' | 'timeout'>((resolve) => {
     const t = setTimeout(() => resolve('timeout'), 5000);

@@ -65,10 +65,13 @@ function auth(r: Rand, t: TwilioRestTarget): string | undefined {
   ]);
 }
 
+/** Percent-escapes random text; a lone surrogate (which encodeURIComponent refuses) becomes U+FFFD first. */
+const escapeText = (s: string) => encodeURIComponent(s.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD'));
+
 /** One request; `sids` collects created calls for later updates. */
 export async function twilioRestCase(r: Rand, t: TwilioRestTarget, sids: string[]): Promise<TwilioRestResult> {
   // Node's client sends only escaped paths; the server side of a raw one is Node's parser, not the emulator.
-  const calls = `/2010-04-01/Accounts/${r.chance(0.9) ? t.accountSid : r.pick(['AC' + '1'.repeat(32), encodeURIComponent(r.text(10)), '..'])}/Calls`;
+  const calls = `/2010-04-01/Accounts/${r.chance(0.9) ? t.accountSid : r.pick(['AC' + '1'.repeat(32), escapeText(r.text(10)), '..'])}/Calls`;
   const sid = sids.length && r.chance(0.7) ? r.pick(sids) : 'CA' + r.bytes(16).toString('hex');
   const kind = r.int(10);
   let method = 'POST';
@@ -77,7 +80,7 @@ export async function twilioRestCase(r: Rand, t: TwilioRestTarget, sids: string[
   if (kind === 1) body = r.mutate(body, 8);
   if (kind === 2) path = `${calls}/${sid}.json`, body = Buffer.from(new URLSearchParams(r.chance(0.5) ? { Status: r.pick(['completed', 'canceled', 'busy', r.text(6)]) } : { Twiml: twiml(r) }).toString());
   if (kind === 3) method = 'GET', path = `${calls}/${sid}.json`, body = Buffer.alloc(0);
-  if (kind === 4) path = r.pick(['/', '/2010-04-01/Accounts', `${calls}/${sid}/Recordings.json`, `${calls}.xml`, `/${encodeURIComponent(r.text(40))}`, `${calls}/%00.json`]);
+  if (kind === 4) path = r.pick(['/', '/2010-04-01/Accounts', `${calls}/${sid}/Recordings.json`, `${calls}.xml`, `/${escapeText(r.text(40))}`, `${calls}/%00.json`]);
   if (kind === 5) method = r.pick(['DELETE', 'PUT', 'PATCH', 'GET']);
   if (kind === 6) body = Buffer.alloc(70 * 1024, 'a');
   const res = await send(t.url, method, path, auth(r, t), body);
