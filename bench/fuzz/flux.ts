@@ -22,6 +22,8 @@ export interface FluxResult {
 
 const VALID_QUERY = 'model=flux-general-en&encoding=mulaw&sample_rate=8000&eot_threshold=0.7&eager_eot_threshold=0.5&eot_timeout_ms=5000&keyterm=PIN';
 const SETTLE_MS = 300;
+/** A live stream's Configure answers may take longer than SETTLE_MS on a loaded machine: wait for them up to this. */
+const ANSWER_MS = 3000;
 
 function query(r: Rand): string {
   if (r.chance(0.4)) return VALID_QUERY;
@@ -101,6 +103,8 @@ export async function fluxSession(r: Rand, deepgramUrl: string, messages: number
     if (i % 8 === 7) await new Promise((res) => setTimeout(res, 1));
   }
   await Promise.race([closed, new Promise((res) => setTimeout(res, SETTLE_MS))]);
+  const answerBy = Date.now() + ANSWER_MS;
+  while (closeCode === null && !fatal && replies < configures && Date.now() < answerBy) await Promise.race([closed, new Promise((res) => setTimeout(res, 20))]);
   const stillOpen = closeCode === null;
   if (stillOpen) ws.close();
   // A Configure sent before a fatal Error or CloseStream may go unanswered; on a live stream every one is answered.
