@@ -321,6 +321,16 @@ void Buffer::Adapt(double now_ms, double cur) {
   double want = deadline;
   if (deadline < target_ms_) want += 20 * std::ceil((target_ms_ - deadline) / 20);
   else if (deadline - 20 >= target_ms_ + kStepDownMs) want -= 20 * std::floor((deadline - target_ms_ - kStepDownMs) / 20);
+  // The target is a histogram bin's upper edge. Where the late-loss budget or
+  // its floor set it rather than the cost rule (a heavy tail), a pop step just
+  // below it, inside that bin, can cost less by the cost rule with the bin's
+  // weight spread evenly and still keep within the budget: then it is taken,
+  // rather than a whole 20 ms step more for a fraction of a bin.
+  double low = want - 20;
+  if (low > target_ms_ - DelayHistogram::kBinMs && low >= opt_.min_delay_ms) {
+    double cost = StepCost(low);
+    if (std::isfinite(cost) && cost <= StepCost(target_ms_)) want = low;
+  }
   double excess = cur - want;
   bool compress = excess >= kMinStepMs;
   bool stretch = excess <= -kMinStepMs;
@@ -378,6 +388,14 @@ void Buffer::Adapt(double now_ms, double cur) {
     stats_.stretched++;
     stats_.stretched_ms += lag / 8.0;
   }
+}
+
+// A deadline's cost by the target's rule: its delay plus its late loss at
+// kLateCostMs per percent (by the histogram that sees more of it); a step
+// leaving more late loss than the budget is never taken.
+double Buffer::StepCost(double deadline_ms) const {
+  double late = std::max(fast_.Late(deadline_ms), slow_.Late(deadline_ms));
+  return late > opt_.late_loss_budget ? HUGE_VAL : deadline_ms + kLateCostMs * 100 * late;
 }
 
 // Plays the queue's head frame. It counts as concealment when most of it is

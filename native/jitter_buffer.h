@@ -41,7 +41,10 @@
 // lengthening the queue by less than a frame moves the playout, not the
 // deadline. Adapt aims the deadline at the first pop step at or above the
 // target (stepping down only when the step below clears the target by 2 ms)
-// and removes dead time, so no frame plays later than its deadline.
+// and removes dead time, so no frame plays later than its deadline. Where the
+// late-loss budget or its floor caps the target (a heavy tail), the step just
+// below it inside the target's 4 ms bin is taken when the cost rule, with the
+// bin's weight spread evenly, finds it no dearer and it keeps to the budget.
 //
 // Delay changes by WSOLA time-scale modification, one step per pop: exactly
 // the change needed in near-silence (up to 20 ms), one pitch period (5-15 ms)
@@ -100,6 +103,8 @@ class DelayHistogram {
   // The delay d minimising d + late_cost_ms * 100 * P(delay > d), capped at
   // the smallest d with P(delay > d) <= budget when that exceeds floor_ms.
   double CostTarget(double late_cost_ms, double budget, double floor_ms, double max_ms) const;
+  // P(delay > d), the bin holding d split linearly.
+  double Late(double d) const;
 
  private:
   double forget_;
@@ -232,6 +237,7 @@ class Buffer {
   DelayHistogram fast_{0.995};    // 4 s: follows a change at once
   DelayHistogram slow_{0.997};    // 7 s: a steadier view of the tail
   double target_ms_ = 0;
+  double StepCost(double deadline_ms) const;
 };
 
 }  // namespace aybiza::jitter

@@ -65,6 +65,14 @@ double DelayHistogram::CostTarget(double late_cost_ms, double budget, double flo
   return std::max(within, std::min(best, std::max(within, floor_ms)));
 }
 
+double DelayHistogram::Late(double d) const {
+  int bin = std::clamp(int(d / kBinMs), 0, kBins);
+  if (bin >= kBins) return 0;
+  double above = bins_[bin] * (1 - std::min(1.0, d / kBinMs - bin));
+  for (int i = std::min(top_, kBins - 1); i > bin; i--) above += bins_[i];
+  return above / total_;
+}
+
 void TransitReference::Reset(double arrival_ms, double transit) {
   blocks_ = 0;
   slope_ = 0;
