@@ -8,7 +8,7 @@ import { internalErrors } from '../../src/metrics/index.js';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
 import type { Conversation } from '../../src/pipeline/conversation.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { IN_PROCESS, startTestApp, type TestApp } from '../helpers/app.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function waitFor(cond: () => boolean, ms: number, what: string) {
@@ -50,7 +50,7 @@ describe('the pacing clock', () => {
 describe('a provider handler that throws', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ EMULATOR_PHRASES: 'I would like to book a table.' });
+    t = await startTestApp({ ...IN_PROCESS, EMULATOR_PHRASES: 'I would like to book a table.' });
   });
   afterAll(async () => {
     await t?.stop();

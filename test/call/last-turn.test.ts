@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
 import { freshDatabase, realPg } from '../helpers/databases.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { IN_PROCESS, startTestApp, type TestApp } from '../helpers/app.js';
 import type { Emulators } from '../../src/providers/emulators/index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -23,7 +23,7 @@ const FULL_REPLY = 'You said: I would like to book a table. I can help with that
 describe.skipIf(!realPg)('the last turn of a call that ends mid-reply', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ DATABASE_URL: await freshDatabase(), EMULATOR_PHRASES: 'I would like to book a table.', EMULATOR_TTS_RTF: '0.02' });
+    t = await startTestApp({ ...IN_PROCESS, DATABASE_URL: await freshDatabase(), EMULATOR_PHRASES: 'I would like to book a table.', EMULATOR_TTS_RTF: '0.02' });
   });
   afterAll(async () => {
     await t?.stop();

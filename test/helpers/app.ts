@@ -66,6 +66,13 @@ export async function startApp(vars: Record<string, string>, opts: AppOptions = 
   return config.workers > 1 ? poolApp(config, all) : createApp(config, opts);
 }
 
+/**
+ * Spread into a test app's variables by tests that read the live call objects
+ * (sessions, conversations, the emulators' request logs): WORKERS=1 whatever
+ * AYBIZA_TEST_WORKERS says, since media workers keep those in other threads.
+ */
+export const IN_PROCESS = { WORKERS: '1' } as const;
+
 /** A test reached for a call object that lives in a media worker thread (AYBIZA_TEST_WORKERS > 1). */
 export class InProcessOnly extends Error {
   constructor(what: string) {

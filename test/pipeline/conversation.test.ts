@@ -4,8 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
 import { registry } from '../../src/metrics/index.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { IN_PROCESS, startTestApp, type TestApp } from '../helpers/app.js';
 import { agentQuiet, conversationOf, waitFor } from '../helpers/calls.js';
+
 
 describe('conversation pipeline', () => {
   let t: TestApp;
@@ -24,7 +25,7 @@ describe('conversation pipeline', () => {
     const port = (tool.address() as { port: number }).port;
     t = await startTestApp(
       // The tool server is on loopback: allowed only with the development flag.
-      { EMULATOR_PHRASES: 'I would like to book a table.|Please lookup_order 42 for me.|Okay goodbye.', TOOLS_ALLOW_PRIVATE_NETWORKS: 'true' },
+      { EMULATOR_PHRASES: 'I would like to book a table.|Please lookup_order 42 for me.|Okay goodbye.', TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', ...IN_PROCESS },
       { tools: [{ name: 'lookup_order', description: 'Find an order', parameters: { type: 'object', properties: { request: { type: 'string' } } }, url: `http://127.0.0.1:${port}/orders`, authHeader: 'Bearer tool-secret', timeoutMs: 2000 }] },
     );
   });
@@ -70,7 +71,7 @@ describe('barge-in', () => {
   let t: TestApp;
   beforeAll(async () => {
     // A slow talker: long replies so there is time to interrupt.
-    t = await startTestApp({ EMULATOR_PHRASES: 'Tell me everything about the menu.|Stop, just the prices.|Thanks.', EMULATOR_LLM_TOKENS_PER_S: '30', EMULATOR_TTS_RTF: '0.3' });
+    t = await startTestApp({ EMULATOR_PHRASES: 'Tell me everything about the menu.|Stop, just the prices.|Thanks.', EMULATOR_LLM_TOKENS_PER_S: '30', EMULATOR_TTS_RTF: '0.3', ...IN_PROCESS });
   });
   afterAll(async () => {
     await t?.stop();
@@ -106,7 +107,7 @@ describe('barge-in', () => {
   it('a false interruption (a short noise, no words) does not throw the reply away', async () => {
     await t.stop();
     // The recogniser hears only a backchannel in the noise.
-    t = await startTestApp({ EMULATOR_PHRASES: 'Tell me everything about the menu.|Mm-hmm.', EMULATOR_LLM_TOKENS_PER_S: '30', EMULATOR_TTS_RTF: '0.3' });
+    t = await startTestApp({ EMULATOR_PHRASES: 'Tell me everything about the menu.|Mm-hmm.', EMULATOR_LLM_TOKENS_PER_S: '30', EMULATOR_TTS_RTF: '0.3', ...IN_PROCESS });
     const c = new TwilioCaller({ baseUrl: t.base, authToken: t.authToken, to: t.number });
     await c.dial();
     await agentQuiet(c);
@@ -127,7 +128,7 @@ describe('barge-in', () => {
 describe('providers down', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ EMULATOR_PHRASES: 'Hello?' });
+    t = await startTestApp({ EMULATOR_PHRASES: 'Hello?', ...IN_PROCESS });
   });
   afterAll(async () => {
     await t?.stop();

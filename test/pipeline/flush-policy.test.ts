@@ -7,7 +7,7 @@ import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
 import type { CallSession } from '../../src/call/session.js';
 import type { LanguageModel, LlmEvent, LlmRequest } from '../../src/providers/types.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { IN_PROCESS, startTestApp, type TestApp } from '../helpers/app.js';
 import { waitFor } from '../providers/helpers.js';
 import type { Conversation } from '../../src/pipeline/conversation.js';
 
@@ -17,7 +17,7 @@ describe('flush policy', () => {
   let t: TestApp;
   beforeAll(async () => {
     // About two sentences of tokens a second: the model stays ahead of the voice, but not by the whole reply.
-    t = await startTestApp({ EMULATOR_PHRASES: SENTENCES.join(' '), EMULATOR_LLM_TOKENS_PER_S: '10' }, { greeting: '' });
+    t = await startTestApp({ ...IN_PROCESS, EMULATOR_PHRASES: SENTENCES.join(' '), EMULATOR_LLM_TOKENS_PER_S: '10' }, { greeting: '' });
   });
   afterAll(async () => {
     await t?.stop();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
 import { agentQuiet, concat, conversationOf, quiet, waitFor } from '../helpers/calls.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { IN_PROCESS, startTestApp, type TestApp } from '../helpers/app.js';
 import type { SttTurn } from '../../src/providers/types.js';
 import { TurnDetector, type TurnCommit } from '../../src/pipeline/turn-taking.js';
 
@@ -34,7 +34,7 @@ describe('conversation on Flux', () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp(
-      { EMULATOR_PHRASES: 'I would like to book a table.|For two people at eight.', EMULATOR_FLUX_EOT_MS: '260' },
+      { ...IN_PROCESS, EMULATOR_PHRASES: 'I would like to book a table.|For two people at eight.', EMULATOR_FLUX_EOT_MS: '260' },
       // eager at 0.4 (149 ms of silence in the emulator), the end at 0.8 (297 ms)
       { stt: { model: 'flux-general-en', eotThreshold: 0.8, eagerEotThreshold: 0.4, eotTimeoutMs: 3000 } },
     );
@@ -78,7 +78,7 @@ describe('barge-in on Flux', () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp(
-      { EMULATOR_PHRASES: 'Tell me everything about the menu.|Stop, just the prices.|Thanks.', EMULATOR_LLM_TOKENS_PER_S: '30', EMULATOR_TTS_RTF: '0.3' },
+      { ...IN_PROCESS, EMULATOR_PHRASES: 'Tell me everything about the menu.|Stop, just the prices.|Thanks.', EMULATOR_LLM_TOKENS_PER_S: '30', EMULATOR_TTS_RTF: '0.3' },
       { stt: { model: 'flux-general-en' } },
     );
   });

@@ -11,16 +11,12 @@ import { synthesize } from '../../src/providers/emulators/voice.js';
 import type { Emulators } from '../../src/providers/emulators/index.js';
 import { preemptiveTotal } from '../../src/metrics/index.js';
 import { agentQuiet, concat, conversationOf, quiet, waitFor } from '../helpers/calls.js';
-import { ADMIN, startTestApp, type TestApp } from '../helpers/app.js';
+import { IN_PROCESS, ADMIN, startTestApp, type TestApp } from '../helpers/app.js';
 import { normaliseWords } from '../../src/pipeline/conversation.js';
 import { TurnDetector, type TurnCommit } from '../../src/pipeline/turn-taking.js';
 import { TurnTimeline } from '../../src/pipeline/timeline.js';
 import type { SttTurn } from '../../src/providers/types.js';
 
-// WORKERS=1 for the apps here whatever AYBIZA_TEST_WORKERS says: the tests read
-// the emulators' request log and the live conversations, which with media
-// workers live in other threads.
-const IN_PROCESS = '1';
 const bedrockOf = (t: TestApp) => (t.app.providers as unknown as { emulators: Emulators }).emulators.bedrock.stats;
 const deepgramOf = (t: TestApp) => (t.app.providers as unknown as { emulators: Emulators }).emulators.deepgram.stats;
 
@@ -101,7 +97,7 @@ describe('preemptive generation on Flux', () => {
     tools = await toolServer();
     t = await startTestApp(
       // A slow first token: the caller resumes before any output of the early request.
-      { EMULATOR_PHRASES: 'I would like to book a table.|Please lookup_order 42 for me.', WORKERS: IN_PROCESS, EMULATOR_FLUX_EOT_MS: '260', EMULATOR_LLM_TTFT_MS: '400', TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', ADMIN_API_KEY: 'admin-key-preemptive-test' },
+      { EMULATOR_PHRASES: 'I would like to book a table.|Please lookup_order 42 for me.', ...IN_PROCESS, EMULATOR_FLUX_EOT_MS: '260', EMULATOR_LLM_TTFT_MS: '400', TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', ADMIN_API_KEY: 'admin-key-preemptive-test' },
       // eager at 0.4 (149 ms of silence in the emulator), the end at 0.8 (297 ms)
       { stt: { model: 'flux-general-en', eotThreshold: 0.8, eagerEotThreshold: 0.4, eotTimeoutMs: 3000 }, tools: [lookupOrder(tools.url)], greeting: 'Hi.' },
     );
@@ -211,7 +207,7 @@ describe('preemptive generation: a tool asked before the confirmation', () => {
   beforeAll(async () => {
     tools = await toolServer();
     t = await startTestApp(
-      { EMULATOR_PHRASES: 'Please lookup_order 42 for me.', EMULATOR_FLUX_EOT_MS: '600', WORKERS: IN_PROCESS, TOOLS_ALLOW_PRIVATE_NETWORKS: 'true' },
+      { EMULATOR_PHRASES: 'Please lookup_order 42 for me.', EMULATOR_FLUX_EOT_MS: '600', ...IN_PROCESS, TOOLS_ALLOW_PRIVATE_NETWORKS: 'true' },
       // eager at 0.4 (343 ms of silence), the end at 0.99 (849 ms): the early stream reaches its tool request first
       { stt: { model: 'flux-general-en', eotThreshold: 0.99, eagerEotThreshold: 0.4, eotTimeoutMs: 3000 }, tools: [lookupOrder(tools.url)], greeting: 'Hi.' },
     );
@@ -251,7 +247,7 @@ describe('preemptive generation: the first clause synthesised before the confirm
       // A slow end of turn and a fast first token: the early reply's first clause is synthesised well before the end of turn.
       {
         EMULATOR_PHRASES: 'I would like to book a table.|Tomorrow at seven in the evening.|Please lookup_order 42 for me.',
-        EMULATOR_FLUX_EOT_MS: '1500', EMULATOR_LLM_TTFT_MS: '100', TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', WORKERS: IN_PROCESS,
+        EMULATOR_FLUX_EOT_MS: '1500', EMULATOR_LLM_TTFT_MS: '100', TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', ...IN_PROCESS,
       },
       // eager at 0.3 (643 ms of silence in the emulator), the end at 0.8 (1714 ms)
       { stt: { model: 'flux-general-en', eotThreshold: 0.8, eagerEotThreshold: 0.3, eotTimeoutMs: 5000 }, tools: [lookupOrder(tools.url)], greeting: 'Hi.' },

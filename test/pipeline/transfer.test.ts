@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
 import { badInput } from '../../src/metrics/index.js';
-import { ADMIN, startTestApp, type TestApp } from '../helpers/app.js';
+import { IN_PROCESS, ADMIN, startTestApp, type TestApp } from '../helpers/app.js';
 import { agentQuiet, waitFor } from '../helpers/calls.js';
 import type { Conversation } from '../../src/pipeline/conversation.js';
 import type { CallSession } from '../../src/call/session.js';
@@ -19,7 +19,7 @@ describe('transfer_call', () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp(
-      { EMULATOR_PHRASES: 'Please transfer call to +1 900 555 0199.|Then transfer call to +1 (415) 555-0123.|Okay goodbye.' },
+      { ...IN_PROCESS, EMULATOR_PHRASES: 'Please transfer call to +1 900 555 0199.|Then transfer call to +1 (415) 555-0123.|Okay goodbye.' },
       { transfer: { targets: ['+1415555*', 'sip:desk@pbx.example.com'] } },
     );
     // A transfer is a call out: the tenant's outbound guards must allow the country too.
