@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/spawn-server.js';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { IN_PROCESS, startTestApp, type TestApp } from '../helpers/app.js';
 import type { Conversation } from '../../src/pipeline/conversation.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -23,7 +23,7 @@ describe('providers reached by URL (aybiza emulators in another process)', () =>
     const urls = await new Promise<{ deepgramUrl: string; bedrockUrl: string }>((resolve) =>
       readline.createInterface({ input: emulators.stdout! }).once('line', (l) => resolve(JSON.parse(l))),
     );
-    t = await startTestApp({
+    t = await startTestApp({ ...IN_PROCESS,
       EMULATORS: 'auto', DEEPGRAM_URL: urls.deepgramUrl, DEEPGRAM_API_KEY: 'test', BEDROCK_ENDPOINT: urls.bedrockUrl,
       AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1',
     }, { preemptive: false }); // the whole LLM wait after the commit (preemptive generation: test/pipeline/preemptive.test.ts)

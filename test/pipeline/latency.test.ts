@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { synthesize } from '../../src/providers/emulators/voice.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { IN_PROCESS, startTestApp, type TestApp } from '../helpers/app.js';
 import type { Conversation } from '../../src/pipeline/conversation.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -12,7 +12,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('turn latency timeline', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ EMULATOR_LLM_TTFT_MS: '300', EMULATOR_TTS_TTFB_MS: '150', EMULATOR_STT_FINAL_DELAY_MS: '100', EMULATOR_PHRASES: 'What time do you open?' }, { preemptive: false });
+    t = await startTestApp({ ...IN_PROCESS, EMULATOR_LLM_TTFT_MS: '300', EMULATOR_TTS_TTFB_MS: '150', EMULATOR_STT_FINAL_DELAY_MS: '100', EMULATOR_PHRASES: 'What time do you open?' }, { preemptive: false });
     // Stages measured one after another; with preemptive generation (test/pipeline/preemptive.test.ts)
     // the model's wait would start before the commit.
   });

@@ -125,7 +125,8 @@ describe('a recorded call stored in the bucket', () => {
     expect(check({ recordingRetentionDays: 30 })).toBe(true);
     const updated = await t.app.store.tenants.update(ADMIN, t.tenantId, { recordingRetentionDays: 30 });
     expect(updated.recordingRetentionDays).toBe(30);
-    const sweeper = new RecordingSweeper(Recordings.of(t.app.store)!);
+    // for(), not of(): with media workers the main thread's store has no Recordings of its own yet.
+    const sweeper = new RecordingSweeper(Recordings.for(t.app.store, t.app.config));
     expect(await sweeper.sweep()).toBe(0);
     await t.app.store.db.pool.query("update recordings set created_at = now() - interval '31 days' where call_id = $1", [callId]);
     expect(await sweeper.sweep()).toBe(1);
