@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulators, type Emulators } from '../../src/providers/emulators/index.js';
 import { BedrockLlm } from '../../src/providers/bedrock/llm.js';
 import { TwilioCaller } from '../../src/twilio/caller.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { IN_PROCESS, startTestApp, type TestApp } from '../helpers/app.js';
 import { waitFor } from './helpers.js';
 
 describe('Bedrock warm-up', () => {
@@ -39,7 +39,7 @@ describe('Bedrock warm-up', () => {
 describe('calls do not invoke the model to warm', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp();
+    t = await startTestApp({ ...IN_PROCESS }); // reads the Bedrock emulator's request log
   });
   afterAll(async () => {
     await t?.stop();
