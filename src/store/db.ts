@@ -1,18 +1,30 @@
 // The database connection: a real PostgreSQL when DATABASE_URL is set, else
 // embedded PostgreSQL (PGlite, files in DATA_DIR) served on a loopback socket
 // by src/store/pglite-server.ts — both reached through the same `pg` pool and SQL.
+// The embedded socket takes only connections that know a random per-boot
+// password (any local process can reach a loopback port); it is made here and
+// handed on in-process only: to the database's worker thread and, inside
+// embeddedUrl, to the media workers' workerData.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import pg from 'pg';
+import { guard } from '../guard.js';
 import { log } from '../log.js';
+import { countBadInput } from '../metrics/index.js';
+import { AUTH_FAILURES } from './pglite-auth.js';
 import { MIGRATIONS } from './migrations.js';
 
 export interface Database {
   pool: pg.Pool;
   kind: 'embedded' | 'external';
-  /** postgres:// URL of the embedded database's loopback socket (media workers connect to it); absent for external. */
+  /**
+   * postgres:// URL of the embedded database's loopback socket, with its
+   * per-boot password (media workers connect to it through workerData);
+   * absent for external. A secret: never log it or put it in an env var.
+   */
   embeddedUrl?: string;
   /** Runs fn in a transaction on one connection. */
   tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
@@ -36,15 +48,25 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
   }
   const dir = path.join(opts.dataDir, 'pgdata');
   fs.mkdirSync(dir, { recursive: true });
-  const worker = new Worker(workerScript(), { workerData: { dataDir: dir } });
+  const password = embeddedPassword();
+  const worker = new Worker(workerScript(), { workerData: { dataDir: dir, password } });
+  worker.on('message', guard('store', (m: { authFailure?: unknown }) => {
+    if (typeof m.authFailure === 'string' && AUTH_FAILURES.has(m.authFailure)) countBadInput('embedded_db', m.authFailure);
+  }));
   const conn = await new Promise<string>((resolve, reject) => {
-    worker.once('message', (m: { conn?: string }) => (m.conn ? resolve(m.conn) : reject(new Error('embedded database did not start'))));
+    const started = (m: { conn?: string; authFailure?: unknown }) => {
+      if (m.authFailure) return;
+      worker.off('message', started);
+      if (m.conn) resolve(m.conn);
+      else reject(new Error('embedded database did not start'));
+    };
+    worker.on('message', started);
     worker.once('error', reject);
     worker.once('exit', (code) => reject(new Error(`embedded database worker exited (${code})`)));
   });
   const [host, port] = conn.split(':');
   // PGlite is one session that each connection holds in turn (pglite-server.ts): more connections here would only queue there.
-  const pool = new pg.Pool({ host, port: Number(port), user: 'postgres', database: 'postgres', max: 1 });
+  const pool = new pg.Pool({ host, port: Number(port), user: 'postgres', password, database: 'postgres', max: 1 });
   pool.on('error', (err) => log.warn('embedded database connection error', { err }));
   log.info('database: embedded PostgreSQL (PGlite, in a worker thread)', { dataDir: dir, socket: `${host}:${port}` });
   const embedded = wrap(pool, 'embedded', async () => {
@@ -57,8 +79,21 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
     await Promise.race([stopped, new Promise((r) => setTimeout(r, 5000))]);
     await worker.terminate();
   });
-  embedded.embeddedUrl = `postgres://postgres@${host}:${port}/postgres`;
+  embedded.embeddedUrl = `postgres://postgres:${encodeURIComponent(password)}@${host}:${port}/postgres`;
   return embedded;
+}
+
+/**
+ * 32 random bytes, base64url; AYBIZA_EMBEDDED_DB_PASSWORD instead, a knob for
+ * tests and fuzzing only (they connect to the socket from outside the process).
+ */
+function embeddedPassword(): string {
+  const fixed = process.env.AYBIZA_EMBEDDED_DB_PASSWORD;
+  if (!fixed) return crypto.randomBytes(32).toString('base64url');
+  // Printable ASCII: SASLprep (RFC 4013, which clients apply) leaves it as it is. The value is never echoed.
+  if (!/^[\x21-\x7e]{16,256}$/.test(fixed)) throw new Error('AYBIZA_EMBEDDED_DB_PASSWORD must be 16 to 256 printable ASCII characters without spaces');
+  log.warn('AYBIZA_EMBEDDED_DB_PASSWORD is set: the embedded database takes a fixed password (for tests and fuzzing only)');
+  return fixed;
 }
 
 /** The compiled worker script (vitest runs src/ from TypeScript; the worker always runs from dist/). */

@@ -9,7 +9,10 @@
 // statements are made private to their connection (pglite-protocol.ts).
 // A client's startup packet never reaches PGlite (one with an empty user name
 // left it unable to start any further connection): every connection gets the
-// answer PGlite gave to ours when the server started.
+// answer PGlite gave to ours when the server started — once it has proved it
+// knows the per-boot password (SCRAM-SHA-256, pglite-auth.ts). Until then
+// nothing it sends reaches PGlite, and it has a few seconds and a few
+// kilobytes to get there: any local process can connect to a loopback port.
 //
 // What stays shared, as one session implies: SET, SQL-level PREPARE names,
 // temporary tables. Our code uses none of them.
@@ -17,6 +20,7 @@ import net from 'node:net';
 import type { PGlite } from '@electric-sql/pglite';
 import { guard } from '../guard.js';
 import { log } from '../log.js';
+import { AUTH_FAILED_RESPONSE, AuthError, type AuthFailure, readPasswordMessage, SASL_REQUEST, ScramExchange, ScramVerifier } from './pglite-auth.js';
 import {
   closeStatementMessage, endsCycle, startupPacket, IDLE, privateNames, ProtocolError, queryMessage, readUntyped, ReadyScanner, SYNC_MESSAGE, TERMINATE, typedLength,
 } from './pglite-protocol.js';
@@ -32,10 +36,25 @@ export interface PgliteServerOptions {
    * cannot stall every thread's database access.
    */
   holdTimeoutMs?: number;
+  /** The per-boot password every connection must prove it knows (db.ts makes it; never logged). */
+  password: string;
+  /** A connection must have authenticated this long after it connected, or it is closed (slow-loris). */
+  authTimeoutMs?: number;
+  /** Each failed authentication, by reason (counted by the thread that owns /metrics). */
+  onAuthFailure?: (reason: AuthFailure) => void;
 }
 
+/** Bytes a connection may send before it has authenticated: a startup packet and two SCRAM messages are well under this. */
+const MAX_PRE_AUTH_BYTES = 16 * 1024;
+
 class Connection {
-  started = false;
+  /** Where the connection is: startup packet, SCRAM client-first, SCRAM client-final, authenticated. */
+  phase: 'startup' | 'sasl_first' | 'sasl_final' | 'ready' = 'startup';
+  /** Refused (28P01 sent): whatever else it sends is ignored until it is closed. */
+  refused = false;
+  authTimer: NodeJS.Timeout | null = null;
+  private preAuthBytes = 0;
+  private readonly scram: ScramExchange;
   /** Complete frontend messages not yet run, names already made private. */
   readonly pending: Buffer[] = [];
   /** Its named statements (for closing them when it goes). */
@@ -47,17 +66,24 @@ class Connection {
   holdTimer: NodeJS.Timeout | null = null;
   private input: Buffer = Buffer.alloc(0);
 
-  constructor(readonly id: number, readonly socket: net.Socket, private readonly startupReply: Buffer) {}
+  constructor(readonly id: number, readonly socket: net.Socket, private readonly startupReply: Buffer, verifier: ScramVerifier) {
+    this.scram = new ScramExchange(verifier);
+  }
 
   get prefix(): string {
     return `c${this.id}_`;
   }
 
-  /** Splits what arrived into messages; answers SSL/GSS requests itself. False when the connection must end. */
+  /**
+   * Splits what arrived into messages; answers SSL/GSS requests and the
+   * authentication exchange itself. False when the connection must end;
+   * AuthError when it failed to authenticate.
+   */
   receive(data: Buffer): boolean {
+    if (this.phase !== 'ready' && (this.preAuthBytes += data.length) > MAX_PRE_AUTH_BYTES) throw new AuthError('auth_protocol', 'too many bytes before authentication');
     this.input = this.input.length ? Buffer.concat([this.input, data]) : data;
     for (;;) {
-      if (!this.started) {
+      if (this.phase === 'startup') {
         const m = readUntyped(this.input);
         if (!m) return true;
         this.input = this.input.subarray(m.bytes.length);
@@ -65,8 +91,24 @@ class Connection {
         // No TLS on a loopback socket: 'N' and the client carries on in plain text.
         if (m.kind === 'ssl' || m.kind === 'gssenc') this.socket.write('N');
         else {
-          this.started = true;
-          this.socket.write(this.startupReply);
+          this.phase = 'sasl_first';
+          this.socket.write(SASL_REQUEST);
+        }
+        continue;
+      }
+      if (this.phase !== 'ready') {
+        const msg = readPasswordMessage(this.input);
+        if (!msg) return true;
+        this.input = this.input.subarray(msg.length);
+        if (this.phase === 'sasl_first') {
+          this.socket.write(this.scram.first(msg));
+          this.phase = 'sasl_final';
+        } else {
+          // SASLFinal, then what PGlite answered our own startup (AuthenticationOk, parameters, ReadyForQuery).
+          this.socket.write(Buffer.concat([this.scram.final(msg), this.startupReply]));
+          this.phase = 'ready';
+          if (this.authTimer) clearTimeout(this.authTimer);
+          this.authTimer = null;
         }
         continue;
       }
@@ -100,10 +142,15 @@ export class PgliteServer {
   private nextId = 1;
   private readonly holdTimeoutMs: number;
   private startupReply = Buffer.alloc(0);
+  private readonly verifier: ScramVerifier;
+  private readonly authTimeoutMs: number;
 
   constructor(private readonly opts: PgliteServerOptions) {
     this.db = opts.db;
     this.holdTimeoutMs = opts.holdTimeoutMs ?? 30_000;
+    this.authTimeoutMs = opts.authTimeoutMs ?? 5_000;
+    if (!opts.password) throw new Error('the embedded database server needs a password');
+    this.verifier = new ScramVerifier(opts.password);
     this.server = net.createServer(guard('store', (socket: net.Socket) => this.accept(socket)));
     this.server.maxConnections = opts.maxConnections ?? 64;
   }
@@ -124,15 +171,19 @@ export class PgliteServer {
   }
 
   private accept(socket: net.Socket): void {
-    const c = new Connection(this.nextId++, socket, this.startupReply);
+    const c = new Connection(this.nextId++, socket, this.startupReply, this.verifier);
     this.conns.add(c);
     socket.setNoDelay(true);
+    c.authTimer = setTimeout(guard('store', () => this.refuse(c, new AuthError('auth_timeout', 'not authenticated in time')), () => socket.destroy()), this.authTimeoutMs);
     socket.on('data', guard('store', (data: Buffer) => {
+      if (c.refused) return;
       let ok: boolean;
       try {
         ok = c.receive(data);
       } catch (err) {
+        if (err instanceof AuthError) return this.refuse(c, err);
         if (!(err instanceof ProtocolError)) throw err;
+        if (c.phase !== 'ready') return this.refuse(c, new AuthError('auth_protocol', err.message));
         log.warn('embedded database: bad message from a connection', { err: err.message });
         ok = false;
       }
@@ -141,13 +192,26 @@ export class PgliteServer {
     }, () => socket.destroy()));
     socket.on('error', () => {});
     socket.on('close', guard('store', () => {
+      if (!c.refused && (c.phase === 'sasl_first' || c.phase === 'sasl_final')) this.opts.onAuthFailure?.('auth_missing');
       c.closed = true;
       c.pending.length = 0;
       this.conns.delete(c);
       if (c.holdTimer) clearTimeout(c.holdTimer);
+      if (c.authTimer) clearTimeout(c.authTimer);
       // What it left in the session (an open cycle or transaction, its statements) is undone in its turn.
       if (c.midCycle || c.statements.size || c === this.owner) this.wake(c);
     }));
+  }
+
+  /** A connection that did not authenticate: 28P01 (as PostgreSQL answers a wrong password), counted, closed. */
+  private refuse(c: Connection, err: AuthError): void {
+    if (c.refused || c.closed) return;
+    c.refused = true;
+    if (c.authTimer) clearTimeout(c.authTimer);
+    c.authTimer = null;
+    log.debug('embedded database: a connection failed to authenticate', { reason: err.reason, err: err.message });
+    this.opts.onAuthFailure?.(err.reason);
+    c.socket.end(AUTH_FAILED_RESPONSE, () => c.socket.destroy());
   }
 
   private wake(c: Connection): void {
