@@ -1,9 +1,13 @@
 // Hostile PostgreSQL wire input for the embedded database's socket server
 // (src/store/pglite-server.ts), which every thread's `pg` pool talks to:
-// SSL/GSS/cancel requests, startup packets, and frontend messages valid and
-// broken (wrong lengths, unknown types, unterminated names, huge lengths,
-// cycles left open, transactions left open), sent in random chunks, then
-// byte-mutated. Fed to a server in this process by checkPgliteServer
+// SSL/GSS/cancel requests, startup packets, SCRAM messages that cannot know
+// the password, and frontend messages valid and broken (wrong lengths,
+// unknown types, unterminated names, huge lengths, cycles left open,
+// transactions left open), sent in random chunks, then byte-mutated. Half the
+// cases send their messages without authenticating (refused with 28P01), half
+// on a connection a `pg` client has authenticated first (the password is in
+// the URL), so the protocol after authentication is fuzzed too.
+// Fed to a server in this process by checkPgliteServer
 // (test/workers/embedded-database.test.ts), and to the fuzzed server's by
 // `aybiza fuzz` (PgWireFuzzer, boundary pg_wire).
 import net from 'node:net';
@@ -28,6 +32,20 @@ function startup(r: Rand): Buffer {
   return Buffer.concat([int32(body.length + 4), body]);
 }
 
+/** SCRAM messages ('p') from a client without the password: made-up, malformed, or a proof that cannot be right. */
+function passwordMessage(r: Rand): Buffer {
+  const nonce = r.pick(['abc', Buffer.from(r.bytes(18)).toString('base64'), r.text(200)]);
+  switch (r.int(4)) {
+    case 0: {
+      const first = Buffer.from(r.pick([`n,,n=*,r=${nonce}`, `y,,n=,r=${nonce}`, `p=tls-server-end-point,,n=*,r=${nonce}`, `n,a=x,n=*,r=${nonce},m=ext`, r.text(60)]), 'utf8');
+      return typed('p', Buffer.concat([cstr(r.pick(['SCRAM-SHA-256', 'SCRAM-SHA-256-PLUS', 'PLAIN', ''])), int32(r.chance(0.8) ? first.length : r.pick([-1, 0, 1 << 20])), first]));
+    }
+    case 1: return typed('p', Buffer.from(`c=biws,r=${nonce},p=${r.bytes(r.pick([32, 31, 0])).toString('base64')}`, 'utf8'));
+    case 2: return typed('p', cstr(r.text(40))); // a cleartext password where SCRAM is expected
+    default: return typed('p', r.bytes(r.range(0, 64)));
+  }
+}
+
 function message(r: Rand): Buffer {
   const name = r.pick(['', 's1', 'put', r.text(80)]);
   const sql = r.pick(['select 1', 'select $1::int', 'begin', 'commit', 'rollback', 'select pg_sleep(0)', 'deallocate all', 'select * from nope', r.text(200)]);
@@ -47,15 +65,25 @@ function message(r: Rand): Buffer {
   }
 }
 
-/** One connection's worth of bytes, valid or damaged. */
+/** One unauthenticated connection's worth of bytes, valid or damaged. */
 export function hostilePgWire(r: Rand): Buffer {
   const parts: Buffer[] = [];
   if (r.chance(0.1)) parts.push(Buffer.concat([int32(8), int32(r.pick([80877103, 80877104]))]));
   parts.push(startup(r));
+  for (let i = r.range(0, 2); i > 0; i--) parts.push(passwordMessage(r));
   for (let i = r.range(0, 8); i > 0; i--) parts.push(message(r));
-  let out: Buffer = Buffer.concat(parts);
-  if (r.chance(0.3)) out = r.mutate(out, r.range(1, 6));
-  return out;
+  return maybeMutated(r, Buffer.concat(parts));
+}
+
+/** What an authenticated connection sends next: frontend messages, valid or damaged. */
+export function hostilePgSession(r: Rand): Buffer {
+  const parts: Buffer[] = [];
+  for (let i = r.range(1, 8); i > 0; i--) parts.push(r.chance(0.05) ? passwordMessage(r) : message(r));
+  return maybeMutated(r, Buffer.concat(parts));
+}
+
+function maybeMutated(r: Rand, b: Buffer): Buffer {
+  return r.chance(0.3) ? r.mutate(b, r.range(1, 6)) : b;
 }
 
 function internalErrors(): Promise<number> {
@@ -74,11 +102,14 @@ function internalErrors(): Promise<number> {
 export class PgWireFuzzer {
   cases = 0;
   readonly violations: string[] = [];
+  /** Of `cases`, those sent on an authenticated connection. */
+  authenticated = 0;
   private readonly healthy: pg.Client;
   private readonly host: string;
   private readonly port: number;
 
-  constructor(private readonly r: Rand, url: string, private readonly answerMs: number, private readonly lingerMs?: number) {
+  /** `url` carries the embedded database's password (AYBIZA_EMBEDDED_DB_PASSWORD in a spawned server). */
+  constructor(private readonly r: Rand, private readonly url: string, private readonly answerMs: number, private readonly lingerMs?: number) {
     const u = new URL(url);
     this.host = u.hostname;
     this.port = Number(u.port);
@@ -98,15 +129,39 @@ export class PgWireFuzzer {
     if (this.violations.length < 20) this.violations.push(v);
   }
 
-  /** One case; resolves with its input. */
-  async step(): Promise<Buffer> {
-    const r = this.r;
-    const input = hostilePgWire(r);
-    this.cases++;
+  /** A socket to the server: raw (nothing sent yet), or one a `pg` client has authenticated, for the post-authentication protocol. */
+  private async connect(authenticate: boolean): Promise<net.Socket | null> {
+    if (authenticate) {
+      const c = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: this.answerMs });
+      c.on('error', () => {});
+      try {
+        await c.connect();
+      } catch (err) {
+        this.violate(`an authenticating client was refused: ${(err as Error).message}`);
+        return null;
+      }
+      const sock = (c as unknown as { connection: { stream: net.Socket } }).connection.stream;
+      // From here the hostile bytes, not pg, speak on it.
+      sock.removeAllListeners('data');
+      sock.on('data', () => {});
+      return sock;
+    }
     const sock = net.connect(this.port, this.host);
     sock.on('error', () => {});
     sock.on('data', () => {});
     await new Promise<void>((resolve) => sock.once('connect', resolve).once('error', () => resolve()));
+    return sock;
+  }
+
+  /** One case; resolves with its input. */
+  async step(): Promise<Buffer> {
+    const r = this.r;
+    const authenticate = r.chance(0.5);
+    const input = authenticate ? hostilePgSession(r) : hostilePgWire(r);
+    this.cases++;
+    if (authenticate) this.authenticated++;
+    const sock = await this.connect(authenticate);
+    if (!sock) return input;
     // In a few chunks, split anywhere.
     for (let at = 0; at < input.length;) {
       const n = r.range(1, Math.max(1, input.length - at));
@@ -122,9 +177,9 @@ export class PgWireFuzzer {
         this.healthy.query('select $1::int as n', [n]),
         new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${this.answerMs} ms`)), this.answerMs))),
       ]);
-      if (res.rows[0]?.n !== n) this.violate(`healthy client answered ${JSON.stringify(res.rows)} for ${n}; after input ${input.toString('hex').slice(0, 400)}`);
+      if (res.rows[0]?.n !== n) this.violate(`healthy client answered ${JSON.stringify(res.rows)} for ${n}; after ${what(authenticate, input)}`);
     } catch (err) {
-      this.violate(`healthy client: ${(err as Error).message}; after input ${input.toString('hex').slice(0, 400)}`);
+      this.violate(`healthy client: ${(err as Error).message}; after ${what(authenticate, input)}`);
     } finally {
       clearTimeout(timer);
       clearTimeout(linger);
@@ -134,13 +189,17 @@ export class PgWireFuzzer {
   }
 }
 
+function what(authenticated: boolean, input: Buffer): string {
+  return `${authenticated ? 'authenticated' : 'unauthenticated'} input ${input.toString('hex').slice(0, 400)}`;
+}
+
 /**
  * Properties over `cases` hostile connections to the server at `url`
  * (holding the session no longer than its hold timeout): after each, a
  * healthy client gets its own answer within `answerMs`; nothing the server
  * does escapes as an internal error (the server runs in this process).
  */
-export async function checkPgliteServer(r: Rand, url: string, cases: number, answerMs: number): Promise<{ cases: number; violations: string[] }> {
+export async function checkPgliteServer(r: Rand, url: string, cases: number, answerMs: number): Promise<{ cases: number; authenticated: number; violations: string[] }> {
   const f = new PgWireFuzzer(r, url, answerMs);
   await f.open();
   const errorsBefore = await internalErrors();
@@ -151,5 +210,5 @@ export async function checkPgliteServer(r: Rand, url: string, cases: number, ans
   } finally {
     await f.close();
   }
-  return { cases, violations: f.violations };
+  return { cases, authenticated: f.authenticated, violations: f.violations };
 }

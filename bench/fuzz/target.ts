@@ -5,6 +5,7 @@
 // outside (RSS, the metrics it exposes). The outbound SIP boundary dials a
 // hostile callee on loopback, which that server rightly refuses: it gets a
 // second server of its own that allows private networks (startUacServer).
+import crypto from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -32,7 +33,7 @@ export interface Target {
   /** The Twilio REST emulator (fuzzed too), accepting FUZZ_ACCOUNT_SID with the run's Twilio token. */
   twilioRestUrl: string;
   bedrockUrl: string;
-  /** The embedded database's socket server (postgres://… on loopback); null on an external database. */
+  /** The embedded database's socket server (postgres://postgres:<password>@… on loopback); null on an external database. */
   embeddedDbUrl: string | null;
 }
 
@@ -107,6 +108,8 @@ async function startServer(o: TargetOptions, urls: Record<string, unknown>, extr
   // Never the caller's own database or Redis by accident: the embedded ones unless named here.
   env.DATABASE_URL = o.databaseUrl;
   env.REDIS_URL = o.redisUrl;
+  // The test knob for the embedded database's password: pg_wire connects to its socket from this process.
+  env.AYBIZA_EMBEDDED_DB_PASSWORD = EMBEDDED_DB_PASSWORD;
   Object.assign(env, extra);
   const logFile = path.join(o.dataDir, 'server.log');
   const logFd = fs.openSync(logFile, 'a');
@@ -129,14 +132,17 @@ async function startServer(o: TargetOptions, urls: Record<string, unknown>, extr
   return { base, port, sipPort, rtpMin, rtpMax, server, logFile, exited: () => serverExit };
 }
 
-/** postgres://…@127.0.0.1:port/postgres from the server's "database: embedded PostgreSQL" line (loopback, no password: the socket server takes any startup packet). */
+/** A fresh one per fuzz run, given to the servers as AYBIZA_EMBEDDED_DB_PASSWORD (a server makes a random one of its own otherwise). */
+const EMBEDDED_DB_PASSWORD = crypto.randomBytes(24).toString('base64url');
+
+/** postgres://postgres:<password>@127.0.0.1:port/postgres: the socket from the server's "database: embedded PostgreSQL" line, the password ours. */
 async function embeddedSocket(logFile: string): Promise<string> {
   // The log is written asynchronously: the line may land a moment after /readyz answers.
   for (let i = 0; i < 25; i++) {
     for (const line of fs.readFileSync(logFile, 'utf8').split('\n')) {
       if (!line.includes('embedded PostgreSQL')) continue;
       const socket = (JSON.parse(line) as { socket?: unknown }).socket;
-      if (typeof socket === 'string' && /^127\.0\.0\.1:\d+$/.test(socket)) return `postgres://postgres@${socket}/postgres`;
+      if (typeof socket === 'string' && /^127\.0\.0\.1:\d+$/.test(socket)) return `postgres://postgres:${EMBEDDED_DB_PASSWORD}@${socket}/postgres`;
     }
     await sleep(200);
   }

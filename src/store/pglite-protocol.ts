@@ -11,8 +11,12 @@ export const CANCEL_REQUEST = 80877102;
 /** Larger frontend messages are refused (our statements and parameters are small; a length is outside input). */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
-/** Frontend message types after startup. */
-const FRONTEND_TYPES = new Set('BCdcfDEHFPpQSX'.split('').map((c) => c.charCodeAt(0)));
+/**
+ * Frontend message types after authentication. Not 'p' (password/SASL): the
+ * socket server authenticates itself, and PGlite handed one mid-session spun
+ * forever, stalling every thread's database (found by the pg_wire fuzzer).
+ */
+const FRONTEND_TYPES = new Set('BCdcfDEHFPQSX'.split('').map((c) => c.charCodeAt(0)));
 /** Messages after which the backend may say ReadyForQuery: Sync, simple Query, FunctionCall, CopyDone, CopyFail. */
 const CYCLE_ENDS = new Set('SQFcf'.split('').map((c) => c.charCodeAt(0)));
 

@@ -5,7 +5,8 @@
 // Served by @electric-sql/pglite-socket the answers get mixed up (another
 // connection's Parse lands between one's Parse and Bind); served by
 // src/store/pglite-server.ts every connection holds the session until it is
-// idle again, and every answer is its own.
+// idle again, and every answer is its own. (Authentication on that socket:
+// embedded-auth.test.ts.)
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import pg from 'pg';
@@ -21,12 +22,13 @@ interface Served {
 
 let db: PGlite | null = null;
 const clients: pg.Client[] = [];
+const PASSWORD = 'test-only-embedded-password';
 
 async function ours(holdTimeoutMs?: number): Promise<Served> {
   db = await PGlite.create();
-  const server = new PgliteServer({ db, holdTimeoutMs });
+  const server = new PgliteServer({ db, holdTimeoutMs, password: PASSWORD });
   const conn = await server.start();
-  return { url: `postgres://postgres@${conn}/postgres`, stop: () => server.stop() };
+  return { url: `postgres://postgres:${PASSWORD}@${conn}/postgres`, stop: () => server.stop() };
 }
 
 async function pgliteSocket(): Promise<Served> {
@@ -164,25 +166,31 @@ describe('embedded database shared by several connections', () => {
     try {
       const b = await client(s.url);
       const net = await import('node:net');
-      const [host, port] = s.url.replace('postgres://postgres@', '').replace('/postgres', '').split(':');
-      const closed = await new Promise<boolean>((resolve) => {
-        const sock = net.connect(Number(port), host!, () => sock.write(Buffer.from([0, 0, 0, 8, 0x7f, 0, 0, 0])));
-        sock.on('close', () => resolve(true));
+      const u = new URL(s.url);
+      const answer = await new Promise<string>((resolve) => {
+        const got: Buffer[] = [];
+        const sock = net.connect(Number(u.port), u.hostname, () => sock.write(Buffer.from([0, 0, 0, 8, 0x7f, 0, 0, 0])));
+        sock.on('data', (d) => got.push(d));
+        sock.on('close', () => resolve(Buffer.concat(got).toString('latin1')));
         sock.on('error', () => {});
       });
-      expect(closed).toBe(true);
+      // Before authentication, as a wrong password would be: 28P01, then closed.
+      expect(answer).toContain('28P01');
       expect((await b.query('select 1 as one')).rows[0].one).toBe(1);
     } finally {
       await s.stop();
     }
   });
 
-  it('hostile wire input (bench/fuzz/pg-wire.ts) ends only its own connection: a healthy client keeps getting its own answers', async () => {
+  it('hostile wire input (bench/fuzz/pg-wire.ts), unauthenticated and authenticated, ends only its own connection: a healthy client keeps getting its own answers', async () => {
     const s = await ours(200);
     try {
       const seed = Number(process.env.FUZZ_SEED ?? 15);
       const res = await checkPgliteServer(new Rand(seed), s.url, 150, 3000);
       expect(res.violations, `seed ${seed}`).toEqual([]);
+      // Both halves ran: refused before authentication, and the protocol after it.
+      expect(res.authenticated).toBeGreaterThan(40);
+      expect(res.cases - res.authenticated).toBeGreaterThan(40);
     } finally {
       await s.stop();
     }
