@@ -72,7 +72,18 @@ export class CallRecorder {
   caller(audio: Uint8Array, offset = 0, length = audio.length - offset): void {
     const t = this.callerTrack;
     if (t.pos < this.now - CALLER_JITTER) t.pos = this.now;
+    // Ahead of the clock (frames that came before the session joined it, or a
+    // sender running fast): the timeline moves up to the caller rather than
+    // letting the side fill the ring, which forced a chunk out per frame.
+    else if (t.pos > this.now + CALLER_JITTER) this.advance(t.pos - this.now);
     this.put(t, audio, offset, length);
+  }
+
+  /** Moves the timeline on by whole frames (silence for the agent's side there); later ticks keep the offset. */
+  private advance(samples: number): void {
+    const frames = Math.ceil(samples / FRAME);
+    this.now += frames * FRAME;
+    if (this.slot0 >= 0) this.slot0 -= frames;
   }
 
   /** One frame of the agent's audio as it went out to the caller. */
@@ -87,7 +98,8 @@ export class CallRecorder {
     if (this.closed) return;
     if (slot === undefined) this.now += FRAME;
     else {
-      if (this.slot0 < 0) this.slot0 = slot - 1;
+      // Time zero is one slot back, or further when the caller's early frames already moved the timeline on.
+      if (this.slot0 < 0) this.slot0 = slot - 1 - this.now / FRAME;
       // Never backwards; a jump (slots skipped by a stalled clock) becomes silence, at most 5 s of it at once.
       this.now = Math.max(this.now + FRAME, Math.min((slot - this.slot0) * FRAME, this.now + MAX_JUMP));
     }

@@ -123,4 +123,24 @@ describe('CallRecorder', () => {
     r.close();
     expect(chunks.reduce((n, c) => n + c.length, 0)).toBe(2 * 1000 * 160);
   });
+  it('moves up to a caller that runs ahead of the clock instead of forcing a chunk out per frame', () => {
+    const { r, out, chunks } = run('dual');
+    // 80 frames arrive before the session joins the clock (its provider streams were still opening).
+    for (let k = 0; k < 80; k++) r.caller(frame(0x11));
+    for (let slot = 1; slot <= 500; slot++) {
+      r.caller(frame(0x22));
+      r.tick(slot);
+    }
+    // At least a second per chunk while the call runs (a full ring used to force out one 20 ms frame at a time).
+    expect(chunks.length).toBeGreaterThan(5);
+    expect(chunks.every((c) => c.length >= 2 * 50 * 160)).toBe(true);
+    r.close();
+    const d = out();
+    const left = (i: number) => d[2 * i * 160];
+    // Nothing of the caller is lost or reordered: the early frames, then the rest.
+    const lefts = Array.from({ length: d.length / 320 }, (_, i) => left(i)).filter((v) => v !== 0xff);
+    expect(lefts.length).toBe(580);
+    expect(lefts.slice(0, 80).every((v) => v === 0x11)).toBe(true);
+    expect(lefts.slice(80).every((v) => v === 0x22)).toBe(true);
+  });
 });
