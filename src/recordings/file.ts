@@ -36,11 +36,12 @@ export class RecordingFile {
     this.error ??= err as Error;
   }
 
-  append(chunk: Buffer): void {
-    if (this.error) return;
+  /** Queues the chunk; `release` is called once its bytes are on disk (or it was dropped), so the buffer may be reused. */
+  append(chunk: Buffer, release: () => void = () => {}): void {
+    if (this.error) return release();
     if (this.backlog + chunk.length > MAX_BACKLOG_BYTES) {
       this.dropped++;
-      return;
+      return release();
     }
     this.backlog += chunk.length;
     const at = ULAW_WAV_HEADER_BYTES + this.queued;
@@ -48,9 +49,16 @@ export class RecordingFile {
     const size = this.queued;
     this.chain = this.chain.then(async () => {
       this.backlog -= chunk.length;
-      if (!this.handle || this.error) return;
+      if (!this.handle || this.error) return release();
       try {
         await this.handle.write(chunk, 0, chunk.length, at);
+      } catch (err) {
+        this.fail(err);
+        return;
+      } finally {
+        release();
+      }
+      try {
         // The sizes move only once the data they count is in the file.
         await this.handle.write(ulawWavHeader(this.channels, size), 0, ULAW_WAV_HEADER_BYTES, 0);
         this.written = size;

@@ -47,6 +47,8 @@ function mix(): Uint8Array {
   return mixTable;
 }
 
+const noop = () => {};
+
 export class CallRecorder {
   private readonly callerTrack = new Track();
   private readonly agentTrack = new Track();
@@ -59,7 +61,15 @@ export class CallRecorder {
   private closed = false;
   private readonly table: Uint8Array | null;
 
-  constructor(readonly channels: RecordingChannels, private readonly sink: (chunk: Buffer) => void) {
+  /**
+   * Chunk buffers the sink has handed back (`release`), reused: a fresh 16 KB
+   * buffer per call per second is external memory, and at a few hundred
+   * recorded calls its growth set off full collections that stalled the clock.
+   */
+  private readonly spare: Buffer[] = [];
+
+  /** `sink` gets each chunk and a `release` to call once the chunk's bytes are no longer needed (optional). */
+  constructor(readonly channels: RecordingChannels, private readonly sink: (chunk: Buffer, release: () => void) => void) {
     this.table = channels === 'mixed' ? mix() : null;
   }
 
@@ -140,7 +150,8 @@ export class CallRecorder {
     const c = this.callerTrack.ring;
     const a = this.agentTrack.ring;
     const table = this.table;
-    const out = Buffer.allocUnsafe(table ? n : 2 * n);
+    const size = table ? n : 2 * n;
+    const out = this.spare.length && this.spare[this.spare.length - 1].length === size ? this.spare.pop()! : Buffer.allocUnsafe(size);
     let j = this.flushed % RING;
     if (table) {
       for (let i = 0; i < n; i++) {
@@ -161,6 +172,7 @@ export class CallRecorder {
       if (to > RING) ring.fill(ULAW_SILENCE, 0, to - RING);
     }
     this.flushed = upTo;
-    this.sink(out);
+    // Only whole-second chunks come back for reuse (the odd sizes are the first and the last); a few at most.
+    this.sink(out, size === (table ? CHUNK : 2 * CHUNK) ? () => void (this.spare.length < 4 && this.spare.push(out)) : noop);
   }
 }

@@ -63,7 +63,7 @@ export class Recordings implements Component {
       return reportInternalError('call', err);
     }
     const file = new RecordingFile(this.local.path(key), channels === 'dual' ? 2 : 1);
-    const recorder = new CallRecorder(channels, (chunk) => file.append(chunk));
+    const recorder = new CallRecorder(channels, (chunk, release) => file.append(chunk, release));
     s.record(recorder);
     const begun = this.rows.begin({ callId: s.callId, tenantId, storage: this.local.kind, key, channels }).catch((err) => {
       reportInternalError('store', err, { callId: s.callId });
