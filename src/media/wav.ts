@@ -32,7 +32,11 @@ export const ULAW_WAV_HEADER_BYTES = 58;
  * fact chunk (samples per channel) is required for non-PCM formats.
  */
 export function ulawWavHeader(channels: 1 | 2, dataBytes: number): Buffer {
-  const h = Buffer.alloc(ULAW_WAV_HEADER_BYTES);
+  return ulawWavHeaderInto(Buffer.alloc(ULAW_WAV_HEADER_BYTES), channels, dataBytes);
+}
+
+/** Writes that header into the first ULAW_WAV_HEADER_BYTES of `h` (a recording's chunk carries its own). */
+export function ulawWavHeaderInto(h: Buffer, channels: 1 | 2, dataBytes: number): Buffer {
   h.write('RIFF', 0);
   h.writeUInt32LE(ULAW_WAV_HEADER_BYTES - 8 + dataBytes, 4);
   h.write('WAVE', 8);

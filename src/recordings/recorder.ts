@@ -30,6 +30,8 @@ const MAX_JUMP = 250 * FRAME;
 
 class Track {
   readonly ring = new Uint8Array(RING).fill(ULAW_SILENCE);
+  /** The same ring, four samples at a time (the interleave's reads). */
+  readonly quads = new Uint32Array(this.ring.buffer);
   /** Timeline position (samples) where this side's next sample goes. */
   pos = 0;
 }
@@ -47,7 +49,15 @@ function mix(): Uint8Array {
   return mixTable;
 }
 
-const noop = () => {};
+/** `count` quads of caller and agent samples from quad `q` on, as stereo pairs into `out` from index `o` (two per quad). */
+function interleave(c: Uint32Array, a: Uint32Array, q: number, out: Uint32Array, o: number, count: number): void {
+  for (let i = 0; i < count; i++, q++, o += 2) {
+    const x = c[q];
+    const y = a[q];
+    out[o] = (x & 0xff) | ((y & 0xff) << 8) | ((x & 0xff00) << 8) | ((y & 0xff00) << 16);
+    out[o + 1] = ((x >>> 16) & 0xff) | ((y >>> 8) & 0xff00) | ((x >>> 8) & 0xff0000) | (y & 0xff000000);
+  }
+}
 
 export class CallRecorder {
   private readonly callerTrack = new Track();
@@ -62,14 +72,15 @@ export class CallRecorder {
   private readonly table: Uint8Array | null;
 
   /**
-   * Chunk buffers the sink has handed back (`release`), reused: a fresh 16 KB
-   * buffer per call per second is external memory, and at a few hundred
-   * recorded calls its growth set off full collections that stalled the clock.
+   * `sink` gets each chunk and owns it from then on; `alloc` gives the
+   * buffer for the next one (the file writer's come from a pool, with room
+   * for the WAV header in front: no allocation per chunk, no copy).
    */
-  private readonly spare: Buffer[] = [];
-
-  /** `sink` gets each chunk and a `release` to call once the chunk's bytes are no longer needed (optional). */
-  constructor(readonly channels: RecordingChannels, private readonly sink: (chunk: Buffer, release: () => void) => void) {
+  constructor(
+    readonly channels: RecordingChannels,
+    private readonly sink: (chunk: Buffer) => void,
+    private readonly alloc: (bytes: number) => Buffer = (bytes) => Buffer.from(new ArrayBuffer(bytes)),
+  ) {
     this.table = channels === 'mixed' ? mix() : null;
   }
 
@@ -133,12 +144,15 @@ export class CallRecorder {
     if (t.pos < this.flushed) t.pos = this.flushed;
     const end = t.pos + length;
     if (end - this.flushed > RING) this.flush(end - RING);
-    // A plain copy loop: no view object per frame (the agent's frames are slices of a queued chunk).
     const ring = t.ring;
-    let at = t.pos % RING;
-    for (let i = 0; i < length; i++) {
-      ring[at] = audio[offset + i];
-      if (++at === RING) at = 0;
+    const at = t.pos % RING;
+    if (at + length <= RING) {
+      // One memcpy; a view only when the frame is part of a larger buffer (the agent's queued chunks).
+      ring.set(offset === 0 && length === audio.length ? audio : audio.subarray(offset, offset + length), at);
+    } else {
+      const head = RING - at;
+      ring.set(audio.subarray(offset, offset + head), at);
+      ring.set(audio.subarray(offset + head, offset + length), 0);
     }
     t.pos = end;
   }
@@ -151,19 +165,21 @@ export class CallRecorder {
     const a = this.agentTrack.ring;
     const table = this.table;
     const size = table ? n : 2 * n;
-    const out = this.spare.length && this.spare[this.spare.length - 1].length === size ? this.spare.pop()! : Buffer.allocUnsafe(size);
-    let j = this.flushed % RING;
+    const out = this.alloc(size);
+    const j = this.flushed % RING;
+    // At most two runs that do not wrap around the rings.
+    const first = Math.min(n, RING - j);
     if (table) {
-      for (let i = 0; i < n; i++) {
-        out[i] = table[(c[j] << 8) | a[j]];
-        if (++j === RING) j = 0;
-      }
+      for (let i = 0, k = j; i < first; i++, k++) out[i] = table[(c[k] << 8) | a[k]];
+      for (let i = first, k = 0; i < n; i++, k++) out[i] = table[(c[k] << 8) | a[k]];
+    } else if ((j | n | out.byteOffset) % 4 === 0) {
+      // Whole frames (the usual case): four sample pairs per step, as two 32-bit stores (little-endian: the caller's byte first, the left channel).
+      const o = new Uint32Array(out.buffer, out.byteOffset, n >> 1);
+      interleave(this.callerTrack.quads, this.agentTrack.quads, j >> 2, o, 0, first >> 2);
+      interleave(this.callerTrack.quads, this.agentTrack.quads, 0, o, first >> 1, (n - first) >> 2);
     } else {
-      for (let i = 0, o = 0; i < n; i++, o += 2) {
-        out[o] = c[j];
-        out[o + 1] = a[j];
-        if (++j === RING) j = 0;
-      }
+      for (let i = 0, k = j; i < first; i++, k++) (out[2 * i] = c[k]), (out[2 * i + 1] = a[k]);
+      for (let i = first, k = 0; i < n; i++, k++) (out[2 * i] = c[k]), (out[2 * i + 1] = a[k]);
     }
     const from = this.flushed % RING;
     const to = from + n;
@@ -172,7 +188,6 @@ export class CallRecorder {
       if (to > RING) ring.fill(ULAW_SILENCE, 0, to - RING);
     }
     this.flushed = upTo;
-    // Only whole-second chunks come back for reuse (the odd sizes are the first and the last); a few at most.
-    this.sink(out, size === (table ? CHUNK : 2 * CHUNK) ? () => void (this.spare.length < 4 && this.spare.push(out)) : noop);
+    this.sink(out);
   }
 }

@@ -13,7 +13,7 @@ import type { ControlPlane } from '../store/index.js';
 import { reportInternalError } from '../guard.js';
 import { log } from '../log.js';
 import { CallRecorder, type RecordingChannels } from './recorder.js';
-import { RecordingFile } from './file.js';
+import { RecordingFile, RecordingWriter } from './file.js';
 import { RecordingRows } from './rows.js';
 import { checkKey, LocalStorage, S3Storage, type RecordingStorage } from './storage.js';
 
@@ -31,6 +31,8 @@ export class Recordings implements Component {
   readonly local: LocalStorage;
   readonly storage: RecordingStorage;
   private readonly finishing = new Set<Promise<void>>();
+  /** The thread that writes this node's recording files. */
+  readonly writer = new RecordingWriter();
 
   /** The node's recordings for this control plane (one S3 client, one set of in-flight uploads). */
   static for(cp: ControlPlane, config: Pick<Config, 'dataDir' | 'recordingsS3'>): Recordings {
@@ -62,8 +64,8 @@ export class Recordings implements Component {
     } catch (err) {
       return reportInternalError('call', err);
     }
-    const file = new RecordingFile(this.local.path(key), channels === 'dual' ? 2 : 1);
-    const recorder = new CallRecorder(channels, (chunk, release) => file.append(chunk, release));
+    const file = new RecordingFile(this.writer, this.local.path(key), channels === 'dual' ? 2 : 1);
+    const recorder = new CallRecorder(channels, (chunk) => file.append(chunk), (bytes) => this.writer.alloc(bytes));
     s.record(recorder);
     const begun = this.rows.begin({ callId: s.callId, tenantId, storage: this.local.kind, key, channels }).catch((err) => {
       reportInternalError('store', err, { callId: s.callId });
@@ -95,6 +97,7 @@ export class Recordings implements Component {
 
   async close(): Promise<void> {
     await this.settled();
+    await this.writer.stop();
     if (this.storage instanceof S3Storage) this.storage.client.destroy();
   }
 }

@@ -143,4 +143,49 @@ describe('CallRecorder', () => {
     expect(lefts.slice(0, 80).every((v) => v === 0x11)).toBe(true);
     expect(lefts.slice(80).every((v) => v === 0x22)).toBe(true);
   });
+
+  it('interleaves the same whichever path the chunk takes (whole frames four pairs at a time, odd lengths pair by pair, across the ring\'s end)', () => {
+    // Ticking with 20 ms frames: whole-second chunks (the 32-bit path). A caller far ahead with 161-sample frames and no
+    // clock: chunks forced out at odd lengths and offsets (the pair-by-pair path), wrapping around the ring.
+    for (const [len, ticking] of [[160, true], [161, false]] as const) {
+      const { r, out } = run('dual');
+      let n = 0;
+      const sent: number[] = [];
+      for (let slot = 0; slot < 400; slot++) {
+        const f = new Uint8Array(len).map(() => (n++ * 7) & 0x7f);
+        sent.push(...f);
+        r.caller(f);
+        if (ticking) {
+          r.agent(new Uint8Array(len).map((_, i) => 0x80 | ((slot + i) & 0x7f)));
+          r.tick();
+        }
+      }
+      r.close();
+      const d = out();
+      expect(d.length).toBe(2 * Math.ceil(sent.length / 160) * 160);
+      const left = d.filter((_, i) => i % 2 === 0);
+      expect(Buffer.compare(left.subarray(0, sent.length), Buffer.from(sent))).toBe(0);
+      const right = d.filter((_, i) => i % 2 === 1);
+      if (ticking) expect([...right.subarray(0, len)]).toEqual(Array.from({ length: len }, (_, i) => 0x80 | (i & 0x7f)));
+      else expect(right.every((v) => v === 0xff)).toBe(true);
+    }
+  });
+
+  it('fills chunks from the given allocator (the file writer\'s pool)', () => {
+    const sizes: number[] = [];
+    const chunks: Buffer[] = [];
+    const r = new CallRecorder('dual', (c) => chunks.push(c), (bytes) => {
+      sizes.push(bytes);
+      // Data at an offset inside a larger buffer, as the writer's pool gives it.
+      return Buffer.from(new ArrayBuffer(60 + bytes), 60, bytes);
+    });
+    for (let slot = 0; slot < 200; slot++) {
+      r.caller(frame(0x21));
+      r.tick();
+    }
+    r.close();
+    expect(sizes.length).toBe(chunks.length);
+    expect(chunks.every((c) => c.byteOffset === 60)).toBe(true);
+    expect(Buffer.concat(chunks).subarray(0, 4)).toEqual(Buffer.from([0x21, 0xff, 0x21, 0xff]));
+  });
 });
