@@ -157,8 +157,8 @@ export function alignColumns(rows: string[][]): string {
 }
 
 /** One run: our server, the naive one, and the ratio where it means something. */
-export function formatRunTable(title: string, rows: Row[]): string {
-  const out = [['', 'aybiza', 'naive', 'aybiza/naive']];
+export function formatRunTable(title: string, rows: Row[], columns: [string, string] = ['aybiza', 'naive']): string {
+  const out = [['', columns[0], columns[1], `${columns[0]}/${columns[1]}`]];
   for (const r of rows) {
     const ours = num(r.ours, r.digits) + (r.seconds !== undefined ? ` (${num(r.seconds, 2)} s)` : '');
     out.push([r.label, ours, num(r.naive, r.digits), r.ratio ? formatRange(rangeOf([ratioOf(r)]), 2, '×') : '']);
@@ -210,9 +210,9 @@ export function spreadOf(runs: Row[][]): RowSpread[] {
   });
 }
 
-export function formatSpreadTable(title: string, runs: Row[][]): string {
+export function formatSpreadTable(title: string, runs: Row[][], columns: [string, string] = ['aybiza', 'naive']): string {
   const digits = new Map(runs.flat().map((r) => [r.label, r.digits]));
-  const out = [['', 'aybiza', 'naive', 'aybiza/naive']];
+  const out = [['', columns[0], columns[1], `${columns[0]}/${columns[1]}`]];
   for (const s of spreadOf(runs)) {
     const d = digits.get(s.label) ?? 2;
     const ours = formatRange(s.ours, d) + (s.seconds ? ` (${formatRange(s.seconds, 2)} s)` : '');

@@ -1,4 +1,4 @@
-// `npm run load -- --calls N --seconds S [--runs R] [--baseline off] [--profile]
+// `npm run load -- --calls N --seconds S [--runs R] [--baseline off|unrecorded] [--profile]
 //                 [--stt MODEL] [--record dual|mixed] [--workers N] [--url URL --public-url URL --to NUMBER]`
 // N concurrent simulated Twilio calls with a speech/silence pattern. Without
 // --url it starts the provider emulators (at lower CPU priority) and the
@@ -18,6 +18,12 @@
 // with more than one, the calls per worker with every call up are printed.
 // --record dual|mixed: the demo agent records every call (src/recordings),
 // to compare the server's CPU per call-second with recording on and off.
+// --baseline unrecorded (with --record): instead of the naive server, a
+// second copy of our server (own emulators) without recording, driven at the
+// same time by the same number of callers with the measured windows aligned:
+// both see the same machine, so the ratio does not carry the run-to-run
+// drift of the machine (±10 % between runs here). LOAD_AA=1 leaves the
+// recording off on both (an A/A check of this mode's fairness).
 // stdout: the whole report as JSON (every run, both servers).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -250,7 +256,7 @@ async function configureAgent(url: string, change: Record<string, unknown>): Pro
 }
 
 /** One measurement of our server: emulators + server as processes (unless --url), the callers, /metrics, stored turns. */
-async function measureOurs(o: Options): Promise<OurReport> {
+async function measureOurs(o: Options, windowStart?: () => Promise<void>): Promise<OurReport> {
   const children: ChildProcess[] = [];
   try {
     const p = o.url ? null : await startOurs(o, children);
@@ -259,6 +265,7 @@ async function measureOurs(o: Options): Promise<OurReport> {
     const pid = p?.pid ?? 0;
     let before = '';
     const { callers, figures } = await driveCallers({ url, publicUrl, pid, to: o.to, token: o.token }, o.calls, o.seconds, async () => {
+      await windowStart?.();
       before = await metricsText(url);
     });
     const metrics = await metricsText(url);
@@ -346,6 +353,24 @@ function turnFigures(all: TurnRow[], emulated: Emulated): Record<string, unknown
   };
 }
 
+/** Resolves for everyone once `n` have arrived (the measured windows of concurrent measurements start together). */
+function barrier(n: number, timeoutMs: number): () => Promise<void> {
+  let arrived = 0;
+  let release!: () => void;
+  const all = new Promise<void>((r) => (release = r));
+  return () => {
+    if (++arrived === n) release();
+    return Promise.race([all, new Promise<void>((_, reject) => setTimeout(() => reject(new Error('load: the other measurement never reached its window')), timeoutMs).unref())]);
+  };
+}
+
+/** Our server recording every call and a copy without recording, measured at the same time (--baseline unrecorded). */
+async function measureRecordedPair(o: Options): Promise<{ ours: OurReport; plain: OurReport }> {
+  const sync = barrier(2, 180_000);
+  const [ours, plain] = await Promise.all([measureOurs(process.env.LOAD_AA === '1' ? { ...o, record: '' } : o, sync), measureOurs({ ...o, record: '' }, sync)]);
+  return { ours, plain };
+}
+
 type NaiveReport = CallerFigures & { framesSentByServer: number; framesReceivedByCallers: number; droppedFrames: number };
 
 /** One measurement of the naive baseline (bench/naive/) as its own process, same callers, ramp, seconds and CPU accounting. */
@@ -390,7 +415,7 @@ export async function run(argv: string[]): Promise<void> {
   const a = parseArgs(argv, ['profile']);
   setLogSink((line) => process.stderr.write(line + '\n'));
   const baseline = a.baseline === undefined ? 'on' : String(a.baseline);
-  if (baseline !== 'on' && baseline !== 'off') throw new Error('--baseline must be on or off');
+  if (baseline !== 'on' && baseline !== 'off' && baseline !== 'unrecorded') throw new Error('--baseline must be on, off or unrecorded');
   const url = a.url ? String(a.url) : '';
   const emulator = emulatorSettings(process.env);
   const o: Options = {
@@ -406,14 +431,24 @@ export async function run(argv: string[]): Promise<void> {
     record: recordArg(a.record),
     emulated: { sttFinalMs: emulator.sttFinalDelayMs, llmTtftMs: emulator.llmTtftMs, ttsTtfbMs: emulator.ttsFirstByteMs },
   };
+  if (baseline === 'unrecorded' && (!o.record || url)) throw new Error('--baseline unrecorded needs --record and no --url (it starts both servers)');
   if (!url) process.stderr.write(`load: ${describeEmulatorSettings(emulator)}\n`);
   const runs = numberArg(a.runs, 'runs', 1, 1, 100);
   checkFileLimit(o.calls);
-  const results: { ours: OurReport; naive: NaiveReport | null }[] = [];
+  const results: { ours: OurReport; naive: NaiveReport | null; unrecorded?: OurReport }[] = [];
+  const columns: [string, string] = baseline === 'unrecorded' ? ['recording', 'unrecorded'] : ['aybiza', 'naive'];
   const tables: Row[][] = [];
   // With --url the emulators (if any) are not ours: their profile is unknown here.
   const profileLabel = (url ? 'emulator profile: not started by load (--url)' : `emulator profile ${emulator.profile}`) + (o.stt ? `, stt ${o.stt}` : '') + (o.record ? `, recording ${o.record}` : '');
   for (let i = 1; i <= runs; i++) {
+    if (baseline === 'unrecorded') {
+      const { ours, plain } = await measureRecordedPair(o);
+      results.push({ ours, naive: null, unrecorded: plain });
+      const rows = comparisonRows(ourFigures(ours), ourFigures(plain));
+      tables.push(rows);
+      process.stderr.write('\n' + formatRunTable(`load run ${i}/${runs}: ${o.calls} calls on each server at the same time, ${o.seconds} s, ramp ${ours.rampMs} ms, ${profileLabel} (left) and none (right)`, rows, columns) + '\n');
+      continue;
+    }
     // Alternated (ours first in odd runs, the baseline first in even ones) so
     // neither side always gets the machine as the other one left it.
     const naiveFirst = baseline === 'on' && i % 2 === 0;
@@ -425,7 +460,7 @@ export async function run(argv: string[]): Promise<void> {
     tables.push(rows);
     process.stderr.write('\n' + formatRunTable(`load run ${i}/${runs}: ${o.calls} calls, ${o.seconds} s, ramp ${ours.rampMs} ms, ${profileLabel}`, rows) + '\n');
   }
-  if (runs > 1) process.stderr.write(formatSpreadTable(`load: spread over ${runs} runs (min–max), ${profileLabel}`, tables) + '\n');
+  if (runs > 1) process.stderr.write(formatSpreadTable(`load: spread over ${runs} runs (min–max), ${profileLabel}`, tables, columns) + '\n');
   const report = {
     calls: o.calls, seconds: o.seconds, baseline, stt: o.stt || null, record: o.record || null, workers: o.workers,
     // The emulators' profile and values (null with --url: not started here).

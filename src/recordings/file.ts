@@ -1,10 +1,10 @@
 // Recording files, written while calls go on by one writer thread per node
 // (per worker isolate). The frame path only hands a finished second of audio
-// over: the recorder fills a pooled buffer that has room for the WAV header
-// in front, the header is put there, and the buffer is *transferred* (not
-// copied) to the thread in one message per BATCH_MS for every file that had
-// a chunk. The thread appends the data and rewrites the header with plain
-// synchronous writes, then transfers the buffers back to the pool. Measured
+// over: the recorder fills a slot of shared memory that has room for the WAV
+// header in front, the header is put there, and the slot's number goes to
+// the thread in one message per BATCH_MS for every file that had a chunk.
+// The thread appends the data and rewrites the header with plain
+// synchronous writes, then hands the slots back. Measured
 // at 400 recorded calls (bench notes in the README), the libuv thread pool's
 // two asynchronous writes per chunk and a copying message each cost several
 // times the CPU of this (wake-ups, promises, and per-chunk garbage on both
@@ -31,13 +31,27 @@ const BATCH_MS = 100;
  */
 const HEADER_AT = 2;
 const DATA_AT = HEADER_AT + ULAW_WAV_HEADER_BYTES;
-/** Pooled buffers kept per size (more come back only after a burst). */
-const POOL_MAX = 256;
+/**
+ * Chunk slots live in shared memory (arenas of ARENA_SLOTS slots, added as
+ * needed and shared with the thread once): the recorder writes a chunk into
+ * a slot, and the message that hands it over carries only numbers — no
+ * copy, no transfer (detaching and re-wrapping a buffer per chunk cost as
+ * much as the writes). A chunk larger than a slot (a side far ahead forcing
+ * out more than a second, rare) travels as its own transferred buffer.
+ */
+/** One second of dual audio (the recorder's chunk). */
+const SLOT_DATA = 2 * 8000;
+const SLOT_BYTES = DATA_AT + SLOT_DATA;
+const ARENA_SLOTS = 256;
 
 type Op =
   | { t: 'open'; id: number; file: string; header: Uint8Array }
-  /** `buf` holds the header at HEADER_AT and `len` data bytes at DATA_AT, for file offset `at`. */
-  | { t: 'data'; id: number; at: number; size: number; buf: ArrayBuffer; len: number }
+  | { t: 'arena'; index: number; sab: SharedArrayBuffer }
+  /**
+   * Slot `slot` (or `buf`, transferred) holds the header at HEADER_AT and
+   * `len` data bytes at DATA_AT (from the slot's start), for file offset `at`.
+   */
+  | { t: 'data'; id: number; at: number; size: number; slot: number; buf: ArrayBuffer | null; len: number }
   | { t: 'close'; id: number };
 
 /** What the thread reports back per file after a batch: data bytes on disk with a header counting them, an error, closed. */
@@ -54,26 +68,37 @@ const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const path = require('node:path');
 const files = new Map();
-const HEADER_AT = ${HEADER_AT}, DATA_AT = ${DATA_AT};
+const HEADER_AT = ${HEADER_AT}, DATA_AT = ${DATA_AT}, SLOT_BYTES = ${SLOT_BYTES}, ARENA_SLOTS = ${ARENA_SLOTS};
+const arenas = [];
 parentPort.on('message', (ops) => {
   const acks = new Map();
   const back = [];
+  const slots = [];
   const ack = (id) => { let a = acks.get(id); if (!a) acks.set(id, (a = { id })); return a; };
   for (const op of ops) {
     const f = files.get(op.id);
     try {
-      if (op.t === 'open') {
+      if (op.t === 'arena') {
+        arenas[op.index] = new Uint8Array(op.sab);
+      } else if (op.t === 'open') {
         fs.mkdirSync(path.dirname(op.file), { recursive: true });
         const fd = fs.openSync(op.file, 'w', 0o640);
         files.set(op.id, { fd, failed: false });
         fs.writeSync(fd, op.header, 0, op.header.length, 0);
       } else if (op.t === 'data') {
-        back.push(op.buf);
+        let u8, base = 0;
+        if (op.buf) {
+          back.push(op.buf);
+          u8 = new Uint8Array(op.buf);
+        } else {
+          slots.push(op.slot);
+          u8 = arenas[Math.floor(op.slot / ARENA_SLOTS)];
+          base = (op.slot % ARENA_SLOTS) * SLOT_BYTES;
+        }
         if (!f || f.failed) continue;
-        const u8 = new Uint8Array(op.buf);
-        fs.writeSync(f.fd, u8, DATA_AT, op.len, op.at);
+        fs.writeSync(f.fd, u8, base + DATA_AT, op.len, op.at);
         // The sizes move only once the data they count is in the file.
-        fs.writeSync(f.fd, u8, HEADER_AT, DATA_AT - HEADER_AT, 0);
+        fs.writeSync(f.fd, u8, base + HEADER_AT, DATA_AT - HEADER_AT, 0);
         ack(op.id).written = op.size;
       } else if (op.t === 'close') {
         files.delete(op.id);
@@ -86,7 +111,7 @@ parentPort.on('message', (ops) => {
       ack(op.id).error = String(err && err.message || err);
     }
   }
-  parentPort.postMessage({ acks: [...acks.values()], back }, back);
+  parentPort.postMessage({ acks: [...acks.values()], back, slots }, back);
 });
 `;
 
@@ -99,20 +124,34 @@ export class RecordingWriter {
   /** The buffers the batch transfers. */
   private transfer: ArrayBuffer[] = [];
   private scheduled = false;
-  /** Chunk buffers by data size, back from the thread. */
-  private readonly pool = new Map<number, ArrayBuffer[]>();
+  private readonly arenas: SharedArrayBuffer[] = [];
+  private readonly arenaIndex = new Map<SharedArrayBuffer, number>();
+  /** Slots not holding a chunk (numbered across arenas). */
+  private free: number[] = [];
 
-  /** A chunk buffer of `bytes` data bytes with room for the header in front (see HEADER_AT). */
+  /** A chunk buffer of `bytes` data bytes with room for the header in front (see HEADER_AT): a shared slot, or its own buffer when larger. */
   alloc(bytes: number): Buffer {
-    const ab = this.pool.get(bytes)?.pop() ?? new ArrayBuffer(DATA_AT + bytes);
-    return Buffer.from(ab, DATA_AT, bytes);
+    if (bytes > SLOT_DATA) return Buffer.from(new ArrayBuffer(DATA_AT + bytes), DATA_AT, bytes);
+    if (this.free.length === 0) this.addArena();
+    const slot = this.free.pop()!;
+    return Buffer.from(this.arenas[Math.floor(slot / ARENA_SLOTS)], (slot % ARENA_SLOTS) * SLOT_BYTES + DATA_AT, bytes);
   }
 
-  private recycle(ab: ArrayBuffer): void {
-    const bytes = ab.byteLength - DATA_AT;
-    let list = this.pool.get(bytes);
-    if (!list) this.pool.set(bytes, (list = []));
-    if (list.length < POOL_MAX) list.push(ab);
+  private addArena(): void {
+    const index = this.arenas.length;
+    const sab = new SharedArrayBuffer(ARENA_SLOTS * SLOT_BYTES);
+    this.arenas.push(sab);
+    this.arenaIndex.set(sab, index);
+    for (let k = ARENA_SLOTS - 1; k >= 0; k--) this.free.push(index * ARENA_SLOTS + k);
+    if (this.worker) this.send({ t: 'arena', index, sab });
+  }
+
+  /** The slot a chunk from `alloc` occupies; -1 for one with its own buffer. */
+  slotOf(chunk: Buffer): number {
+    const index = this.arenaIndex.get(chunk.buffer as SharedArrayBuffer);
+    if (index === undefined) return -1;
+    const at = chunk.byteOffset - DATA_AT;
+    return at % SLOT_BYTES === 0 ? index * ARENA_SLOTS + at / SLOT_BYTES : -1;
   }
 
   /** @internal */ open(file: RecordingFile, path: string, header: Uint8Array): number {
@@ -127,7 +166,7 @@ export class RecordingWriter {
 
   /** @internal */ send(op: Op): void {
     this.batch.push(op);
-    if (op.t === 'data') this.transfer.push(op.buf);
+    if (op.t === 'data' && op.buf) this.transfer.push(op.buf);
     if (this.scheduled) return;
     this.scheduled = true;
     // One message per BATCH_MS for every file that had something: the thread wakes ten times a second, not per chunk.
@@ -150,9 +189,13 @@ export class RecordingWriter {
   private start(): void {
     const w = new Worker(THREAD, { eval: true, stdout: false, stderr: false });
     this.worker = w;
-    w.on('message', (m: { acks: Ack[]; back: ArrayBuffer[] }) => {
+    // A new thread (the first, or after one died) gets every arena first; slots the old one held are free again.
+    this.batch.unshift(...this.arenas.map((sab, index) => ({ t: 'arena' as const, index, sab })));
+    const pending = new Set(this.batch.map((op) => (op.t === 'data' ? op.slot : -1)));
+    this.free = this.arenas.flatMap((_, index) => Array.from({ length: ARENA_SLOTS }, (_, k) => index * ARENA_SLOTS + k)).filter((k) => !pending.has(k));
+    w.on('message', (m: { acks: Ack[]; slots: number[] }) => {
       try {
-        for (const ab of m.back) this.recycle(ab);
+        for (const slot of m.slots) this.free.push(slot);
         for (const a of m.acks) this.files.get(a.id)?.acked(a);
       } catch (err) {
         reportInternalError('call', err);
@@ -211,14 +254,18 @@ export class RecordingFile {
       return;
     }
     let own = chunk;
-    if (own.byteOffset !== DATA_AT || own.buffer.byteLength !== DATA_AT + own.length) {
+    let slot = this.writer.slotOf(own);
+    // Not from alloc (or a view into a larger buffer): copied into a buffer of ours.
+    if (slot < 0 && (own.byteOffset !== DATA_AT || own.buffer.byteLength !== DATA_AT + own.length || own.buffer instanceof SharedArrayBuffer)) {
       own = this.writer.alloc(chunk.length);
       own.set(chunk);
+      slot = this.writer.slotOf(own);
     }
     const at = ULAW_WAV_HEADER_BYTES + this.queued;
     this.queued += chunk.length;
-    ulawWavHeaderInto(Buffer.from(own.buffer, HEADER_AT, ULAW_WAV_HEADER_BYTES), this.channels, this.queued);
-    this.writer.send({ t: 'data', id: this.id, at, size: this.queued, buf: own.buffer as ArrayBuffer, len: own.length });
+    // The header goes in front of the data, in the same slot or buffer.
+    ulawWavHeaderInto(Buffer.from(own.buffer, own.byteOffset - DATA_AT + HEADER_AT, ULAW_WAV_HEADER_BYTES), this.channels, this.queued);
+    this.writer.send({ t: 'data', id: this.id, at, size: this.queued, slot, buf: slot < 0 ? (own.buffer as ArrayBuffer) : null, len: own.length });
   }
 
   /** @internal */ acked(a: Ack): void {

@@ -2,7 +2,9 @@
 // frames as the session receives them (after SIP's jitter buffer; Twilio's
 // decoded frames in order) and the agent's frames as the playout clock sends
 // them (what a barge-in cut was never sent, so it is not here). The per-frame
-// work is a copy of the frame into a small ring per side; every second of
+// work is a copy of the caller's frame into its ring, and for the agent's a
+// reference to the frame in the playout's queue (those buffers are the
+// playout's own copies, never written again: no copy, no view); every second of
 // finished timeline leaves as one chunk (interleaved for dual, summed for
 // mixed) to the file writer, off the frame path.
 //
@@ -27,6 +29,7 @@ const RING = 128 * FRAME;
 const CHUNK = 50 * FRAME;
 const CALLER_JITTER = 25 * FRAME;
 const MAX_JUMP = 250 * FRAME;
+const SLOTS = RING / FRAME;
 
 class Track {
   readonly ring = new Uint8Array(RING).fill(ULAW_SILENCE);
@@ -34,6 +37,15 @@ class Track {
   readonly quads = new Uint32Array(this.ring.buffer);
   /** Timeline position (samples) where this side's next sample goes. */
   pos = 0;
+}
+
+/** As interleave, the agent's samples read four bytes at a time from a frame at any offset. */
+function interleaveFrom(c: Uint32Array, q: number, ref: Uint8Array, r: number, out: Uint32Array, o: number, count: number): void {
+  for (let i = 0; i < count; i++, q++, r += 4, o += 2) {
+    const x = c[q];
+    out[o] = (x & 0xff) | (ref[r] << 8) | ((x & 0xff00) << 8) | (ref[r + 1] << 24);
+    out[o + 1] = ((x >>> 16) & 0xff) | (ref[r + 2] << 8) | ((x >>> 8) & 0xff0000) | (ref[r + 3] << 24);
+  }
 }
 
 let mixTable: Uint8Array | null = null;
@@ -62,6 +74,15 @@ function interleave(c: Uint32Array, a: Uint32Array, q: number, out: Uint32Array,
 export class CallRecorder {
   private readonly callerTrack = new Track();
   private readonly agentTrack = new Track();
+  /**
+   * The agent's whole frames by ring slot, held by reference (see the top):
+   * the frame at `agentRefs[k]` from `agentOffs[k]`; null where the agent's
+   * ring holds the slot's bytes (silence, or audio that came in other sizes).
+   * A side's position only moves forward, so no later write lands in a slot
+   * already held by reference.
+   */
+  private readonly agentRefs: (Uint8Array | null)[] = new Array(SLOTS).fill(null);
+  private readonly agentOffs = new Int32Array(SLOTS);
   /** Start of the current 20 ms slot (samples). */
   private now = 0;
   /** The clock's slot at the first tick (the recording's time zero). */
@@ -107,10 +128,19 @@ export class CallRecorder {
     if (this.slot0 >= 0) this.slot0 -= frames;
   }
 
-  /** One frame of the agent's audio as it went out to the caller. */
+  /** One frame of the agent's audio as it went out to the caller (held by reference: the bytes must not change afterwards). */
   agent(audio: Uint8Array, offset = 0, length = audio.length - offset): void {
     const t = this.agentTrack;
     if (t.pos < this.now) t.pos = this.now;
+    if (length === FRAME && t.pos % FRAME === 0 && t.pos >= this.flushed && !this.closed) {
+      const end = t.pos + FRAME;
+      if (end - this.flushed > RING) this.flush(end - RING);
+      const k = (t.pos % RING) / FRAME;
+      this.agentRefs[k] = audio;
+      this.agentOffs[k] = offset;
+      t.pos = end;
+      return;
+    }
     this.put(t, audio, offset, length);
   }
 
@@ -166,20 +196,31 @@ export class CallRecorder {
     const table = this.table;
     const size = table ? n : 2 * n;
     const out = this.alloc(size);
-    const j = this.flushed % RING;
-    // At most two runs that do not wrap around the rings.
-    const first = Math.min(n, RING - j);
-    if (table) {
-      for (let i = 0, k = j; i < first; i++, k++) out[i] = table[(c[k] << 8) | a[k]];
-      for (let i = first, k = 0; i < n; i++, k++) out[i] = table[(c[k] << 8) | a[k]];
-    } else if ((j | n | out.byteOffset) % 4 === 0) {
-      // Whole frames (the usual case): four sample pairs per step, as two 32-bit stores (little-endian: the caller's byte first, the left channel).
-      const o = new Uint32Array(out.buffer, out.byteOffset, n >> 1);
-      interleave(this.callerTrack.quads, this.agentTrack.quads, j >> 2, o, 0, first >> 2);
-      interleave(this.callerTrack.quads, this.agentTrack.quads, 0, o, first >> 1, (n - first) >> 2);
-    } else {
-      for (let i = 0, k = j; i < first; i++, k++) (out[2 * i] = c[k]), (out[2 * i + 1] = a[k]);
-      for (let i = first, k = 0; i < n; i++, k++) (out[2 * i] = c[k]), (out[2 * i + 1] = a[k]);
+    const refs = this.agentRefs;
+    const quads = (this.table === null && out.byteOffset % 4 === 0) ? new Uint32Array(out.buffer, out.byteOffset, n >> 1) : null;
+    // Frame by frame (a frame never wraps around the ring: RING is whole frames).
+    for (let p = this.flushed; p < upTo; ) {
+      const j = p % RING;
+      const k = (j / FRAME) | 0;
+      const len = Math.min(upTo - p, FRAME - (j % FRAME));
+      const i = p - this.flushed;
+      const ref = refs[k];
+      if (ref) {
+        const r = this.agentOffs[k] + (j % FRAME);
+        if (table) for (let x = 0; x < len; x++) out[i + x] = table[(c[j + x] << 8) | ref[r + x]];
+        else if (quads && ((j | len | i) & 3) === 0) interleaveFrom(this.callerTrack.quads, j >> 2, ref, r, quads, i >> 1, len >> 2);
+        else for (let x = 0, o = 2 * i; x < len; x++, o += 2) (out[o] = c[j + x]), (out[o + 1] = ref[r + x]);
+        // A frame split by a forced chunk keeps its reference for the rest.
+        if ((j % FRAME) + len === FRAME) refs[k] = null;
+      } else if (table) {
+        for (let x = 0; x < len; x++) out[i + x] = table[(c[j + x] << 8) | a[j + x]];
+      } else if (quads && ((j | len | i) & 3) === 0) {
+        // Four sample pairs per step, as two 32-bit stores (little-endian: the caller's byte first, the left channel).
+        interleave(this.callerTrack.quads, this.agentTrack.quads, j >> 2, quads, i >> 1, len >> 2);
+      } else {
+        for (let x = 0, o = 2 * i; x < len; x++, o += 2) (out[o] = c[j + x]), (out[o + 1] = a[j + x]);
+      }
+      p += len;
     }
     const from = this.flushed % RING;
     const to = from + n;

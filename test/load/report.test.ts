@@ -92,4 +92,14 @@ describe('load report', () => {
     expect(text).toMatch(/pauses tts_audio \(count, total\)\s+0 \(0\.00–1\.50 s\)\s+—\n/);
     expect(formatRange(rangeOf([NaN]), 2)).toBe('n/a');
   });
+
+  it('labels the columns of a same-run A/B (recording against unrecorded) and their ratio', () => {
+    const ours: OurFigures = { ...side(0.00107, 24), playout: playoutCounters('', ''), flushLimitWarnings: 0, e2eMedianMs: 850 };
+    const plain: OurFigures = { ...side(0.001, 24), playout: playoutCounters('', ''), flushLimitWarnings: 0, e2eMedianMs: 850 };
+    const rows = comparisonRows(ours, plain);
+    const text = formatRunTable('ab', rows, ['recording', 'unrecorded']);
+    expect(text.split('\n')[1]).toMatch(/^\s+recording\s+unrecorded\s+recording\/unrecorded$/);
+    expect(text).toMatch(/CPU ms per call-second\s+1\.070\s+1\.000\s+1\.07×/);
+    expect(formatSpreadTable('ab', [rows, rows], ['recording', 'unrecorded']).split('\n')[1]).toContain('recording/unrecorded');
+  });
 });

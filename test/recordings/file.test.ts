@@ -19,11 +19,12 @@ function chunkOf(writer: RecordingWriter, bytes: number, value: number): Buffer 
 }
 
 describe('RecordingWriter', () => {
-  it('appends chunks in order, header sizes counting them, and gives the buffers back for reuse', async () => {
+  it('appends chunks in order, header sizes counting them, and gets the shared slots back for reuse', async () => {
     const writer = new RecordingWriter();
     const file = new RecordingFile(writer, path.join(dir, 'a', 'one.wav'), 2);
     const first = chunkOf(writer, 16_000, 0x11);
-    const firstBuffer = first.buffer;
+    const firstSlot = writer.slotOf(first);
+    expect(firstSlot).toBeGreaterThanOrEqual(0);
     file.append(first);
     // A chunk from elsewhere (a view into a larger buffer) is copied into a pooled one.
     file.append(Buffer.from(new Uint8Array(20_000).fill(0x22).buffer, 4_000, 16_000));
@@ -41,10 +42,24 @@ describe('RecordingWriter', () => {
     expect(file.written).toBe(32_320);
     expect(file.bytes).toBe(d.length);
     expect(writer.openFiles).toBe(0);
-    // The first chunk's memory came back from the thread and is handed out again.
-    expect(firstBuffer.byteLength).toBe(0);
-    const again = writer.alloc(16_000);
-    expect(again.buffer.byteLength).toBe(ULAW_WAV_HEADER_BYTES + 2 + 16_000);
+    // The first chunk's slot came back from the thread and is handed out again.
+    const again = Array.from({ length: 300 }, () => writer.slotOf(writer.alloc(16_000)));
+    expect(again).toContain(firstSlot);
+    // Larger than a slot: a buffer of its own.
+    expect(writer.slotOf(writer.alloc(40_000))).toBe(-1);
+    await writer.stop();
+  });
+
+  it('writes a chunk larger than a slot from its own buffer', async () => {
+    const writer = new RecordingWriter();
+    const file = new RecordingFile(writer, path.join(dir, 'big.wav'), 2);
+    file.append(chunkOf(writer, 8_000, 0x01));
+    file.append(chunkOf(writer, 40_000, 0x02));
+    file.append(chunkOf(writer, 8_000, 0x03));
+    await file.close();
+    const d = fs.readFileSync(file.file);
+    expect(d.readUInt32LE(ULAW_WAV_HEADER_BYTES - 4)).toBe(56_000);
+    expect([d[ULAW_WAV_HEADER_BYTES], d[ULAW_WAV_HEADER_BYTES + 8_000], d[ULAW_WAV_HEADER_BYTES + 47_999], d[ULAW_WAV_HEADER_BYTES + 48_000]]).toEqual([1, 2, 2, 3]);
     await writer.stop();
   });
 

@@ -94,7 +94,7 @@ describe('CallRecorder', () => {
 
   it('writes finished timeline in 1 s chunks while the call goes on (nothing waits for the end)', () => {
     const { r, chunks } = run('dual');
-    for (let slot = 0; slot < 300; slot++) {
+    for (let slot = 0; slot < 600; slot++) {
       r.caller(frame(1));
       r.tick();
     }
@@ -131,8 +131,8 @@ describe('CallRecorder', () => {
       r.caller(frame(0x22));
       r.tick(slot);
     }
-    // At least a second per chunk while the call runs (a full ring used to force out one 20 ms frame at a time).
-    expect(chunks.length).toBeGreaterThan(5);
+    // A whole chunk each while the call runs (a full ring used to force out one 20 ms frame at a time).
+    expect(chunks.length).toBeGreaterThan(2);
     expect(chunks.every((c) => c.length >= 2 * 50 * 160)).toBe(true);
     r.close();
     const d = out();
