@@ -1,4 +1,4 @@
-// `npm run load -- --calls N --seconds S [--runs R] [--baseline off|unrecorded] [--profile]
+// `npm run load -- --calls N --seconds S [--runs R] [--baseline off|beside|unrecorded] [--profile]
 //                 [--stt MODEL] [--record dual|mixed] [--workers N] [--url URL --public-url URL --to NUMBER]`
 // N concurrent simulated Twilio calls with a speech/silence pattern. Without
 // --url it starts the provider emulators (at lower CPU priority) and the
@@ -6,7 +6,9 @@
 // calls). Unless --baseline off, each run also measures the naive Media
 // Streams server of bench/naive/ as its own process, driven by the same
 // callers with the same ramp, seconds and CPU accounting (the two alternate
-// which goes first). Each run prints (stderr) a side-by-side table: CPU per
+// which goes first; with --baseline beside both are driven at the same time,
+// the measured windows aligned, so the ratio does not carry the machine's
+// drift between runs). Each run prints (stderr) a side-by-side table: CPU per
 // call-second and the ratio, calls per core, the callers' gap p50/p99/max
 // inside spoken segments, late and dropped frames, and for ours the server's
 // late frames by stall, its pauses by reason and the TTS flush-limit
@@ -374,13 +376,13 @@ async function measureRecordedPair(o: Options): Promise<{ ours: OurReport; plain
 type NaiveReport = CallerFigures & { framesSentByServer: number; framesReceivedByCallers: number; droppedFrames: number };
 
 /** One measurement of the naive baseline (bench/naive/) as its own process, same callers, ramp, seconds and CPU accounting. */
-async function measureNaive(o: Options): Promise<NaiveReport> {
+async function measureNaive(o: Options, windowStart?: () => Promise<void>): Promise<NaiveReport> {
   const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, NAIVE], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const { naiveUrl } = await firstJsonLine(child, (x) => typeof x.naiveUrl === 'string', 'naive server');
     const url = String(naiveUrl);
     const target: Target = { url, publicUrl: url, pid: child.pid!, to: o.to, token: o.token };
-    const { callers, figures } = await driveCallers(target, o.calls, o.seconds);
+    const { callers, figures } = await driveCallers(target, o.calls, o.seconds, windowStart);
     const received = await hangupAll(callers);
     await new Promise((r) => setTimeout(r, 1500));
     const { framesSent } = (await (await fetch(`${url}/stats`)).json()) as { framesSent: number };
@@ -415,7 +417,7 @@ export async function run(argv: string[]): Promise<void> {
   const a = parseArgs(argv, ['profile']);
   setLogSink((line) => process.stderr.write(line + '\n'));
   const baseline = a.baseline === undefined ? 'on' : String(a.baseline);
-  if (baseline !== 'on' && baseline !== 'off' && baseline !== 'unrecorded') throw new Error('--baseline must be on, off or unrecorded');
+  if (!['on', 'off', 'beside', 'unrecorded'].includes(baseline)) throw new Error('--baseline must be on, off, beside or unrecorded');
   const url = a.url ? String(a.url) : '';
   const emulator = emulatorSettings(process.env);
   const o: Options = {
@@ -449,12 +451,20 @@ export async function run(argv: string[]): Promise<void> {
       process.stderr.write('\n' + formatRunTable(`load run ${i}/${runs}: ${o.calls} calls on each server at the same time, ${o.seconds} s, ramp ${ours.rampMs} ms, ${profileLabel} (left) and none (right)`, rows, columns) + '\n');
       continue;
     }
-    // Alternated (ours first in odd runs, the baseline first in even ones) so
-    // neither side always gets the machine as the other one left it.
-    const naiveFirst = baseline === 'on' && i % 2 === 0;
-    const early = naiveFirst ? await measureNaive(o) : null;
-    const ours = await measureOurs(o);
-    const naive = baseline === 'on' ? (early ?? (await measureNaive(o))) : null;
+    let ours: OurReport;
+    let naive: NaiveReport | null = null;
+    if (baseline === 'beside') {
+      // Both at the same time, windows aligned: the ratio does not carry the machine's drift between runs.
+      const sync = barrier(2, 180_000);
+      [ours, naive] = await Promise.all([measureOurs(o, sync), measureNaive(o, sync)]);
+    } else {
+      // Alternated (ours first in odd runs, the baseline first in even ones) so
+      // neither side always gets the machine as the other one left it.
+      const naiveFirst = baseline === 'on' && i % 2 === 0;
+      const early = naiveFirst ? await measureNaive(o) : null;
+      ours = await measureOurs(o);
+      naive = baseline === 'on' ? (early ?? (await measureNaive(o))) : null;
+    }
     results.push({ ours, naive });
     const rows = comparisonRows(ourFigures(ours), naive as SideFigures | null);
     tables.push(rows);

@@ -2,6 +2,14 @@
 // remainder is carried to the next push. Pure JS on purpose: copying 160 bytes
 // costs less than one N-API crossing, so this stays on the JS side of the seam.
 
+/**
+ * Frames one push may complete at most (8192 frames of 20 ms: 2.7 min of
+ * audio). A larger chunk is refused whole: with a 1-byte frame, a 32 MiB
+ * chunk would have become 33 million arrays and exhausted the heap (found by
+ * the native fuzzer).
+ */
+export const MAX_FRAMES_PER_PUSH = 8192;
+
 export class Framer {
   readonly frameBytes: number;
   private readonly pending: Uint8Array;
@@ -23,6 +31,9 @@ export class Framer {
   push(chunk: Uint8Array): Uint8Array[] {
     if (!(chunk instanceof Uint8Array)) throw new TypeError('chunk must be a Uint8Array or Buffer');
     const size = this.frameBytes;
+    if (Math.floor((this.fill + chunk.length) / size) > MAX_FRAMES_PER_PUSH) {
+      throw new RangeError(`chunk of ${chunk.length} bytes refused: it would complete more than ${MAX_FRAMES_PER_PUSH} frames of ${size} bytes`);
+    }
     const frames: Uint8Array[] = [];
     let offset = 0;
     if (this.fill > 0) {

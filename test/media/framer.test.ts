@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Framer } from '../../src/media/framer.js';
+import { Framer, MAX_FRAMES_PER_PUSH } from '../../src/media/framer.js';
 
 const seq = (n: number, start = 0) => Uint8Array.from({ length: n }, (_, i) => (start + i) & 0xff);
 
@@ -88,5 +88,17 @@ describe('Framer', () => {
     const f = new Framer();
     expect(() => f.push('abc' as unknown as Uint8Array)).toThrow(TypeError);
     expect(() => f.push(new Int16Array(4) as unknown as Uint8Array)).toThrow(TypeError);
+  });
+
+  it('refuses a chunk that would complete more than MAX_FRAMES_PER_PUSH frames, whole, keeping what it held', () => {
+    const f = new Framer(1);
+    f.push(new Uint8Array(0));
+    expect(f.push(new Uint8Array(MAX_FRAMES_PER_PUSH)).length).toBe(MAX_FRAMES_PER_PUSH);
+    expect(() => f.push(new Uint8Array(2 * MAX_FRAMES_PER_PUSH))).toThrow(RangeError);
+    const g = new Framer(160);
+    g.push(new Uint8Array(100).fill(7));
+    expect(() => g.push(new Uint8Array(160 * (MAX_FRAMES_PER_PUSH + 2)))).toThrow(RangeError);
+    expect(g.buffered).toBe(100);
+    expect(g.push(new Uint8Array(60))[0][0]).toBe(7);
   });
 });
