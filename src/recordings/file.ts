@@ -4,11 +4,10 @@
 // header in front, the header is put there, and the slot's number goes to
 // the thread in one message per BATCH_MS for every file that had a chunk.
 // The thread appends the data and rewrites the header with plain
-// synchronous writes, then hands the slots back. Measured
-// at 400 recorded calls (bench notes in the README), the libuv thread pool's
-// two asynchronous writes per chunk and a copying message each cost several
-// times the CPU of this (wake-ups, promises, and per-chunk garbage on both
-// sides). A slow disk blocks the writer thread, never the pacing clock:
+// synchronous writes, then hands the slots back. In a micro-run of 400
+// recorders (not in bench/), the libuv thread pool's two asynchronous writes
+// per chunk cost about 14 ms of CPU a second against ~10 for this; the load
+// figures are in README → Benchmarks → Load → Recording. A slow disk blocks the writer thread, never the pacing clock:
 // chunks it has not written within MAX_BACKLOG_BYTES of a file are dropped
 // and counted instead of growing the heap.
 //
@@ -72,7 +71,6 @@ const HEADER_AT = ${HEADER_AT}, DATA_AT = ${DATA_AT}, SLOT_BYTES = ${SLOT_BYTES}
 const arenas = [];
 parentPort.on('message', (ops) => {
   const acks = new Map();
-  const back = [];
   const slots = [];
   const ack = (id) => { let a = acks.get(id); if (!a) acks.set(id, (a = { id })); return a; };
   for (const op of ops) {
@@ -88,7 +86,6 @@ parentPort.on('message', (ops) => {
       } else if (op.t === 'data') {
         let u8, base = 0;
         if (op.buf) {
-          back.push(op.buf);
           u8 = new Uint8Array(op.buf);
         } else {
           slots.push(op.slot);
@@ -111,7 +108,7 @@ parentPort.on('message', (ops) => {
       ack(op.id).error = String(err && err.message || err);
     }
   }
-  parentPort.postMessage({ acks: [...acks.values()], back, slots }, back);
+  parentPort.postMessage({ acks: [...acks.values()], slots });
 });
 `;
 
@@ -144,6 +141,12 @@ export class RecordingWriter {
     this.arenaIndex.set(sab, index);
     for (let k = ARENA_SLOTS - 1; k >= 0; k--) this.free.push(index * ARENA_SLOTS + k);
     if (this.worker) this.send({ t: 'arena', index, sab });
+  }
+
+  /** Gives a chunk's slot back without writing it (a dropped chunk must not keep its slot). */
+  release(chunk: Buffer): void {
+    const slot = this.slotOf(chunk);
+    if (slot >= 0) this.free.push(slot);
   }
 
   /** The slot a chunk from `alloc` occupies; -1 for one with its own buffer. */
@@ -248,10 +251,10 @@ export class RecordingFile {
 
   /** Queues the chunk and takes it: a buffer from `writer.alloc` travels as it is, anything else is copied into one. */
   append(chunk: Buffer): void {
-    if (this.error || this.closing) return;
+    if (this.error || this.closing) return this.writer.release(chunk);
     if (this.queued - this.written + chunk.length > MAX_BACKLOG_BYTES) {
       this.dropped++;
-      return;
+      return this.writer.release(chunk);
     }
     let own = chunk;
     let slot = this.writer.slotOf(own);

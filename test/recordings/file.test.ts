@@ -67,8 +67,15 @@ describe('RecordingWriter', () => {
     const writer = new RecordingWriter();
     const file = new RecordingFile(writer, path.join(dir, 'b.wav'), 2);
     // Nothing is written before the batch leaves: 40 s handed over at once exceed the 30 s bound.
-    for (let i = 0; i < 40; i++) file.append(chunkOf(writer, 16_000, i));
+    const slots = new Set<number>();
+    for (let i = 0; i < 40; i++) {
+      const c = chunkOf(writer, 16_000, i);
+      slots.add(writer.slotOf(c));
+      file.append(c);
+    }
     expect(file.dropped).toBe(10);
+    // A dropped chunk's slot is free again at once: the next alloc reuses it instead of growing the shared memory.
+    expect(slots.has(writer.slotOf(writer.alloc(16_000)))).toBe(true);
     await file.close();
     expect(fs.statSync(file.file).size).toBe(ULAW_WAV_HEADER_BYTES + 30 * 16_000);
     await writer.stop();
