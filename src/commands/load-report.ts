@@ -92,8 +92,25 @@ export interface SideFigures {
   voiceToVoiceMs: { count: number; p50: number };
 }
 
+/** Garbage collection in the window by kind (prom-client's nodejs_gc_duration_seconds): collections and their total time. */
+export type GcTime = Record<string, { count: number; seconds: number }>;
+
+/** The server's GC by kind between two scrapes (main threads; a WORKERS>1 server reports its workers' too). */
+export function gcTime(before: string, after: string): GcTime {
+  const d = (name: string) => {
+    const a = sumByLabel(after, name, 'kind');
+    const b = sumByLabel(before, name, 'kind');
+    return Object.fromEntries(Object.keys(a).map((k) => [k, a[k] - (b[k] ?? 0)]));
+  };
+  const count = d('nodejs_gc_duration_seconds_count');
+  const seconds = d('nodejs_gc_duration_seconds_sum');
+  return Object.fromEntries(Object.keys(count).map((k) => [k, { count: count[k], seconds: +(seconds[k] ?? 0).toFixed(4) }]));
+}
+
 /** Ours adds what only our server reports. */
 export interface OurFigures extends SideFigures {
+  /** Absent: not scraped (a server without prom-client's default metrics). */
+  gc?: GcTime;
   playout: PlayoutCounters;
   flushLimitWarnings: number;
   /** Median e2e of the run's stored turns (the server's measure: caller's speech end → first agent frame sent). */
@@ -132,6 +149,12 @@ export function comparisonRows(ours: OurFigures, naive: SideFigures | null): Row
     both("callers' event-loop delay p99 (ms)", (s) => s.callerEventLoopDelayMs.p99, 1),
     both("callers' event-loop delay max (ms)", (s) => s.callerEventLoopDelayMs.max, 1),
   ];
+  // GC time: on both sides when both are our server (--baseline unrecorded).
+  const otherGc = (naive as Partial<OurFigures> | null)?.gc;
+  for (const kind of ['minor', 'major', 'incremental']) {
+    if (!ours.gc?.[kind] && !otherGc?.[kind]) continue;
+    rows.push({ label: `server GC ${kind} (ms in window)`, ours: (ours.gc?.[kind]?.seconds ?? 0) * 1000, naive: otherGc ? (otherGc[kind]?.seconds ?? 0) * 1000 : undefined, ratio: otherGc !== undefined, digits: 0 });
+  }
   for (const [stall, n] of Object.entries(ours.playout.lateFrames)) rows.push({ label: `server late frames, stall ${stall}`, ours: n, digits: 0 });
   for (const [reason, p] of Object.entries(ours.playout.pauses)) {
     rows.push({ label: `pauses ${reason} (count, total)`, ours: p.count, seconds: p.seconds, digits: 0 });

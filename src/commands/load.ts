@@ -43,8 +43,8 @@ import { firstJsonLine, freePort } from './child.js';
 import { formatSelfTime, readMainThreadProfile, topSelfTime } from './profile.js';
 import { driveCallers, hangupAll, type CallerFigures, type Target } from './load-drive.js';
 import {
-  comparisonRows, formatRunTable, formatSpreadTable, median, playoutCounters, spreadOf,
-  type OurFigures, type PlayoutCounters, type Row, type SideFigures,
+  comparisonRows, formatRunTable, formatSpreadTable, gcTime, median, playoutCounters, spreadOf,
+  type GcTime, type OurFigures, type PlayoutCounters, type Row, type SideFigures,
 } from './load-report.js';
 
 const DIST = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -177,7 +177,7 @@ interface Options {
   record: '' | 'dual' | 'mixed';
 }
 
-type OurReport = CallerFigures & Record<string, unknown> & { playout: PlayoutCounters; flushLimitWarnings: { emulators: number; serverLog: number } };
+type OurReport = CallerFigures & Record<string, unknown> & { gc: GcTime; playout: PlayoutCounters; flushLimitWarnings: { emulators: number; serverLog: number } };
 
 /** Our server's processes for one measurement: the emulators, then the server on a free port. */
 interface OurProcesses {
@@ -209,11 +209,27 @@ async function startOurs(o: Options, children: ChildProcess[]): Promise<OurProce
     /* not permitted: measure without */
   }
   const urls = await firstJsonLine(emu, (x) => typeof x.deepgramUrl === 'string', 'emulators');
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
   // LOAD_SERVER_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = process.env.LOAD_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aybiza-load-'));
+  // A port free a moment ago can be taken before the server binds it (the other
+  // server's callers and providers open hundreds of ephemeral ports meanwhile):
+  // a server that could not listen is started again on another port.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      return await startServer(o, children, urls, port, dataDir, nodeArgs, seen);
+    } catch (err) {
+      if (attempt >= 3 || !countInFile(path.join(dataDir, 'server.log'), 'cannot listen on')) throw err;
+      process.stderr.write(`load: port ${port} was taken before the server bound it; starting it again\n`);
+      fs.rmSync(path.join(dataDir, 'server.log'), { force: true });
+    }
+  }
+}
+
+async function startServer(o: Options, children: ChildProcess[], urls: Record<string, unknown>, port: number, dataDir: string, baseArgs: string[], seen: { count: number }[]): Promise<OurProcesses> {
+  const url = `http://127.0.0.1:${port}`;
+  const nodeArgs = [...baseArgs];
   // --profile: a V8 CPU profile of the server's whole life, written when it exits.
   const profileDir = o.profile ? path.join(dataDir, 'profile') : '';
   if (profileDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
@@ -281,6 +297,7 @@ async function measureOurs(o: Options, windowStart?: () => Promise<void>): Promi
       deferredFrames: deferred, pacingLateTicks: lateTicks, workers,
       // Over the measured window, from the server's counters (0 where a metric is absent).
       playout: playoutCounters(before, metrics),
+      gc: gcTime(before, metrics),
       flushLimitWarnings: { emulators: 0, serverLog: 0 },
       serverEventLoopDelayMs: { p50: +loop('p50').toFixed(1), p99: +loop('p99').toFixed(1), max: +loop('max').toFixed(1) },
       turnLatencyMs: Object.fromEntries(['eou', 'llm_ttft', 'tts_ttfb', 'e2e', 'server'].map((s) => [s, histogramQuantiles(metrics, s)])),
@@ -366,10 +383,26 @@ function barrier(n: number, timeoutMs: number): () => Promise<void> {
   };
 }
 
+/**
+ * Two measurements at the same time, windows aligned. When one fails the
+ * other is not left waiting at the barrier with its processes running (they
+ * went on using the machine after the load had exited): it fails too, both
+ * stop their processes, and the first error is thrown.
+ */
+export async function together<A, B>(a: (sync: () => Promise<void>) => Promise<A>, b: (sync: () => Promise<void>) => Promise<B>): Promise<[A, B]> {
+  const wait = barrier(2, 180_000);
+  let fail!: (err: unknown) => void;
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => undefined);
+  const sync = () => Promise.race([wait(), failed]);
+  const settled = await Promise.allSettled([a(sync).catch((err) => (fail(err), Promise.reject(err))), b(sync).catch((err) => (fail(err), Promise.reject(err)))]);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  return [(settled[0] as PromiseFulfilledResult<A>).value, (settled[1] as PromiseFulfilledResult<B>).value];
+}
+
 /** Our server recording every call and a copy without recording, measured at the same time (--baseline unrecorded). */
 async function measureRecordedPair(o: Options): Promise<{ ours: OurReport; plain: OurReport }> {
-  const sync = barrier(2, 180_000);
-  const [ours, plain] = await Promise.all([measureOurs(process.env.LOAD_AA === '1' ? { ...o, record: '' } : o, sync), measureOurs({ ...o, record: '' }, sync)]);
+  const [ours, plain] = await together((sync) => measureOurs(process.env.LOAD_AA === '1' ? { ...o, record: '' } : o, sync), (sync) => measureOurs({ ...o, record: '' }, sync));
   return { ours, plain };
 }
 
@@ -455,8 +488,7 @@ export async function run(argv: string[]): Promise<void> {
     let naive: NaiveReport | null = null;
     if (baseline === 'beside') {
       // Both at the same time, windows aligned: the ratio does not carry the machine's drift between runs.
-      const sync = barrier(2, 180_000);
-      [ours, naive] = await Promise.all([measureOurs(o, sync), measureNaive(o, sync)]);
+      [ours, naive] = await together((sync) => measureOurs(o, sync), (sync) => measureNaive(o, sync));
     } else {
       // Alternated (ours first in odd runs, the baseline first in even ones) so
       // neither side always gets the machine as the other one left it.

@@ -4,7 +4,7 @@
 // min–max of every figure over several runs.
 import { describe, expect, it } from 'vitest';
 import {
-  comparisonRows, formatRange, formatRunTable, formatSpreadTable, median, PAUSE_REASONS, playoutCounters, rangeOf, spreadOf, STALLS, sumByLabel,
+  comparisonRows, formatRange, formatRunTable, formatSpreadTable, gcTime, median, PAUSE_REASONS, playoutCounters, rangeOf, spreadOf, STALLS, sumByLabel,
   type OurFigures, type SideFigures,
 } from '../../src/commands/load-report.js';
 
@@ -59,7 +59,7 @@ describe('load report', () => {
   });
 
   it('prints ours beside the naive baseline with the CPU ratio, and ours-only rows without a naive figure', () => {
-    const ours: OurFigures = { ...side(0.001, 24), playout: playoutCounters(before, after), flushLimitWarnings: 0, e2eMedianMs: 850.25 };
+    const ours: OurFigures = { ...side(0.001, 24), gc: { minor: { count: 3, seconds: 0.012 } }, playout: playoutCounters(before, after), flushLimitWarnings: 0, e2eMedianMs: 850.25 };
     const rows = comparisonRows(ours, side(0.0015, 25.5));
     const text = formatRunTable('run 1', rows);
     const line = (label: string) => text.split('\n').find((l) => l.startsWith(label))!.split(/\s{3,}/);
@@ -72,8 +72,21 @@ describe('load report', () => {
     // Issue 16's figures: the stored turns' median e2e (ours only) and the callers' median voice-to-voice (both).
     expect(line('e2e median')).toEqual(['e2e median (ms, stored turns)', '850.3', '—']);
     expect(line('voice-to-voice median')).toEqual(['voice-to-voice median (ms, callers)', '900.0', '900.0']);
+    // GC time is ours only beside the naive server, on both sides (with a ratio) beside an unrecorded copy of ours.
+    expect(line('server GC minor')).toEqual(['server GC minor (ms in window)', '12', '—']);
+    const plain: OurFigures = { ...ours, gc: { minor: { count: 2, seconds: 0.008 }, major: { count: 1, seconds: 0.005 } } };
+    const pair = formatRunTable('pair', comparisonRows(ours, plain), ['recording', 'unrecorded']);
+    expect(pair.split('\n').find((l) => l.startsWith('server GC minor'))!.split(/\s{3,}/)).toEqual(['server GC minor (ms in window)', '12', '8', '1.50×']);
+    expect(pair.split('\n').find((l) => l.startsWith('server GC major'))!.split(/\s{3,}/)).toEqual(['server GC major (ms in window)', '0', '5', '0.00×']);
     // Without a baseline the naive column is empty and no ratio is printed.
     expect(formatRunTable('no baseline', comparisonRows(ours, null))).not.toContain('×');
+  });
+
+  it('takes the GC time by kind between two scrapes', () => {
+    const scrape = (minor: number, s: number) =>
+      `nodejs_gc_duration_seconds_sum{kind="minor"} ${s}\nnodejs_gc_duration_seconds_count{kind="minor"} ${minor}\nnodejs_gc_duration_seconds_bucket{le="0.001",kind="minor"} ${minor}\n`;
+    expect(gcTime(scrape(10, 0.5), scrape(25, 0.75))).toEqual({ minor: { count: 15, seconds: 0.25 } });
+    expect(gcTime('', '')).toEqual({});
   });
 
   it('gives each figure its min–max over the runs, a single value when they agree', () => {
