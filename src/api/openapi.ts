@@ -47,7 +47,7 @@ const USAGE = {
     telephony: line({ transport: { type: 'string' }, direction: { type: 'string' }, charge: { type: 'string', enum: ['voice', 'media_streams'] }, seconds: num, billedSeconds: num }),
     stt: line({ model: { type: 'string' }, seconds: { ...num, description: 'audio streamed to the STT' } }),
     tts: line({ model: { type: 'string' }, characters: { type: 'integer', description: 'text sent to the TTS' } }),
-    llm: line({ model: { type: 'string' }, purpose: { type: 'string', enum: ['conversation', 'analysis'] }, inputTokens: { type: 'integer' }, outputTokens: { type: 'integer' }, requests: { type: 'integer' }, priced: { type: 'boolean' } }),
+    llm: line({ model: { type: 'string' }, purpose: { type: 'string', enum: ['conversation', 'analysis'] }, inputTokens: { type: 'integer' }, outputTokens: { type: 'integer' }, requests: { type: 'integer' }, estimatedRequests: { type: 'integer', description: 'of requests, those cut by a barge-in before the usage report (tokens estimated from characters / 4)' }, priced: { type: 'boolean' } }),
   },
 };
 const CALL_QUALITY = {

@@ -18,8 +18,12 @@ export interface UsageMeter {
   ttsModel: string;
   /** Characters of text sent to the TTS (again when a reopened socket re-sends them). */
   ttsCharacters: number;
-  /** One LLM response's token usage, as the service reported it. */
-  llmTokens(model: string, inputTokens: number, outputTokens: number): void;
+  /**
+   * One LLM response's token usage, as the service reported it; `estimated`:
+   * the response ended before the service's usage report (a barge-in cut it)
+   * and the counts are estimated from the characters sent and received.
+   */
+  llmTokens(model: string, inputTokens: number, outputTokens: number, estimated?: boolean): void;
 }
 
 // ---- speech to text -------------------------------------------------------

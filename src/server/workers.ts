@@ -26,6 +26,7 @@ import { createProviders } from '../providers/index.js';
 import type { Providers } from '../providers/types.js';
 import type { ControlPlane } from '../store/index.js';
 import { VERSION } from '../version.js';
+import { Recordings } from '../recordings/recordings.js';
 import { Rpc } from '../worker/rpc.js';
 import { serveState } from '../worker/shared-state.js';
 import { serveSipCarrier } from '../worker/remote-carrier.js';
@@ -342,6 +343,8 @@ export class WorkerPool {
   private async closeMain(): Promise<void> {
     for (const [name, close] of [
       ['sip', () => this.sip?.close()],
+      // This thread's calls (outbound SIP keeps its media here) finish their recordings before the store closes.
+      ['recordings', () => Recordings.of(this.store)?.close()],
       ['providers', () => this.providers?.close()],
       ['control-plane', () => this.store.close()],
     ] as const) {

@@ -38,10 +38,10 @@ function telephonyLine(m: MeteredCall, charge: 'voice' | 'media_streams', rate: 
 }
 
 /** An LLM line (the call's model responses, or the post-call analysis). */
-export function priceLlm(prices: PriceTable, u: { model: string; inputTokens: number; outputTokens: number; requests: number }, purpose: LlmUsage['purpose']): { line: LlmUsage; cost: bigint } {
+export function priceLlm(prices: PriceTable, u: { model: string; inputTokens: number; outputTokens: number; requests: number; estimatedRequests?: number }, purpose: LlmUsage['purpose']): { line: LlmUsage; cost: bigint } {
   const p = prices.llm[u.model];
   const cost = p ? lineMicros(BigInt(u.inputTokens), pico(p.inputPer1M), 1_000_000n) + lineMicros(BigInt(u.outputTokens), pico(p.outputPer1M), 1_000_000n) : 0n;
-  return { line: { model: u.model, purpose, inputTokens: u.inputTokens, outputTokens: u.outputTokens, requests: u.requests, priced: p !== undefined, cost: usd(cost) }, cost };
+  return { line: { model: u.model, purpose, inputTokens: u.inputTokens, outputTokens: u.outputTokens, requests: u.requests, estimatedRequests: u.estimatedRequests ?? 0, priced: p !== undefined, cost: usd(cost) }, cost };
 }
 
 /** A call's metered usage, priced line by line. */

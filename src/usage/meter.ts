@@ -1,6 +1,7 @@
 // One call's usage counters. The session owns one; the provider streams add
 // to it once per message or request they send to a billed service (an STT
-// audio message, a TTS Speak message, an LLM response's usage metadata),
+// audio message, a TTS Speak message, an LLM response's usage metadata, or
+// for a response cut before its metadata an estimate from its characters),
 // never per 20 ms frame: plain number fields, no allocation on the way.
 import type { UsageMeter } from '../providers/types.js';
 import type { MeteredCall } from './types.js';
@@ -14,11 +15,12 @@ export class CallUsage implements UsageMeter {
   ttsModel = '';
   ttsCharacters = 0;
   /** Per model: the responses' reported tokens (few models per call, so a short array beats a map). */
-  private readonly llm: { model: string; inputTokens: number; outputTokens: number; requests: number }[] = [];
+  private readonly llm: { model: string; inputTokens: number; outputTokens: number; requests: number; estimatedRequests: number }[] = [];
 
-  llmTokens(model: string, inputTokens: number, outputTokens: number): void {
+  llmTokens(model: string, inputTokens: number, outputTokens: number, estimated = false): void {
     let m = this.llm.find((x) => x.model === model);
-    if (!m) this.llm.push((m = { model, inputTokens: 0, outputTokens: 0, requests: 0 }));
+    if (!m) this.llm.push((m = { model, inputTokens: 0, outputTokens: 0, requests: 0, estimatedRequests: 0 }));
+    if (estimated) m.estimatedRequests++;
     // The service's own figures; anything else (a hostile or broken endpoint) counts as nothing.
     m.inputTokens += tokens(inputTokens);
     m.outputTokens += tokens(outputTokens);

@@ -41,6 +41,14 @@ export interface LlmUsage extends Priced {
   inputTokens: number;
   outputTokens: number;
   requests: number;
+  /**
+   * Of `requests`, those whose tokens are estimated: the reply was cut (a
+   * barge-in) after the model had begun answering but before Bedrock's usage
+   * report, which comes only at the end of a stream. The service bills what
+   * it processed; the estimate is a character count / 4 of the request's text
+   * and of the text received.
+   */
+  estimatedRequests: number;
   /** False when the price table has no entry for the model (its cost is then 0). */
   priced: boolean;
 }
@@ -62,7 +70,7 @@ export interface MeteredCall {
   sttAudioBytes: number;
   ttsModel: string;
   ttsCharacters: number;
-  llm: { model: string; inputTokens: number; outputTokens: number; requests: number }[];
+  llm: { model: string; inputTokens: number; outputTokens: number; requests: number; estimatedRequests: number }[];
 }
 
 /** The call's cost as the API shows it. */

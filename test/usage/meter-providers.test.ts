@@ -4,13 +4,15 @@
 // reported (Bedrock's ConverseStream metadata usage, parsed by the SDK).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulators, type Emulators } from '../../src/providers/emulators/index.js';
-import { BedrockLlm } from '../../src/providers/bedrock/llm.js';
+import { BedrockLlm, estimateTokens } from '../../src/providers/bedrock/llm.js';
 import { deepgramClient } from '../../src/providers/deepgram/client.js';
 import { DeepgramStt } from '../../src/providers/deepgram/stt.js';
 import { FluxStt } from '../../src/providers/deepgram/flux.js';
 import { DeepgramTts } from '../../src/providers/deepgram/tts.js';
 import type { LlmEvent } from '../../src/providers/types.js';
 import { CallUsage } from '../../src/usage/meter.js';
+import { priceCall } from '../../src/usage/cost.js';
+import { loadPrices } from '../../src/usage/prices.js';
 import { sendFrames, sleep, utteranceFrames, waitFor } from '../providers/helpers.js';
 
 describe('usage metering in the provider clients (emulators, official SDKs)', () => {
@@ -42,7 +44,7 @@ describe('usage metering in the provider clients (emulators, official SDKs)', ()
     expect(meta[0].outputTokens).toBeGreaterThan(5);
     const sent = emu.bedrock.usageSent.get('model-m')!;
     const m = usage.metered('twilio', 'inbound', 0).llm;
-    expect(m).toEqual([{ model: 'model-m', inputTokens: sent.inputTokens, outputTokens: sent.outputTokens, requests: 2 }]);
+    expect(m).toEqual([{ model: 'model-m', inputTokens: sent.inputTokens, outputTokens: sent.outputTokens, requests: 2, estimatedRequests: 0 }]);
     expect(m[0].inputTokens).toBe(meta[0].inputTokens! + meta[1].inputTokens!);
     expect(m[0].outputTokens).toBe(meta[0].outputTokens! + meta[1].outputTokens!);
   });
@@ -58,6 +60,27 @@ describe('usage metering in the provider clients (emulators, official SDKs)', ()
     await sleep(50);
     expect(usage.metered('sip', 'inbound', 0).llm).toEqual([]);
     expect(emu.bedrock.usageSent.get('model-m')?.responses ?? 0).toBe(before);
+  });
+
+  it('Bedrock: a reply cut after it began (a barge-in) is billed by the service, so it is counted as an estimate from its characters', async () => {
+    const usage = new CallUsage();
+    const ac = new AbortController();
+    const text = 'Tell me everything about your menu please, starters first.';
+    let first = '';
+    for await (const e of llm.stream({ system: 'Be brief.', messages: [{ role: 'user', content: [{ text }] }], usage }, ac.signal)) {
+      if (e.type !== 'text') continue;
+      first = e.text;
+      ac.abort(); // the caller spoke over the first words
+      break;
+    }
+    expect(first.length).toBeGreaterThan(0);
+    // Every string of the request (system, the role, the text) / 4, rounded up; what arrived / 4.
+    const input = Math.ceil(('Be brief.'.length + 'user'.length + text.length) / 4);
+    expect(estimateTokens({ modelId: 'x', system: [{ text: 'Be brief.' }], messages: [{ role: 'user', content: [{ text }] }] })).toBe(input);
+    expect(usage.metered('twilio', 'inbound', 0).llm).toEqual([{ model: 'model-m', inputTokens: input, outputTokens: Math.ceil(first.length / 4), requests: 1, estimatedRequests: 1 }]);
+    // Priced like reported tokens, and the line says how many of its requests were estimated.
+    const { usage: lines } = priceCall(loadPrices(undefined), usage.metered('twilio', 'inbound', 1000));
+    expect(lines.llm[0]).toMatchObject({ model: 'model-m', requests: 1, estimatedRequests: 1 });
   });
 
   it('Nova-3: the audio streamed is what Deepgram received; a replay after a dropped socket is counted again', async () => {

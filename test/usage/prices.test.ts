@@ -105,6 +105,7 @@ describe('cost arithmetic', () => {
     u.llmTokens('us.anthropic.claude-haiku-4-5-20251001-v1:0', 1500, 50);
     u.llmTokens('unknown.model', 10, 10);
     u.llmTokens('us.anthropic.claude-haiku-4-5-20251001-v1:0', -5, Number.NaN); // a broken report counts as nothing
+    u.llmTokens('us.anthropic.claude-haiku-4-5-20251001-v1:0', 0, 0, true); // a reply cut before anything to count: still a request, estimated
     const { usage, micros } = priceCall(DEFAULT_PRICES, u.metered('twilio', 'inbound', 61_234.4));
     // Twilio: 61.234 s → 2 started minutes of voice ($0.0085) and of Media Streams ($0.004).
     expect(usage.telephony).toEqual([
@@ -117,8 +118,8 @@ describe('cost arithmetic', () => {
     expect(usage.tts).toEqual([{ model: 'aura-2-thalia-en', characters: 333, cost: '0.009990' }]);
     // 2,500 input at $1.10/M = 2,750 µ$; 150 output at $5.50/M = 825 µ$.
     expect(usage.llm).toEqual([
-      { model: 'us.anthropic.claude-haiku-4-5-20251001-v1:0', purpose: 'conversation', inputTokens: 2500, outputTokens: 150, requests: 3, priced: true, cost: '0.003575' },
-      { model: 'unknown.model', purpose: 'conversation', inputTokens: 10, outputTokens: 10, requests: 1, priced: false, cost: '0.000000' },
+      { model: 'us.anthropic.claude-haiku-4-5-20251001-v1:0', purpose: 'conversation', inputTokens: 2500, outputTokens: 150, requests: 4, estimatedRequests: 1, priced: true, cost: '0.003575' },
+      { model: 'unknown.model', purpose: 'conversation', inputTokens: 10, outputTokens: 10, requests: 1, estimatedRequests: 0, priced: false, cost: '0.000000' },
     ]);
     expect(micros).toEqual({ telephony: 25_000n, stt: 4_920n, tts: 9_990n, llm: 3_575n });
     const cost = costOf(micros);

@@ -129,12 +129,18 @@ export class BedrockLlm implements LanguageModel {
       let deadline: NodeJS.Timeout | undefined;
       let firstToken = false;
       let missedDeadline = false;
+      // Bedrock reports usage only at the end of a stream; a reply cut after
+      // the model began answering (a barge-in) is billed all the same, so its
+      // tokens are estimated from the characters sent and received.
+      let reported = false;
+      let received = 0;
+      const body = this.body(req, model);
       try {
         deadline = setTimeout(() => {
           missedDeadline = true;
           ac.abort();
         }, this.cfg.ttftDeadlineMs);
-        const resp = await this.client.send(new ConverseStreamCommand(this.body(req, model)), { abortSignal: ac.signal });
+        const resp = await this.client.send(new ConverseStreamCommand(body), { abortSignal: ac.signal });
         const tools = new Map<number, { toolUseId: string; name: string; input: string }>();
         for await (const ev of resp.stream ?? []) {
           checkpoint();
@@ -143,6 +149,7 @@ export class BedrockLlm implements LanguageModel {
             clearTimeout(deadline);
           }
           if (ev.contentBlockDelta?.delta?.text !== undefined) {
+            received += ev.contentBlockDelta.delta.text.length;
             yield { type: 'text', text: ev.contentBlockDelta.delta.text };
           } else if (ev.contentBlockStart?.start?.toolUse) {
             const t = ev.contentBlockStart.start.toolUse;
@@ -150,6 +157,7 @@ export class BedrockLlm implements LanguageModel {
           } else if (ev.contentBlockDelta?.delta?.toolUse) {
             const t = tools.get(ev.contentBlockDelta.contentBlockIndex ?? 0);
             if (t) t.input += ev.contentBlockDelta.delta.toolUse.input ?? '';
+            received += ev.contentBlockDelta.delta.toolUse.input?.length ?? 0;
           } else if (ev.contentBlockStop) {
             const t = tools.get(ev.contentBlockStop.contentBlockIndex ?? 0);
             if (t) {
@@ -164,6 +172,7 @@ export class BedrockLlm implements LanguageModel {
           } else if (ev.messageStop) {
             yield { type: 'stop', reason: ev.messageStop.stopReason ?? 'end_turn' };
           } else if (ev.metadata) {
+            reported = true;
             req.usage?.llmTokens(model, ev.metadata.usage?.inputTokens ?? 0, ev.metadata.usage?.outputTokens ?? 0);
             yield { type: 'metadata', model, inputTokens: ev.metadata.usage?.inputTokens, outputTokens: ev.metadata.usage?.outputTokens, attempts: attempt + 1 };
           }
@@ -180,8 +189,23 @@ export class BedrockLlm implements LanguageModel {
       } finally {
         clearTimeout(deadline);
         signal?.removeEventListener('abort', onAbort);
+        if (firstToken && !reported) req.usage?.llmTokens(model, estimateTokens(body), Math.ceil(received / CHARS_PER_TOKEN), true);
       }
     }
     throw lastErr ?? new Error('no model available');
   }
+}
+
+/** The rule of thumb for English text with Claude's tokenizer (an estimate: the service's own count is used whenever it reports one). */
+const CHARS_PER_TOKEN = 4;
+
+/** A request's input tokens estimated from the characters of every string in it (system, messages, tool specs), keys left out. */
+export function estimateTokens(body: ConverseStreamCommandInput): number {
+  let chars = 0;
+  const walk = (v: unknown, depth: number): void => {
+    if (typeof v === 'string') chars += v.length;
+    else if (depth < 32 && v !== null && typeof v === 'object') for (const x of Array.isArray(v) ? v : Object.values(v)) walk(x, depth + 1);
+  };
+  walk([body.system, body.messages, body.toolConfig], 0);
+  return Math.ceil(chars / CHARS_PER_TOKEN);
 }
