@@ -2,12 +2,16 @@
 // A key held in memory (valid, not revoked) costs no database access; an
 // unknown one costs one lookup, and each source address gets only
 // FAILED_AUTH_LIMIT of those per window (429 after), so a flood of invented
-// keys never reaches the database beyond that.
+// keys never reaches the database beyond that. The budget is held twice: by
+// this thread (synchronous, counting lookups in flight, so a concurrent burst
+// is held before it costs anything) and in the shared state (failed lookups,
+// counted across every worker and, with Redis, every node: spreading a
+// flood over them does not multiply it).
 import { HttpError, type Request } from '../server/http.js';
 import { countBadInput } from '../metrics/index.js';
 import type { ControlPlane } from '../store/index.js';
 import type { Principal, Scope } from '../store/types.js';
-import { FailureLimiter } from './failure-limiter.js';
+import { clientKey, FailureLimiter } from './failure-limiter.js';
 
 /** Lookups of unknown keys per source address (IPv6: per /64) per window. */
 export const FAILED_AUTH_LIMIT = 20;
@@ -40,7 +44,13 @@ export async function authenticate(cp: ControlPlane, req: Request, rateLimit: nu
     // A key found valid before is re-read (its cached copy aged) without
     // spending the address's budget: a neighbour's flood does not lock it out.
     const known = key.length <= MAX_KEY_CHARS && cp.tenants.known(key);
-    const waitMs = known ? 0 : limiter.begin(req.remoteAddress);
+    const shared = `authfail:${clientKey(req.remoteAddress)}`;
+    let waitMs = known ? 0 : limiter.begin(req.remoteAddress);
+    // The shared budget is read, not spent: only a lookup that fails spends it.
+    if (!waitMs && !known && !(await cp.state.hit(shared, FAILED_AUTH_LIMIT - 1, FAILED_AUTH_WINDOW_MS, 0))) {
+      limiter.succeeded(req.remoteAddress); // this thread's count was not used
+      waitMs = FAILED_AUTH_WINDOW_MS - (Date.now() % FAILED_AUTH_WINDOW_MS);
+    }
     if (waitMs > 0) {
       countBadInput('api', 'auth_rate_limited');
       throw new HttpError(429, 'rate_limited', 'too many failed authentications from this address; retry later', {
@@ -49,6 +59,7 @@ export async function authenticate(cp: ControlPlane, req: Request, rateLimit: nu
     }
     const found = key.length <= MAX_KEY_CHARS ? await cp.tenants.lookup(key) : null;
     if (!found) {
+      if (!known) await cp.state.hit(shared, FAILED_AUTH_LIMIT, FAILED_AUTH_WINDOW_MS);
       countBadInput('api', 'invalid_key');
       throw unauthorized('invalid API key');
     }

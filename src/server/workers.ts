@@ -54,6 +54,8 @@ export interface PoolOptions {
    * server passes the variables its config was built from.
    */
   env?: Record<string, string | undefined>;
+  /** Redis key prefix for the main thread and every worker (tests isolate themselves with it). */
+  redisPrefix?: string;
 }
 
 const RESTART_DELAY_MS = [200, 1000, 5000];
@@ -88,7 +90,7 @@ export class WorkerPool {
 
   /** Opens the store, SIP (if enabled) and WORKERS media workers on PORT; resolves with the port once all listen. */
   static async start(config: Config, opts: PoolOptions = {}): Promise<WorkerPool> {
-    const store = await openStore(config);
+    const store = await openStore(config, { redisPrefix: opts.redisPrefix });
     const pool = new WorkerPool(config, store, opts);
     try {
       await pool.open();
@@ -173,6 +175,7 @@ export class WorkerPool {
       port: this.port,
       databaseUrl: this.store.db.embeddedUrl,
       stateNodeId: this.store.state.kind === 'memory' ? this.store.state.nodeId : undefined,
+      redisPrefix: this.opts.redisPrefix,
     };
     const worker = new Worker(this.scriptPath(), { workerData: data, stdout: false, stderr: false, env: this.opts.env ?? process.env });
     const rpc = new Rpc(worker);

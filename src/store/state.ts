@@ -43,8 +43,12 @@ export interface SharedState {
   readonly kind: 'memory' | 'redis';
   /** The node identity its call slots are held under. */
   readonly nodeId: string;
-  /** Fixed-window rate limit: true when this hit is within `limit` per `windowMs`. */
-  hit(key: string, limit: number, windowMs: number): Promise<boolean>;
+  /**
+   * Fixed-window rate limit: true when this hit is within `limit` per
+   * `windowMs`. `amount` 0 only reads: true while the window's count is
+   * within `limit`.
+   */
+  hit(key: string, limit: number, windowMs: number, amount?: number): Promise<boolean>;
   /**
    * Takes a concurrent-call slot for the tenant, held by this node while its
    * heartbeat lives; false when `limit` live slots are taken. Slots of nodes
@@ -121,7 +125,7 @@ export class MemoryState implements SharedState {
   private registry = new Map<string, { node: string; until: number }>();
   private listeners: ((m: string) => void)[] = [];
 
-  async hit(key: string, limit: number, windowMs: number): Promise<boolean> {
+  async hit(key: string, limit: number, windowMs: number, amount = 1): Promise<boolean> {
     const now = Date.now();
     const start = now - (now % windowMs);
     let w = this.windows.get(key);
@@ -130,7 +134,7 @@ export class MemoryState implements SharedState {
       this.windows.set(key, w);
       if (this.windows.size > 100_000) this.windows.clear(); // bounded memory
     }
-    w.count++;
+    w.count += amount;
     return w.count <= limit;
   }
 
@@ -280,10 +284,10 @@ export class RedisState implements SharedState {
     return `${this.prefix}callslots:${tenantId}`;
   }
 
-  async hit(key: string, limit: number, windowMs: number): Promise<boolean> {
+  async hit(key: string, limit: number, windowMs: number, amount = 1): Promise<boolean> {
     const now = Date.now();
     const k = `${this.prefix}rl:${key}:${Math.floor(now / windowMs)}`;
-    const res = await this.cmd.multi().incr(k).pexpire(k, windowMs * 2).exec();
+    const res = await this.cmd.multi().incrby(k, amount).pexpire(k, windowMs * 2).exec();
     const count = Number(res?.[0]?.[1] ?? 0);
     return count <= limit;
   }

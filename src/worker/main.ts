@@ -25,6 +25,8 @@ export interface WorkerData {
   databaseUrl?: string;
   /** Node id of the main thread's in-process state; absent with REDIS_URL. */
   stateNodeId?: string;
+  /** The pool's Redis key prefix (tests), when it has one. */
+  redisPrefix?: string;
 }
 
 const data = workerData as WorkerData;
@@ -87,6 +89,7 @@ if (process.env.AYBIZA_WORKER_FAULTS === '1') {
   });
 }
 started = createApp(config, {
+  redisPrefix: data.redisPrefix,
   worker: {
     index: data.index,
     state: data.stateNodeId ? remoteState(rpc, data.stateNodeId) : undefined,

@@ -7,9 +7,9 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { App } from '../../src/app.js';
 import { Tenants } from '../../src/store/tenants.js';
-import { FAILED_AUTH_LIMIT } from '../../src/api/auth.js';
+import { FAILED_AUTH_LIMIT, FAILED_AUTH_WINDOW_MS } from '../../src/api/auth.js';
 import { startApp } from '../helpers/app.js';
-import { BACKENDS, realPg, redisPrefix } from '../helpers/databases.js';
+import { BACKENDS, realPg, realRedis, redisPrefix } from '../helpers/databases.js';
 import { testWorkers } from '../helpers/spawn-server.js';
 
 interface Res {
@@ -189,6 +189,28 @@ for (const backend of BACKENDS) {
       expect((await call('GET', '/v1/agents', fresh, undefined, '127.0.0.4')).status).toBe(200);
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       expect(metrics).toMatch(/aybiza_bad_input_total\{source="api",reason="auth_rate_limited"\} [1-9]/);
+    });
+
+    it.skipIf(!realRedis)('holds one failed-authentication budget per address across nodes (a flood spread over them is not multiplied)', async () => {
+      if (!backend.name.startsWith('real')) return; // two nodes need a shared database and Redis
+      const two = await open({ ...env, WORKERS: '1' }, ADMIN, prefix);
+      try {
+        // The shared budget is a fixed window: start early in one so the whole flood falls inside it.
+        const into = Date.now() % FAILED_AUTH_WINDOW_MS;
+        if (into > FAILED_AUTH_WINDOW_MS / 2) await new Promise((r) => setTimeout(r, FAILED_AUTH_WINDOW_MS - into + 20));
+        const statuses: number[] = [];
+        for (let i = 0; i < FAILED_AUTH_LIMIT * 2; i++) {
+          const node = i % 2 === 0 ? port : two.port;
+          statuses.push((await request(node, 'GET', '/v1/agents', `ayb_${crypto.randomBytes(32).toString('base64url')}`, undefined, '127.0.0.9')).status);
+        }
+        // Each node alone would have allowed FAILED_AUTH_LIMIT: together they allow it once.
+        expect(statuses.filter((s) => s === 401)).toHaveLength(FAILED_AUTH_LIMIT);
+        expect(statuses.slice(FAILED_AUTH_LIMIT).every((s) => s === 429)).toBe(true);
+        // Another address is not affected, on either node.
+        expect((await request(two.port, 'GET', '/v1/agents', 'ayb_invalid', undefined, '127.0.0.10')).status).toBe(401);
+      } finally {
+        await two.app.server.shutdown();
+      }
     });
 
     it('re-reads a known key whose cached copy aged without spending a flooded address\'s budget', async () => {

@@ -56,14 +56,14 @@ export async function startTestApp(env: Record<string, string> = {}, agent: Part
  * An app built from `vars` as a test that configures its own server builds it:
  * WORKERS is AYBIZA_TEST_WORKERS unless `vars` set it. WORKERS=1 is createApp
  * with `opts`; WORKERS > 1 is the pool shaped like an App (see startTestApp),
- * where `opts` do not reach: the workers read their config from the
- * variables, so there is no Redis key prefix (tests stay apart by their random
- * ids) and the embedded database is seeded with the demo agent as `serve` does.
+ * which takes the Redis key prefix to its workers; the workers read the rest
+ * of their config from the variables, and the embedded database is seeded
+ * with the demo agent as `serve` does.
  */
 export async function startApp(vars: Record<string, string>, opts: AppOptions = {}): Promise<App> {
   const all = { WORKERS: testWorkers(), ...vars };
   const config = loadConfig(all);
-  return config.workers > 1 ? poolApp(config, all) : createApp(config, opts);
+  return config.workers > 1 ? poolApp(config, all, opts.redisPrefix) : createApp(config, opts);
 }
 
 /**
@@ -89,9 +89,9 @@ function countOnly(what: string, size: () => number) {
 }
 
 /** WORKERS > 1 in this process: the main thread's pool, shaped as far as it goes like an App. */
-async function poolApp(config: Config, vars: Record<string, string>): Promise<App> {
+async function poolApp(config: Config, vars: Record<string, string>, redisPrefix?: string): Promise<App> {
   // The workers build their config from the environment: the variables this one came from.
-  const pool = await WorkerPool.start(config, { env: { ...process.env, ...vars } });
+  const pool = await WorkerPool.start(config, { env: { ...process.env, ...vars }, redisPrefix });
   const calls = countOnly('sessions', () => pool.totalCalls());
   const sip = pool.sipServer;
   const unavailable = (what: string) => new Proxy({}, { get: (_, name) => (name === 'then' ? undefined : (() => { throw new InProcessOnly(`${what}.${String(name)}`); })()) });
