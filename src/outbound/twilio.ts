@@ -230,6 +230,10 @@ export class TwilioCarrier implements Carrier, TwilioCallHooks {
     const screen = new AnswerScreen(session, {
       message: voicemailMessage(dial), mode: dial.amd, calls: this.o.store.calls,
       verdictTimeoutMs: (AMD_TIMEOUT_S[dial.amd] + 2) * 1000,
+      // Twilio's verdicts reach the call's row from their callback (amdCallback);
+      // when none came in time the screen's own `unknown` is stored (a verdict
+      // arriving later still replaces it: Twilio's is the one on record).
+      events: { answeredBy: (result, detail) => void (detail?.raw === 'timeout' && this.dialer.events(callId).answeredBy(result, detail)) },
     });
     this.screens.set(callId, screen);
     const early = this.early.get(callId);

@@ -124,6 +124,22 @@ describe('outbound calls over Twilio (REST emulator, real PostgreSQL)', () => {
     expect(await amdCount('human')).toBe(humans + 1);
   }, 90_000);
 
+  it('AMD: when Twilio\'s verdict never arrives, the call is stored as answered by `unknown` and the person hears the greeting', async () => {
+    emulator.loseAmdCallbacks = true;
+    try {
+      const r = await dial('+14155550125', { amd: 'detect', voicemail: { message: VOICEMAIL }, variables: { name: 'Lee' } });
+      const done = await dialer.whenFinal(r.body.id, 60_000);
+      // Twilio decided (its own record says human) but the callback was lost: our screen gave up after Twilio's timeout + 2 s.
+      expect(emulated(done).answeredBy).toBe('human');
+      expect(done).toMatchObject({ status: 'completed', answeredBy: 'unknown' });
+      const agent = (await detail(r.body.id)).transcript.filter((s) => s.speaker === 'agent').map((s) => s.text);
+      expect(agent[0]).toBe('Hello Lee, this is the Bay clinic calling about your appointment.');
+      expect(agent).not.toContain(VOICEMAIL);
+    } finally {
+      emulator.loseAmdCallbacks = false;
+    }
+  }, 90_000);
+
   it('transfer_call redirects the Twilio call to <Dial> over the REST API', async () => {
     const script = emulator.opts.script;
     const stt = (t.app.providers.emulators!.deepgram as unknown as { opts: { phrases: string[] } }).opts;

@@ -77,6 +77,8 @@ export interface EmulatedCall {
 }
 
 export class TwilioRestEmulator {
+  /** Tests: the asynchronous AMD result never reaches the server (lost on the way), as a network fault would. */
+  loseAmdCallbacks = false;
   readonly calls = new Map<string, EmulatedCall>();
   private readonly accounts = new Map<string, string>();
   private readonly apiKeys = new Map<string, { secret: string; accountSid: string }>();
@@ -295,7 +297,7 @@ export class TwilioRestEmulator {
       if (call.status !== 'in-progress') return;
       call.answeredBy = t.raw;
       const cb = one(call.params, 'AsyncAmdStatusCallback');
-      if (one(call.params, 'AsyncAmd') === 'true' && cb) {
+      if (one(call.params, 'AsyncAmd') === 'true' && cb && !this.loseAmdCallbacks) {
         void this.callback(call, cb, { CallSid: call.sid, AccountSid: call.accountSid, AnsweredBy: t.raw, MachineDetectionDuration: String(Math.round(t.atMs)) }, one(call.params, 'AsyncAmdStatusCallbackMethod'));
       }
     });
