@@ -79,7 +79,15 @@ export function openApiDocument(): Record<string, unknown> {
       summary: r.summary,
       'x-required-access': r.access,
       ...(params.length ? { parameters: params } : {}),
-      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: toJsonSchema(r.body) } } } } : {}),
+      ...(r.body ? {
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': { schema: toJsonSchema(r.body) },
+            ...(r.csv ? { 'text/csv': { schema: { type: 'string', description: r.csv.description } } } : {}),
+          },
+        },
+      } : {}),
       responses,
     };
   }

@@ -52,6 +52,8 @@ export interface RouteSpec {
   /** A scope, or 'admin' for platform-admin keys only. */
   access: Scope | 'admin';
   body?: Schema;
+  /** The body may also be text/csv (campaign contacts): listed beside JSON in the OpenAPI document. */
+  csv?: { description: string };
   /** Query parameters beyond limit/cursor, for the OpenAPI document. */
   query?: { name: string; required: boolean; description: string; schema: Record<string, unknown> }[];
   status: number;

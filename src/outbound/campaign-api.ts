@@ -110,6 +110,7 @@ export const CAMPAIGN_ROUTES: RouteSpec[] = [
   },
   {
     method: 'POST', path: '/v1/campaigns/{id}/contacts', summary: 'Add contacts (JSON array or text/csv with a "to" column); duplicates dropped', access: 'calls:write', body: S.contactsJson, status: 200,
+    csv: { description: `RFC 4180: a header row with a "to" column (E.164) and one column per variable, then one row per contact; at most ${S.MAX_CONTACTS_PER_REQUEST} rows` },
     handler: async ({ req, p, cp }) => cp.campaigns.addContacts(p, readScope(p), req.params.id, readContacts(req)),
   },
   action('start', 'Start (or resume) dialling'),

@@ -185,6 +185,10 @@ for (const backend of BACKENDS) {
           const path = r.pattern.replace(/:(\w+)/g, '{$1}');
           expect(doc.body.paths[path]?.[r.method.toLowerCase()], `${r.method} ${path}`).toBeDefined();
         }
+        // Campaign contacts are accepted as CSV as well as JSON, and the document says so.
+        const contacts = doc.body.paths['/v1/campaigns/{id}/contacts'].post.requestBody.content;
+        expect(Object.keys(contacts).sort()).toEqual(['application/json', 'text/csv']);
+        expect(contacts['text/csv'].schema).toMatchObject({ type: 'string' });
       } finally {
         if (one.app !== app) await one.app.server.shutdown();
       }
