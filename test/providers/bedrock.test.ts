@@ -81,6 +81,21 @@ describe('Bedrock client against the emulator', () => {
     slow.client.destroy();
   });
 
+  it('a consumer that stops reading without aborting (break) stops the server-side stream too', async () => {
+    const slow = new BedrockLlm({ region: 'us-east-1', endpoint: emu.bedrockUrl, credentials: { accessKeyId: 'l', secretAccessKey: 'l' }, models: ['m'], ttftDeadlineMs: 5000 });
+    const before = emu.bedrock.stats.streamsAborted;
+    emu.bedrock.opts.tokensPerSecond = 20;
+    try {
+      for await (const e of slow.stream({ system: 's', messages: [{ role: 'user', content: [{ text: 'tell me a long story about everything' }] }] })) {
+        if (e.type === 'text') break;
+      }
+      await waitFor(() => emu.bedrock.stats.streamsAborted > before, 3000, 'server saw the stream closed');
+    } finally {
+      emu.bedrock.opts.tokensPerSecond = 400;
+      slow.client.destroy();
+    }
+  });
+
   it('429 throttling → the next model in the chain answers', async () => {
     emu.bedrock.faults.throttleModels = ['model-a'];
     try {

@@ -134,6 +134,7 @@ export class BedrockLlm implements LanguageModel {
       // tokens are estimated from the characters sent and received.
       let reported = false;
       let received = 0;
+      let finished = false;
       const body = this.body(req, model);
       try {
         deadline = setTimeout(() => {
@@ -177,6 +178,7 @@ export class BedrockLlm implements LanguageModel {
             yield { type: 'metadata', model, inputTokens: ev.metadata.usage?.inputTokens, outputTokens: ev.metadata.usage?.outputTokens, attempts: attempt + 1 };
           }
         }
+        finished = true;
         return;
       } catch (err) {
         if (signal?.aborted) return; // barge-in: not an error
@@ -189,6 +191,8 @@ export class BedrockLlm implements LanguageModel {
       } finally {
         clearTimeout(deadline);
         signal?.removeEventListener('abort', onAbort);
+        // A consumer that stopped reading without aborting (break) must not leave the response streaming.
+        if (!finished) ac.abort();
         if (firstToken && !reported) req.usage?.llmTokens(model, estimateTokens(body), Math.ceil(received / CHARS_PER_TOKEN), true);
       }
     }
