@@ -3,6 +3,7 @@
 // key-press sequences at a given level, twist and frequency error, and the
 // material that must never produce a digit: speech, music-like tones, noise.
 import { execFileSync } from 'node:child_process';
+import { seededRandom } from '../src/providers/emulators/profiles.js';
 import { speak, synthesise } from './vad/corpus.js';
 
 export const RATE = 8000;
@@ -10,17 +11,8 @@ export const ROWS = [697, 770, 852, 941];
 export const COLS = [1209, 1336, 1477, 1633];
 export const DIGITS = '123A456B789C*0#D';
 
-/** Seeded PRNG (mulberry32) so every failure is reproducible. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG (mulberry32, the emulators' generator) so every failure is reproducible. */
+export const rng: (seed: number) => () => number = seededRandom;
 
 export interface ToneSpec {
   /** Peak amplitude of the stronger tone, as a fraction of full scale. */
