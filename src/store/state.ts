@@ -24,6 +24,9 @@ import { log } from '../log.js';
 /** How long a node's call slots outlive its last heartbeat. */
 export const DEFAULT_SLOT_TTL_MS = 15_000;
 
+/** Rate-limit windows the in-process state keeps at most. */
+const MAX_WINDOWS = 100_000;
+
 export interface StateOptions {
   /**
    * This node's identity for its call slots. Default: host, pid and a random
@@ -97,7 +100,7 @@ export class MemoryState implements SharedState {
   readonly kind = 'memory' as const;
   readonly nodeId: string;
   private readonly slotTtlMs: number;
-  private windows = new Map<string, { start: number; count: number }>();
+  private windows = new Map<string, { start: number; end: number; count: number }>();
   /** tenant → callId → owning node. */
   private slots = new Map<string, Map<string, string>>();
   /** node → heartbeat expiry (ms since epoch). One process is one node, but the rules are the Redis ones. */
@@ -130,12 +133,27 @@ export class MemoryState implements SharedState {
     const start = now - (now % windowMs);
     let w = this.windows.get(key);
     if (!w || w.start !== start) {
-      w = { start, count: 0 };
+      // Re-inserted, so the map stays in order of each window's start.
+      this.windows.delete(key);
+      w = { start, end: start + windowMs, count: 0 };
       this.windows.set(key, w);
-      if (this.windows.size > 100_000) this.windows.clear(); // bounded memory
+      if (this.windows.size > MAX_WINDOWS) this.pruneWindows(now);
     }
     w.count += amount;
     return w.count <= limit;
+  }
+
+  /**
+   * Bounded memory: windows keyed by outside input (failed authentication per
+   * address) must not grow the map, nor reset every other limit by filling it.
+   * Ended windows go first; if that is not enough, the oldest.
+   */
+  private pruneWindows(now: number): void {
+    for (const [k, x] of this.windows) if (x.end <= now) this.windows.delete(k);
+    for (const k of this.windows.keys()) {
+      if (this.windows.size <= MAX_WINDOWS * 0.9) break;
+      this.windows.delete(k);
+    }
   }
 
   async acquireCallSlot(tenantId: string, callId: string, limit: number): Promise<boolean> {

@@ -2,6 +2,7 @@
 // cached resolver with A/B split and cross-node invalidation, shared state.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ControlPlane } from '../../src/store/index.js';
+import { MemoryState } from '../../src/store/state.js';
 import type { Principal } from '../../src/store/types.js';
 import { BACKENDS, realPg, realRedis, redisPrefix } from '../helpers/databases.js';
 
@@ -89,6 +90,29 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('in-process state: rate-limit windows', () => {
+  it('stay bounded under windows keyed by outside input, without resetting the limits still running', async () => {
+    const s = new MemoryState();
+    try {
+      expect(await s.hit('api:key', 2, 60_000)).toBe(true);
+      expect(await s.hit('api:key', 2, 60_000)).toBe(true);
+      expect(await s.hit('api:key', 2, 60_000)).toBe(false);
+      // A spray of failed authentications from as many addresses, each window already over by the time the map fills.
+      for (let i = 0; i < 100_001; i++) await s.hit(`authfail:2001:db8:${i.toString(16)}::/64`, 20, 1);
+      // At the overflow the ended windows were dropped (those of the last millisecond may remain).
+      expect((s as unknown as { windows: Map<string, unknown> }).windows.size).toBeLessThan(50_000);
+      // The key's limit was not reset by the spray (it had been: the whole map was cleared).
+      expect(await s.hit('api:key', 2, 60_000)).toBe(false);
+      // Reading (amount 0) does not spend.
+      expect(await s.hit('authfail:x', 0, 60_000, 0)).toBe(true);
+      expect(await s.hit('authfail:x', 0, 60_000, 0)).toBe(true);
+      expect(await s.hit('authfail:x', 0, 60_000)).toBe(false);
+    } finally {
+      await s.close();
+    }
+  });
+});
 
 describe.skipIf(!realPg || !realRedis)('two nodes sharing PostgreSQL and Redis', () => {
   it('a deploy on one node is seen at once by the other (pub/sub cache invalidation)', async () => {
