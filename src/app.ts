@@ -75,7 +75,7 @@ export async function openStore(config: Config, opts: AppOptions = {}): Promise<
     poolSize: w?.databaseUrl ? 1 : undefined,
     dataDir: config.dataDir,
     redisUrl: config.redisUrl,
-    redisPrefix: opts.redisPrefix,
+    redisPrefix: opts.redisPrefix ?? config.redisPrefix,
     adminApiKey: config.adminApiKey,
     sipRealm: config.sipRealm,
     encryptionKey: config.encryptionKey,

@@ -38,6 +38,8 @@ export interface Config {
   /** DATABASE_URL=embedded: the embedded database chosen knowingly (allowed in production). */
   databaseEmbedded: boolean;
   redisUrl: string | undefined;
+  /** Prefix of every Redis key and channel (nodes of one deployment share it; deployments sharing a Redis differ). */
+  redisPrefix: string;
   deepgramApiKey: string | undefined;
   deepgramUrl: string | undefined;
   awsRegion: string | undefined;
@@ -222,6 +224,8 @@ export function loadConfig(env: Env = process.env): Config {
   const databaseEmbedded = str(env, 'DATABASE_URL')?.trim().toLowerCase() === 'embedded';
   const databaseUrl = databaseEmbedded ? undefined : url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
   const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const redisPrefix = str(env, 'REDIS_PREFIX') ?? 'aybiza:';
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(redisPrefix)) throw new ConfigError('REDIS_PREFIX', 'must be 1-64 characters of letters, digits, _ . : -');
   const deepgramApiKey = str(env, 'DEEPGRAM_API_KEY');
   const deepgramUrl = url(env, 'DEEPGRAM_URL', ['http:', 'https:', 'ws:', 'wss:']) ?? (deepgramApiKey ? 'https://api.deepgram.com' : undefined);
   const rtpPortMin = int(env, 'RTP_PORT_MIN', 10000, 1024, 65534);
@@ -239,6 +243,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl,
     databaseEmbedded,
     redisUrl,
+    redisPrefix,
     deepgramApiKey,
     deepgramUrl,
     awsRegion: str(env, 'AWS_REGION') ?? str(env, 'AWS_DEFAULT_REGION'),

@@ -63,7 +63,8 @@ export async function startNode(name: string, shared: Record<string, string>, si
 /** The environment every node of the cluster shares (one database, one Redis, one set of secrets). */
 export function sharedEnv(databaseUrl: string, redisUrl: string): Record<string, string> {
   return {
-    DATABASE_URL: databaseUrl, REDIS_URL: redisUrl,
+    // A prefix of its own: other tests running at the same time share the Redis server.
+    DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, REDIS_PREFIX: `c${crypto.randomBytes(4).toString('hex')}:`,
     // One public URL for the pool, as behind a load balancer: Twilio signs against it whichever node answers.
     PUBLIC_URL: 'http://voice.cluster.invalid',
     TWILIO_AUTH_TOKEN: crypto.randomBytes(16).toString('hex'),

@@ -34,6 +34,7 @@ export const BACKENDS: Backend[] = [
   { name: 'embedded PGlite, in-process state', env: async () => ({ DATA_DIR: tempDir('emb-') }) },
   {
     name: 'real PostgreSQL and Redis',
-    env: async () => ({ DATA_DIR: tempDir('real-'), DATABASE_URL: await freshDatabase(), REDIS_URL: realRedis ?? '' }),
+    // A Redis prefix per backend instance: test files run at the same time against one Redis server.
+    env: async () => ({ DATA_DIR: tempDir('real-'), DATABASE_URL: await freshDatabase(), REDIS_URL: realRedis ?? '', REDIS_PREFIX: redisPrefix() }),
   },
 ];

@@ -6,7 +6,7 @@
 // SharedState and reads the same row.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, startTestApp, type TestApp } from '../helpers/app.js';
-import { freshDatabase, realRedis } from '../helpers/databases.js';
+import { freshDatabase, realRedis, redisPrefix } from '../helpers/databases.js';
 import { waitFor } from '../helpers/calls.js';
 import { OutboundDialer } from '../../src/outbound/dialer.js';
 import type { CallRecord } from '../../src/store/types.js';
@@ -18,7 +18,7 @@ describe('outbound Twilio call across two nodes (real PostgreSQL and Redis)', ()
   beforeAll(async () => {
     // WORKERS=1: the test asks each node whether it holds the media session, which lives in a
     // worker thread with AYBIZA_TEST_WORKERS > 1.
-    const env = { DATABASE_URL: await freshDatabase(), REDIS_URL: realRedis ?? '', EMULATOR_PHRASES: 'Hello?|Yes, this is Sam speaking.|That works for me. Thank you, goodbye.', WORKERS: '1' };
+    const env = { DATABASE_URL: await freshDatabase(), REDIS_URL: realRedis ?? '', REDIS_PREFIX: redisPrefix(), EMULATOR_PHRASES: 'Hello?|Yes, this is Sam speaking.|That works for me. Thank you, goodbye.', WORKERS: '1' };
     b = await startTestApp(env);
     a = await startTestApp({ ...env, PUBLIC_URL: b.base }, { greeting: 'Hello {{name}}, this is the clinic.' });
     await a.app.store.tenants.update(ADMIN, a.tenantId, { outbound: { allowedCountries: ['US'] } });

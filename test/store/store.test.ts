@@ -144,4 +144,27 @@ describe.skipIf(!realPg || !realRedis)('two nodes sharing PostgreSQL and Redis',
       await nodeB.close();
     }
   });
+
+  it('REDIS_PREFIX keeps deployments that share one Redis apart (default aybiza:, validated)', async () => {
+    const { loadConfig } = await import('../../src/config.js');
+    const { createState } = await import('../../src/store/state.js');
+    expect(loadConfig({}).redisPrefix).toBe('aybiza:');
+    expect(() => loadConfig({ REDIS_PREFIX: 'a b' })).toThrow(/REDIS_PREFIX/);
+    expect(() => loadConfig({ REDIS_PREFIX: 'x'.repeat(65) })).toThrow(/REDIS_PREFIX/);
+    const one = loadConfig({ REDIS_URL: realRedis, REDIS_PREFIX: redisPrefix() });
+    const other = loadConfig({ REDIS_URL: realRedis, REDIS_PREFIX: redisPrefix() });
+    const a = createState(one.redisUrl, one.redisPrefix);
+    const b = createState(one.redisUrl, one.redisPrefix);
+    const c = createState(other.redisUrl, other.redisPrefix);
+    try {
+      expect(await a.acquireCallSlot('tenant-p', 'call-1', 1)).toBe(true);
+      expect(await b.acquireCallSlot('tenant-p', 'call-2', 1)).toBe(false); // same deployment: one limit
+      expect(await c.acquireCallSlot('tenant-p', 'call-3', 1)).toBe(true); // another deployment's prefix
+      expect(await a.hit('k', 1, 3_600_000)).toBe(true);
+      expect(await b.hit('k', 1, 3_600_000)).toBe(false);
+      expect(await c.hit('k', 1, 3_600_000)).toBe(true);
+    } finally {
+      await Promise.all([a.close(), b.close(), c.close()]);
+    }
+  });
 });
