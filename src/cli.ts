@@ -21,6 +21,10 @@ function usage(): string {
 }
 
 async function main(): Promise<void> {
+  // The AWS SDK prints a multi-line notice on Node < 22 (its releases after January 2027 need Node 22; the
+  // lockfile pins one that runs here), on stderr, beside our JSON log lines, once per thread. The README says so
+  // under Known gaps; `AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=false` shows it again.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const [name, ...args] = process.argv.slice(2);
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
