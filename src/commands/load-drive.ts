@@ -72,11 +72,12 @@ export interface Drive {
 }
 
 /**
- * Dials `calls` callers, measures `seconds` once all have dialed, then stops
- * the callers' clock (the calls stay up: hang them up with hangupAll).
- * `atWindowStart` runs just before the window opens (e.g. a /metrics scrape).
+ * Dials `calls` callers, lets them run `warmup` seconds once all have dialed,
+ * measures `seconds`, then stops the callers' clock (the calls stay up: hang
+ * them up with hangupAll). `atWindowStart` runs just before the window opens
+ * (e.g. a /metrics scrape).
  */
-export async function driveCallers(t: Target, calls: number, seconds: number, atWindowStart?: () => Promise<void>): Promise<Drive> {
+export async function driveCallers(t: Target, calls: number, seconds: number, warmup: number, atWindowStart?: () => Promise<void>): Promise<Drive> {
   const speech = synthesize(CALLER_PHRASE);
   const baseRss = t.pid ? rssBytes(t.pid) : 0;
   const callers: TwilioCaller[] = [];
@@ -114,6 +115,7 @@ export async function driveCallers(t: Target, calls: number, seconds: number, at
   const firstFailure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (firstFailure) process.stderr.write(`load: ${failedDials} of ${calls} dials failed, first: ${String(firstFailure.reason)}\n`);
   clockLoop();
+  if (warmup > 0) await new Promise((r) => setTimeout(r, warmup * 1000));
   // The callers' own event-loop delay: their timestamps are taken on it, so
   // it bounds how much of a measured gap is the measurement's own.
   const callerLoop = monitorEventLoopDelay({ resolution: 1 });

@@ -1,4 +1,4 @@
-// `npm run load -- --calls N --seconds S [--runs R] [--baseline off|beside|unrecorded] [--profile]
+// `npm run load -- --calls N --seconds S [--warmup W] [--runs R] [--baseline off|beside|unrecorded] [--profile]
 //                 [--stt MODEL] [--record dual|mixed] [--workers N] [--url URL --public-url URL --to NUMBER]`
 // N concurrent simulated Twilio calls with a speech/silence pattern. Without
 // --url it starts the provider emulators (at lower CPU priority) and the
@@ -14,6 +14,11 @@
 // late frames by stall, its pauses by reason and the TTS flush-limit
 // warnings; the median e2e of the stored turns and the callers' median
 // voice-to-voice; with --runs R, each figure's min–max over the runs.
+// --warmup W (default 10 s): the calls run W seconds before the measured
+// window opens, for every server alike, so the window sees the steady state:
+// a fresh process spends its first seconds compiling its hot code (V8's
+// optimizing compiler on its helper threads; ~10 % of a 40 s window's CPU at
+// 100 calls in a perf profile), a cost it pays once, not per call.
 // --stt MODEL: the demo agent's speech-to-text model on our server
 // (flux-general-en for Deepgram Flux; default the agent's, nova-3).
 // --workers N: WORKERS for our server (default: its own, the CPUs available);
@@ -163,6 +168,8 @@ async function metricsText(url: string): Promise<string> {
 interface Options {
   calls: number;
   seconds: number;
+  /** Seconds the calls run before the measured window opens (--warmup). */
+  warmup: number;
   token: string;
   to: string;
   url: string;
@@ -282,7 +289,7 @@ async function measureOurs(o: Options, windowStart?: () => Promise<void>): Promi
     const publicUrl = p?.url ?? o.publicUrl;
     const pid = p?.pid ?? 0;
     let before = '';
-    const { callers, figures } = await driveCallers({ url, publicUrl, pid, to: o.to, token: o.token }, o.calls, o.seconds, async () => {
+    const { callers, figures } = await driveCallers({ url, publicUrl, pid, to: o.to, token: o.token }, o.calls, o.seconds, o.warmup, async () => {
       await windowStart?.();
       before = await metricsText(url);
     });
@@ -415,7 +422,7 @@ async function measureNaive(o: Options, windowStart?: () => Promise<void>): Prom
     const { naiveUrl } = await firstJsonLine(child, (x) => typeof x.naiveUrl === 'string', 'naive server');
     const url = String(naiveUrl);
     const target: Target = { url, publicUrl: url, pid: child.pid!, to: o.to, token: o.token };
-    const { callers, figures } = await driveCallers(target, o.calls, o.seconds, windowStart);
+    const { callers, figures } = await driveCallers(target, o.calls, o.seconds, o.warmup, windowStart);
     const received = await hangupAll(callers);
     await new Promise((r) => setTimeout(r, 1500));
     const { framesSent } = (await (await fetch(`${url}/stats`)).json()) as { framesSent: number };
@@ -456,6 +463,7 @@ export async function run(argv: string[]): Promise<void> {
   const o: Options = {
     calls: numberArg(a.calls, 'calls', 50, 1, 5000),
     seconds: numberArg(a.seconds, 'seconds', 30, 5, 3600),
+    warmup: numberArg(a.warmup, 'warmup', 10, 0, 600),
     token: process.env.TWILIO_AUTH_TOKEN ?? 'load-test-token',
     to: String(a.to ?? DEMO_NUMBER),
     url,
@@ -481,7 +489,7 @@ export async function run(argv: string[]): Promise<void> {
       results.push({ ours, naive: null, unrecorded: plain });
       const rows = comparisonRows(ourFigures(ours), ourFigures(plain));
       tables.push(rows);
-      process.stderr.write('\n' + formatRunTable(`load run ${i}/${runs}: ${o.calls} calls on each server at the same time, ${o.seconds} s, ramp ${ours.rampMs} ms, ${profileLabel} (left) and none (right)`, rows, columns) + '\n');
+      process.stderr.write('\n' + formatRunTable(`load run ${i}/${runs}: ${o.calls} calls on each server at the same time, ${o.seconds} s after ${o.warmup} s of warm-up, ramp ${ours.rampMs} ms, ${profileLabel} (left) and none (right)`, rows, columns) + '\n');
       continue;
     }
     let ours: OurReport;
@@ -500,11 +508,11 @@ export async function run(argv: string[]): Promise<void> {
     results.push({ ours, naive });
     const rows = comparisonRows(ourFigures(ours), naive as SideFigures | null);
     tables.push(rows);
-    process.stderr.write('\n' + formatRunTable(`load run ${i}/${runs}: ${o.calls} calls, ${o.seconds} s, ramp ${ours.rampMs} ms, ${profileLabel}`, rows) + '\n');
+    process.stderr.write('\n' + formatRunTable(`load run ${i}/${runs}: ${o.calls} calls, ${o.seconds} s after ${o.warmup} s of warm-up, ramp ${ours.rampMs} ms, ${profileLabel}`, rows) + '\n');
   }
   if (runs > 1) process.stderr.write(formatSpreadTable(`load: spread over ${runs} runs (min–max), ${profileLabel}`, tables, columns) + '\n');
   const report = {
-    calls: o.calls, seconds: o.seconds, baseline, stt: o.stt || null, record: o.record || null, workers: o.workers,
+    calls: o.calls, seconds: o.seconds, warmup: o.warmup, baseline, stt: o.stt || null, record: o.record || null, workers: o.workers,
     // The emulators' profile and values (null with --url: not started here).
     emulatorProfile: url ? null : emulator.profile, emulator: url ? null : { ...emulator, phrases: undefined },
     runs: results, spread: runs > 1 ? spreadOf(tables) : undefined,
