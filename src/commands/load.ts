@@ -17,8 +17,9 @@
 // --warmup W (default 10 s): the calls run W seconds before the measured
 // window opens, for every server alike, so the window sees the steady state:
 // a fresh process spends its first seconds compiling its hot code (V8's
-// optimizing compiler on its helper threads; ~10 % of a 40 s window's CPU at
-// 100 calls in a perf profile), a cost it pays once, not per call.
+// optimizing compiler on its helper threads: ~17 % of the server's CPU over
+// its first 12 s at 100 calls in a perf profile, ~6 % over the next 18 s), a
+// cost it pays once, not per call.
 // --stt MODEL: the demo agent's speech-to-text model on our server
 // (flux-general-en for Deepgram Flux; default the agent's, nova-3).
 // --workers N: WORKERS for our server (default: its own, the CPUs available);
