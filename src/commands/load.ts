@@ -19,9 +19,11 @@
 // compiling its hot code (V8's optimizing compiler on its helper threads:
 // ~17 % of the server's CPU over its first 12 s at 100 calls in a perf
 // profile, ~6 % over the next 18 s). But the simulated calls are not
-// stationary: each conversation with our agent is a fixed script of four
-// turns, front-loaded in the call's first minute (the naive server answers
-// every utterance for as long as the call lasts), so a
+// stationary: each call hears a fixed amount of our agent's audio (~13 s, the
+// same frame count in every run wherever the window sits), front-loaded in
+// the call's first minute (why the conversation stops there is not yet
+// understood: the STT emulator's phrases do cycle), while the naive server
+// answers every utterance for as long as the call lasts. So a
 // warm-up also moves the window away from our server's busiest part — with
 // W = 10, 21 % fewer voice-to-voice samples; with W = 30, 85 % fewer. Figures
 // taken with a warm-up are not comparable with ours without one.
