@@ -21,9 +21,10 @@
 // profile, ~6 % over the next 18 s). But the simulated calls are not
 // stationary: each call hears a fixed amount of our agent's audio (~13 s, the
 // same frame count in every run wherever the window sits), front-loaded in
-// the call's first minute (why the conversation stops there is not yet
-// understood: the STT emulator's phrases do cycle), while the naive server
-// answers every utterance for as long as the call lasts. So a
+// the call's first minute — because our agent hangs the call up: the STT
+// emulator's fourth default phrase says goodbye and the LLM emulator answers
+// it with end_call (README, Known gaps) — while the naive server answers
+// every utterance for as long as the call lasts. So a
 // warm-up also moves the window away from our server's busiest part — with
 // W = 10, 21 % fewer voice-to-voice samples; with W = 30, 85 % fewer. Figures
 // taken with a warm-up are not comparable with ours without one.
