@@ -26,6 +26,10 @@ export interface CallerFigures {
   rampMs: number;
   seconds: number;
   serverCpuSeconds: number;
+  /** Seconds of calls up inside the window, summed over the callers (a call that ended counts until it ended). */
+  callSeconds: number;
+  /** Calls that ended (either side) before the window closed. */
+  endedInWindow: number;
   cpuSecondsPerCallSecond: number;
   callsPerCore: number;
   framesReceived: number;
@@ -133,7 +137,8 @@ export async function driveCallers(t: Target, calls: number, seconds: number, wa
     if (t.pid) peakRss = Math.max(peakRss, rssBytes(t.pid));
   }
   const cpu = t.pid ? cpuSeconds(t.pid) - cpu0 : NaN;
-  const wall = (performance.now() - w0) / 1000;
+  const w1 = performance.now();
+  const wall = (w1 - w0) / 1000;
   running = false;
   if (clock) clearTimeout(clock);
   callerLoop.disable();
@@ -142,10 +147,19 @@ export async function driveCallers(t: Target, calls: number, seconds: number, wa
   const gaps = callers.flatMap((c, i) => c.gaps.slice(gapStart[i])).filter((g) => g < 500);
   const inSegment = callers.flatMap((c, i) => c.inSegmentGaps.slice(inStart[i]));
   const v2v = callers.flatMap((c, i) => c.voiceToVoice.slice(v2vStart[i]));
-  const cpuPerCallSecond = connected ? cpu / (connected * wall) : NaN;
+  // CPU is divided by the time calls were really up in the window: a call the
+  // server ended (or that dropped) costs nothing after its end, and counting
+  // it for the whole window would flatter the server that ends calls.
+  const up = callers.filter((c) => c.stats.frames > 0);
+  const callSeconds = up.reduce((s, c) => s + Math.max(0, (c.closedAt && c.closedAt < w1 ? c.closedAt : w1) - w0), 0) / 1000;
+  const endedInWindow = up.filter((c) => c.closedAt && c.closedAt < w1).length;
+  if (endedInWindow) process.stderr.write(`load: ${endedInWindow} of ${connected} calls ended before the window closed; CPU is divided by the call-seconds they were up\n`);
+  const cpuPerCallSecond = callSeconds > 0 ? cpu / callSeconds : NaN;
   const figures: CallerFigures = {
     calls, connected, failedDials, rampMs, seconds: +wall.toFixed(1),
     serverCpuSeconds: +cpu.toFixed(2),
+    callSeconds: +callSeconds.toFixed(1),
+    endedInWindow,
     cpuSecondsPerCallSecond: +cpuPerCallSecond.toFixed(5),
     callsPerCore: Number.isFinite(cpuPerCallSecond) ? Math.floor(1 / cpuPerCallSecond) : NaN,
     framesReceived: callers.reduce((n, c) => n + c.stats.frames, 0),

@@ -80,6 +80,8 @@ export function playoutCounters(before: string, after: string): PlayoutCounters 
 /** What the table compares, for either server. */
 export interface SideFigures {
   connected: number;
+  /** Calls that ended before the window closed (the CPU is divided by the call-seconds up, not the window). */
+  endedInWindow: number;
   cpuSecondsPerCallSecond: number;
   callsPerCore: number;
   inSegmentGapMs: GapSpread;
@@ -136,6 +138,7 @@ export function comparisonRows(ours: OurFigures, naive: SideFigures | null): Row
   });
   const rows: Row[] = [
     both('calls connected', (s) => s.connected, 0),
+    both('calls ended before the window closed', (s) => s.endedInWindow, 0),
     { label: 'e2e median (ms, stored turns)', ours: ours.e2eMedianMs, digits: 1 },
     both('voice-to-voice median (ms, callers)', (s) => s.voiceToVoiceMs.p50, 1),
     both('voice-to-voice samples', (s) => s.voiceToVoiceMs.count, 0),

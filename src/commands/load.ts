@@ -70,6 +70,8 @@ const ADMIN_KEY = 'load-admin-key';
 // turn can be compared with them (with a jittered profile: the centre values).
 const STT_ENDPOINTING_MS = 300; // the demo agent's STT setting (the default)
 const FLUSH_LIMIT_WARNING = 'Flush limit exceeded';
+/** What the load's STT emulator transcribes, in turn: the default phrases without the goodbye. */
+export const LOAD_PHRASES = 'Hello, I would like to book a table for two.|Tomorrow at seven in the evening.|Yes, that is right.';
 
 interface Emulated {
   sttFinalMs: number;
@@ -212,6 +214,11 @@ async function startOurs(o: Options, children: ChildProcess[]): Promise<OurProce
     env: {
       // EMULATOR_PROFILE and EMULATOR_* pass through: the child reads them as run() did.
       ...process.env, LOG_LEVEL: 'warn',
+      // The STT emulator's default phrases end with a goodbye, which the LLM
+      // emulator answers with end_call: our agent would hang every load call up
+      // after its fourth utterance while the naive server keeps its calls. The
+      // load's callers never say goodbye (EMULATOR_PHRASES, if set, still wins).
+      EMULATOR_PHRASES: process.env.EMULATOR_PHRASES ?? LOAD_PHRASES,
     },
   });
   children.push(emu);

@@ -96,6 +96,8 @@ export class TwilioCaller {
   private closeCode: number | null = null;
   /** The media stream has closed (either side). */
   isClosed = false;
+  /** performance.now() when it closed; 0 while open. */
+  closedAt = 0;
   private closed: Promise<number>;
   private resolveClosed!: (code: number) => void;
   readonly stats = { frames: 0, nonSilent: 0, partial: 0, marks: 0, echoed: 0, clears: 0, firstAudioAt: 0 };
@@ -165,6 +167,7 @@ export class TwilioCaller {
     ws.on('close', (code) => {
       this.closeCode = code;
       this.isClosed = true;
+      this.closedAt = performance.now();
       this.stopSending();
       this.resolveClosed(code);
     });

@@ -28,7 +28,7 @@ const after = [
 
 function side(cpu: number, p99: number): SideFigures {
   return {
-    connected: 200, cpuSecondsPerCallSecond: cpu, callsPerCore: Math.floor(1 / cpu),
+    connected: 200, endedInWindow: 0, cpuSecondsPerCallSecond: cpu, callsPerCore: Math.floor(1 / cpu),
     inSegmentGapMs: { count: 1000, p50: 20, p99, max: 40 }, inSegmentLateFrames: 0, droppedFrames: 0,
     callerEventLoopDelayMs: { p99: 2, max: 9 }, voiceToVoiceMs: { count: 40, p50: 900 },
   };
