@@ -28,6 +28,12 @@
       }
     },
     {
+      "target_name": "aybiza_reuseport",
+      "sources": ["native/reuseport.cc"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"],
+      "defines": ["NAPI_VERSION=8"]
+    },
+    {
       "target_name": "aybiza_thread_exit",
       "sources": ["native/thread_exit.cc"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"],

@@ -1,8 +1,9 @@
 // Native addon fuzzing, run as its own process (`node dist/bench/fuzz/native.js
 // --seed S --seconds N`) so an abort is seen as the child's death, not ours:
 // random argument types and sizes into every export of src/media (the typed
-// wrappers) and of the raw addon (its functions and classes, with positional
-// arguments and now and then a foreign `this`). Each call must return or
+// wrappers), of the raw addon (its functions and classes, with positional
+// arguments and now and then a foreign `this`) and of the workers' steering
+// addon (native/reuseport.cc). Each call must return or
 // throw; the process must never abort. The case number is written to a state
 // file before each call, so a crash names the case, and `--until N` replays
 // the run up to it and prints it.
@@ -10,6 +11,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as media from '../../src/media/index.js';
 import { native } from '../../src/media/native.js';
+import { reuseportAddon } from '../../src/server/steering.js';
 import { Rand } from './random.js';
 
 const OPTION_KEYS = ['minSpeechMs', 'minSilenceMs', 'encoding', 'dtmf', 'vad', 'minDelayMs', 'maxDelayMs', 'frameBytes', 'threshold', 'hangoverMs', 'sampleRate', 'codec', 'twistDb', 'minToneMs'];
@@ -111,6 +113,8 @@ function targets(): Target[] {
   };
   add('media', media as unknown as Record<string, unknown>);
   add('native', native as unknown as Record<string, unknown>);
+  // The workers' connection steering (native/reuseport.cc): this process listens on nothing, so every fd is refused.
+  add('reuseport', (reuseportAddon() ?? {}) as unknown as Record<string, unknown>);
   return out;
 }
 

@@ -14,20 +14,13 @@
 // late frames by stall, its pauses by reason and the TTS flush-limit
 // warnings; the median e2e of the stored turns and the callers' median
 // voice-to-voice; with --runs R, each figure's min–max over the runs.
+// The emulators the load starts transcribe LOAD_PHRASES, which never say
+// goodbye (with the emulators' default phrases our agent ended each call on
+// its fourth utterance while the naive server kept its calls), and CPU is
+// divided by the call-seconds the calls were really up in the window.
 // --warmup W (default 0): the calls run W seconds before the measured window
-// opens, for every server alike: a fresh process spends its first seconds
-// compiling its hot code (V8's optimizing compiler on its helper threads:
-// ~17 % of the server's CPU over its first 12 s at 100 calls in a perf
-// profile, ~6 % over the next 18 s). But the simulated calls are not
-// stationary: each call hears a fixed amount of our agent's audio (~13 s, the
-// same frame count in every run wherever the window sits), front-loaded in
-// the call's first minute — because our agent hangs the call up: the STT
-// emulator's fourth default phrase says goodbye and the LLM emulator answers
-// it with end_call (README, Known gaps) — while the naive server answers
-// every utterance for as long as the call lasts. So a
-// warm-up also moves the window away from our server's busiest part — with
-// W = 10, 21 % fewer voice-to-voice samples; with W = 30, 85 % fewer. Figures
-// taken with a warm-up are not comparable with ours without one.
+// opens, for every server alike (a fresh process spends its first seconds
+// compiling its hot code).
 // --stt MODEL: the demo agent's speech-to-text model on our server
 // (flux-general-en for Deepgram Flux; default the agent's, nova-3).
 // --workers N: WORKERS for our server (default: its own, the CPUs available);

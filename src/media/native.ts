@@ -20,15 +20,21 @@ export interface NativeAddon {
   [name: string]: unknown;
 }
 
-function findAddon(): string {
-  // Works from src/media (vitest) and from dist/src/media (compiled).
+/** build/Release/<file> of this package (from src/… under vitest, from dist/src/… compiled); null if not built. */
+export function builtAddon(file: string): string | null {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
-    const candidate = path.join(dir, 'build', 'Release', 'aybiza_media.node');
+    const candidate = path.join(dir, 'build', 'Release', file);
     if (fs.existsSync(candidate)) return candidate;
     dir = path.dirname(dir);
   }
-  throw new Error('aybiza native addon not built: run `npm ci` (or `npx node-gyp rebuild`) first');
+  return null;
+}
+
+function findAddon(): string {
+  const file = builtAddon('aybiza_media.node');
+  if (!file) throw new Error('aybiza native addon not built: run `npm ci` (or `npx node-gyp rebuild`) first');
+  return file;
 }
 
 const require = createRequire(import.meta.url);

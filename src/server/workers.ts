@@ -33,6 +33,7 @@ import { serveSipCarrier } from '../worker/remote-carrier.js';
 import type { WorkerData } from '../worker/main.js';
 import { SipHandoff } from '../worker/sip-handoff.js';
 import { SipServer } from '../../sip/index.js';
+import { ConnectionSteering } from './steering.js';
 import { uwsNative } from './uws.js';
 
 /** A port free on `host` right now (for PORT=0). */
@@ -72,6 +73,8 @@ interface Slot {
   listening: boolean;
   /** Expected to end (shutdown): no restart. */
   stopping: boolean;
+  /** Lets the next worker start listening (this one listens, or has exited). */
+  releaseListen?: () => void;
   exited: Promise<number>;
 }
 
@@ -85,6 +88,10 @@ export class WorkerPool {
   private providers: Providers | null = null;
   private readonly crashes: number[] = [];
   private faults = 0;
+  /** New connections to the least-loaded worker (null: one worker, or the kernel's hash). */
+  private steering: ConnectionSteering | null = null;
+  /** Workers start listening one at a time (see steering.ts): the turn after the last one granted. */
+  private listenTurn: Promise<void> = Promise.resolve();
 
   private constructor(private readonly config: Config, readonly store: ControlPlane, private readonly opts: PoolOptions) {}
 
@@ -151,9 +158,11 @@ export class WorkerPool {
     // here, tried again should another process take it first.
     for (let attempt = 1; ; attempt++) {
       this.port = c.port || (await freePort(c.host));
+      this.steering = c.workers > 1 ? ConnectionSteering.create(this.port) : null;
       const started = await Promise.allSettled(Array.from({ length: c.workers }, (_, i) => this.spawn(i)));
       const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (!failed) break;
+      this.steering?.stop();
       if (c.port || attempt === 3) throw failed.reason;
       await this.stopWorkers(10_000);
     }
@@ -194,17 +203,26 @@ export class WorkerPool {
       slot.calls.delete(callId);
       this.spreadLoad();
     });
+    rpc.handle('may-listen', () => {
+      const turn = this.listenTurn;
+      this.listenTurn = new Promise<void>((r) => (slot.releaseListen = r));
+      return turn;
+    });
     rpc.handle('metrics', () => this.metrics());
     rpc.handle('ready', () => this.ready());
     return new Promise<number>((resolve, reject) => {
       rpc.handle('listening', (port: number) => {
         slot.listening = true;
+        this.steering?.joined(index);
+        slot.releaseListen?.();
         this.spreadLoad();
         resolve(port);
       });
       worker.on('error', guard('worker', (err: Error) => log.error('worker failed', { worker: index, err })));
       worker.on('exit', guard('worker', (code: number) => {
         rpc.close();
+        slot.releaseListen?.();
+        if (slot.listening) this.steering?.left(index);
         resolveExit(code);
         if (!slot.listening) reject(new Error(`worker ${index} exited (${code}) before listening`));
         this.exited(slot, code);
@@ -212,10 +230,19 @@ export class WorkerPool {
     });
   }
 
-  /** Tells each worker how many calls the rest of the process carries. */
+  /** Tells each worker how many calls the rest of the process carries; new connections go to the least loaded. */
   private spreadLoad(): void {
     const total = this.totalCalls();
     for (const s of this.slots) s?.rpc.notify('others', total - s.calls.size);
+    this.steering?.steer(
+      (w) => (this.slots[w]?.calls.size ?? 0) + (this.slots[w]?.reserved.size ?? 0),
+      (w) => !!this.slots[w]?.listening && !this.slots[w]!.stopping,
+    );
+  }
+
+  /** Worker index per socket number of the shared port's group; null without steering (tests). */
+  steeringOrder(): number[] | null {
+    return this.steering?.active ? this.steering.order() : null;
   }
 
   private exited(slot: Slot, code: number): void {
@@ -316,6 +343,8 @@ export class WorkerPool {
   async shutdown(): Promise<void> {
     if (this.state === 'draining' || this.state === 'closed') return;
     this.state = 'draining';
+    // Draining workers close their listeners: the kernel's hash is all that is left to choose.
+    this.steering?.stop();
     log.info('draining', { timeoutS: this.config.drainTimeoutS, workers: this.config.workers });
     const sip = this.sip ? this.drainSip(this.sip) : Promise.resolve();
     await Promise.all([this.stopWorkers((this.config.drainTimeoutS + 30) * 1000), sip]);

@@ -115,6 +115,9 @@ started = createApp(config, {
       },
     }));
   }
+  // One worker starts listening at a time: the main thread learns which
+  // listening socket is whose (src/server/steering.ts). Past the wait, listen anyway.
+  await rpc.callWithin(30_000, 'may-listen').catch(() => {});
   const port = await a.server.listen();
   // What this worker logged while starting is out before the process says 'listening'.
   flushLogs();

@@ -5,25 +5,12 @@
 // cleanup hook instead; the main thread then restarts the worker as after any
 // other exit.
 import { createRequire } from 'node:module';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { log } from '../log.js';
-
-function findAddon(): string | null {
-  // From src/worker (vitest) and from dist/src/worker (compiled).
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const candidate = path.join(dir, 'build', 'Release', 'aybiza_thread_exit.node');
-    if (fs.existsSync(candidate)) return candidate;
-    dir = path.dirname(dir);
-  }
-  return null;
-}
+import { builtAddon } from '../media/native.js';
 
 /** Arms the hook for this thread; says so loudly when the addon is missing (a build from before it existed). */
 export function closeSocketsAtThreadExit(): void {
-  const file = findAddon();
+  const file = builtAddon('aybiza_thread_exit.node');
   if (!file) {
     log.error('build/Release/aybiza_thread_exit.node missing (run `npx node-gyp build`): a worker terminated from outside would abort the process');
     return;

@@ -2,7 +2,8 @@
 // on one port. Twilio calls land on both workers (the kernel spreads the
 // connections), one /metrics shows them all, MAX_CONCURRENT_CALLS counts
 // across workers, a worker that dies has its calls stored as ended and is
-// started again while the process serves on, and SIGTERM drains every worker.
+// started again while the process serves on, new calls are steered to the
+// less-loaded worker (before and after restarts), and SIGTERM drains every worker.
 // On the embedded database (its one session shared by every worker's
 // connection: src/store/pglite-server.ts) and on a real PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +15,7 @@ import { freshDatabase, realPg } from '../helpers/databases.js';
 const TOKEN = 'workers-test-token';
 const ADMIN_KEY = 'ayb_workers_test_admin_key_0123456789abcdef';
 const DEMO = '+15555550100';
-const MAX_CALLS = 10;
+const MAX_CALLS = 30;
 
 function series(text: string, name: string): Map<string, number> {
   const out = new Map<string, number>();
@@ -51,6 +52,24 @@ for (const { name, url, skip } of DATABASES) describe.skipIf(skip)(`WORKERS=2 on
   let base: string;
   const metrics = async () => (await fetch(`${base}/metrics`)).text();
   const perWorker = async () => series(await metrics(), 'aybiza_worker_calls_active');
+  /** Dials n calls, each once the one before is counted on a worker; checks the per-worker counts, then hangs up. */
+  const dialOneByOne = async (n: number, check: (perWorker: Map<string, number>) => void) => {
+    const callers: TwilioCaller[] = [];
+    const total = async () => [...(await perWorker()).values()].reduce((a, b) => a + b, 0);
+    try {
+      for (let i = 1; i <= n; i++) {
+        const c = caller();
+        callers.push(c);
+        expect((await c.dial()).outcome).toBe('connected');
+        await until(`call ${i} counted`, async () => (await total()) === i);
+      }
+      check(await perWorker());
+    } finally {
+      await Promise.all(callers.map((c) => c.hangup()));
+    }
+    await until('no calls', async () => (await total()) === 0);
+  };
+  const steeringOff = () => srv.logs.filter((l) => l.includes('connection steering off') || l.includes('aybiza_reuseport.node missing'));
   const caller = () => new TwilioCaller({ baseUrl: base, authToken: TOKEN, to: DEMO, skipAnalysis: true });
   const dialAll = async (n: number) => {
     const callers = Array.from({ length: n }, caller);
@@ -88,7 +107,7 @@ for (const { name, url, skip } of DATABASES) describe.skipIf(skip)(`WORKERS=2 on
       const m = await perWorker();
       return (m.get('{worker="0"}') ?? 0) + (m.get('{worker="1"}') ?? 0) === MAX_CALLS ? m : null;
     });
-    // 10 connections all on one worker happen with probability 2/1024.
+    // 30 connections all on one worker: probability 2^-29 by the hash alone, less with steering.
     expect(per.get('{worker="0"}')).toBeGreaterThan(0);
     expect(per.get('{worker="1"}')).toBeGreaterThan(0);
     const text = await metrics();
@@ -108,6 +127,12 @@ for (const { name, url, skip } of DATABASES) describe.skipIf(skip)(`WORKERS=2 on
       return (m.get('{worker="0"}') ?? 0) + (m.get('{worker="1"}') ?? 0) === 0;
     });
   }, 60_000);
+
+  it('steers new calls to the less-loaded worker: 30 calls dialled one after another split within ±3', async () => {
+    // The kernel's hash alone leaves 30 calls more than 3 apart more often than not (P ≈ 0.59).
+    await dialOneByOne(30, (m) => expect(Math.abs((m.get('{worker="0"}') ?? 0) - (m.get('{worker="1"}') ?? 0))).toBeLessThanOrEqual(3));
+    expect(steeringOff()).toEqual([]);
+  }, 120_000);
 
   it('restarts a worker that dies, stores its calls as ended, and keeps serving', async () => {
     const { callers } = await dialAll(6);
@@ -166,10 +191,14 @@ for (const { name, url, skip } of DATABASES) describe.skipIf(skip)(`WORKERS=2 on
       const dead = callers.filter((c) => c.isClosed).map((c) => c.callSid);
       return dead.every((sid) => body.items.some((c) => c.externalId === sid && c.endReason === 'worker exited'));
     });
+    // Two restarts later the steering still knows which socket is whose (else it turns itself off and says so).
+    expect(steeringOff()).toEqual([]);
     // The terminated worker's listening socket is closed, not left accepting connections nobody serves.
     for (let i = 0; i < 6; i++) expect((await fetch(`${base}/readyz`, { headers: { connection: 'close' } })).status).toBe(200);
     await Promise.all(callers.map((c) => c.hangup()));
     await until('no calls', async () => [...(await perWorker()).values()].reduce((a, b) => a + b, 0) === 0);
+    // Steering after two restarts: had it lost track of which socket is whose, it would send every call to the busier worker.
+    await dialOneByOne(10, (m) => expect(Math.abs((m.get('{worker="0"}') ?? 0) - (m.get('{worker="1"}') ?? 0))).toBeLessThanOrEqual(4));
   }, 90_000);
 
   it('drains every worker on SIGTERM and exits 0', async () => {

@@ -1,0 +1,135 @@
+// Connection steering between listeners on one port (WORKERS > 1:
+// src/server/steering.ts, native/reuseport.cc), against the real kernel: two
+// uWebSockets.js apps listen on the same port as the media workers do, each
+// answering with its own name; the weights attached to their SO_REUSEPORT
+// group decide which one gets each new connection. And the addon's checks:
+// hostile arguments throw TypeError/RangeError, an fd that is not such a
+// listener is refused.
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uws, type us_listen_socket } from '../../src/server/uws.js';
+import { ConnectionSteering, reuseportAddon } from '../../src/server/steering.js';
+import { freePort } from '../helpers/app.js';
+
+const addon = reuseportAddon()!;
+
+/** One request on a new connection; the name of the app that answered. */
+function who(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, headers: { connection: 'close' } }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+  });
+}
+
+async function tally(port: number, n: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const w = await who(port);
+    out[w] = (out[w] ?? 0) + 1;
+  }
+  return out;
+}
+
+describe('connection steering between listeners on one port', () => {
+  let port = 0;
+  const tokens: us_listen_socket[] = [];
+
+  beforeAll(async () => {
+    port = await freePort();
+    for (const name of ['a', 'b']) {
+      const app = uws.App().get('/*', (res) => void res.end(name));
+      await new Promise<void>((resolve, reject) => app.listen('127.0.0.1', port, (t) => (t ? (tokens.push(t), resolve()) : reject(new Error(`${name} could not listen`)))));
+    }
+  });
+  afterAll(() => {
+    for (const t of tokens) uws.us_listen_socket_close(t);
+  });
+
+  it('finds both listening sockets of the port, in the order they started listening', () => {
+    const fds = addon.listenSockets(port);
+    expect(fds).toHaveLength(2);
+    expect(addon.listenSockets(port === 65535 ? 1 : port + 1)).toEqual([]);
+  });
+
+  it('sends every new connection where the weights say, and spreads by them', async () => {
+    const [fd0] = addon.listenSockets(port);
+    expect(addon.steer(fd0!, port, [1, 0])).toBe(true);
+    const first = await tally(port, 12);
+    expect(Object.keys(first)).toHaveLength(1);
+    expect(addon.steer(fd0!, port, [0, 1])).toBe(true);
+    const second = await tally(port, 12);
+    expect(Object.keys(second)).toHaveLength(1);
+    // Socket 0 and socket 1 are the two apps.
+    expect(Object.keys(first)[0]).not.toBe(Object.keys(second)[0]);
+    // Even weights: both get connections (all 40 on one side: 2^-39).
+    expect(addon.steer(fd0!, port, [1, 1])).toBe(true);
+    const even = await tally(port, 40);
+    expect(even.a).toBeGreaterThan(0);
+    expect(even.b).toBeGreaterThan(0);
+    // Back to the kernel's hash.
+    expect(addon.unsteer(fd0!, port)).toBe(true);
+    expect(Object.values(await tally(port, 4)).reduce((x, y) => x + y, 0)).toBe(4);
+  });
+
+  it('ConnectionSteering learns each listener as it joins and turns connections away from the busier worker', async () => {
+    const p2 = await freePort();
+    const s = ConnectionSteering.create(p2)!;
+    const mine: us_listen_socket[] = [];
+    try {
+      // Worker 7 starts listening first, then worker 3, one at a time as the pool grants turns.
+      for (const [worker, name] of [[7, 'c'], [3, 'd']] as const) {
+        const app = uws.App().get('/*', (res) => void res.end(name));
+        await new Promise<void>((resolve, reject) => app.listen('127.0.0.1', p2, (t) => (t ? (mine.push(t), resolve()) : reject(new Error('could not listen')))));
+        s.joined(worker);
+      }
+      expect(s.order()).toEqual([7, 3]);
+      expect(s.active).toBe(true);
+      // Worker 7 carries 5 calls, worker 3 none: worker 3 gets all but e^-10 of the new connections.
+      s.steer((w) => (w === 7 ? 5 : 0), () => true);
+      expect(await tally(p2, 12)).toEqual({ d: 12 });
+      // Loads even: both get connections again.
+      s.steer(() => 2, () => true);
+      const even = await tally(p2, 40);
+      expect(even.c).toBeGreaterThan(0);
+      expect(even.d).toBeGreaterThan(0);
+      // A worker that may not take calls (draining) gets none, whatever its load.
+      s.steer((w) => (w === 7 ? 0 : 5), (w) => w !== 7);
+      expect(await tally(p2, 12)).toEqual({ d: 12 });
+      // Worker 7's listener closes (it exited): the model follows the kernel (the last socket takes its place).
+      uws.us_listen_socket_close(mine.shift()!);
+      s.left(7);
+      expect(s.order()).toEqual([3]);
+      expect(s.active).toBe(true);
+      expect(await tally(p2, 4)).toEqual({ d: 4 });
+    } finally {
+      s.stop();
+      for (const t of mine) uws.us_listen_socket_close(t);
+    }
+    expect(s.active).toBe(false);
+  });
+
+  it('rejects hostile arguments with TypeError/RangeError and refuses fds that are not listeners on the port', () => {
+    for (const bad of [[], ['1'], [-1], [1.5], [70000], [NaN], [Infinity], [null], [{}]] as unknown[][]) {
+      expect(() => (addon.listenSockets as (...a: unknown[]) => unknown)(...bad)).toThrow(/port/);
+    }
+    const [fd0] = addon.listenSockets(port);
+    for (const bad of [[fd0, port, []], [fd0, port, [-1, 1]], [fd0, port, [0, 0]], [fd0, port, ['1']], [fd0, port, 'x'], [fd0, port, new Array(257).fill(1)], [fd0, port, [NaN]], [-1, port, [1]], [fd0, 0, [1]]] as unknown[][]) {
+      let err: unknown;
+      try {
+        (addon.steer as (...a: unknown[]) => unknown)(...bad);
+      } catch (e) {
+        err = e;
+      }
+      expect(err instanceof TypeError || err instanceof RangeError).toBe(true);
+    }
+    // stdin, an fd that is not open, the right socket with the wrong port.
+    expect(addon.steer(0, port, [1])).toBe(false);
+    expect(addon.steer(999_999, port, [1])).toBe(false);
+    expect(addon.steer(fd0!, port === 65535 ? 1 : port + 1, [1])).toBe(false);
+    expect(addon.unsteer(0, port)).toBe(false);
+  });
+});
