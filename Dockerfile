@@ -29,7 +29,8 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/build/Release/aybiza_media.node ./build/Release/aybiza_media.node
+# The addons: media (codecs, VAD, jitter buffer…), reuseport (WORKERS connection steering), thread_exit.
+COPY --from=build /app/build/Release/*.node ./build/Release/
 COPY --from=build /app/dist ./dist
 # Fixed uid/gid 10001: the Kubernetes manifests run as 10001 (runAsUser/fsGroup),
 # so files in DATA_DIR volumes belong to the same user in both.

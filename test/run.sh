@@ -25,7 +25,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 fi
 
-[ -f build/Release/aybiza_media.node ] || npx --no-install node-gyp rebuild >/dev/null
+for addon in aybiza_media aybiza_reuseport aybiza_thread_exit; do
+  [ -f build/Release/$addon.node ] || { npx --no-install node-gyp rebuild >/dev/null; break; }
+done
 npx --no-install tsc -p tsconfig.json
 
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
