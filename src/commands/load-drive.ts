@@ -26,6 +26,8 @@ export interface CallerFigures {
   rampMs: number;
   seconds: number;
   serverCpuSeconds: number;
+  /** The server's CPU seconds in the window by thread group (threadCpu); empty when it runs elsewhere. */
+  serverCpuByThread: Record<string, number>;
   /** Seconds of calls up inside the window, summed over the callers (a call that ended counts until it ended). */
   callSeconds: number;
   /** Calls that ended (either side) before the window closed. */
@@ -52,10 +54,46 @@ export interface CallerFigures {
 
 const CLK_TCK = 100;
 
+/** utime + stime of a /proc stat line (a process's: all its threads; a task's: that thread), seconds. */
+function statCpu(stat: string): number {
+  const parts = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(parts[11]) + Number(parts[12])) / CLK_TCK;
+}
+
 export function cpuSeconds(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const parts = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(parts[11]) + Number(parts[12])) / CLK_TCK; // utime + stime, all threads
+  return statCpu(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
+/**
+ * CPU seconds so far per thread group of a process: `main` (the thread whose
+ * id is the pid), each thread named `aybiza-…` by its name (src/thread-name.ts:
+ * media workers, embedded database, recording writer), the rest `other` (V8's
+ * helpers, libuv's pool). A thread that ended is no longer counted.
+ */
+export function threadCpu(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let tids: string[] = [];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const label = tid === String(pid) ? 'main' : name.startsWith('aybiza-') ? name : 'other';
+      out[label] = (out[label] ?? 0) + statCpu(stat);
+    } catch {
+      /* the thread ended meanwhile */
+    }
+  }
+  return out;
+}
+
+/** What each thread group used between two threadCpu() readings (never below 0: an ended thread's time leaves the total). */
+export function threadCpuBetween(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.keys(after).sort().map((k) => [k, +Math.max(0, after[k]! - (before[k] ?? 0)).toFixed(2)]));
 }
 
 function rssBytes(pid: number): number {
@@ -126,6 +164,7 @@ export async function driveCallers(t: Target, calls: number, seconds: number, wa
   callerLoop.enable();
   await atWindowStart?.();
   const cpu0 = t.pid ? cpuSeconds(t.pid) : 0;
+  const threads0 = t.pid ? threadCpu(t.pid) : {};
   const w0 = performance.now();
   const gapStart = callers.map((c) => c.gaps.length);
   const inStart = callers.map((c) => c.inSegmentGaps.length);
@@ -137,6 +176,7 @@ export async function driveCallers(t: Target, calls: number, seconds: number, wa
     if (t.pid) peakRss = Math.max(peakRss, rssBytes(t.pid));
   }
   const cpu = t.pid ? cpuSeconds(t.pid) - cpu0 : NaN;
+  const threads = t.pid ? threadCpuBetween(threads0, threadCpu(t.pid)) : {};
   const w1 = performance.now();
   const wall = (w1 - w0) / 1000;
   running = false;
@@ -158,6 +198,7 @@ export async function driveCallers(t: Target, calls: number, seconds: number, wa
   const figures: CallerFigures = {
     calls, connected, failedDials, rampMs, seconds: +wall.toFixed(1),
     serverCpuSeconds: +cpu.toFixed(2),
+    serverCpuByThread: threads,
     callSeconds: +callSeconds.toFixed(1),
     endedInWindow,
     cpuSecondsPerCallSecond: +cpuPerCallSecond.toFixed(5),

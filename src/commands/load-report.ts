@@ -82,6 +82,8 @@ export interface SideFigures {
   connected: number;
   /** Calls that ended before the window closed (the CPU is divided by the call-seconds up, not the window). */
   endedInWindow: number;
+  /** The server's CPU seconds in the window by thread group (main, aybiza-w0…, aybiza-db, aybiza-rec, other). */
+  serverCpuByThread?: Record<string, number>;
   cpuSecondsPerCallSecond: number;
   callsPerCore: number;
   inSegmentGapMs: GapSpread;
@@ -144,6 +146,7 @@ export function comparisonRows(ours: OurFigures, naive: SideFigures | null): Row
     both('voice-to-voice samples', (s) => s.voiceToVoiceMs.count, 0),
     both('CPU ms per call-second', (s) => s.cpuSecondsPerCallSecond * 1000, 3, true),
     both('calls per core', (s) => s.callsPerCore, 0, true),
+    ...threadRows(ours, naive),
     both('in-segment gap p50 (ms)', (s) => s.inSegmentGapMs.p50, 2),
     both('in-segment gap p99 (ms)', (s) => s.inSegmentGapMs.p99, 2),
     both('in-segment gap max (ms)', (s) => s.inSegmentGapMs.max, 2),
@@ -164,6 +167,18 @@ export function comparisonRows(ours: OurFigures, naive: SideFigures | null): Row
   }
   rows.push({ label: 'TTS "Flush limit exceeded" warnings', ours: ours.flushLimitWarnings, digits: 0 });
   return rows;
+}
+
+/** One row per thread group either server reported: its CPU seconds in the window. */
+function threadRows(ours: SideFigures, other: SideFigures | null): Row[] {
+  const labels = [...new Set([...Object.keys(ours.serverCpuByThread ?? {}), ...Object.keys(other?.serverCpuByThread ?? {})])];
+  const order = (l: string) => (l === 'main' ? '0' : l === 'other' ? '2' : `1${l}`);
+  return labels.sort((a, b) => order(a).localeCompare(order(b))).map((l) => ({
+    label: `server CPU s in window, thread ${l}`,
+    ours: ours.serverCpuByThread?.[l] ?? 0,
+    naive: other ? (other.serverCpuByThread?.[l] ?? 0) : undefined,
+    digits: 2,
+  }));
 }
 
 function num(n: number | undefined, digits: number): string {

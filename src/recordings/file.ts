@@ -16,6 +16,7 @@
 import { Worker } from 'node:worker_threads';
 import { reportInternalError } from '../guard.js';
 import { ULAW_WAV_HEADER_BYTES, ulawWavHeader, ulawWavHeaderInto } from '../media/wav.js';
+import { nameThisThreadSource } from '../thread-name.js';
 
 /** Unwritten chunks held at most per file (a stalled disk must not grow the heap without end): 30 s of audio. */
 const MAX_BACKLOG_BYTES = 30 * 16_000;
@@ -63,6 +64,7 @@ interface Ack {
 
 // Self-contained (CommonJS, no imports of ours): it runs the same from dist/ and under vitest's TypeScript.
 const THREAD = `
+${nameThisThreadSource('aybiza-rec')}
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const path = require('node:path');

@@ -4,6 +4,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
 import { PgliteServer } from './pglite-server.js';
+import { nameThisThread } from '../thread-name.js';
+
+nameThisThread('aybiza-db');
 
 // The password comes in workerData only (db.ts): never an env var, never logged.
 const { dataDir, password } = workerData as { dataDir: string; password: string };

@@ -17,6 +17,7 @@ import { Rpc } from './rpc.js';
 import { remoteState } from './shared-state.js';
 import { SipMediaWorker } from './sip-media.js';
 import { closeSocketsAtThreadExit } from './thread-exit.js';
+import { nameThisThread } from '../thread-name.js';
 
 export interface WorkerData {
   index: number;
@@ -30,6 +31,7 @@ export interface WorkerData {
 }
 
 const data = workerData as WorkerData;
+nameThisThread(`aybiza-w${data.index}`);
 const rpc = new Rpc(parentPort!);
 const config = { ...loadConfig(), port: data.port };
 setLogLevel(config.logLevel);

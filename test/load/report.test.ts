@@ -35,6 +35,16 @@ function side(cpu: number, p99: number): SideFigures {
 }
 
 describe('load report', () => {
+  it('has one row per server thread group, main first and other last, 0 where a server has no such thread', () => {
+    const ours = { ...side(0.003, 24), serverCpuByThread: { other: 3, main: 30, 'aybiza-db': 0.5 }, playout: playoutCounters('', ''), flushLimitWarnings: 0, e2eMedianMs: 900 };
+    const rows = comparisonRows(ours, { ...side(0.002, 23), serverCpuByThread: { main: 20, other: 1 } }).filter((r) => r.label.startsWith('server CPU s'));
+    expect(rows.map((r) => [r.label, r.ours, r.naive])).toEqual([
+      ['server CPU s in window, thread main', 30, 20],
+      ['server CPU s in window, thread aybiza-db', 0.5, 0],
+      ['server CPU s in window, thread other', 3, 1],
+    ]);
+  });
+
   it('median: the middle value, the mean of the middle two for an even count, NaN when empty', () => {
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 3, 2])).toBe(2.5);
