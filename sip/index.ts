@@ -24,6 +24,7 @@ import { OutgoingCall, type UacEvents, type UacFailure } from './uac.js';
 import type { Source } from './transport.js';
 import type { ResolvedAgent } from '../src/store/types.js';
 import type { SipHandoff } from '../src/worker/sip-handoff.js';
+import { SourceLimiter } from './flood.js';
 
 export interface SipServerOptions {
   config: Config;
@@ -88,8 +89,18 @@ export class SipServer implements Component {
 
   async start(): Promise<void> {
     const c = this.o.config;
+    // A per-source budget before any parsing; a configured trunk's addresses are not limited (./flood.ts).
+    const limiter = c.sipSourceLimitKbps > 0
+      ? new SourceLimiter({
+        bytesPerSecond: c.sipSourceLimitKbps * 1024,
+        trusted: async (address) => (await this.o.store.trunks.trunksForAddress(address)).length > 0,
+      })
+      : null;
     // The sockets run this under the callback guard (where="sip_udp"/"sip_tcp"): a failure drops that one message.
-    this.sockets = new SipSockets(c.sipHost, c.sipPort, (text, src) => this.uas?.receive(text, src));
+    this.sockets = new SipSockets(c.sipHost, c.sipPort, (text, src) => {
+      if (limiter && !limiter.allow(src.address, text.length)) return countBadInput('sip', 'source_rate_limited');
+      this.uas?.receive(text, src);
+    });
     const port = await this.sockets.listen().catch((err: NodeJS.ErrnoException) => {
       throw new Error(`cannot listen for SIP on ${c.sipHost}:${c.sipPort} (SIP_HOST/SIP_PORT; SIP_PORT=0 disables SIP): ${err.code ?? err.message}`);
     });

@@ -59,6 +59,8 @@ export interface Config {
   /** WORKERS: media worker threads (1 = everything on the main thread, as before). */
   workers: number;
   sipRealm: string;
+  /** Per-source SIP budget for sources outside every trunk's allowedCidrs, KiB/s (0: off). */
+  sipSourceLimitKbps: number;
   apiRateLimit: number;
   bedrockFallbackModels: string[];
   llmTtftDeadlineMs: number;
@@ -262,6 +264,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxConcurrentCalls: int(env, 'MAX_CONCURRENT_CALLS', 500, 1, 100000),
     workers: workerCount(env),
     sipRealm: realm(env, 'SIP_REALM', 'aybiza'),
+    sipSourceLimitKbps: int(env, 'SIP_SOURCE_LIMIT_KBPS', 64, 0, 1_000_000),
     apiRateLimit: int(env, 'API_RATE_LIMIT', 50, 1, 1_000_000),
     bedrockFallbackModels: (str(env, 'BEDROCK_FALLBACK_MODEL_IDS') ?? 'us.anthropic.claude-sonnet-4-5-20250929-v1:0')
       .split(',').map((m) => m.trim()).filter(Boolean),

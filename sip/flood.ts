@@ -1,0 +1,81 @@
+// A per-source budget for SIP, before any parsing (in the spirit of
+// Kamailio's `pike`). sip.js's parser costs ≈ 2–2.5 µs per header byte, so
+// one source sending a few hundred ordinary messages a second would take the
+// thread that also admits every call (and, with WORKERS=1, paces every
+// call's audio). Each source address has a token bucket of bytes
+// (SIP_SOURCE_LIMIT_KBPS, two seconds of it as burst); a message that does
+// not fit is dropped unparsed and counted (bad input `sip`/`source_rate_limited`),
+// as a lost datagram would be: the peer's transaction retransmits.
+//
+// Sources inside some trunk's allowedCidrs (the carriers and proxies an
+// operator configured) are not limited: they are looked up when first seen
+// and again every 30 s, and until the answer arrives they spend from the
+// bucket like anyone else (its burst covers that). The table of sources is
+// bounded (least recently seen evicted first), so spoofed addresses cannot
+// grow it; an evicted source comes back with a full bucket.
+export interface SourceLimiterOptions {
+  bytesPerSecond: number;
+  /** Whether an address belongs to a configured trunk (never limited). */
+  trusted: (address: string) => Promise<boolean>;
+  /** Default 10,000 sources. */
+  maxSources?: number;
+  now?: () => number;
+}
+
+interface Entry {
+  tokens: number;
+  at: number;
+  trusted: boolean;
+  /** When the trust answer was asked for (null: never); asked again TRUST_TTL_MS later. */
+  askedAt: number | null;
+}
+
+const BURST_SECONDS = 2;
+const TRUST_TTL_MS = 30_000;
+
+export class SourceLimiter {
+  private readonly entries = new Map<string, Entry>();
+  private readonly burst: number;
+  private readonly max: number;
+  private readonly now: () => number;
+
+  constructor(private readonly o: SourceLimiterOptions) {
+    this.burst = o.bytesPerSecond * BURST_SECONDS;
+    this.max = o.maxSources ?? 10_000;
+    this.now = o.now ?? (() => performance.now());
+  }
+
+  /** Sources currently tracked (bounded by maxSources). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Whether a message of `bytes` from `address` may be handled now (spends from its budget when it may). */
+  allow(address: string, bytes: number): boolean {
+    const now = this.now();
+    let e = this.entries.get(address);
+    if (e) {
+      // Most recently seen last: the first key is the one to evict.
+      this.entries.delete(address);
+      e.tokens = Math.min(this.burst, e.tokens + ((now - e.at) / 1000) * this.o.bytesPerSecond);
+      e.at = now;
+    } else {
+      e = { tokens: this.burst, at: now, trusted: false, askedAt: null };
+      if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
+    }
+    this.entries.set(address, e);
+    if (e.askedAt === null || now - e.askedAt > TRUST_TTL_MS) this.ask(address, e, now);
+    if (e.trusted) return true;
+    if (e.tokens < bytes) return false;
+    e.tokens -= bytes;
+    return true;
+  }
+
+  private ask(address: string, e: Entry, now: number): void {
+    e.askedAt = now;
+    this.o.trusted(address).then(
+      (yes) => void (e.trusted = yes),
+      () => void (e.trusted = false),
+    );
+  }
+}

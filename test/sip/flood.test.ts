@@ -1,0 +1,108 @@
+// The per-source SIP budget (sip/flood.ts, SIP_SOURCE_LIMIT_KBPS): a source
+// outside every trunk's allowedCidrs that sends more than its bytes per second
+// has the excess dropped unparsed and counted, while a configured trunk's
+// address is never limited; the table of sources stays bounded.
+import dgram from 'node:dgram';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registry } from '../../src/metrics/index.js';
+import { SourceLimiter } from '../../sip/flood.js';
+import { addTrunk, startSipApp, type SipTestApp } from './helpers.js';
+
+async function rateLimited(): Promise<number> {
+  const m = (await registry.getSingleMetric('aybiza_bad_input_total')?.get())?.values ?? [];
+  return m.filter((v) => v.labels.source === 'sip' && v.labels.reason === 'source_rate_limited').reduce((a, v) => a + v.value, 0);
+}
+
+describe('SourceLimiter', () => {
+  it('allows two seconds of budget at once, then refills at the rate', async () => {
+    let now = 0;
+    const l = new SourceLimiter({ bytesPerSecond: 1000, trusted: async () => false, now: () => now });
+    let allowed = 0;
+    for (let i = 0; i < 50; i++) if (l.allow('192.0.2.1', 100)) allowed++;
+    expect(allowed).toBe(20);
+    now = 500; // half a second: 500 bytes back
+    allowed = 0;
+    for (let i = 0; i < 50; i++) if (l.allow('192.0.2.1', 100)) allowed++;
+    expect(allowed).toBe(5);
+    // Another source has its own budget.
+    expect(l.allow('192.0.2.2', 100)).toBe(true);
+    // A message larger than the whole burst never fits.
+    expect(l.allow('192.0.2.3', 2001)).toBe(false);
+  });
+
+  it('never limits an address a trunk allows, once the lookup has answered (and asks again after 30 s)', async () => {
+    let now = 0;
+    const asked: string[] = [];
+    let trust = true;
+    const l = new SourceLimiter({ bytesPerSecond: 100, trusted: async (a) => (asked.push(a), trust), now: () => now });
+    expect(l.allow('198.51.100.7', 150)).toBe(true); // from the burst while the answer is on its way
+    await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 100; i++) expect(l.allow('198.51.100.7', 150)).toBe(true);
+    expect(asked).toEqual(['198.51.100.7']);
+    trust = false; // the trunk was deleted
+    now = 31_000;
+    l.allow('198.51.100.7', 1);
+    await new Promise((r) => setImmediate(r));
+    expect(asked).toHaveLength(2);
+    let allowed = 0;
+    for (let i = 0; i < 10; i++) if (l.allow('198.51.100.7', 100)) allowed++;
+    expect(allowed).toBeLessThan(10);
+  });
+
+  it('keeps at most maxSources addresses, evicting the least recently seen', () => {
+    const l = new SourceLimiter({ bytesPerSecond: 100, trusted: async () => false, maxSources: 3, now: () => 0 });
+    for (let i = 0; i < 50; i++) l.allow(`203.0.113.${i}`, 10);
+    expect(l.size).toBe(3);
+  });
+});
+
+describe('SIP per-source budget on the server', () => {
+  let t: SipTestApp;
+  beforeAll(async () => {
+    t = await startSipApp({ SIP_SOURCE_LIMIT_KBPS: '2' }); // 2 KiB/s, 4 KiB at once
+    await addTrunk(t, { allowedCidrs: ['127.0.0.1/32'] });
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  /** Sends n OPTIONS from `address` as fast as it can; resolves with how many were answered. */
+  async function options(address: string, n: number): Promise<number> {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, address, () => r()));
+    const port = s.address().port;
+    let answered = 0;
+    s.on('message', () => answered++);
+    for (let i = 0; i < n; i++) {
+      const branch = `z9hG4bK-flood-${address}-${i}-${Math.random().toString(36).slice(2)}`;
+      const text = [
+        `OPTIONS sip:${t.number}@127.0.0.1:${t.sipPort} SIP/2.0`,
+        `Via: SIP/2.0/UDP ${address}:${port};branch=${branch};rport`,
+        'Max-Forwards: 70',
+        `From: <sip:flood@${address}>;tag=f${i}`,
+        `To: <sip:${t.number}@127.0.0.1>`,
+        `Call-ID: flood-${i}-${branch}@${address}`,
+        'CSeq: 1 OPTIONS',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n');
+      s.send(text, t.sipPort, '127.0.0.1');
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    s.close();
+    return answered;
+  }
+
+  it('drops and counts what an unknown source sends beyond its budget; a trunk\'s address is answered in full', async () => {
+    const before = await rateLimited();
+    // ~340 bytes each: 100 of them is ~8 times the 4 KiB burst.
+    const stranger = await options('127.0.0.2', 100);
+    expect(stranger).toBeGreaterThan(0);
+    expect(stranger).toBeLessThan(30);
+    expect((await rateLimited()) - before).toBeGreaterThanOrEqual(100 - stranger - 10);
+    // The trunk's address, once its first message has been looked up, gets every answer.
+    expect(await options('127.0.0.1', 1)).toBe(1);
+    expect(await options('127.0.0.1', 100)).toBe(100);
+  });
+});
