@@ -303,7 +303,8 @@ async function measureOurs(o: Options, windowStart?: () => Promise<void>): Promi
       before = await metricsText(url);
     });
     const metrics = await metricsText(url);
-    const workers = workerSpread(before);
+    // At the window's end every call is still up (the callers hang up after it) and every start has been counted.
+    const workers = workerSpread(metrics);
     if (workers) process.stderr.write(`load: calls per worker with every call up: ${workers.calls.map((n, i) => `worker ${i}: ${n}`).join(', ')} (largest deviation from the mean ${workers.maxDeviationPct} %)\n`);
     const deferred = Number(/aybiza_playout_deferred_frames_total\{[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
     const lateTicks = Number(/aybiza_pacing_late_ticks_total (\d+)/.exec(metrics)?.[1] ?? 0);
