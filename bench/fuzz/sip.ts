@@ -3,7 +3,10 @@
 // (test/sip/fixtures/rfc4475, bench/fuzz/rfc4475); and in-dialog abuse of a
 // real call the fuzzer places on its own tenant's number (damaged re-INVITEs
 // moving media, INFO, CANCEL, BYE), ended by a valid BYE. Answers are matched
-// to what was sent by Call-ID; the rest must be counted as bad input.
+// to what was sent by Call-ID; the rest must be counted as bad input. Some
+// datagrams go from 127.0.0.2, an address in no trunk, which the fuzzed
+// server gives a small per-source budget (sip/flood.ts): beyond it they are
+// dropped unparsed, and must be counted all the same.
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -99,6 +102,8 @@ export interface SipStats {
   /** Sent messages whose Call-ID got no answer within the wait (dropped by design, or lost). */
   unanswered: number;
   tcpConnectionsClosedByServer: number;
+  /** Datagrams sent from 127.0.0.2 (outside every trunk: the per-source budget applies). */
+  fromStranger: number;
 }
 
 /** Call-ID as the server would read it (full or compact form), for matching answers. */
@@ -108,6 +113,8 @@ function callIdOf(m: Buffer): string | null {
 
 export class SipFuzzer {
   private udp!: dgram.Socket;
+  /** Bound to 127.0.0.2 (no trunk admits it); null where that address cannot be bound. */
+  private stranger: dgram.Socket | null = null;
   private localPort = 0;
   private readonly waiting = new Set<string>();
   private readonly answered = new Set<string>();
@@ -115,7 +122,7 @@ export class SipFuzzer {
   private seq = 0;
   private readonly tcpInFlight = new Set<Promise<void>>();
   readonly torture = tortureMessages();
-  readonly stats: SipStats = { sent: 0, udp: 0, tcp: 0, torture: 0, dialogs: 0, dialogsAnswered: 0, answeredCallIds: 0, unanswered: 0, tcpConnectionsClosedByServer: 0 };
+  readonly stats: SipStats = { sent: 0, udp: 0, tcp: 0, torture: 0, dialogs: 0, dialogsAnswered: 0, answeredCallIds: 0, unanswered: 0, tcpConnectionsClosedByServer: 0, fromStranger: 0 };
 
   constructor(private readonly r: Rand, private readonly t: SipTarget) {}
 
@@ -125,6 +132,13 @@ export class SipFuzzer {
     this.localPort = this.udp.address().port;
     this.udp.on('message', (m) => this.onAnswer(m));
     this.udp.on('error', () => {});
+    const stranger = dgram.createSocket('udp4');
+    stranger.on('error', () => {});
+    this.stranger = await new Promise<dgram.Socket | null>((res) => {
+      stranger.once('error', () => res(null));
+      stranger.bind(0, '127.0.0.2', () => res(stranger));
+    });
+    this.stranger?.on('message', (m) => this.onAnswer(m));
   }
 
   private onAnswer(m: Buffer): void {
@@ -180,16 +194,20 @@ export class SipFuzzer {
     if (r.chance(0.3) && this.tcpInFlight.size < 32) {
       const p: Promise<void> = this.sendTcp([m]).finally(() => this.tcpInFlight.delete(p));
       this.tcpInFlight.add(p);
-    } else this.sendUdp(m);
+    } else this.sendUdp(m, r.chance(0.2));
     return m;
   }
 
-  private sendUdp(m: Buffer): void {
+  /** `stranger`: from 127.0.0.2 (fuzz cases only: the dialogs and torture messages come from the trunk's address). */
+  private sendUdp(m: Buffer, stranger = false): void {
     this.note(m);
     this.stats.sent++;
     this.stats.udp++;
+    // Answers to the stranger's messages (if any) come back to whichever socket the Via names.
+    const from = stranger && this.stranger ? this.stranger : this.udp;
+    if (from !== this.udp) this.stats.fromStranger++;
     // Larger than a datagram may carry: the kernel refuses it; send a truncated one instead.
-    this.udp.send(m.length > 65_000 ? m.subarray(0, 65_000) : m, this.t.port, this.t.host);
+    from.send(m.length > 65_000 ? m.subarray(0, 65_000) : m, this.t.port, this.t.host);
   }
 
   /** Messages on one TCP connection (sometimes split in odd places, sometimes garbage first). */
@@ -273,6 +291,7 @@ export class SipFuzzer {
     this.stats.answeredCallIds = this.answered.size;
     this.stats.unanswered = this.waiting.size;
     this.udp.close();
+    this.stranger?.close();
     return this.stats;
   }
 }

@@ -102,6 +102,8 @@ async function startServer(o: TargetOptions, urls: Record<string, unknown>, extr
     RTP_PORT_MIN: String(rtpMin), RTP_PORT_MAX: String(rtpMax), LOG_LEVEL: 'warn', DATA_DIR: o.dataDir, TWILIO_AUTH_TOKEN: o.twilioToken, ADMIN_API_KEY: o.adminKey,
     DEEPGRAM_URL: String(urls.deepgramUrl), DEEPGRAM_API_KEY: 'fuzz', BEDROCK_ENDPOINT: String(urls.bedrockUrl),
     AWS_ACCESS_KEY_ID: 'fuzz', AWS_SECRET_ACCESS_KEY: 'fuzz', AWS_REGION: 'us-east-1', MAX_CONCURRENT_CALLS: '32', API_RATE_LIMIT: '1000', NODE_ENV: 'development',
+    // A small per-source SIP budget, so the SIP fuzzer's stranger (127.0.0.2, in no trunk) meets it; 127.0.0.1 is a trunk's.
+    SIP_SOURCE_LIMIT_KBPS: '4',
   };
   // The fuzzed server runs as it would on the internet: private networks stay refused to tools.
   delete env.TOOLS_ALLOW_PRIVATE_NETWORKS;
