@@ -240,10 +240,6 @@ export class WorkerPool {
     );
   }
 
-  /** Worker index per socket number of the shared port's group; null without steering (tests). */
-  steeringOrder(): number[] | null {
-    return this.steering?.active ? this.steering.order() : null;
-  }
 
   private exited(slot: Slot, code: number): void {
     if (this.slots[slot.index] === slot) this.slots[slot.index] = null;
