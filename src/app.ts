@@ -26,6 +26,7 @@ import { WebhookOutbox } from './webhooks/outbox.js';
 import { AnalysisQueue } from './postcall/queue.js';
 import { recallFor } from './postcall/recall.js';
 import { BedrockLlm } from './providers/bedrock/llm.js';
+import type { SharedEmulators } from './providers/emulators/thread.js';
 import { Recordings } from './recordings/recordings.js';
 import { RecordingSweeper } from './recordings/sweeper.js';
 
@@ -55,6 +56,8 @@ export interface WorkerRole {
   /** The process-wide /metrics text and readiness, assembled by the main thread. */
   metrics(): Promise<string>;
   ready(): Promise<boolean>;
+  /** The process's provider emulators (src/providers/emulators/thread.ts), when it emulates any. */
+  emulators?: SharedEmulators;
 }
 
 export interface AppOptions {
@@ -129,7 +132,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   mountApi(server.router, store, { rateLimit: config.apiRateLimit, toolNetwork });
   // Webhook deliveries (the outbox is shared through PostgreSQL).
   if (leader) server.use(new WebhookOutbox(store, { network: toolNetwork }));
-  const providers = await createProviders(config);
+  const providers = await createProviders(config, w?.emulators);
   server.use({ name: 'providers', close: () => providers.close() });
   // Post-call analysis (its queue is shared through PostgreSQL), after the calls it follows.
   if (leader && providers.llm instanceof BedrockLlm) server.use(new AnalysisQueue(store, { client: providers.llm.client, defaultModel: config.bedrockModelId }));

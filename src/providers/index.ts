@@ -11,26 +11,36 @@ import { FluxStt, isFluxModel } from './deepgram/flux.js';
 import { DeepgramTts } from './deepgram/tts.js';
 import { startEmulators, type Emulators } from './emulators/index.js';
 import { emulatorOptions } from './emulators/profiles.js';
+import type { SharedEmulators } from './emulators/thread.js';
 import type { Providers } from './types.js';
 
-export async function createProviders(config: Config): Promise<Providers & { emulators: Emulators | null }> {
+/** Which providers this config emulates (EMULATORS, and what is configured). */
+export function emulated(config: Config): { deepgram: boolean; bedrock: boolean } {
   const mode = config.emulators;
   const deepgramConfigured = !!(config.deepgramApiKey || config.deepgramUrl);
   const bedrockConfigured = !!(config.bedrockEndpoint || config.awsCredentialsPresent);
-  const emulateDeepgram = mode === 'on' || (mode === 'auto' && !deepgramConfigured);
-  const emulateBedrock = mode === 'on' || (mode === 'auto' && !bedrockConfigured);
   if (mode === 'off' && !deepgramConfigured) throw new ConfigError('DEEPGRAM_API_KEY', 'is required when EMULATORS=off');
   if (mode === 'off' && !bedrockConfigured) throw new ConfigError('AWS_REGION', 'AWS credentials or BEDROCK_ENDPOINT are required when EMULATORS=off');
+  return { deepgram: mode === 'on' || (mode === 'auto' && !deepgramConfigured), bedrock: mode === 'on' || (mode === 'auto' && !bedrockConfigured) };
+}
 
+/**
+ * `shared`: emulators already running for the whole process (WORKERS > 1:
+ * src/providers/emulators/thread.ts); without it, whatever is emulated gets
+ * emulators of its own here (with the Twilio REST one, `emulators`).
+ */
+export async function createProviders(config: Config, shared?: SharedEmulators): Promise<Providers & { emulators: Emulators | null }> {
+  const { deepgram: emulateDeepgram, bedrock: emulateBedrock } = emulated(config);
   let emulators: Emulators | null = null;
-  if (emulateDeepgram || emulateBedrock) {
+  if ((emulateDeepgram || emulateBedrock) && !shared) {
     emulators = await startEmulators(emulatorOptions(config.emulator));
   }
-  const dgUrl = emulateDeepgram ? emulators!.deepgramUrl : (config.deepgramUrl ?? 'https://api.deepgram.com');
+  const urls: SharedEmulators | null = shared ?? emulators;
+  const dgUrl = emulateDeepgram ? urls!.deepgramUrl : (config.deepgramUrl ?? 'https://api.deepgram.com');
   const dg = deepgramClient({ apiKey: emulateDeepgram ? 'emulated' : (config.deepgramApiKey ?? 'local'), url: dgUrl });
   const llm = new BedrockLlm({
     region: config.awsRegion ?? 'us-east-1',
-    endpoint: emulateBedrock ? emulators!.bedrockUrl : config.bedrockEndpoint,
+    endpoint: emulateBedrock ? urls!.bedrockUrl : config.bedrockEndpoint,
     // Keys given in the configuration are used as given; otherwise the AWS default chain
     // (profiles, web identity, container/instance roles). Emulators get placeholder keys.
     credentials: emulateBedrock || !config.awsCredentialsPresent ? { accessKeyId: 'local', secretAccessKey: 'local' } : config.awsStaticCredentials,
@@ -42,7 +52,7 @@ export async function createProviders(config: Config): Promise<Providers & { emu
   void llm.warm();
   if (emulateDeepgram) log.warn('speech (Deepgram STT/TTS): EMULATED — built-in emulator, no real transcription', { url: dgUrl });
   else log.info('speech: Deepgram', { url: dgUrl });
-  if (emulateBedrock) log.warn('LLM (Bedrock): EMULATED — built-in emulator with canned replies', { url: emulators!.bedrockUrl });
+  if (emulateBedrock) log.warn('LLM (Bedrock): EMULATED — built-in emulator with canned replies', { url: urls!.bedrockUrl });
   else log.info('LLM: Bedrock', { region: config.awsRegion, endpoint: config.bedrockEndpoint ?? 'regional' });
   return {
     stt: sttByModel(new DeepgramStt(dg, config.sttSilenceGate), new FluxStt(dg)),

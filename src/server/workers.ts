@@ -22,7 +22,9 @@ import type { Config } from '../config.js';
 import { guard, reportInternalError } from '../guard.js';
 import { log } from '../log.js';
 import { buildInfo, mergedMetrics, workerCallsActive, workerRestarts } from '../metrics/index.js';
-import { createProviders } from '../providers/index.js';
+import { createProviders, emulated } from '../providers/index.js';
+import { EmulatorThread } from '../providers/emulators/thread.js';
+import { emulatorOptions } from '../providers/emulators/profiles.js';
 import type { Providers } from '../providers/types.js';
 import type { ControlPlane } from '../store/index.js';
 import { VERSION } from '../version.js';
@@ -86,6 +88,8 @@ export class WorkerPool {
   private handoff: SipHandoff | null = null;
   private nextPick = 0;
   private providers: Providers | null = null;
+  /** One set of provider emulators for every thread, when the config emulates any. */
+  private emulators: EmulatorThread | null = null;
   private readonly crashes: number[] = [];
   private faults = 0;
   /** New connections to the least-loaded worker (null: one worker, or the kernel's hash). */
@@ -135,8 +139,13 @@ export class WorkerPool {
   private async open(): Promise<void> {
     buildInfo.set({ version: VERSION, uws_native: uwsNative ? '1' : '0' }, 1);
     const c = this.config;
+    const emulate = emulated(c);
+    if (emulate.deepgram || emulate.bedrock) {
+      this.emulators = await EmulatorThread.start(emulatorOptions(c.emulator));
+      log.info('provider emulators: one thread for every worker', { deepgram: this.emulators.deepgramUrl, bedrock: this.emulators.bedrockUrl });
+    }
     if (c.sipPort !== 0) {
-      this.providers = await createProviders(c);
+      this.providers = await createProviders(c, this.emulators ?? undefined);
       this.handoff = new SipHandoff(this.store, (callId) => this.pick(callId), (w, callId) => this.slots[w.index]?.reserved.delete(callId));
       this.sip = new SipServer({
         config: c, store: this.store, providers: this.providers, handoff: this.handoff,
@@ -185,6 +194,7 @@ export class WorkerPool {
       databaseUrl: this.store.db.embeddedUrl,
       stateNodeId: this.store.state.kind === 'memory' ? this.store.state.nodeId : undefined,
       redisPrefix: this.opts.redisPrefix,
+      emulators: this.emulators ? { deepgramUrl: this.emulators.deepgramUrl, bedrockUrl: this.emulators.bedrockUrl } : undefined,
     };
     const worker = new Worker(this.scriptPath(), { workerData: data, stdout: false, stderr: false, env: this.opts.env ?? process.env });
     const rpc = new Rpc(worker);
@@ -374,6 +384,7 @@ export class WorkerPool {
       // This thread's calls (outbound SIP keeps its media here) finish their recordings before the store closes.
       ['recordings', () => Recordings.of(this.store)?.close()],
       ['providers', () => this.providers?.close()],
+      ['emulators', () => this.emulators?.close()],
       ['control-plane', () => this.store.close()],
     ] as const) {
       try {

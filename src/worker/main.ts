@@ -18,6 +18,7 @@ import { remoteState } from './shared-state.js';
 import { SipMediaWorker } from './sip-media.js';
 import { closeSocketsAtThreadExit } from './thread-exit.js';
 import { nameThisThread } from '../thread-name.js';
+import type { SharedEmulators } from '../providers/emulators/thread.js';
 
 export interface WorkerData {
   index: number;
@@ -28,6 +29,8 @@ export interface WorkerData {
   stateNodeId?: string;
   /** The pool's Redis key prefix (tests), when it has one. */
   redisPrefix?: string;
+  /** The process's provider emulators, when it emulates any (one set for every worker). */
+  emulators?: SharedEmulators;
 }
 
 const data = workerData as WorkerData;
@@ -101,6 +104,7 @@ started = createApp(config, {
     onCall,
     metrics: () => rpc.call<string>('metrics'),
     ready: () => rpc.call<boolean>('ready'),
+    emulators: data.emulators,
   },
 }).then(async (a) => {
   app = a;

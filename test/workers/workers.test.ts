@@ -3,9 +3,11 @@
 // connections), one /metrics shows them all, MAX_CONCURRENT_CALLS counts
 // across workers, a worker that dies has its calls stored as ended and is
 // started again while the process serves on, new calls are steered to the
-// less-loaded worker (before and after restarts), and SIGTERM drains every worker.
+// less-loaded worker (before and after restarts), one set of provider
+// emulators serves every worker, and SIGTERM drains every worker.
 // On the embedded database (its one session shared by every worker's
 // connection: src/store/pglite-server.ts) and on a real PostgreSQL.
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { freePort } from '../helpers/app.js';
@@ -133,6 +135,35 @@ for (const { name, url, skip } of DATABASES) describe.skipIf(skip)(`WORKERS=2 on
     await dialOneByOne(30, (m) => expect(Math.abs((m.get('{worker="0"}') ?? 0) - (m.get('{worker="1"}') ?? 0))).toBeLessThanOrEqual(3));
     expect(steeringOff()).toEqual([]);
   }, 120_000);
+
+  it('runs one set of provider emulators for every worker, on a thread of its own, and both workers converse through it', async () => {
+    const lines = srv.logs.map((l) => { try { return JSON.parse(l) as { msg?: string; url?: string; deepgram?: string; bedrock?: string }; } catch { return {}; } });
+    const shared = lines.filter((l) => l.msg === 'provider emulators: one thread for every worker');
+    expect(shared).toHaveLength(1);
+    // Every thread that made providers (the main thread for SIP, each worker) says EMULATED, with the shared URLs.
+    const speech = lines.filter((l) => l.msg?.startsWith('speech (Deepgram STT/TTS): EMULATED'));
+    const llm = lines.filter((l) => l.msg?.startsWith('LLM (Bedrock): EMULATED'));
+    expect(speech.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(speech.map((l) => l.url))).toEqual(new Set([shared[0].deepgram]));
+    expect(new Set(llm.map((l) => l.url))).toEqual(new Set([shared[0].bedrock]));
+    const threads = fs.readdirSync(`/proc/${srv.child.pid}/task`).map((t) => fs.readFileSync(`/proc/${srv.child.pid}/task/${t}/comm`, 'utf8').trim());
+    expect(threads.filter((t) => t === 'aybiza-emu')).toHaveLength(1);
+    // The agent's greeting (TTS from the shared emulator) is heard on calls that landed on each worker.
+    const callers = Array.from({ length: 6 }, () => new TwilioCaller({ baseUrl: base, authToken: TOKEN, to: DEMO }));
+    try {
+      for (const c of callers) expect((await c.dial()).outcome).toBe('connected');
+      const per = await until('6 calls counted', async () => {
+        const m = await perWorker();
+        return (m.get('{worker="0"}') ?? 0) + (m.get('{worker="1"}') ?? 0) === 6 ? m : null;
+      });
+      expect(per.get('{worker="0"}')).toBeGreaterThan(0);
+      expect(per.get('{worker="1"}')).toBeGreaterThan(0);
+      await until('the greeting heard on every call', async () => callers.every((c) => c.stats.nonSilent > 10));
+    } finally {
+      await Promise.all(callers.map((c) => c.hangup()));
+    }
+    await until('no calls', async () => [...(await perWorker()).values()].every((n) => n === 0));
+  }, 60_000);
 
   it('restarts a worker that dies, stores its calls as ended, and keeps serving', async () => {
     const { callers } = await dialAll(6);
