@@ -13,6 +13,18 @@ import { PlayoutGaps, type PauseReason } from './gaps.js';
 
 const FRAME_BYTES = 160;
 const MARK_EVERY_FRAMES = 5;
+/**
+ * Frames sent per 20 ms slot at most (counting those a late chunk's arrival
+ * sends between slots). The far end is kept `leadMs` ahead against our own
+ * stalls, but that lead is built at twice real time, not in one burst: a
+ * reply's first TTS chunk (100 ms) used to leave as five frames at once,
+ * and when the second chunk came a few tens of ms later the next frame
+ * followed the burst by 40-70 ms. Spread over three slots, the first chunk
+ * covers the wait for the second. The far end runs dry at the same moment
+ * either way (the same frames reach it, only spread): nothing audible
+ * changes except that the stream arrives evenly.
+ */
+const MAX_FRAMES_PER_SLOT = 2;
 
 export interface Segment {
   id: number;
@@ -79,6 +91,8 @@ export class Playout {
   /** Fires once when the last queued frame has been heard (the agent finished speaking). */
   onIdle?: () => void;
   private wasBusy = false;
+  /** Frames this slot may still send (MAX_FRAMES_PER_SLOT, renewed by every advancing tick). */
+  private slotBudget = MAX_FRAMES_PER_SLOT;
   /** Late frames and pauses of this call (src/call/gaps.ts). */
   readonly gaps: PlayoutGaps;
   /**
@@ -182,6 +196,7 @@ export class Playout {
    */
   tick(advance = true, lateMs = 0): void {
     if (advance && this.playheadMs < this.sentMs) this.playheadMs += FRAME_MS;
+    if (advance) this.slotBudget = MAX_FRAMES_PER_SLOT;
     if (this.paused) {
       if (advance) this.emptySlot();
       return;
@@ -202,7 +217,7 @@ export class Playout {
         }
         continue;
       }
-      if (this.sentMs - this.playheadMs >= this.transport.leadMs) {
+      if (this.sentMs - this.playheadMs >= this.transport.leadMs || this.slotBudget === 0) {
         held = true;
         break;
       }
@@ -222,6 +237,7 @@ export class Playout {
       item.offset += FRAME_BYTES;
       if (item.offset >= item.audio.length) this.head++;
       this.framesSent++;
+      this.slotBudget--;
       this.sentMs += FRAME_MS;
       this.wasBusy = true;
       if (++this.framesSinceMark >= MARK_EVERY_FRAMES) this.mark();
