@@ -202,7 +202,9 @@ interface OurProcesses {
 
 /** Pushes each process on `children` as it starts (the caller stops them, last first). */
 async function startOurs(o: Options, children: ChildProcess[]): Promise<OurProcesses> {
-  const emu = spawn(process.execPath, [CLI, 'emulators'], {
+  // LOAD_EMULATOR_NODE_ARGS: extra node flags for the emulators' process (as LOAD_SERVER_NODE_ARGS for the server).
+  const emuArgs = process.env.LOAD_EMULATOR_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const emu = spawn(process.execPath, [...emuArgs, CLI, 'emulators'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       // EMULATOR_PROFILE and EMULATOR_* pass through: the child reads them as run() did.

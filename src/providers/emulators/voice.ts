@@ -22,8 +22,29 @@ function resonator(freq: number, bw: number) {
   };
 }
 
-/** Deterministic audio for `text`: same text, same samples. */
+/**
+ * Texts synthesized lately: the emulators say the same canned sentences over
+ * and over (a load run's hundreds of calls, the same few replies), and the
+ * formant synthesis was a seventh of the emulator process's CPU under
+ * `npm run load`. Bounded (oldest first out); each caller gets its own copy.
+ */
+const recent = new Map<string, Uint8Array>();
+const RECENT_MAX = 256;
+const RECENT_MAX_CHARS = 2000;
+
+/** Deterministic audio for `text`: same text, same samples (a fresh copy each call). */
 export function synthesize(text: string): Uint8Array {
+  const hit = recent.get(text);
+  if (hit) return hit.slice();
+  const audio = synthesizeNew(text);
+  if (text.length <= RECENT_MAX_CHARS) {
+    if (recent.size >= RECENT_MAX) recent.delete(recent.keys().next().value!);
+    recent.set(text, audio);
+  }
+  return audio.slice();
+}
+
+function synthesizeNew(text: string): Uint8Array {
   const clean = text.trim();
   const totalMs = Math.max(200, clean.length * MS_PER_CHAR);
   const pcm = new Int16Array(Math.round((totalMs / 1000) * RATE));
