@@ -43,4 +43,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
 # SIGTERM drains (readyz 503, active calls finish up to DRAIN_TIMEOUT_S), then exits 0.
 STOPSIGNAL SIGTERM
 # V8 heap flags: see src/server/node-flags.ts (short GC pauses keep the 20 ms pacing even).
-CMD ["node", "--initial-old-space-size=256", "--max-semi-space-size=4", "--min-semi-space-size=4", "dist/src/cli.js", "serve"]
+CMD ["node", "--initial-old-space-size=256", "--max-semi-space-size=4", "--min-semi-space-size=4", "--no-parallel-scavenge", "dist/src/cli.js", "serve"]
