@@ -20,12 +20,13 @@
 //   as the main thread. On two cores shared with the callers and the
 //   emulators the helpers mostly waited to be scheduled (at 200 calls four
 //   helper threads each ran ~250 ms and waited ~280 ms on the run queue in
-//   20 s) and the main thread's scavenge time did not shrink (~1.0-1.1 s
-//   per minute either way). Off: server CPU per call-second 3.03-3.05 vs
-//   3.22-3.34 ms in alternating runs of `npm run load -- --calls 200
-//   --seconds 60 --baseline off` (V8's helper threads 2.7 vs 3.4 s a minute).
-//   Concurrent marking and sweeping stay on (a major GC's pause is what
-//   they keep short).
+//   20 s), and a scavenge waits for its helpers to finish. Five alternating
+//   pairs of `npm run load -- --calls 200 --seconds 60 --baseline off`:
+//   server late frames behind a 25-50 ms stall in none of 8 runs without it
+//   against 2 of 8 with it (49 and 59 frames); V8's helper threads 2.7 vs
+//   3.2-3.4 CPU s a minute; server CPU per call-second 2.93-3.19 vs
+//   3.00-3.34 ms (means 3.08 vs 3.16: inside the runs' spread). Concurrent
+//   marking and sweeping stay on (a major GC's pause is what they keep short).
 export const SERVER_NODE_FLAGS = ['--initial-old-space-size=256', '--max-semi-space-size=4', '--min-semi-space-size=4', '--no-parallel-scavenge'];
 
 /** The flags this process lacks (empty when it was started as recommended). */
