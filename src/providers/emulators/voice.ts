@@ -26,20 +26,25 @@ function resonator(freq: number, bw: number) {
  * Texts synthesized lately: the emulators say the same canned sentences over
  * and over (a load run's hundreds of calls, the same few replies), and the
  * formant synthesis was a seventh of the emulator process's CPU under
- * `npm run load`. Bounded (oldest first out); each caller gets its own copy.
+ * `npm run load`. Bounded to 16 MB (oldest first out); each caller gets its own copy.
  */
 const recent = new Map<string, Uint8Array>();
-const RECENT_MAX = 256;
-const RECENT_MAX_CHARS = 2000;
+const RECENT_MAX_BYTES = 16 * 1024 * 1024;
+let recentBytes = 0;
 
 /** Deterministic audio for `text`: same text, same samples (a fresh copy each call). */
 export function synthesize(text: string): Uint8Array {
   const hit = recent.get(text);
   if (hit) return hit.slice();
   const audio = synthesizeNew(text);
-  if (text.length <= RECENT_MAX_CHARS) {
-    if (recent.size >= RECENT_MAX) recent.delete(recent.keys().next().value!);
+  if (audio.length <= RECENT_MAX_BYTES / 16) {
     recent.set(text, audio);
+    recentBytes += audio.length;
+    for (const [k, v] of recent) {
+      if (recentBytes <= RECENT_MAX_BYTES) break;
+      recent.delete(k);
+      recentBytes -= v.length;
+    }
   }
   return audio.slice();
 }
