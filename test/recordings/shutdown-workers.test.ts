@@ -11,7 +11,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { ADMIN, startTestApp } from '../helpers/app.js';
 import { freshDatabase, realPg } from '../helpers/databases.js';
-import { freeSipPort, RtpPeer, waitFor } from '../sip/helpers.js';
+import { freeSipPort, inSeqOrder, RtpPeer, waitFor } from '../sip/helpers.js';
 import { OutboundDialer } from '../../src/outbound/dialer.js';
 import { sippCallee } from '../outbound/sip-uas.js';
 import { audibleFrames, parseWav } from './wav.js';
@@ -54,7 +54,7 @@ describe.skipIf(!realPg)('WORKERS=2: a recorded outbound SIP call at shutdown', 
         expect(w.dataBytes).toBe(file.length - 58);
         expect(Number(row.bytes)).toBe(file.length);
         // The agent's channel holds the greeting as the callee received it, up to the shutdown.
-        const received = audibleFrames([...peer.packets].sort((a, b) => a.seq - b.seq).map((p) => p.payload));
+        const received = audibleFrames(inSeqOrder(peer.packets).map((p) => p.payload));
         const right = audibleFrames(w.right!);
         expect(right.length).toBeGreaterThan(60);
         expect(right.findIndex((f, i) => !f.equals(received[i]))).toBe(-1);

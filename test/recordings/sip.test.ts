@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { addTrunk, freeSipPort, RtpPeer, sipp, speechFrames, waitFor } from '../sip/helpers.js';
+import { addTrunk, freeSipPort, inSeqOrder, RtpPeer, sipp, speechFrames, waitFor } from '../sip/helpers.js';
 import { audibleFrames, parseWav } from './wav.js';
 
 describe('dual recording of a SIP call', () => {
@@ -46,7 +46,7 @@ describe('dual recording of a SIP call', () => {
     expect(row).toBeDefined();
     const w = parseWav(fs.readFileSync(path.join(t.app.config.dataDir, 'recordings', row.key)));
     expect(w.channels).toBe(2);
-    const received = audibleFrames([...peer.packets].sort((a, b) => a.seq - b.seq).map((p) => p.payload));
+    const received = audibleFrames(inSeqOrder(peer.packets).map((p) => p.payload));
     const right = audibleFrames(w.right!);
     expect(received.length).toBeGreaterThan(50);
     expect(right.length).toBe(received.length);

@@ -104,6 +104,17 @@ export function parseRtp(buf: Buffer, from: dgram.RemoteInfo): RtpPacket | null 
   };
 }
 
+/**
+ * The packets in RTP sequence order. The sender's first sequence number is random, so a call of a
+ * few hundred packets wraps past 65535 now and then: order by the distance from the first packet
+ * received (mod 2^16, signed), not by the raw number.
+ */
+export function inSeqOrder(packets: readonly RtpPacket[]): RtpPacket[] {
+  const s0 = packets[0]?.seq ?? 0;
+  const ext = (p: RtpPacket): number => ((((p.seq - s0) & 0xffff) + 0x8000) & 0xffff) - 0x8000;
+  return [...packets].sort((a, b) => ext(a) - ext(b));
+}
+
 /** The caller's media: collects the server's RTP and streams 20 ms μ-law frames back (symmetric RTP). */
 export class RtpPeer {
   readonly socket = dgram.createSocket('udp4');
