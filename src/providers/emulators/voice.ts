@@ -26,7 +26,7 @@ function resonator(freq: number, bw: number) {
  * Texts synthesized lately: the emulators say the same canned sentences over
  * and over (a load run's hundreds of calls, the same few replies), and the
  * formant synthesis was a seventh of the emulator process's CPU under
- * `npm run load`. Bounded to 16 MB (oldest first out); each caller gets its own copy.
+ * `npm run load`. Bounded to 16 MB of audio and text (oldest first out); each caller gets its own copy.
  */
 const recent = new Map<string, Uint8Array>();
 const RECENT_MAX_BYTES = 16 * 1024 * 1024;
@@ -37,13 +37,14 @@ export function synthesize(text: string): Uint8Array {
   const hit = recent.get(text);
   if (hit) return hit.slice();
   const audio = synthesizeNew(text);
-  if (audio.length <= RECENT_MAX_BYTES / 16) {
+  // The key counts too: a long run of spaces is a long text with little audio.
+  if (audio.length + text.length <= RECENT_MAX_BYTES / 16) {
     recent.set(text, audio);
-    recentBytes += audio.length;
+    recentBytes += audio.length + text.length;
     for (const [k, v] of recent) {
       if (recentBytes <= RECENT_MAX_BYTES) break;
       recent.delete(k);
-      recentBytes -= v.length;
+      recentBytes -= v.length + k.length;
     }
   }
   return audio.slice();
