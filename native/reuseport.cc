@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include <cerrno>
 #include <climits>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
@@ -189,13 +191,35 @@ napi_value Unsteer(napi_env env, napi_callback_info info) {
   return Bool(env, setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused, sizeof(unused)) == 0);
 }
 
+/**
+ * backlog(fd, port): connections waiting in fd's accept queue (the kernel
+ * has steered them to this socket; its thread has not accepted them yet),
+ * or -1 if fd is not a listening socket of the group on port. For a
+ * listening socket TCP_INFO reports the accept queue's length in
+ * tcpi_unacked (Linux).
+ */
+napi_value Backlog(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  napi_value args[2];
+  int fd = 0, port = 0;
+  if (!FdAndPort(env, info, args, 2, &argc, &fd, &port)) return nullptr;
+  int queued = -1;
+  tcp_info ti{};
+  socklen_t len = sizeof(ti);
+  if (IsListenerOn(fd, port) && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && len >= sizeof(ti.tcpi_unacked) + offsetof(tcp_info, tcpi_unacked))
+    queued = static_cast<int>(std::min<uint32_t>(ti.tcpi_unacked, INT_MAX));
+  napi_value v;
+  napi_create_int32(env, queued, &v);
+  return v;
+}
+
 }  // namespace
 
 NAPI_MODULE_INIT() {
   const struct {
     const char* name;
     napi_callback cb;
-  } fns[] = {{"listenSockets", ListenSockets}, {"steer", Steer}, {"unsteer", Unsteer}};
+  } fns[] = {{"listenSockets", ListenSockets}, {"steer", Steer}, {"unsteer", Unsteer}, {"backlog", Backlog}};
   for (const auto& f : fns) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);

@@ -53,6 +53,8 @@ export interface WorkerRole {
   otherCalls(): number;
   /** Every call session this worker starts (the main thread counts them and ends them if the worker dies). */
   onCall(session: CallSession): void;
+  /** Media streams accepted whose call has not started yet (the main thread's connection steering counts them). */
+  connecting?(delta: 1 | -1): void;
   /** The process-wide /metrics text and readiness, assembled by the main thread. */
   metrics(): Promise<string>;
   ready(): Promise<boolean>;
@@ -145,6 +147,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   let sip: SipServer | null = null;
   const twilioGateway = new TwilioGateway({
     config, server, store, providers, otherCalls: () => (sip?.calls.size ?? 0) + (w?.otherCalls() ?? 0),
+    connecting: w?.connecting,
     onSession: (s) => {
       w?.onCall(s);
       return conversation(s);

@@ -301,6 +301,13 @@ export const workerCallsActive = new client.Gauge({
   registers: [registry],
 });
 
+export const workerStreamsStarting = new client.Gauge({
+  name: 'aybiza_worker_streams_starting',
+  help: 'Media streams a media worker thread has accepted whose call has not started yet (WORKERS > 1; counted by the connection steering)',
+  labelNames: ['worker'] as const,
+  registers: [registry],
+});
+
 export const workerEventLoopLag = new client.Gauge({
   name: 'aybiza_worker_event_loop_lag_seconds',
   help: 'Event-loop delay of each media worker thread since the previous scrape, by quantile (p50, p99, max)',

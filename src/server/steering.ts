@@ -22,6 +22,8 @@ interface ReuseportAddon {
   listenSockets(port: number): number[];
   steer(fd: number, port: number, weights: number[]): boolean;
   unsteer(fd: number, port: number): boolean;
+  /** Connections in fd's accept queue, or -1 if fd is not a listening socket of the group on port. */
+  backlog(fd: number, port: number): number;
 }
 
 let addon: ReuseportAddon | null | undefined;
@@ -87,7 +89,10 @@ export class ConnectionSteering {
 
   /**
    * Weights the next connections towards the less-loaded workers
-   * (`load(worker)`): each socket's chance is proportional to
+   * (`load(worker)`, plus the connections waiting in its socket's accept
+   * queue: the kernel has given them to that worker already, and a busy
+   * worker accepts late — counted only once it reports them, it would look
+   * less loaded the busier it is and draw still more): each socket's chance is proportional to
    * e^(−STEER_SHARPNESS × (its load − the lowest load)). Equal loads share
    * evenly, so a burst of connections that arrive before any of them is
    * counted spreads at random as before; a worker one call ahead gets about
@@ -95,7 +100,7 @@ export class ConnectionSteering {
    */
   steer(load: (worker: number) => number, eligible: (worker: number) => boolean): void {
     if (this.off || this.group.length < 2) return;
-    const loads = this.group.map((g) => (eligible(g.worker) ? load(g.worker) : Infinity));
+    const loads = this.group.map((g) => (eligible(g.worker) ? load(g.worker) + Math.max(0, this.native.backlog(g.fd, this.port)) : Infinity));
     const least = Math.min(...loads);
     if (!Number.isFinite(least)) return;
     const weights = loads.map((l) => (Number.isFinite(l) ? Math.exp(-STEER_SHARPNESS * (l - least)) : 0));

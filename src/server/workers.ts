@@ -21,7 +21,7 @@ import { OutboundDialer } from '../outbound/dialer.js';
 import type { Config } from '../config.js';
 import { guard, reportInternalError } from '../guard.js';
 import { log } from '../log.js';
-import { buildInfo, mergedMetrics, workerCallsActive, workerRestarts } from '../metrics/index.js';
+import { buildInfo, mergedMetrics, workerCallsActive, workerRestarts, workerStreamsStarting } from '../metrics/index.js';
 import { createProviders, emulated } from '../providers/index.js';
 import { EmulatorThread } from '../providers/emulators/thread.js';
 import { emulatorOptions } from '../providers/emulators/profiles.js';
@@ -62,6 +62,8 @@ export interface PoolOptions {
 }
 
 const RESTART_DELAY_MS = [200, 1000, 5000];
+/** How often the steering weights are recomputed besides on every reported call start and end. */
+const STEER_EVERY_MS = 50;
 const METRICS_TIMEOUT_MS = 5000;
 
 interface Slot {
@@ -72,6 +74,8 @@ interface Slot {
   calls: Map<string, string>;
   /** SIP calls handed to it that it has not reported yet (counted for the least-loaded choice). */
   reserved: Set<string>;
+  /** Its media streams accepted whose call it has not reported yet (one Int32 it writes; see WorkerData.connecting). */
+  connecting: Int32Array;
   listening: boolean;
   /** Expected to end (shutdown): no restart. */
   stopping: boolean;
@@ -96,6 +100,7 @@ export class WorkerPool {
   private steering: ConnectionSteering | null = null;
   /** Workers start listening one at a time (see steering.ts): the turn after the last one granted. */
   private listenTurn: Promise<void> = Promise.resolve();
+  private steerTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly config: Config, readonly store: ControlPlane, private readonly opts: PoolOptions) {}
 
@@ -176,6 +181,7 @@ export class WorkerPool {
       await this.stopWorkers(10_000);
     }
     this.state = 'ready';
+    if (this.steering) this.steerTimer = setInterval(guard('timer', () => this.steer()), STEER_EVERY_MS).unref();
     log.info('listening', { host: c.host, port: this.port, version: VERSION, workers: c.workers });
   }
 
@@ -195,11 +201,12 @@ export class WorkerPool {
       stateNodeId: this.store.state.kind === 'memory' ? this.store.state.nodeId : undefined,
       redisPrefix: this.opts.redisPrefix,
       emulators: this.emulators ? { deepgramUrl: this.emulators.deepgramUrl, bedrockUrl: this.emulators.bedrockUrl } : undefined,
+      connecting: new SharedArrayBuffer(4),
     };
     const worker = new Worker(this.scriptPath(), { workerData: data, stdout: false, stderr: false, env: this.opts.env ?? process.env });
     const rpc = new Rpc(worker);
     let resolveExit!: (code: number) => void;
-    const slot: Slot = { index, worker, rpc, calls: new Map(), reserved: new Set(), listening: false, stopping: false, exited: new Promise((r) => (resolveExit = r)) };
+    const slot: Slot = { index, worker, rpc, calls: new Map(), reserved: new Set(), connecting: new Int32Array(data.connecting), listening: false, stopping: false, exited: new Promise((r) => (resolveExit = r)) };
     this.slots[index] = slot;
     if (this.store.state.kind === 'memory') serveState(this.store.state, rpc);
     this.handoff?.attach({ index, rpc });
@@ -244,8 +251,22 @@ export class WorkerPool {
   private spreadLoad(): void {
     const total = this.totalCalls();
     for (const s of this.slots) s?.rpc.notify('others', total - s.calls.size);
+    this.steer();
+  }
+
+  /**
+   * New connections towards the least-loaded worker: the calls it reports,
+   * the SIP calls handed to it, the streams it has accepted but not yet
+   * reported as calls, and (steering.ts) the connections waiting for it to
+   * accept them. Also run every STEER_EVERY_MS: those last two change
+   * without a message, and a busy worker's reports lag the most.
+   */
+  private steer(): void {
     this.steering?.steer(
-      (w) => (this.slots[w]?.calls.size ?? 0) + (this.slots[w]?.reserved.size ?? 0),
+      (w) => {
+        const s = this.slots[w];
+        return s ? s.calls.size + s.reserved.size + Math.max(0, Atomics.load(s.connecting, 0)) : 0;
+      },
       (w) => !!this.slots[w]?.listening && !this.slots[w]!.stopping,
     );
   }
@@ -308,10 +329,12 @@ export class WorkerPool {
   /** The process-wide /metrics: this thread's series merged with every live worker's. */
   async metrics(): Promise<string> {
     workerCallsActive.reset();
+    workerStreamsStarting.reset();
     const parts: MetricObjectWithValues<MetricValue<string>>[][] = [];
     await Promise.all(this.slots.map(async (s) => {
       if (!s?.listening) return;
       workerCallsActive.set({ worker: String(s.index) }, s.calls.size);
+      workerStreamsStarting.set({ worker: String(s.index) }, Math.max(0, Atomics.load(s.connecting, 0)));
       const json = await s.rpc.callWithin<MetricObjectWithValues<MetricValue<string>>[]>(METRICS_TIMEOUT_MS, 'metrics-json').catch(() => null);
       if (json) parts.push(json);
     }));
@@ -351,6 +374,7 @@ export class WorkerPool {
     this.state = 'draining';
     // Draining workers close their listeners: the kernel's hash is all that is left to choose.
     this.steering?.stop();
+    if (this.steerTimer) clearInterval(this.steerTimer);
     log.info('draining', { timeoutS: this.config.drainTimeoutS, workers: this.config.workers });
     const sip = this.sip ? this.drainSip(this.sip) : Promise.resolve();
     await Promise.all([this.stopWorkers((this.config.drainTimeoutS + 30) * 1000), sip]);

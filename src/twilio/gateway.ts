@@ -25,6 +25,8 @@ export interface GatewayOptions {
   onSession(session: CallSession): { start(): void };
   /** Calls this node carries on other transports (SIP): MAX_CONCURRENT_CALLS covers them all. */
   otherCalls?(): number;
+  /** Media streams accepted whose call has not started yet (see MediaStreamHooks.connecting). */
+  connecting?(delta: 1 | -1): void;
 }
 
 /** What outbound calling (src/outbound/twilio.ts) adds to the gateway: set as `gateway.outbound`. */
@@ -61,6 +63,7 @@ export class TwilioGateway implements Component {
       closed: (session, reason) => {
         if (session) session.end(reason).catch((err) => reportInternalError('twilio', err));
       },
+      connecting: o.connecting,
     });
   }
 

@@ -30,6 +30,12 @@ export interface MediaStreamHooks {
   start(callSid: string, streamSid: string, params: Record<string, string>, transport: TwilioTransport): Promise<CallSession | string>;
   /** Called when the socket closes, whatever the cause. */
   closed(session: CallSession | null, reason: string): void;
+  /**
+   * +1 when a stream is accepted, −1 once its start has settled or it
+   * closed first: streams whose call is not counted anywhere yet (the main
+   * thread's connection steering counts them against this worker).
+   */
+  connecting?(delta: 1 | -1): void;
 }
 
 interface Conn {
@@ -43,6 +49,8 @@ interface Conn {
   badWindowStart: number;
   badInWindow: number;
   logged: Set<string>;
+  /** Counted by hooks.connecting until its start settles or it closes. */
+  connecting: boolean;
   closed: boolean;
   /** The streamSid's UTF-8 bytes, for the allocation-free media reader. */
   sid: Uint8Array;
@@ -77,10 +85,16 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
       const conn: Conn = {
         state: 'new', streamSid: '', callSid: '', session: null, transport: null, early: [],
         bad: 0, badWindowStart: Date.now(), badInWindow: 0, logged: new Set(), closed: false,
-        sid: new Uint8Array(0), frame: new Uint8Array(FRAME_BYTES),
+        sid: new Uint8Array(0), frame: new Uint8Array(FRAME_BYTES), connecting: true,
       };
       upgraded.add(res);
-      res.upgrade(conn, key, protocol, extensions, context);
+      hooks.connecting?.(1);
+      try {
+        res.upgrade(conn, key, protocol, extensions, context);
+      } catch (err) {
+        settle(conn);
+        throw err;
+      }
     }, (_err, res) => {
       if (upgraded.has(res)) return;
       upgraded.add(res);
@@ -140,12 +154,14 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
       // uWS closes a socket on a message over maxPayloadLength (1009) by itself.
       if (code === 1009 || (code === 1006 && !c.closed && c.state !== 'stopped')) countBadInput('twilio_ws', code === 1009 ? 'message_too_large' : 'abnormal_close');
       c.closed = true;
+      settle(c);
       if (c.transport) c.transport.closed = true;
       hooks.closed(c.session, c.state === 'stopped' ? 'caller hung up' : `media stream closed (${code})`);
     }, (_err, ws) => {
       // The call must still end with its socket, whatever failed above.
       const c = ws.getUserData();
       c.closed = true;
+      settle(c);
       if (c.transport) c.transport.closed = true;
       hooks.closed(c.session, 'media stream closed');
     }),
@@ -153,6 +169,13 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
 
   /** Responses already upgraded or answered (a failed upgrade must not write twice). */
   const upgraded = new WeakSet<HttpResponse>();
+
+  /** The stream's start has settled (or it closed): no longer counted as connecting. */
+  function settle(c: Conn): void {
+    if (!c.connecting) return;
+    c.connecting = false;
+    hooks.connecting?.(-1);
+  }
 
   function endSession(session: CallSession, reason: string): void {
     session.end(reason).catch((err) => reportInternalError('ws', err));
@@ -223,6 +246,7 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
     c.transport = transport;
     hooks.start(c.callSid, streamSid, params, transport).then(
       guard('ws', (result: CallSession | string) => {
+        settle(c);
         if (typeof result === 'string') {
           bad(ws, c, `token_${result}`);
           if (!c.closed) {
@@ -241,6 +265,7 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
         c.early = [];
       }, () => endSocket(ws, c)),
       guard('ws', (err: unknown) => {
+        settle(c);
         reportInternalError('ws', err, { callSid: c.callSid });
         endSocket(ws, c);
       }),

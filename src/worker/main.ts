@@ -31,6 +31,8 @@ export interface WorkerData {
   redisPrefix?: string;
   /** The process's provider emulators, when it emulates any (one set for every worker). */
   emulators?: SharedEmulators;
+  /** One Int32: media streams accepted whose call has not started yet, read by the main thread's steering. */
+  connecting: SharedArrayBuffer;
 }
 
 const data = workerData as WorkerData;
@@ -42,6 +44,7 @@ installProcessGuards();
 closeSocketsAtThreadExit();
 
 let others = 0;
+const connecting = new Int32Array(data.connecting);
 rpc.handle('others', (n: number) => void (others = n));
 
 const LAG_RESOLUTION_MS = 10;
@@ -102,6 +105,7 @@ started = createApp(config, {
     // The gateway counts its own Twilio sessions; the rest of this worker's calls are its SIP calls.
     otherCalls: () => others + (sipMedia?.liveCalls ?? 0),
     onCall,
+    connecting: (delta) => void Atomics.add(connecting, 0, delta),
     metrics: () => rpc.call<string>('metrics'),
     ready: () => rpc.call<boolean>('ready'),
     emulators: data.emulators,

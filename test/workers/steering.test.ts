@@ -4,7 +4,9 @@
 // answering with its own name; the weights attached to their SO_REUSEPORT
 // group decide which one gets each new connection. And the addon's checks:
 // hostile arguments throw TypeError/RangeError, an fd that is not such a
-// listener is refused.
+// listener is refused; the accept queue a busy worker has not drained yet
+// counts as its load.
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uws, type us_listen_socket } from '../../src/server/uws.js';
@@ -23,6 +25,33 @@ function who(port: number): Promise<string> {
     });
     req.on('error', reject);
   });
+}
+
+/** A uWS app on port (shared with SO_REUSEPORT) answering every request with its name. */
+function listenAs(name: string, port: number): Promise<us_listen_socket> {
+  const app = uws.App().get('/*', (res) => void res.end(name));
+  return new Promise((resolve, reject) => app.listen('127.0.0.1', port, (t) => (t ? resolve(t) : reject(new Error(`${name} could not listen`)))));
+}
+
+/** Steering over one app per [worker, name] on a free port, each joining as it starts listening. */
+async function steeredApps(apps: readonly (readonly [number, string])[]) {
+  const port = await freePort();
+  const s = ConnectionSteering.create(port)!;
+  const mine: us_listen_socket[] = [];
+  const close = () => {
+    s.stop();
+    for (const t of mine) uws.us_listen_socket_close(t);
+  };
+  try {
+    for (const [worker, name] of apps) {
+      mine.push(await listenAs(name, port));
+      s.joined(worker);
+    }
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return { port, s, mine, close };
 }
 
 async function tally(port: number, n: number): Promise<Record<string, number>> {
@@ -76,16 +105,9 @@ describe('connection steering between listeners on one port', () => {
   });
 
   it('ConnectionSteering learns each listener as it joins and turns connections away from the busier worker', async () => {
-    const p2 = await freePort();
-    const s = ConnectionSteering.create(p2)!;
-    const mine: us_listen_socket[] = [];
+    // Worker 7 starts listening first, then worker 3, one at a time as the pool grants turns.
+    const { port: p2, s, mine, close } = await steeredApps([[7, 'c'], [3, 'd']]);
     try {
-      // Worker 7 starts listening first, then worker 3, one at a time as the pool grants turns.
-      for (const [worker, name] of [[7, 'c'], [3, 'd']] as const) {
-        const app = uws.App().get('/*', (res) => void res.end(name));
-        await new Promise<void>((resolve, reject) => app.listen('127.0.0.1', p2, (t) => (t ? (mine.push(t), resolve()) : reject(new Error('could not listen')))));
-        s.joined(worker);
-      }
       expect(s.order()).toEqual([7, 3]);
       expect(s.active).toBe(true);
       // Worker 7 carries 5 calls, worker 3 none: worker 3 gets all but e^-10 of the new connections.
@@ -106,8 +128,7 @@ describe('connection steering between listeners on one port', () => {
       expect(s.active).toBe(true);
       expect(await tally(p2, 4)).toEqual({ d: 4 });
     } finally {
-      s.stop();
-      for (const t of mine) uws.us_listen_socket_close(t);
+      close();
     }
     expect(s.active).toBe(false);
   });
@@ -117,19 +138,48 @@ describe('connection steering between listeners on one port', () => {
       expect(() => (addon.listenSockets as (...a: unknown[]) => unknown)(...bad)).toThrow(/port/);
     }
     const [fd0] = addon.listenSockets(port);
-    for (const bad of [[fd0, port, []], [fd0, port, [-1, 1]], [fd0, port, [0, 0]], [fd0, port, ['1']], [fd0, port, 'x'], [fd0, port, new Array(257).fill(1)], [fd0, port, [NaN]], [-1, port, [1]], [fd0, 0, [1]]] as unknown[][]) {
-      let err: unknown;
-      try {
-        (addon.steer as (...a: unknown[]) => unknown)(...bad);
-      } catch (e) {
-        err = e;
+    const refuses = (fn: unknown, args: unknown[][]) => {
+      for (const bad of args) {
+        let err: unknown;
+        try {
+          (fn as (...a: unknown[]) => unknown)(...bad);
+        } catch (e) {
+          err = e;
+        }
+        expect(err instanceof TypeError || err instanceof RangeError).toBe(true);
       }
-      expect(err instanceof TypeError || err instanceof RangeError).toBe(true);
-    }
+    };
+    refuses(addon.steer, [[fd0, port, []], [fd0, port, [-1, 1]], [fd0, port, [0, 0]], [fd0, port, ['1']], [fd0, port, 'x'], [fd0, port, new Array(257).fill(1)], [fd0, port, [NaN]], [-1, port, [1]], [fd0, 0, [1]]]);
     // stdin, an fd that is not open, the right socket with the wrong port.
     expect(addon.steer(0, port, [1])).toBe(false);
     expect(addon.steer(999_999, port, [1])).toBe(false);
     expect(addon.steer(fd0!, port === 65535 ? 1 : port + 1, [1])).toBe(false);
     expect(addon.unsteer(0, port)).toBe(false);
+    refuses(addon.backlog, [[], [fd0], ['1', port], [-1, port], [1.5, port], [fd0, 0], [fd0, 70000], [fd0, NaN], [null, port], [fd0, {}]]);
+    expect(addon.backlog(0, port)).toBe(-1);
+    expect(addon.backlog(999_999, port)).toBe(-1);
+    expect(addon.backlog(fd0!, port === 65535 ? 1 : port + 1)).toBe(-1);
+  });
+
+  it('counts the connections waiting in a listener\'s accept queue, and steers away from a worker that has not accepted its share yet', async () => {
+    const { port: p3, s, close } = await steeredApps([[0, 'busy'], [1, 'idle']]);
+    try {
+      const [fd0, fd1] = addon.listenSockets(p3);
+      expect([addon.backlog(fd0!, p3), addon.backlog(fd1!, p3)]).toEqual([0, 0]);
+      // Every new connection to worker 0's socket; five connect while this
+      // thread (which accepts for both) is held in execFileSync: the kernel
+      // completes them and queues them on that socket.
+      expect(addon.steer(fd0!, p3, [1, 0])).toBe(true);
+      const script = `const net = require('node:net'); let n = 0;
+        for (let i = 0; i < 5; i++) net.connect(${p3}, '127.0.0.1', () => { if (++n === 5) process.exit(0); });
+        setTimeout(() => process.exit(1), 5000);`;
+      execFileSync(process.execPath, ['-e', script]);
+      expect([addon.backlog(fd0!, p3), addon.backlog(fd1!, p3)]).toEqual([5, 0]);
+      // Both report no calls; worker 0 has five connections waiting: it gets all but e^-10 of the next ones.
+      s.steer(() => 0, () => true);
+      expect(await tally(p3, 12)).toEqual({ idle: 12 });
+    } finally {
+      close();
+    }
   });
 });

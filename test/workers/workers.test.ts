@@ -8,7 +8,9 @@
 // On the embedded database (its one session shared by every worker's
 // connection: src/store/pglite-server.ts) and on a real PostgreSQL.
 import fs from 'node:fs';
+import twilio from 'twilio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { TwilioCaller } from '../../src/twilio/caller.js';
 import { freePort } from '../helpers/app.js';
 import { spawnServer, type Spawned } from '../helpers/spawn-server.js';
@@ -135,6 +137,41 @@ for (const { name, url, skip } of DATABASES) describe.skipIf(skip)(`WORKERS=2 on
     await dialOneByOne(30, (m) => expect(Math.abs((m.get('{worker="0"}') ?? 0) - (m.get('{worker="1"}') ?? 0))).toBeLessThanOrEqual(3));
     expect(steeringOff()).toEqual([]);
   }, 120_000);
+
+  it('counts media streams whose call has not started against their worker: 20 opened one after another split within ±2', async () => {
+    // Streams that never send `start` are never reported as calls: only the
+    // worker's own count of streams still starting tells the steering where
+    // they went (the kernel's hash alone: |difference| > 2 about half the time).
+    const wss = base.replace(/^http/, 'ws') + '/twilio/media';
+    const sig = twilio.getExpectedTwilioSignature(TOKEN, wss, {});
+    const sockets: WebSocket[] = [];
+    const starting = async () => series(await metrics(), 'aybiza_worker_streams_starting');
+    const total = (m: Map<string, number>) => (m.get('{worker="0"}') ?? 0) + (m.get('{worker="1"}') ?? 0);
+    try {
+      for (let i = 0; i < 20; i++) {
+        const ws = new WebSocket(wss, { headers: { 'x-twilio-signature': sig }, perMessageDeflate: false });
+        sockets.push(ws);
+        await new Promise<void>((resolve, reject) => {
+          ws.once('open', () => resolve());
+          ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+          ws.once('error', reject);
+        });
+        // The steering reads the counts every 50 ms.
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      const per = await until('20 streams counted as starting', async () => {
+        const m = await starting();
+        return total(m) === 20 ? m : null;
+      });
+      expect(Math.abs((per.get('{worker="0"}') ?? 0) - (per.get('{worker="1"}') ?? 0))).toBeLessThanOrEqual(2);
+      expect(total(await perWorker())).toBe(0);
+    } finally {
+      for (const ws of sockets) ws.terminate();
+    }
+    // Closed before their start: counted no more.
+    await until('no stream starting', async () => total(await starting()) === 0);
+    expect(steeringOff()).toEqual([]);
+  }, 60_000);
 
   it('runs one set of provider emulators for every worker, on a thread of its own, and both workers converse through it', async () => {
     const lines = srv.logs.map((l) => { try { return JSON.parse(l) as { msg?: string; url?: string; deepgram?: string; bedrock?: string }; } catch { return {}; } });
