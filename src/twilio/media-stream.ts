@@ -85,20 +85,20 @@ export function mountMediaStream(app: TemplatedApp, path: string, wssUrl: string
       const conn: Conn = {
         state: 'new', streamSid: '', callSid: '', session: null, transport: null, early: [],
         bad: 0, badWindowStart: Date.now(), badInWindow: 0, logged: new Set(), closed: false,
-        sid: new Uint8Array(0), frame: new Uint8Array(FRAME_BYTES), connecting: true,
+        sid: new Uint8Array(0), frame: new Uint8Array(FRAME_BYTES), connecting: false,
       };
       upgraded.add(res);
-      hooks.connecting?.(1);
-      try {
-        res.upgrade(conn, key, protocol, extensions, context);
-      } catch (err) {
-        settle(conn);
-        throw err;
-      }
+      res.upgrade(conn, key, protocol, extensions, context);
     }, (_err, res) => {
       if (upgraded.has(res)) return;
       upgraded.add(res);
       res.cork(() => res.writeStatus('500 Internal Server Error').end('internal server error', true));
+    }),
+    // Counted from here: uWS closes every socket it opened, and close settles it.
+    open: guard('ws', (ws: WebSocket<Conn>) => {
+      const c = ws.getUserData();
+      c.connecting = true;
+      hooks.connecting?.(1);
     }),
     message: guard('ws', (ws: WebSocket<Conn>, message: ArrayBuffer, isBinary: boolean) => {
       clock.poll(); // a due pacing step goes before more messages (see src/call/clock.ts)
