@@ -13,7 +13,8 @@
         "native/jitter_buffer.cc",
         "native/jitter_buffer_delay.cc",
         "native/tsm.cc",
-        "native/jitter_buffer_js.cc"
+        "native/jitter_buffer_js.cc",
+        "native/recording_writer.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

@@ -21,6 +21,10 @@ namespace aybiza::jitter {
 void Register(Napi::Env env, Napi::Object exports);
 }
 
+namespace aybiza::recording {
+void Register(Napi::Env env, Napi::Object exports);
+}
+
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -29,6 +33,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   aybiza::dtmf::Register(env, exports);
   aybiza::channel::Register(env, exports);
   aybiza::jitter::Register(env, exports);
+  aybiza::recording::Register(env, exports);
   return exports;
 }
 

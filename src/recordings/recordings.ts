@@ -47,7 +47,7 @@ export class Recordings implements Component {
   }
 
   private constructor(private readonly cp: ControlPlane, config: Pick<Config, 'dataDir' | 'recordingsS3'>) {
-    this.rows = new RecordingRows(cp.db.pool);
+    this.rows = new RecordingRows(cp.db.pool, cp.calls);
     this.local = new LocalStorage(path.join(config.dataDir, 'recordings'));
     this.storage = config.recordingsS3 ? new S3Storage(config.recordingsS3) : this.local;
   }

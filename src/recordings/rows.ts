@@ -1,6 +1,7 @@
 // The recordings table (migration 12): one row per recorded call, made when
 // recording starts and completed at hang-up; the API and the sweeper read it.
 import type pg from 'pg';
+import type { Calls } from '../store/calls.js';
 import type { RecordingChannels } from './recorder.js';
 import type { StorageKind } from './storage.js';
 
@@ -32,13 +33,14 @@ function toRow(r: Record<string, unknown>): RecordingRow {
 }
 
 export class RecordingRows {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly calls: Pick<Calls, 'beginRecording'>,
+  ) {}
 
-  async begin(r: Pick<RecordingRow, 'callId' | 'tenantId' | 'storage' | 'key' | 'channels'>): Promise<void> {
-    await this.pool.query(
-      'insert into recordings (call_id, tenant_id, storage, key, channels) values ($1,$2,$3,$4,$5) on conflict (call_id) do nothing',
-      [r.callId, r.tenantId, r.storage, r.key, r.channels],
-    );
+  /** Makes the row (batched with the calls' turns: src/store/write-behind.ts); resolves once it is stored. */
+  begin(r: Pick<RecordingRow, 'callId' | 'tenantId' | 'storage' | 'key' | 'channels'>): Promise<void> {
+    return this.calls.beginRecording(r);
   }
 
   async complete(callId: string, storage: StorageKind, bytes: number, durationMs: number): Promise<void> {

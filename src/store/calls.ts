@@ -8,7 +8,7 @@ import { pageOf, tenantClause } from './page.js';
 import { redactPii } from './redact.js';
 import type { CallQuality } from '../media/quality.js';
 import type { CallAnalysis, CallDetail, CallRecord, CallStore, NewCall, Page, Transport, TurnRecord } from './types.js';
-import { WriteBehind } from './write-behind.js';
+import { WriteBehind, type RecordingBeginRow } from './write-behind.js';
 import { reportInternalError } from '../guard.js';
 import { DEFAULT_PRICES, type PriceTable } from '../usage/prices.js';
 import { recordAnalysisUsage, recordCallUsage } from '../usage/store.js';
@@ -154,6 +154,11 @@ export class Calls implements CallStore {
       callId, seq: t.seq, userText: redactPii(t.userText), assistantText: redactPii(t.assistantText), interrupted: t.interrupted,
       latencies: JSON.stringify(t.latencies),
     });
+  }
+
+  /** The row of a recording that starts now (batched with the turns; drained before the call's end is stored). */
+  beginRecording(row: RecordingBeginRow): Promise<void> {
+    return this.writes.addRecording(row);
   }
 
   addTranscript(callId: string, speaker: 'caller' | 'agent', text: string): Promise<void> {

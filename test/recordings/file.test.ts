@@ -1,13 +1,15 @@
-// The recording writer thread on its own: chunks reach the file in order
-// with a header that counts them after every chunk, a backlog past its
-// bound is dropped and counted, and a thread that dies fails its files
-// without leaving a close() waiting.
+// The recording writer (a native thread) on its own: chunks reach the file
+// in order with a header that counts them after every chunk, a backlog past
+// its bound is dropped and counted, a writer stopped with files open fails
+// them without leaving a close() waiting, and hostile arguments to the native
+// writer are refused.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RecordingFile, RecordingWriter } from '../../src/recordings/file.js';
 import { ULAW_WAV_HEADER_BYTES } from '../../src/media/wav.js';
+import { native } from '../../src/media/native.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aybiza-recfile-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -66,7 +68,8 @@ describe('RecordingWriter', () => {
   it('drops and counts chunks past the backlog bound instead of holding them', async () => {
     const writer = new RecordingWriter();
     const file = new RecordingFile(writer, path.join(dir, 'b.wav'), 2);
-    // Nothing is written before the batch leaves: 40 s handed over at once exceed the 30 s bound.
+    // A disk that fell behind: the thread takes nothing while held, so 40 s handed over exceed the 30 s bound.
+    writer.hold(true);
     const slots = new Set<number>();
     for (let i = 0; i < 40; i++) {
       const c = chunkOf(writer, 16_000, i);
@@ -76,33 +79,68 @@ describe('RecordingWriter', () => {
     expect(file.dropped).toBe(10);
     // A dropped chunk's slot is free again at once: the next alloc reuses it instead of growing the shared memory.
     expect(slots.has(writer.slotOf(writer.alloc(16_000)))).toBe(true);
+    writer.hold(false);
     await file.close();
     expect(fs.statSync(file.file).size).toBe(ULAW_WAV_HEADER_BYTES + 30 * 16_000);
     await writer.stop();
   });
 
-  it('fails the open files of a thread that died, and starts a new one for the next file', async () => {
+  it('fails the files still open when it stops, resolves their close(), and starts a new thread for the next file', async () => {
     const writer = new RecordingWriter();
     const file = new RecordingFile(writer, path.join(dir, 'c.wav'), 1);
     file.append(chunkOf(writer, 8_000, 0x44));
     await new Promise((r) => setTimeout(r, 300));
+    expect(file.written).toBe(0); // read at the next append or at close
+    const open = new RecordingFile(writer, path.join(dir, 'd.wav'), 1);
+    const pending = open.close();
+    await file.close();
     expect(file.written).toBe(8_000);
+    await pending;
+    const left = new RecordingFile(writer, path.join(dir, 'left-open.wav'), 1);
+    left.append(chunkOf(writer, 8_000, 0x55));
     await writer.stop();
-    // stop() is shutdown: a file still open then is failed by the next writer event; simulate the thread dying instead.
-    const writer2 = new RecordingWriter();
-    const f2 = new RecordingFile(writer2, path.join(dir, 'd.wav'), 1);
-    f2.append(chunkOf(writer2, 8_000, 0x55));
-    await new Promise((r) => setTimeout(r, 300));
-    (writer2 as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
-    await new Promise((r) => setTimeout(r, 300));
-    expect(f2.error?.message).toMatch(/writer stopped/);
-    await f2.close();
-    const f3 = new RecordingFile(writer2, path.join(dir, 'e.wav'), 1);
-    f3.append(chunkOf(writer2, 8_000, 0x66));
+    expect(left.error?.message).toMatch(/writer stopped/);
+    await left.close();
+    left.append(chunkOf(writer, 8_000, 0x56)); // taken and dropped, no throw
+    const f3 = new RecordingFile(writer, path.join(dir, 'e.wav'), 1);
+    f3.append(chunkOf(writer, 8_000, 0x66));
     await f3.close();
     expect(f3.error).toBeNull();
     expect(fs.statSync(f3.file).size).toBe(ULAW_WAV_HEADER_BYTES + 8_000);
-    await writer2.stop();
+    await writer.stop();
+  });
+
+  it('refuses hostile arguments to the native writer with TypeError/RangeError', async () => {
+    const W = native.RecordingWriter as new (...a: unknown[]) => Record<string, (...a: unknown[]) => unknown>;
+    expect(() => new W()).toThrow(TypeError);
+    expect(() => new W(2, 58, 16_000, 1e6)).toThrow(RangeError);
+    const w = new W(2, 58, 16_000, 4);
+    const header = new Uint8Array(58);
+    expect(() => w.open('relative', 'x.wav', header)).toThrow(RangeError);
+    expect(() => w.open(path.join(dir, 'x'), '../x.wav', header)).toThrow(RangeError);
+    expect(() => w.open(dir + '/../etc', 'x.wav', header)).toThrow(RangeError);
+    expect(() => w.open(dir, 'x.txt', header)).toThrow(RangeError);
+    expect(() => w.open(dir, 'x.wav', new Uint8Array(10))).toThrow(RangeError);
+    expect(() => w.write(1, 0, 10, 58, 10)).toThrow(RangeError); // no such file
+    const id = w.open(dir, 'hostile.wav', header) as number;
+    expect(() => w.write(id, 0, 10, 58, 10)).toThrow(RangeError); // slot not allocated (no arena yet)
+    expect(w.alloc()).toBe(-1);
+    expect(w.arena()).toBeInstanceOf(ArrayBuffer);
+    const slot = w.alloc() as number;
+    expect(() => w.write(id, slot, 16_001, 58, 10)).toThrow(RangeError);
+    expect(() => w.write(id, slot, 10, 2 ** 40, 10)).toThrow(RangeError);
+    expect(() => w.release(slot + 1)).toThrow(RangeError);
+    w.release(slot);
+    expect(() => w.release(slot)).toThrow(RangeError); // twice
+    expect(() => w.forget(id)).toThrow(RangeError); // not closed
+    w.close(id);
+    expect(() => w.write(id, w.alloc(), 10, 58, 10)).toThrow(RangeError); // closing
+    for (let i = 0; i < 100 && !w.closed(id); i++) await new Promise((r) => setTimeout(r, 10));
+    w.stop();
+    w.stop();
+    expect(() => w.alloc()).toThrow(TypeError);
+    expect(w.closed(id)).toBe(true);
+    expect(fs.statSync(path.join(dir, 'hostile.wav')).size).toBe(58);
   });
 
   it('reports a file it cannot create as an error on that file only', async () => {

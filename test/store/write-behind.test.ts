@@ -74,5 +74,21 @@ for (const backend of BACKENDS) {
       expect(d.transcript.map((s) => s.text)).toEqual(['goodbye']);
       expect(d.turns).toHaveLength(1);
     });
+
+    it('recording rows go in the same batches: each settles, a row of a missing call fails alone, an ended call has its row', async () => {
+      const a = await newCall('wb-rec-a');
+      const b = await newCall('wb-rec-b');
+      const row = (callId: string, tenantId: string) => ({ callId, tenantId, storage: 'local', key: `${tenantId}/${callId}.wav`, channels: 'dual' });
+      const outcome = (p: Promise<void>) => p.then(() => 'stored', (err: Error) => err.message);
+      const ra = outcome(cp.calls.beginRecording(row(a.id, a.tenantId)));
+      const again = outcome(cp.calls.beginRecording(row(a.id, a.tenantId))); // twice: the first row stays
+      const orphan = outcome(cp.calls.beginRecording(row('call_does_not_exist', a.tenantId)));
+      void cp.calls.beginRecording(row(b.id, b.tenantId));
+      await cp.calls.updateCallStatus(b.id, 'completed', 'caller hung up');
+      const count = async (id: string) => Number((await cp.db.pool.query('select count(*) as n from recordings where call_id = $1', [id])).rows[0].n);
+      expect(await count(b.id)).toBe(1); // drained before the end was stored
+      expect([await ra, await again, await orphan]).toEqual(['stored', 'stored', expect.stringMatching(/foreign key/)]);
+      expect(await count(a.id)).toBe(1);
+    });
   });
 }
