@@ -1,8 +1,8 @@
 // Names the calling thread as Linux shows it (`top -H`, `ps -L`, perf,
 // /proc/<pid>/task/<tid>/comm): the media workers `aybiza-w<index>`, the
-// embedded database `aybiza-db`, the recording writer `aybiza-rec`, the
-// provider emulators shared by the workers `aybiza-emu`. The main
-// thread keeps its name (it is the process's name in `ps`). `npm run load`
+// embedded database `aybiza-db`, the provider emulators shared by the
+// workers `aybiza-emu` (the native recording writer names itself
+// `aybiza-rec`: native/recording_writer.cc). The main thread keeps its name (it is the process's name in `ps`). `npm run load`
 // splits the server's CPU by these names. Elsewhere than Linux: nothing.
 import fs from 'node:fs';
 
