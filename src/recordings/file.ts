@@ -5,9 +5,8 @@
 // is put there and the slot's number handed over (one mutex round trip, no
 // copy, no message). The thread wakes at most every 100 ms while files are
 // open, appends the data and rewrites the header with pwrite, and frees the
-// slot. It replaced a JS worker thread, whose message handling cost ~53 µs of
-// CPU per chunk against the system calls' ~23 (README → Benchmarks → Load →
-// Recording has the load figures). A slow disk blocks the writer thread, never
+// slot (it replaced a JS worker thread and its messages; README → Benchmarks →
+// Load → Recording has the load figures). A slow disk blocks the writer thread, never
 // the pacing clock: chunks it has not written within MAX_BACKLOG_BYTES of a
 // file are dropped and counted instead of growing memory.
 //
