@@ -82,7 +82,7 @@ export class WriteBehind {
     return this.enqueue(this.turns, row);
   }
 
-  /** A statement per recording row cost a loaded server's database thread ~1 % of its CPU (calls start in bursts). */
+  /** Recording rows start in bursts with the calls; one statement each put up to +0.16 s on the embedded database thread in a 40 s window at 100 calls. */
   addRecording(row: RecordingBeginRow): Promise<void> {
     return this.enqueue(this.recordings, row);
   }
