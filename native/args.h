@@ -7,6 +7,7 @@
 
 #include <napi.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -125,6 +126,13 @@ inline double RequireNumber(const Napi::CallbackInfo& info, size_t index, const 
     throw Napi::RangeError::New(info.Env(), ArgName(index, name) + " must be between " +
                                                 std::to_string(min) + " and " + std::to_string(max));
   }
+  return v;
+}
+
+// A whole number in [min, max] (counts, ids, sequence numbers, offsets).
+inline double RequireInteger(const Napi::CallbackInfo& info, size_t index, const char* name, double min, double max) {
+  double v = RequireNumber(info, index, name, min, max);
+  if (v != std::floor(v)) throw Napi::RangeError::New(info.Env(), ArgName(index, name) + " must be an integer");
   return v;
 }
 

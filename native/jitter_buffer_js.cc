@@ -12,12 +12,6 @@
 namespace aybiza::jitter {
 namespace {
 
-double RequireInteger(const Napi::CallbackInfo& info, size_t index, const char* name, double max) {
-  double v = RequireNumber(info, index, name, 0, max);
-  if (v != std::floor(v)) throw Napi::RangeError::New(info.Env(), ArgName(index, name) + " must be an integer");
-  return v;
-}
-
 double OptionNumber(Napi::Object opts, const char* name, double fallback, double min, double max) {
   Napi::Value v = opts.Get(name);
   if (v.IsUndefined()) return fallback;
@@ -79,8 +73,8 @@ class JitterBufferWrap : public Napi::ObjectWrap<JitterBufferWrap> {
   // push(seq, timestamp, payload, arrivalMs, ssrc?) -> PushResult as a number
   Napi::Value PushJs(const Napi::CallbackInfo& info) {
     Buffer& b = Open(info);
-    auto seq = uint16_t(RequireInteger(info, 0, "seq", 65535));
-    auto ts = uint32_t(RequireInteger(info, 1, "timestamp", 4294967295.0));
+    auto seq = uint16_t(RequireInteger(info, 0, "seq", 0, 65535));
+    auto ts = uint32_t(RequireInteger(info, 1, "timestamp", 0, 4294967295.0));
     ByteSpan payload = RequireBytes(info, 2, "payload");
     if (payload.length != kFrameSamples) {
       throw Napi::RangeError::New(info.Env(), "argument 2 (payload) must be 160 bytes (one 20 ms G.711 frame), got " +
@@ -88,14 +82,14 @@ class JitterBufferWrap : public Napi::ObjectWrap<JitterBufferWrap> {
     }
     double arrival = RequireNumber(info, 3, "arrivalMs", -9e15, 9e15);
     bool has_ssrc = info.Length() > 4 && !info[4].IsUndefined();
-    uint32_t ssrc = has_ssrc ? uint32_t(RequireInteger(info, 4, "ssrc", 4294967295.0)) : 0;
+    uint32_t ssrc = has_ssrc ? uint32_t(RequireInteger(info, 4, "ssrc", 0, 4294967295.0)) : 0;
     return Napi::Number::New(info.Env(), double(b.Push(seq, ts, payload.data, arrival, has_ssrc, ssrc)));
   }
 
   // skip(seq): a sequence number that carried no audio.
   Napi::Value SkipJs(const Napi::CallbackInfo& info) {
     Buffer& b = Open(info);
-    b.Skip(uint16_t(RequireInteger(info, 0, "seq", 65535)));
+    b.Skip(uint16_t(RequireInteger(info, 0, "seq", 0, 65535)));
     return info.Env().Undefined();
   }
 

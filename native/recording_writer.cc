@@ -223,9 +223,7 @@ void Run(std::shared_ptr<Shared> s) {
 }
 
 size_t RequireSize(const Napi::CallbackInfo& info, size_t index, const char* name, double min, double max) {
-  double v = RequireNumber(info, index, name, min, max);
-  if (v != double(uint64_t(v))) throw Napi::RangeError::New(info.Env(), ArgName(index, name) + " must be an integer");
-  return size_t(v);
+  return size_t(RequireInteger(info, index, name, min, max));
 }
 
 std::string RequireString(const Napi::CallbackInfo& info, size_t index, const char* name, size_t max) {
