@@ -7,12 +7,11 @@
 // calls / hold time.
 //   npm run sip:load -- --calls 50 --rate 10 --total 100 --hold-ms 10000
 import { spawn, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freeSipPort } from '../src/commands/child.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCENARIO = path.join(ROOT, 'test/sip/scenarios/uac_load.xml');
@@ -23,23 +22,6 @@ function arg(name: string, def: number): number {
   const v = i >= 0 ? Number(process.argv[i + 1]) : def;
   if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
   return v;
-}
-
-async function freePort(): Promise<number> {
-  for (;;) {
-    const p = await new Promise<number>((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const port = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(port));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const u = dgram.createSocket('udp4');
-      u.once('error', () => resolve(false));
-      u.bind(p, '127.0.0.1', () => u.close(() => resolve(true)));
-    });
-    if (udpFree) return p;
-  }
 }
 
 /** A warble at speech level with pauses, so the VAD sees turns (raw μ-law, 8 kHz). */
@@ -119,8 +101,8 @@ async function main(): Promise<void> {
   const total = arg('total', calls * 2);
   const holdMs = arg('hold-ms', 10_000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sip-load-'));
-  const sipPort = await freePort();
-  const mediaPort = await freePort();
+  const sipPort = await freeSipPort();
+  const mediaPort = await freeSipPort();
   const key = 'load-' + Math.random().toString(36).slice(2);
   const { child, port } = await startServer({
     PORT: '0', HOST: '127.0.0.1', DATA_DIR: path.join(dir, 'data'), ADMIN_API_KEY: key, EMULATORS: 'on', LOG_LEVEL: 'info',

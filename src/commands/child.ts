@@ -6,27 +6,44 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import readline from 'node:readline';
 
-/** A TCP port free on 127.0.0.1 right now (the OS picks it). */
-export async function freePort(): Promise<number> {
+// Ports handed to a child are picked below the OS's ephemeral range (Linux:
+// 32768-60999), at random, and checked free. A port the OS itself picked with
+// listen(0) and we closed again can be handed out again at once: to the
+// child's own listen(0) sockets (its built-in emulators) or to any outgoing
+// connection's local end, before the child gets to bind it. One CI run lost
+// its soak test to exactly that (SIP_PORT taken by the Twilio REST emulator).
+const PICK_MIN = 2000;
+const PICK_MAX = 10000; // the default RTP range starts here
+
+function tcpFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+function udpFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', () => resolve(false));
+    s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A TCP port free on 127.0.0.1 right now, outside the ephemeral range. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const p = PICK_MIN + Math.floor(Math.random() * (PICK_MAX - PICK_MIN));
+    if (await tcpFree(p)) return p;
+  }
 }
 
 /** A port free on 127.0.0.1 for both TCP and UDP (SIP listens on both). */
 export async function freeSipPort(): Promise<number> {
   for (;;) {
     const p = await freePort();
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = dgram.createSocket('udp4');
-      s.once('error', () => resolve(false));
-      s.bind(p, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (ok) return p;
+    if (await udpFree(p)) return p;
   }
 }
 

@@ -9,6 +9,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { WorkerPool } from '../../src/server/workers.js';
 import type { Principal } from '../../src/store/types.js';
 import type { AgentConfig } from '../../src/store/types.js';
+import { freePort } from '../../src/commands/child.js';
 import { tempDir, testWorkers } from './spawn-server.js';
 
 export const ADMIN: Principal = { keyId: 'key_test', keyName: 'test', tenantId: null, platformAdmin: true, scopes: [] };
@@ -23,16 +24,8 @@ export interface TestApp {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+/** A loopback TCP port for a test server, outside the ephemeral range (see src/commands/child.ts). */
+export { freePort };
 
 export async function startTestApp(env: Record<string, string> = {}, agent: Partial<AgentConfig> = {}): Promise<TestApp> {
   const port = await freePort();
