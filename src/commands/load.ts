@@ -32,7 +32,10 @@
 // same time by the same number of callers with the measured windows aligned:
 // both see the same machine, so the ratio does not carry the run-to-run
 // drift of the machine (±10 % between runs here). LOAD_AA=1 leaves the
-// recording off on both (an A/A check of this mode's fairness).
+// recording off on both (an A/A check of this mode's fairness); with
+// LOAD_BASELINE_CLI=<another build's dist/src/cli.js> the right-hand server
+// runs that build: a before/after comparison of two builds on the same
+// machine at the same time.
 // stdout: the whole report as JSON (every run, both servers).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -186,6 +189,8 @@ interface Options {
   workers: number | null;
   /** The demo agent records every call (--record dual|mixed); empty: as seeded (off). */
   record: '' | 'dual' | 'mixed';
+  /** Another build's dist/src/cli.js for this server (LOAD_BASELINE_CLI on the unrecorded side); empty: LOAD_SERVER_CLI or ours. */
+  cli?: string;
 }
 
 type OurReport = CallerFigures & Record<string, unknown> & { gc: GcTime; playout: PlayoutCounters; flushLimitWarnings: { emulators: number; serverLog: number } };
@@ -256,7 +261,7 @@ async function startServer(o: Options, children: ChildProcess[], urls: Record<st
   const logFd = fs.openSync(serverLog, 'a');
   // LOAD_SERVER_CLI: another build's dist/src/cli.js as the server (e.g. an older commit in a worktree), measured
   // by these callers against these emulators: a before/after comparison with one measuring tool.
-  const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, process.env.LOAD_SERVER_CLI || CLI, 'serve'], {
+  const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, o.cli || process.env.LOAD_SERVER_CLI || CLI, 'serve'], {
     stdio: ['ignore', logFd, logFd],
     env: {
       ...process.env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: url, SIP_PORT: '0', LOG_LEVEL: 'warn',
@@ -421,7 +426,7 @@ export async function together<A, B>(a: (sync: () => Promise<void>) => Promise<A
 
 /** Our server recording every call and a copy without recording, measured at the same time (--baseline unrecorded). */
 async function measureRecordedPair(o: Options): Promise<{ ours: OurReport; plain: OurReport }> {
-  const [ours, plain] = await together((sync) => measureOurs(process.env.LOAD_AA === '1' ? { ...o, record: '' } : o, sync), (sync) => measureOurs({ ...o, record: '' }, sync));
+  const [ours, plain] = await together((sync) => measureOurs(process.env.LOAD_AA === '1' ? { ...o, record: '' } : o, sync), (sync) => measureOurs({ ...o, record: '', cli: process.env.LOAD_BASELINE_CLI || '' }, sync));
   return { ours, plain };
 }
 
