@@ -23,17 +23,21 @@ const RANDOM_LOSS = new Set<Name>(['loss-1%', 'loss-5%', 'loss-10%', 'loss-1% σ
 
 // Against one baseline: the verdict, and whether some constant delay on the
 // same 20 ms pop clock passes (see bestOnClock).
-interface Judged { pass: boolean; text: string; feasible: boolean }
-interface Run { ours: Result; fixed: Result; clock: Result; vsFixed: Judged; vsClock: Judged }
+// `best`: the first constant delay on the pop clock that passes, chosen in hindsight (null: none does).
+interface Judged { pass: boolean; text: string; feasible: boolean; best: Result | null }
+interface Run { seed: number; ours: Result; fixed: Result; clock: Result; vsFixed: Judged; vsClock: Judged }
 function runTrace(name: Name, seed: number): Run {
   const trace = makeTrace(name, seed);
   const arrived = trace.filter((p) => !p.lost).length;
   const ppm = specOf(name).spec.ppm ?? 0;
   const ours = runOurs(trace);
-  const judge = (base: Result): Judged => ({ ...verdict(ours, base, arrived), feasible: bestOnClock(trace, base, ppm) !== null });
+  const judge = (base: Result): Judged => {
+    const best = bestOnClock(trace, base, ppm);
+    return { ...verdict(ours, base, arrived), feasible: best !== null, best };
+  };
   const fixed = runFixed(trace);
   const clock = runFixedOnClock(trace);
-  return { ours, fixed, clock, vsFixed: judge(fixed), vsClock: judge(clock) };
+  return { seed, ours, fixed, clock, vsFixed: judge(fixed), vsClock: judge(clock) };
 }
 
 type Set = Record<string, { runs: number; pass: number; feasible: number; passFeasible: number }>;
@@ -87,6 +91,7 @@ export default async function run(): Promise<void> {
 
   // The spread over seeds 1-5 (each seed a different trace of the same model).
   const spread: (string | number)[][] = [];
+  const misses: (string | number)[][] = [];
   const tally: Set = {};
   const tallyClock: Set = {};
   let randomLossOk = true;
@@ -96,6 +101,16 @@ export default async function run(): Promise<void> {
     count(tally, set, runs.map((r) => r.vsFixed));
     count(tallyClock, set, runs.map((r) => r.vsClock));
     const passes = (j: (r: Run) => Judged) => `${runs.filter((r) => j(r).pass).length}/${runs.filter((r) => j(r).feasible).length}/${SEEDS.length}`;
+    for (const r of runs) {
+      if (r.vsFixed.pass && r.vsClock.pass) continue;
+      const miss = (j: Judged) => (j.pass ? 'pass' : j.best ? `miss; ${j.best.late} / ${fmt(j.best.meanDelay, 1)}` : 'miss; none');
+      misses.push([
+        name, set, String(r.seed),
+        `${r.ours.late} / ${r.fixed.late} / ${r.clock.late}`,
+        triple(r.ours.meanDelay, r.fixed.meanDelay, r.clock.meanDelay, 1),
+        miss(r.vsFixed), miss(r.vsClock),
+      ]);
+    }
     if (RANDOM_LOSS.has(name) && runs.some((r) => r.ours.lateLoss >= 0.2)) randomLossOk = false;
     if (name.startsWith('drift') && runs.some((r) => !(r.ours.endExcess >= DRIFT_BAND[0] && r.ours.endExcess < DRIFT_BAND[1]))) driftOk = false;
     spread.push([
@@ -118,6 +133,14 @@ export default async function run(): Promise<void> {
     `Spread over seeds ${SEEDS.join(', ')} (min–max): ours vs ideal (any-instant) fixed 60 ms and vs fixed 60 ms on the 20 ms playout clock; pass = passed / feasible on pop clock / runs`,
     ['trace', 'set', 'pass vs ideal', 'pass vs clock', 'late % ours', 'late % ideal', 'late % clock', 'mean ms ours', 'mean ms ideal', 'mean ms clock', 'p95 ms ours', 'p95 ms ideal', 'p95 ms clock'],
     spread,
+  );
+
+  // Every run that misses against either baseline, with what a constant delay
+  // on the same pop clock, chosen in hindsight, would have needed to pass.
+  printMarkdown(
+    `Runs that miss (seeds ${SEEDS.join(', ')}): late frames and mean delay, ours / ideal fixed 60 ms / fixed 60 ms on the clock; the first constant delay on the pop clock that passes (late frames / mean ms), or none`,
+    ['trace', 'set', 'seed', 'late frames', 'mean delay ms', 'vs ideal', 'vs clock'],
+    misses,
   );
 
   // Per-frame cost: one push and one pop of a steady stream, REPS frames per task.
