@@ -19,6 +19,8 @@ export interface Result {
   endExcess: number;
   /** The sender clock drift ours estimated at the end, ppm (NaN for the fixed buffer). */
   driftPpm: number;
+  /** Share of pops at which ours judged the path heavy-tailed (NaN for the fixed buffer). */
+  heavyTailShare: number;
 }
 
 /** A 20 ms μ-law frame: two harmonics of 140 Hz while voiced, digital silence otherwise. */
@@ -47,6 +49,8 @@ export function runOurs(trace: TracePacket[], opts?: JitterBufferOptions): Resul
   let concealedSoFar = 0;
   let excessSum = 0;
   let excessN = 0;
+  let pops = 0;
+  let heavy = 0;
   // The receiver's 20 ms clock has its own phase against the arrivals.
   for (let now = start + POP_PHASE_MS; now < last + 1000; now += 20) {
     while (i < arrivals.length && arrivals[i].arrivalMs <= now) {
@@ -57,6 +61,8 @@ export function runOurs(trace: TracePacket[], opts?: JitterBufferOptions): Resul
     const s = jb.stats();
     // Concealment after the trace's last packet is not part of the trace.
     if (s.played > played) played = s.played, concealedSoFar = s.concealed;
+    pops++;
+    if (s.heavyTail) heavy++;
     if (now > last - 20_000 && now <= last) excessSum += s.currentDelayMs - s.targetDelayMs, excessN++;
   }
   const s = jb.stats();
@@ -72,6 +78,7 @@ export function runOurs(trace: TracePacket[], opts?: JitterBufferOptions): Resul
     compressed: s.compressed,
     endExcess: excessSum / Math.max(1, excessN),
     driftPpm: s.driftPpm,
+    heavyTailShare: heavy / Math.max(1, pops),
   };
 }
 
@@ -137,6 +144,7 @@ function fixedResult(sent: number, r: Replay): Result {
     compressed: 0,
     endExcess: NaN,
     driftPpm: NaN,
+    heavyTailShare: NaN,
   };
 }
 

@@ -55,6 +55,7 @@ void Buffer::Restart() {
   // A prior of ten packets at 50 ms: cautious while the first packets say
   // little about the tail, and gone after 2 s (left to fade, it held the
   // target up for ~10 s on calm paths). The long memory starts neutral.
+  late_cost_ms_ = kLateCostMs, tail_check_ = 0;
   fast_.Reset(50, 10, kPriorPackets);
   slow_.Reset(0, 1);
   UpdateTarget();
@@ -74,8 +75,10 @@ void Buffer::ObserveDelay(double arrival_ms, int64_t ts) {
 
 void Buffer::UpdateTarget() {
   double budget = opt_.late_loss_budget;
-  double t = std::max(fast_.CostTarget(kLateCostMs, budget, kBudgetFloorMs, opt_.max_delay_ms),
-                      slow_.CostTarget(kLateCostMs, budget, kBudgetFloorMs, opt_.max_delay_ms));
+  // The 7 s histogram's shape moves slowly: judged every kTailEvery packets.
+  if (++tail_check_ >= kTailEvery) tail_check_ = 0, late_cost_ms_ = slow_.HeavyTail(kTailRatio) ? kHeavyLateCostMs : kLateCostMs;
+  double t = std::max(fast_.CostTarget(late_cost_ms_, budget, kBudgetFloorMs, opt_.max_delay_ms),
+                      slow_.CostTarget(late_cost_ms_, budget, kBudgetFloorMs, opt_.max_delay_ms));
   target_ms_ = std::clamp(t, opt_.min_delay_ms, opt_.max_delay_ms);
 }
 
@@ -391,11 +394,11 @@ void Buffer::Adapt(double now_ms, double cur) {
 }
 
 // A deadline's cost by the target's rule: its delay plus its late loss at
-// kLateCostMs per percent (by the histogram that sees more of it); a step
+// the target's weight per percent (by the histogram that sees more of it); a step
 // leaving more late loss than the budget is never taken.
 double Buffer::StepCost(double deadline_ms) const {
   double late = std::max(fast_.Late(deadline_ms), slow_.Late(deadline_ms));
-  return late > opt_.late_loss_budget ? HUGE_VAL : deadline_ms + kLateCostMs * 100 * late;
+  return late > opt_.late_loss_budget ? HUGE_VAL : deadline_ms + late_cost_ms_ * 100 * late;
 }
 
 // Plays the queue's head frame. It counts as concealment when most of it is
@@ -440,6 +443,7 @@ Stats Buffer::GetStats() const {
   s.mean_delay_ms = played_delays_.Mean();
   s.p95_delay_ms = played_delays_.Percentile(0.95);
   s.drift_ppm = -ref_.slope() * 1e6;
+  s.heavy_tail = late_cost_ms_ == kHeavyLateCostMs;
   return s;
 }
 

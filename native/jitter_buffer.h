@@ -28,7 +28,11 @@
 // Theil-Sen slope of 2 s block minima over the last 32 s). Two histograms of
 // relative delay (4 s and 7 s memory); for each, the delay d minimising
 // d + kLateCostMs * (late %), where (late %) is the weight above d (Speex's
-// cost rule), capped by the late-loss budget: when covering the tail would
+// cost rule; on a heavy-tailed path, judged on the 7 s histogram's shape,
+// late loss weighs double: there the cost curve is flat over tens of ms, so
+// the plain weight leaves the target hopping between tail packets and the
+// late frames of the low stretches cost more than the delay saved), capped
+// by the late-loss budget: when covering the tail would
 // take more than kBudgetFloorMs, the smallest d leaving at most `budget`
 // late wins (a heavy tail cannot push the delay up for its last fraction of
 // a percent). The target is the larger of the two, within [min, max].
@@ -83,6 +87,7 @@ struct Stats {
   double current_delay_ms = 0, target_delay_ms = 0;
   double mean_delay_ms = 0, p95_delay_ms = 0;  // arrival to playout of played packets
   double drift_ppm = 0;                        // sender clock rate against ours, + = sender fast
+  bool heavy_tail = false;                     // the delay's tail is heavy now: late loss weighs double
 };
 
 enum class PushResult { kAccepted, kDuplicate, kLate, kRestarted };
@@ -105,6 +110,10 @@ class DelayHistogram {
   double CostTarget(double late_cost_ms, double budget, double floor_ms, double max_ms) const;
   // P(delay > d), the bin holding d split linearly.
   double Late(double d) const;
+  // Whether the tail is heavy: the 90th-to-99th percentile span more than
+  // `ratio` times the median-to-90th (at least a bin). A gaussian spread
+  // gives ~0.8, a pareto tail with alpha 2-2.5 gives 3-4.
+  bool HeavyTail(double ratio) const;
 
  private:
   double forget_;
@@ -230,7 +239,12 @@ class Buffer {
 
   TransitReference ref_;
   DelayStats played_delays_;
-  static constexpr double kLateCostMs = 100;    // 1 % late loss weighs like 100 ms of delay
+  static constexpr double kLateCostMs = 100;       // 1 % late loss weighs like 100 ms of delay
+  static constexpr double kHeavyLateCostMs = 200;  // ... and like 200 ms on a heavy-tailed path
+  static constexpr double kTailRatio = 2;          // DelayHistogram::HeavyTail's line (7 s history)
+  static constexpr int kTailEvery = 16;           // packets (~320 ms)
+  double late_cost_ms_ = kLateCostMs;
+  int tail_check_ = 0;
   static constexpr double kBudgetFloorMs = 100;  // the late-loss budget binds only above this
   static constexpr int kPriorPackets = 100;      // the start-up prior's lifetime (2 s)
   static constexpr int64_t kRestartJump = 1000;  // packets (20 s): a new stream

@@ -73,6 +73,19 @@ double DelayHistogram::Late(double d) const {
   return above / total_;
 }
 
+bool DelayHistogram::HeavyTail(double ratio) const {
+  // One pass from the top: the bin edges where the weight above first reaches
+  // 1 %, 10 % and 50 % of the total.
+  const double want[3] = {0.01 * total_, 0.1 * total_, 0.5 * total_};
+  double q[3] = {0, 0, 0}, above = 0;
+  int k = 0;
+  for (int i = std::min(top_, kBins - 1); i >= 0 && k < 3; i--) {
+    above += bins_[i];
+    while (k < 3 && above > want[k]) q[k++] = i * kBinMs;
+  }
+  return q[0] - q[1] > ratio * std::max(q[1] - q[2], kBinMs);
+}
+
 void TransitReference::Reset(double arrival_ms, double transit) {
   blocks_ = 0;
   slope_ = 0;

@@ -121,6 +121,7 @@ class JitterBufferWrap : public Napi::ObjectWrap<JitterBufferWrap> {
     o.Set("stretchedMs", s.stretched_ms);
     o.Set("compressedMs", s.compressed_ms);
     o.Set("driftPpm", s.drift_ppm);
+    o.Set("heavyTail", s.heavy_tail);
     return o;
   }
 

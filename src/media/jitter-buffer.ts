@@ -11,7 +11,8 @@
 //   in place and does not move the target. Only arrived packets' transit
 //   times do (relative to the fastest recent transit, the sender's clock
 //   drift removed: `driftPpm`). The target is the delay that minimises
-//   delay + 100 ms per 1 % of packets it would leave late, over two
+//   delay + 100 ms per 1 % of packets it would leave late (200 ms on a
+//   heavy-tailed path: `heavyTail`), over two
 //   histories (4 s and 7 s), capped at 100 ms unless that leaves more than
 //   `lateLossBudget` late, and never leaving more than `lateLossBudget` late
 //   when a delay up to maxDelayMs would avoid it. A cautious start-up prior
@@ -104,6 +105,8 @@ export interface JitterStats {
   compressedMs: number;
   /** Sender clock rate against ours in ppm (+ = sender fast), estimated from transit minima. */
   driftPpm: number;
+  /** The path's delay has a heavy tail now (7 s history): late loss weighs 200 ms per 1 % instead of 100. */
+  heavyTail: boolean;
 }
 
 export type PushOutcome = 'accepted' | 'duplicate' | 'late' | 'restarted';

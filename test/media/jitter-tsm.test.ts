@@ -1,12 +1,12 @@
 // The jitter buffer's delay changes (time-scale modification) and its
 // behaviour on the bench's network traces (bench/netsim.ts): loss is not
-// taken for lateness, drift is removed, a heavy tail is bounded by the
-// late-loss budget, and stretched or compressed speech keeps its pitch.
+// taken for lateness, drift is removed, a heavy tail is recognised (late
+// loss weighs more there) and bounded by the late-loss budget, and stretched or compressed speech keeps its pitch.
 import { describe, expect, it } from 'vitest';
 import { JitterBuffer } from '../../src/media/jitter-buffer.js';
 import { ulawDecode, ulawEncode } from '../../src/media/g711.js';
 import { makeTrace } from '../../bench/netsim.js';
-import { runOurs } from '../../bench/jitter-replay.js';
+import { runFixedOnClock, runOurs } from '../../bench/jitter-replay.js';
 
 const F0 = 125; // Hz: a 64-sample pitch period
 /** A voiced 20 ms frame: three harmonics of F0, continuous across frames. */
@@ -103,6 +103,19 @@ describe('JitterBuffer time-scale modification', () => {
       expect(r.endExcess).toBeGreaterThanOrEqual(-2);
       expect(r.endExcess).toBeLessThan(20);
       expect(r.late).toBe(0);
+    }
+  });
+
+  it('weighs late loss double on a heavy-tailed path, and only there', () => {
+    // By the 7 s histogram's shape: a pareto tail (alpha 2), recurring spikes and reordered
+    // packets (a few far later than the rest) are heavy; gaussian jitter, loss, drift and a calm path are not.
+    const share = (name: Parameters<typeof makeTrace>[0]) => runOurs(makeTrace(name, 2)).heavyTailShare;
+    for (const name of ['pareto', 'jitter-spikes', 'reorder'] as const) expect(share(name)).toBeGreaterThan(0.8);
+    for (const name of ['calm', 'gaussian', 'loss-5%', 'drift+0.05%'] as const) expect(share(name)).toBeLessThan(0.05);
+    // Where it is heavy, the weight buys fewer late frames than the fixed 60 ms buffer on the same pop clock.
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const trace = makeTrace('pareto', seed);
+      expect(runOurs(trace).late).toBeLessThan(runFixedOnClock(trace).late);
     }
   });
 
