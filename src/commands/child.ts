@@ -14,6 +14,17 @@ import readline from 'node:readline';
 // its soak test to exactly that (SIP_PORT taken by the Twilio REST emulator).
 const PICK_MIN = 2000;
 const PICK_MAX = 10000; // the default RTP range starts here
+// Each vitest worker (VITEST_POOL_ID) picks from a slice of its own, in turn
+// from a random start, every 4th port (SIPp also binds the port 2 above its
+// media port): two test files running at once never pick the same port, as
+// they could at random (both check it free before either binds it).
+const SLICES = 8;
+const STRIDE = 4;
+const pool = Number(process.env.VITEST_POOL_ID) || 0;
+const SLICE = (PICK_MAX - PICK_MIN) / SLICES;
+const lo = pool > 0 ? PICK_MIN + ((pool - 1) % SLICES) * SLICE : PICK_MIN;
+const hi = pool > 0 ? lo + SLICE : PICK_MAX;
+let next = lo + STRIDE * Math.floor((Math.random() * (hi - lo)) / STRIDE);
 
 function tcpFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -34,7 +45,8 @@ function udpFree(port: number): Promise<boolean> {
 /** A TCP port free on 127.0.0.1 right now, outside the ephemeral range. */
 export async function freePort(): Promise<number> {
   for (;;) {
-    const p = PICK_MIN + Math.floor(Math.random() * (PICK_MAX - PICK_MIN));
+    const p = next;
+    next = next + STRIDE >= hi ? lo + ((next + STRIDE - lo) % STRIDE + 1) % STRIDE : next + STRIDE;
     if (await tcpFree(p)) return p;
   }
 }
