@@ -27,7 +27,7 @@ constexpr int kDownPatience = 50;       // and 1 s before it is compressed
 constexpr double kUrgentMs = 20;        // a deadline this far below target does not wait for a pause
 constexpr int kMinQuietLag = 8;         // 1 ms: smaller changes wait
 constexpr double kMinStepMs = 1;
-constexpr double kStepDownMs = 2;       // hysteresis: a step down must clear the target by this much
+constexpr double kStepDownMs = 1;       // hysteresis: a step down must clear the target by this much
 }  // namespace
 
 Buffer::Buffer(const Options& options) : opt_(options) { Reset(); }
