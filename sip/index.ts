@@ -93,12 +93,14 @@ export class SipServer implements Component {
     const limiter = c.sipSourceLimitKbps > 0
       ? new SourceLimiter({
         bytesPerSecond: c.sipSourceLimitKbps * 1024,
+        totalBytesPerSecond: c.sipUntrustedLimitKbps * 1024,
         trusted: async (address) => (await this.o.store.trunks.trunksForAddress(address)).length > 0,
       })
       : null;
     // The sockets run this under the callback guard (where="sip_udp"/"sip_tcp"): a failure drops that one message.
     this.sockets = new SipSockets(c.sipHost, c.sipPort, (text, src) => {
-      if (limiter && !limiter.allow(src.address, text.length)) return countBadInput('sip', 'source_rate_limited');
+      const refused = limiter?.admit(src.address, text.length);
+      if (refused) return countBadInput('sip', refused);
       this.uas?.receive(text, src);
     });
     const port = await this.sockets.listen().catch((err: NodeJS.ErrnoException) => {

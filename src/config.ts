@@ -61,6 +61,7 @@ export interface Config {
   sipRealm: string;
   /** Per-source SIP budget for sources outside every trunk's allowedCidrs, KiB/s (0: off). */
   sipSourceLimitKbps: number;
+  sipUntrustedLimitKbps: number;
   apiRateLimit: number;
   bedrockFallbackModels: string[];
   llmTtftDeadlineMs: number;
@@ -265,6 +266,7 @@ export function loadConfig(env: Env = process.env): Config {
     workers: workerCount(env),
     sipRealm: realm(env, 'SIP_REALM', 'aybiza'),
     sipSourceLimitKbps: int(env, 'SIP_SOURCE_LIMIT_KBPS', 64, 0, 1_000_000),
+    sipUntrustedLimitKbps: int(env, 'SIP_UNTRUSTED_LIMIT_KBPS', 128, 0, 1_000_000),
     apiRateLimit: int(env, 'API_RATE_LIMIT', 50, 1, 1_000_000),
     bedrockFallbackModels: (str(env, 'BEDROCK_FALLBACK_MODEL_IDS') ?? 'us.anthropic.claude-sonnet-4-5-20250929-v1:0')
       .split(',').map((m) => m.trim()).filter(Boolean),

@@ -1,16 +1,17 @@
 // The per-source SIP budget (sip/flood.ts, SIP_SOURCE_LIMIT_KBPS): a source
 // outside every trunk's allowedCidrs that sends more than its bytes per second
 // has the excess dropped unparsed and counted, while a configured trunk's
-// address is never limited; the table of sources stays bounded.
+// address is never limited; the table of sources stays bounded. All
+// untrusted sources together share one more budget (SIP_UNTRUSTED_LIMIT_KBPS).
 import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registry } from '../../src/metrics/index.js';
 import { SourceLimiter } from '../../sip/flood.js';
 import { addTrunk, startSipApp, type SipTestApp } from './helpers.js';
 
-async function rateLimited(): Promise<number> {
+async function rateLimited(reason = 'source_rate_limited'): Promise<number> {
   const m = (await registry.getSingleMetric('aybiza_bad_input_total')?.get())?.values ?? [];
-  return m.filter((v) => v.labels.source === 'sip' && v.labels.reason === 'source_rate_limited').reduce((a, v) => a + v.value, 0);
+  return m.filter((v) => v.labels.source === 'sip' && v.labels.reason === reason).reduce((a, v) => a + v.value, 0);
 }
 
 describe('SourceLimiter', () => {
@@ -49,6 +50,32 @@ describe('SourceLimiter', () => {
     expect(allowed).toBeLessThan(10);
   });
 
+  it('shares one budget among all untrusted sources, which trusted ones never spend', async () => {
+    let now = 0;
+    const l = new SourceLimiter({
+      bytesPerSecond: 1000,
+      totalBytesPerSecond: 1500,
+      trusted: async (a) => a === '198.51.100.1',
+      now: () => now,
+    });
+    await new Promise((r) => setImmediate(r, l.allow('198.51.100.1', 1))); // the trunk's answer arrives
+    const sent = (address: string, n: number) => Array.from({ length: n }, () => l.admit(address, 100));
+    // 3,000 bytes at once for all strangers together (minus the 1 byte above), each still within its 2,000.
+    const a = sent('192.0.2.1', 20);
+    expect(a.filter((r) => r === '')).toHaveLength(20);
+    const b = sent('192.0.2.2', 20);
+    expect(b.filter((r) => r === '')).toHaveLength(9);
+    expect(b.filter((r) => r === 'untrusted_rate_limited')).toHaveLength(11);
+    // A refusal by the shared budget spends nothing of the source's own.
+    expect(l.admit('192.0.2.3', 100)).toBe('untrusted_rate_limited');
+    // The trunk's address is not limited by either.
+    expect(sent('198.51.100.1', 100).every((r) => r === '')).toBe(true);
+    // Over its own budget a source is refused as before, and that spends nothing shared.
+    expect(sent('192.0.2.1', 1)).toEqual(['source_rate_limited']);
+    now = 1000; // 1,500 shared bytes back
+    expect(sent('192.0.2.2', 20).filter((r) => r === '')).toHaveLength(15);
+  });
+
   it('keeps at most maxSources addresses, evicting the least recently seen', () => {
     const l = new SourceLimiter({ bytesPerSecond: 100, trusted: async () => false, maxSources: 3, now: () => 0 });
     for (let i = 0; i < 50; i++) l.allow(`203.0.113.${i}`, 10);
@@ -59,7 +86,8 @@ describe('SourceLimiter', () => {
 describe('SIP per-source budget on the server', () => {
   let t: SipTestApp;
   beforeAll(async () => {
-    t = await startSipApp({ SIP_SOURCE_LIMIT_KBPS: '2' }); // 2 KiB/s, 4 KiB at once
+    // 2 KiB/s, 4 KiB at once per source; 3 KiB/s, 6 KiB at once for all strangers together.
+    t = await startSipApp({ SIP_SOURCE_LIMIT_KBPS: '2', SIP_UNTRUSTED_LIMIT_KBPS: '3' });
     await addTrunk(t, { allowedCidrs: ['127.0.0.1/32'] });
   });
   afterAll(async () => {
@@ -104,5 +132,18 @@ describe('SIP per-source budget on the server', () => {
     // The trunk's address, once its first message has been looked up, gets every answer.
     expect(await options('127.0.0.1', 1)).toBe(1);
     expect(await options('127.0.0.1', 100)).toBe(100);
+  });
+
+  it('drops and counts what strangers send together beyond the shared budget; the trunk is still answered', async () => {
+    await new Promise((r) => setTimeout(r, 2500)); // the shared bucket refills
+    const before = await rateLimited('untrusted_rate_limited');
+    // Three strangers at once, 40 messages each (~13.6 KB, within no one's 4 KiB but their own first 12):
+    // together they may have ~6 KiB parsed, about 18 messages.
+    const answered = await Promise.all(['127.0.0.3', '127.0.0.4', '127.0.0.5'].map((a) => options(a, 40)));
+    const total = answered.reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThan(0);
+    expect(total).toBeLessThan(30);
+    expect((await rateLimited('untrusted_rate_limited')) - before).toBeGreaterThan(0);
+    expect(await options('127.0.0.1', 50)).toBe(50);
   });
 });
