@@ -90,15 +90,25 @@ export interface Kamailio {
   stop(): Promise<void>;
 }
 
+export interface KamailioOptions {
+  /** Addresses in TRUSTED_LIST (never flood-limited); default the test's callers on 127.0.0.1. */
+  trusted?: string[];
+  /** PIKE_DENSITY: requests per 2 s from any other address. */
+  pikeDensity?: number;
+}
+
 /** Kamailio from deploy/kamailio/kamailio.cfg, in the foreground, logging to stderr, probing every second. */
-export async function startKamailio(nodes: number[]): Promise<Kamailio> {
+export async function startKamailio(nodes: number[], o: KamailioOptions = {}): Promise<Kamailio> {
   const dir = tempDir('kamailio-');
   const list = path.join(dir, 'dispatcher.list');
   fs.writeFileSync(list, nodes.map((p) => `1 sip:127.0.0.1:${p}\n`).join(''));
+  const trusted = path.join(dir, 'trusted.list');
+  fs.writeFileSync(trusted, (o.trusted ?? ['127.0.0.1']).map((a, i) => `1 ${a} 32 0 carrier-${i}\n`).join(''));
   const port = await freeSipPort();
   const child = spawn(KAMAILIO, [
     '-f', path.join(DEPLOY, 'kamailio/kamailio.cfg'), '-DD', '-E', '-m', '64', '-M', '8', '-Y', dir, '-P', path.join(dir, 'kamailio.pid'),
     '-A', 'LISTEN_IP=127.0.0.1', '-A', `LISTEN_PORT=${port}`, '-A', `DISPATCHER_LIST="${list}"`, '-A', 'PING_INTERVAL=1', '-A', 'CHILDREN=2', '-A', 'LOG_LEVEL=1',
+    '-A', `TRUSTED_LIST="${trusted}"`, ...(o.pikeDensity ? ['-A', `PIKE_DENSITY=${o.pikeDensity}`] : []),
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const collect = (d: Buffer) => logs.push(...d.toString().split('\n').filter(Boolean));
@@ -129,16 +139,16 @@ export async function startKamailio(nodes: number[]): Promise<Kamailio> {
   };
 }
 
-/** Sends one OPTIONS over UDP to 127.0.0.1:port; resolves with the status code, or null without an answer. */
-export async function sipOptions(port: number, timeoutMs = 2000): Promise<number | null> {
+/** Sends one OPTIONS over UDP (from the loopback address `from`) to 127.0.0.1:port; resolves with the status code, or null without an answer. */
+export async function sipOptions(port: number, timeoutMs = 2000, from = '127.0.0.1'): Promise<number | null> {
   const sock = dgram.createSocket('udp4');
-  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => sock.bind(0, from, () => r()));
   const local = sock.address().port;
   const branch = `z9hG4bK${crypto.randomBytes(6).toString('hex')}`;
   const msg = [
-    `OPTIONS sip:127.0.0.1:${port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${local};branch=${branch};rport`,
-    `From: <sip:probe@127.0.0.1:${local}>;tag=${crypto.randomBytes(4).toString('hex')}`, `To: <sip:127.0.0.1:${port}>`,
-    `Call-ID: ${crypto.randomBytes(8).toString('hex')}@127.0.0.1`, 'CSeq: 1 OPTIONS', 'Max-Forwards: 70', 'Content-Length: 0', '', '',
+    `OPTIONS sip:127.0.0.1:${port} SIP/2.0`, `Via: SIP/2.0/UDP ${from}:${local};branch=${branch};rport`,
+    `From: <sip:probe@${from}:${local}>;tag=${crypto.randomBytes(4).toString('hex')}`, `To: <sip:127.0.0.1:${port}>`,
+    `Call-ID: ${crypto.randomBytes(8).toString('hex')}@${from}`, 'CSeq: 1 OPTIONS', 'Max-Forwards: 70', 'Content-Length: 0', '', '',
   ].join('\r\n');
   try {
     return await new Promise<number | null>((resolve) => {
