@@ -81,6 +81,7 @@ export async function openStore(config: Config, opts: AppOptions = {}): Promise<
     dataDir: config.dataDir,
     redisUrl: config.redisUrl,
     redisPrefix: opts.redisPrefix ?? config.redisPrefix,
+    redisCluster: config.redisCluster,
     adminApiKey: config.adminApiKey,
     sipRealm: config.sipRealm,
     encryptionKey: config.encryptionKey,

@@ -40,6 +40,8 @@ export interface Config {
   redisUrl: string | undefined;
   /** Prefix of every Redis key and channel (nodes of one deployment share it; deployments sharing a Redis differ). */
   redisPrefix: string;
+  /** REDIS_URL names one node of a Redis Cluster. */
+  redisCluster: boolean;
   deepgramApiKey: string | undefined;
   deepgramUrl: string | undefined;
   awsRegion: string | undefined;
@@ -247,6 +249,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseEmbedded,
     redisUrl,
     redisPrefix,
+    redisCluster: bool(env, 'REDIS_CLUSTER', false),
     deepgramApiKey,
     deepgramUrl,
     awsRegion: str(env, 'AWS_REGION') ?? str(env, 'AWS_DEFAULT_REGION'),

@@ -23,6 +23,8 @@ export interface StoreOptions {
   redisUrl?: string;
   /** Key prefix in Redis (tests isolate themselves with it). */
   redisPrefix?: string;
+  /** redisUrl is one node of a Redis Cluster (REDIS_CLUSTER). */
+  redisCluster?: boolean;
   adminApiKey?: string;
   sipRealm: string;
   /** AYBIZA_ENCRYPTION_KEY (else a key generated into dataDir) and previous keys for decryption only. */
@@ -77,7 +79,7 @@ export class ControlPlane implements Component {
     try {
       const setup = opts.setup !== false;
       if (setup) await migrate(db);
-      const state = opts.state ?? createState(opts.redisUrl, opts.redisPrefix);
+      const state = opts.state ?? createState(opts.redisUrl, opts.redisPrefix, { cluster: opts.redisCluster });
       const cp = new ControlPlane(db, state, keys, opts);
       if (setup) await cp.agents.resealSecrets();
       if (setup) await cp.webhooks.resealSecrets();

@@ -17,7 +17,7 @@
 // ended and its slots freed within TTL + TTL/3 (20 s by default).
 import crypto from 'node:crypto';
 import os from 'node:os';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { guard } from '../guard.js';
 import { log } from '../log.js';
 
@@ -36,6 +36,13 @@ export interface StateOptions {
   nodeId?: string;
   /** Slots of a node whose heartbeat is older than this are reclaimed. */
   slotTtlMs?: number;
+  /**
+   * The URL is one node of a Redis Cluster (REDIS_CLUSTER): the client
+   * follows the cluster's slots, and the prefix is wrapped in a hash tag
+   * (`{aybiza:}`) so every key of a deployment lives in one slot — the
+   * scripts and transactions below touch several keys at once.
+   */
+  cluster?: boolean;
 }
 
 function defaultNodeId(): string {
@@ -276,15 +283,33 @@ export class RedisState implements SharedState {
   readonly nodeId: string;
   private readonly slotTtlMs: number;
   private readonly heartbeat: Heartbeat;
-  private readonly cmd: Redis;
-  private sub: Redis | null = null;
+  private readonly cmd: Redis | Cluster;
+  private sub: Redis | Cluster | null = null;
   private readonly channel: string;
   private listeners: ((m: string) => void)[] = [];
 
-  constructor(url: string, private readonly prefix = 'aybiza:', opts: StateOptions = {}) {
-    this.cmd = new Redis(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false });
+  private readonly prefix: string;
+
+  constructor(url: string, prefix = 'aybiza:', opts: StateOptions = {}) {
+    if (opts.cluster) {
+      this.prefix = prefix.includes('{') ? prefix : `{${prefix}}`;
+      const u = new URL(url);
+      this.cmd = new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
+        enableOfflineQueue: true,
+        lazyConnect: false,
+        redisOptions: {
+          maxRetriesPerRequest: 2,
+          username: u.username ? decodeURIComponent(u.username) : undefined,
+          password: u.password ? decodeURIComponent(u.password) : undefined,
+          tls: u.protocol === 'rediss:' ? {} : undefined,
+        },
+      });
+    } else {
+      this.prefix = prefix;
+      this.cmd = new Redis(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false });
+    }
     this.cmd.on('error', (err) => log.warn('redis error', { err: err.message }));
-    this.channel = `${prefix}events`;
+    this.channel = `${this.prefix}events`;
     this.nodeId = opts.nodeId ?? defaultNodeId();
     this.slotTtlMs = opts.slotTtlMs ?? DEFAULT_SLOT_TTL_MS;
     this.heartbeat = new Heartbeat(this.slotTtlMs, () => this.cmd.set(this.nodeKey, '1', 'PX', this.slotTtlMs));
@@ -390,7 +415,7 @@ export class RedisState implements SharedState {
 
 export function createState(redisUrl: string | undefined, prefix?: string, opts: StateOptions = {}): SharedState {
   if (redisUrl) {
-    log.info('shared state: Redis', { url: redisUrl.replace(/\/\/[^@]*@/, '//***@') });
+    log.info(opts.cluster ? 'shared state: Redis Cluster' : 'shared state: Redis', { url: redisUrl.replace(/\/\/[^@]*@/, '//***@') });
     return new RedisState(redisUrl, prefix, opts);
   }
   log.info('shared state: in-process (set REDIS_URL for multi-node)');
