@@ -22,6 +22,7 @@
 // unparsed and counted as `sip`/`untrusted_rate_limited`; configured trunks'
 // addresses keep their service whatever the strangers send.
 export interface SourceLimiterOptions {
+  /** Each source outside the trunks' allowedCidrs (0: no per-source limit). */
   bytesPerSecond: number;
   /** All sources outside the trunks' allowedCidrs together (0 or absent: no shared limit). */
   totalBytesPerSecond?: number;
@@ -92,14 +93,15 @@ export class SourceLimiter {
     this.entries.set(address, e);
     if (e.askedAt === null || now - e.askedAt > TRUST_TTL_MS) this.ask(address, e, now);
     if (e.trusted) return '';
-    if (e.tokens < bytes) return 'source_rate_limited';
+    const perSource = this.o.bytesPerSecond > 0;
+    if (perSource && e.tokens < bytes) return 'source_rate_limited';
     if (this.totalRate > 0) {
       this.total = Math.min(this.totalBurst, this.total + ((now - this.totalAt) / 1000) * this.totalRate);
       this.totalAt = now;
       if (this.total < bytes) return 'untrusted_rate_limited';
       this.total -= bytes;
     }
-    e.tokens -= bytes;
+    if (perSource) e.tokens -= bytes;
     return '';
   }
 

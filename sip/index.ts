@@ -89,8 +89,8 @@ export class SipServer implements Component {
 
   async start(): Promise<void> {
     const c = this.o.config;
-    // A per-source budget before any parsing; a configured trunk's addresses are not limited (./flood.ts).
-    const limiter = c.sipSourceLimitKbps > 0
+    // Budgets per source and for all strangers together, before any parsing; a configured trunk's addresses are not limited (./flood.ts).
+    const limiter = c.sipSourceLimitKbps > 0 || c.sipUntrustedLimitKbps > 0
       ? new SourceLimiter({
         bytesPerSecond: c.sipSourceLimitKbps * 1024,
         totalBytesPerSecond: c.sipUntrustedLimitKbps * 1024,

@@ -76,6 +76,14 @@ describe('SourceLimiter', () => {
     expect(sent('192.0.2.2', 20).filter((r) => r === '')).toHaveLength(15);
   });
 
+  it('applies either budget alone when the other is off (0)', () => {
+    const sharedOnly = new SourceLimiter({ bytesPerSecond: 0, totalBytesPerSecond: 500, trusted: async () => false, now: () => 0 });
+    expect(Array.from({ length: 12 }, (_, i) => sharedOnly.admit(`192.0.2.${i}`, 100)).filter((r) => r === '')).toHaveLength(10);
+    const perSourceOnly = new SourceLimiter({ bytesPerSecond: 500, totalBytesPerSecond: 0, trusted: async () => false, now: () => 0 });
+    expect(Array.from({ length: 12 }, (_, i) => perSourceOnly.admit(`192.0.2.${i}`, 100)).every((r) => r === '')).toBe(true);
+    expect(Array.from({ length: 12 }, () => perSourceOnly.admit('192.0.2.99', 100)).filter((r) => r === '')).toHaveLength(10);
+  });
+
   it('keeps at most maxSources addresses, evicting the least recently seen', () => {
     const l = new SourceLimiter({ bytesPerSecond: 100, trusted: async () => false, maxSources: 3, now: () => 0 });
     for (let i = 0; i < 50; i++) l.allow(`203.0.113.${i}`, 10);
