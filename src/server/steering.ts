@@ -107,7 +107,13 @@ export class ConnectionSteering {
     const key = weights.map((w) => w.toFixed(6)).join(',');
     if (key === this.attached) return;
     // The program belongs to the group: attached through any of its sockets.
-    if (!this.native.steer(this.group[0]!.fd, this.port, weights)) return this.stop('the kernel refused the steering program');
+    if (!this.native.steer(this.group[0]!.fd, this.port, weights)) {
+      // A worker's socket can be gone before its exit is reported (left() then
+      // takes it out of the group): skip this turn rather than give up.
+      const live = new Set(this.native.listenSockets(this.port));
+      if (this.group.some((g) => !live.has(g.fd))) return;
+      return this.stop('the kernel refused the steering program');
+    }
     this.attached = key;
   }
 

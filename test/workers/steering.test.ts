@@ -133,6 +133,22 @@ describe('connection steering between listeners on one port', () => {
     expect(s.active).toBe(false);
   });
 
+  it('keeps steering on while a worker\'s socket is gone but its exit not yet reported', async () => {
+    const { port: p4, s, mine, close } = await steeredApps([[1, 'e'], [2, 'f'], [4, 'g']]);
+    try {
+      // Worker 1's listener (the one the program is attached through) closes; left(1) comes later.
+      uws.us_listen_socket_close(mine.shift()!);
+      s.steer((w) => (w === 2 ? 5 : 0), () => true);
+      expect(s.active).toBe(true);
+      s.left(1);
+      expect(s.active).toBe(true);
+      s.steer((w) => (w === 2 ? 5 : 0), () => true);
+      expect(await tally(p4, 12)).toEqual({ g: 12 });
+    } finally {
+      close();
+    }
+  });
+
   it('rejects hostile arguments with TypeError/RangeError and refuses fds that are not listeners on the port', () => {
     for (const bad of [[], ['1'], [-1], [1.5], [70000], [NaN], [Infinity], [null], [{}]] as unknown[][]) {
       expect(() => (addon.listenSockets as (...a: unknown[]) => unknown)(...bad)).toThrow(/port/);
