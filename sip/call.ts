@@ -12,10 +12,11 @@ import { clock, type Tickable } from '../src/call/clock.js';
 import { guard, guarded, reportInternalError } from '../src/guard.js';
 import type { CallSession } from '../src/call/session.js';
 import type { CallTransport } from '../src/call/transport.js';
-import { hotCounter, mediaFrames, rtpPackets } from '../src/metrics/index.js';
+import { countBadInput, hotCounter, mediaFrames, rtpPackets } from '../src/metrics/index.js';
 import type { CallMedia } from './media.js';
 import type { RtpSession } from './rtp.js';
 import type { UpdateDelegate } from './uas.js';
+import { answerTimer, type SessionTimer } from './session-timer.js';
 
 const framesOut = hotCounter(mediaFrames, 'sip', 'out');
 const STATS_EVERY_TICKS = 50;
@@ -32,6 +33,12 @@ export interface SipCallOptions {
   localUri: string;
   /** Who the far end is, for the end reason when it hangs up (default: the caller of an inbound call). */
   remoteParty?: 'caller' | 'callee';
+  /**
+   * The dialog's session timer (RFC 4028) where the dialog lives in this
+   * thread; a media worker's calls have theirs on the main thread
+   * (src/worker/sip-handoff.ts), which answers the timer part of a refresh.
+   */
+  timer?: SessionTimer;
   /** Called once when the call is over, whoever ended it. */
   onClosed(reason: string, stats: ReturnType<RtpSession['stats']>): void;
 }
@@ -70,20 +77,34 @@ export class SipCall implements CallTransport, Tickable {
       }, (_err, info) => safe(() => info.reject({ statusCode: 500 }))),
       // re-INVITE: hold/resume, media move, session refresh (RFC 3264 §8, RFC 4028).
       // A failure refuses this re-INVITE (500); the call keeps its current media.
-      onInvite: guard('sip', (re: IncomingInviteRequest) => {
-        const sdp = media.reinvite(re.message.body || undefined);
-        if (sdp === null) return void safe(() => re.reject({ statusCode: 488 }));
-        safe(() => re.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: sdp } }));
-      }, (_err, re) => safe(() => re.reject({ statusCode: 500 }))),
+      onInvite: guard('sip', (re: IncomingInviteRequest) => this.offerAnswer(re, media.reinvite(re.message.body || undefined)),
+        (_err, re) => safe(() => re.reject({ statusCode: 500 }))),
       // UPDATE (RFC 3311, routed by uas.ts): the same offer/answer as a re-INVITE; without SDP a plain 200.
-      onUpdate: guard('sip', (up: IncomingRequest) => {
-        if (!up.message.body) return void safe(() => up.accept({ statusCode: 200 }));
-        const sdp = media.reinvite(up.message.body);
-        if (sdp === null) return void safe(() => up.reject({ statusCode: 488 }));
-        safe(() => up.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: sdp } }));
-      }, (_err, up) => safe(() => up.reject({ statusCode: 500 }))),
+      onUpdate: guard('sip', (up: IncomingRequest) => this.offerAnswer(up, up.message.body ? media.reinvite(up.message.body) : undefined),
+        (_err, up) => safe(() => up.reject({ statusCode: 500 }))),
+      // Media worker only (src/worker/sip-handoff.ts): the main thread's session timer ran out, or its re-INVITE refresh was answered.
+      onSessionExpired: guard('sip', (req: IncomingRequest) => this.hangup(req.message.body || 'session timer expired'), fail),
+      onRefreshAnswer: guard('sip', (req: IncomingRequest) => void media.refreshAnswer(req.message.body), fail),
     } as SessionDelegate & UpdateDelegate;
     clock.add(this);
+  }
+
+  /**
+   * Answers a re-INVITE or UPDATE: `sdp` is our answer (undefined: the
+   * request had no offer, a plain 200; null: 488), with the session timer's
+   * terms when this thread keeps the timer (a malformed header 400, an
+   * interval under our minimum 422).
+   */
+  private offerAnswer(req: IncomingRequest, sdp: string | null | undefined): void {
+    const t = this.o.timer ? answerTimer(req.message, this.o.timer.terms) : null;
+    if (t && t.status !== 200) {
+      if (t.status === 400) countBadInput('sip', t.reason);
+      return void safe(() => req.reject({ statusCode: t.status, extraHeaders: t.headers }));
+    }
+    if (sdp === null) return void safe(() => req.reject({ statusCode: 488 }));
+    const body = sdp === undefined ? undefined : { contentDisposition: 'session', contentType: 'application/sdp', content: sdp };
+    safe(() => req.accept({ statusCode: 200, body, extraHeaders: t?.headers }));
+    if (t) this.o.timer!.set(t.terms);
   }
 
   get isClosed(): boolean {

@@ -25,6 +25,7 @@ import type { Source } from './transport.js';
 import type { ResolvedAgent } from '../src/store/types.js';
 import type { SipHandoff } from '../src/worker/sip-handoff.js';
 import { SourceLimiter } from './flood.js';
+import { allowsUpdate, answerTimer, SessionTimer, termsFromAnswer, type TimerAnswer, type TimerTerms } from './session-timer.js';
 
 export interface SipServerOptions {
   config: Config;
@@ -77,6 +78,8 @@ export class SipServer implements Component {
   private pending = 0;
   /** RTP silence that ends a call (not while the caller holds). */
   mediaTimeoutMs: number;
+  /** Milliseconds per second of a session timer's interval (RFC 4028): tests shorten it. */
+  timerMsPerSecond = 1000;
 
   constructor(private readonly o: SipServerOptions) {
     this.admitter = new Admitter(o.store, o.config.sipRealm);
@@ -146,13 +149,17 @@ export class SipServer implements Component {
       if (!a.ok) return reject(a.status, a.reason, a.headers);
       const n = offer ? negotiate(offer) : null;
       if (offer && !n) return reject(488, 'no_common_codec', ['Warning: 304 aybiza "Media type not available"']);
+      // Session timers (RFC 4028): a malformed header is bad input; an interval under our minimum gets 422.
+      const timer = answerTimer(msg, null);
+      if (timer.status === 400) countBadInput('sip', timer.reason);
+      if (timer.status !== 200) return reject(timer.status, timer.reason, timer.headers);
       const limit = a.agent.maxConcurrentCalls;
       const busy = this.draining || this.calls.size + (this.o.otherCalls?.() ?? 0) >= this.o.config.maxConcurrentCalls
         || (limit !== null && (await this.o.store.state.activeCalls(a.agent.tenantId)) >= limit);
       if (busy) return reject(503, 'busy', [`Retry-After: ${RETRY_AFTER_S}`]);
       if (this.o.handoff) {
         await this.o.handoff.answer({
-          req, ctx, n, offer, agent: a.agent, number: a.number, trunk: a.trunk, uas: this.uas, mediaTimeoutMs: this.mediaTimeoutMs,
+          req, ctx, n, offer, timer, agent: a.agent, number: a.number, trunk: a.trunk, uas: this.uas, mediaTimeoutMs: this.mediaTimeoutMs, timerMsPerSecond: this.timerMsPerSecond,
           localUri: `sip:${LOCAL_USER}@${this.o.config.sipPublicIp}:${this.port}`,
           onEnded: () => this.draining && this.calls.size === 0 && this.pending === 0 && this.drained?.(),
         });
@@ -164,7 +171,7 @@ export class SipServer implements Component {
       let handed = false;
       try {
         if (cancelled) return;
-        handed = await this.answer(req, ctx, n, offer, ports, a);
+        handed = await this.answer(req, ctx, n, offer, ports, a, timer);
       } finally {
         if (!handed) releaseRtpPorts(ports);
       }
@@ -185,7 +192,7 @@ export class SipServer implements Component {
    */
   private async answer(
     req: IncomingInviteRequest, ctx: InviteContext, n: Negotiated | null, offer: SdpOffer | null,
-    ports: RtpPorts, a: Extract<Awaited<ReturnType<Admitter['admit']>>, { ok: true }>,
+    ports: RtpPorts, a: Extract<Awaited<ReturnType<Admitter['admit']>>, { ok: true }>, timer: Extract<TimerAnswer, { status: 200 }>,
   ): Promise<boolean> {
     const msg = req.message;
     const c = this.o.config;
@@ -212,7 +219,9 @@ export class SipServer implements Component {
       });
       const media = new CallMedia(session0, c.sipPublicIp, offer, n);
       try {
-        dialog = req.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: media.last } }).session;
+        dialog = req.accept({
+          statusCode: 200, extraHeaders: timer.headers, body: { contentDisposition: 'session', contentType: 'application/sdp', content: media.last },
+        }).session;
       } catch (err) {
         // CANCEL won the race: the INVITE is already answered with 487.
         session0.close();
@@ -224,6 +233,7 @@ export class SipServer implements Component {
       this.uas?.rememberDialog(msg.callId, remoteTag, ctx.source);
       const live = call = this.startCall({
         recordId: record.id, agent: a.agent, rtp: session0, media, dialog, allowRefer: a.trunk.allowRefer, remoteHost: msg.from.uri.host,
+        timer: { terms: timer.terms, update: allowsUpdate(msg) },
         onClosed: () => {
           this.uas?.forgetDialog(msg.callId, remoteTag);
           background(this.o.store.state.releaseCallSlot(a.agent.tenantId, record.id));
@@ -259,12 +269,19 @@ export class SipServer implements Component {
    */
   private startCall(c: {
     recordId: string; agent: ResolvedAgent; rtp: RtpSession; media: CallMedia; dialog: Session; allowRefer: boolean; remoteHost: string;
+    /** The session timer's first terms (RFC 4028) and whether the peer takes UPDATE for refreshes. */
+    timer: { terms: TimerTerms | null; update: boolean };
     remoteParty?: 'caller' | 'callee'; onClosed(reason: string): void;
   }): SipCall {
+    const timer = new SessionTimer({
+      dialog: c.dialog, update: c.timer.update, sdp: () => c.media.last, onAnswer: (sdp) => c.media.refreshAnswer(sdp),
+      expired: (reason) => live.hangup(reason), msPerSecond: this.timerMsPerSecond,
+    });
     const live: SipCall = new SipCall({
       rtp: c.rtp, media: c.media, dialog: c.dialog, allowRefer: c.allowRefer, mediaTimeoutMs: this.mediaTimeoutMs,
-      localUri: this.localUri, remoteHost: c.remoteHost, remoteParty: c.remoteParty,
+      localUri: this.localUri, remoteHost: c.remoteHost, remoteParty: c.remoteParty, timer,
       onClosed: (reason, stats) => {
+        timer.stop();
         this.calls.delete(c.recordId);
         background(this.o.store.calls.setMediaStats(c.recordId, { ...stats, codec: c.media.codec }));
         if (live.session) background(live.session.end(reason));
@@ -276,6 +293,7 @@ export class SipServer implements Component {
       },
     });
     this.calls.set(c.recordId, live);
+    timer.set(c.timer.terms);
     // A call we placed (the far end is the callee) is counted as outbound by the dialer, not as inbound here.
     const direction = c.remoteParty === 'callee' ? 'outbound' : 'inbound';
     const session = new CallSession({ callId: c.recordId, transport: live, agent: c.agent, providers: this.o.providers, calls: this.o.store.calls, direction });
@@ -332,7 +350,7 @@ export class SipServer implements Component {
         rang = true;
         if (sdp && !answer(sdp)) uac.cancel('failed', 'SIP;cause=488;text="Not Acceptable Here"');
       },
-      onAnswer: (sdp, dialog) => {
+      onAnswer: (sdp, dialog, response) => {
         this.outgoing.delete(d.recordId);
         if (!answer(sdp)) {
           safe(() => dialog.bye());
@@ -345,6 +363,7 @@ export class SipServer implements Component {
         try {
           live = this.startCall({
             recordId: d.recordId, agent: d.agent, rtp, media, dialog, allowRefer: d.allowRefer, remoteHost: d.trunk.host, remoteParty: 'callee',
+            timer: { terms: termsFromAnswer(response), update: allowsUpdate(response) },
             onClosed: (reason) => {
               uac.released();
               d.events.status('completed', { endReason: reason });

@@ -61,6 +61,19 @@ export class CallMedia {
     return this.last;
   }
 
+  /**
+   * The answer to our own re-INVITE (a session refresh repeating `last`): a
+   * far end may move its media in it; an unusable answer changes nothing
+   * (the call keeps what it had). False when it was not applied.
+   */
+  refreshAnswer(body: string | undefined): boolean {
+    const answer = body ? parseSdp(body) : null;
+    const n = answer ? negotiate(answer) : null;
+    if (!n || n.codec !== this.agreed.codec) return false;
+    this.apply(n);
+    return true;
+  }
+
   get codec(): Negotiated['codec'] {
     return this.agreed.codec;
   }

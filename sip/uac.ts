@@ -13,7 +13,7 @@
 // Delegate callbacks from the core run under the callback guard.
 import crypto from 'node:crypto';
 import {
-  ClientTransaction, DigestAuthentication, LoggerFactory, URI, type OutgoingRequestMessage,
+  ClientTransaction, DigestAuthentication, LoggerFactory, URI, type IncomingResponseMessage, type OutgoingRequestMessage,
   type AckableIncomingResponseWithSession, type IncomingResponse, type OutgoingInviteRequest, type PrackableIncomingResponseWithSession, type Session, type UserAgentCore,
 } from 'sip.js/lib/core/index.js';
 import { guard, guarded } from '../src/guard.js';
@@ -42,7 +42,7 @@ export interface UacEvents {
   /** 180/183 (not 100); `sdp` when it carries the answer (early media). */
   onProgress(statusCode: number, sdp: string | null): void;
   /** 2xx: already ACKed; the dialog is the call's from now on. */
-  onAnswer(sdp: string, session: Session): void;
+  onAnswer(sdp: string, session: Session, response: IncomingResponseMessage): void;
   /** A final non-2xx, a timeout or our cancel; the call never started. */
   onFailed(outcome: UacFailure, statusCode: number, reason: string): void;
 }
@@ -114,7 +114,7 @@ export class OutgoingCall {
         // A 2xx after we gave up (cancel raced it, or a second fork): take the call down.
         if (this.settled) return void safe(() => session.bye());
         this.settle();
-        events.onAnswer(message.body ?? '', session);
+        events.onAnswer(message.body ?? '', session, message);
       }, fail),
       onReject: guard('sip', ({ message }: IncomingResponse) => {
         const code = message.statusCode ?? 500;

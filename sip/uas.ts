@@ -6,7 +6,7 @@
 //   (sip.js sets Timer J to 0, so a resent BYE would otherwise meet 481);
 // - our own requests (BYE, REFER) are retransmitted over UDP (Timer E) until
 //   a response comes, and our non-2xx INVITE answers until the ACK (Timer G);
-// - a request that Requires an extension gets 420 (sip.js leaves this TODO);
+// - a request that Requires an extension other than `timer` (./session-timer.ts) gets 420 (sip.js leaves this TODO);
 // - dialled numbers are arbitrary DIDs, so the Request-URI user is saved and
 //   replaced by ours before the core's "does it point to us" check;
 // - a response to a request that came over TCP goes back on that connection
@@ -24,6 +24,8 @@ import type { Logger } from '../src/log.js';
 import type { Proto, SipSockets, Source } from './transport.js';
 
 export const LOCAL_USER = 'aybiza';
+/** Option tags we support (`Supported:` on our requests and responses; `Require:` may name them). */
+const SUPPORTED = new Set(['timer']);
 const T1 = 500;
 const T2 = 4000;
 const TIMER_J_MS = 64 * T1;
@@ -97,7 +99,7 @@ export class SipUas {
         aor: new URI('sip', LOCAL_USER, this.o.publicIp, this.o.port),
         contact: { pubGruu: undefined, tempGruu: undefined, uri: contactUri, toString: () => `<${contactUri.toString()}>` },
         displayName: '', loggerFactory, hackViaTcp: false, routeSet: [], sipjsId: 'aybiza',
-        supportedOptionTags: [], supportedOptionTagsResponse: [], userAgentHeaderFieldValue: 'aybiza',
+        supportedOptionTags: [...SUPPORTED], supportedOptionTagsResponse: [...SUPPORTED], userAgentHeaderFieldValue: 'aybiza',
         viaForceRport: true, viaHost: host,
         authenticationFactory: () => undefined,
         transportAccessor: () => transport,
@@ -202,9 +204,10 @@ export class SipUas {
     if (!Number.isSafeInteger(req.cseq) || req.cseq > 0x7fffffff) return reply(400, 'bad_cseq', { reasonPhrase: 'Bad CSeq' });
     const cseqMethod = /^\s*\d+\s+(\S+)/.exec(req.getHeader('cseq') ?? '')?.[1];
     if (cseqMethod !== req.method) return reply(400, 'cseq_method_mismatch', { reasonPhrase: 'CSeq Method Mismatch' });
-    const require = req.method === 'ACK' || req.method === 'CANCEL' ? '' : (req.getHeader('require') ?? '').trim();
-    // We support no extension a request may require (§8.2.2.3).
-    if (require) return reply(420, null, { extraHeaders: [`Unsupported: ${require}`] });
+    const require = req.method === 'ACK' || req.method === 'CANCEL' ? '' : (req.getHeader('require') ?? '');
+    // The one extension a request may require of us is session timers (RFC 4028, ./session-timer.ts) (§8.2.2.3).
+    const unsupported = require.split(',').map((t) => t.trim()).filter((t) => t && !SUPPORTED.has(t.toLowerCase()));
+    if (unsupported.length) return reply(420, null, { extraHeaders: [`Unsupported: ${unsupported.join(', ')}`] });
     // Carriers probe with OPTIONS: 503 while draining makes them fail over (reference §2).
     if (this.draining && req.method === 'OPTIONS' && !req.toTag) return reply(503, null, { extraHeaders: ['Retry-After: 30'] });
     const maxForwards = req.getHeader('max-forwards');

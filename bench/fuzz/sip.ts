@@ -73,6 +73,14 @@ export function request(method: string, o: { t: SipTarget; proto: 'UDP' | 'TCP';
 }
 
 /** Header-level damage that byte flips rarely reach: lengths, counts, odd folding, huge values. */
+/** Session-timer headers (RFC 4028, sip/session-timer.ts): malformed, out of range, too small, compact forms. */
+const SESSION_TIMER_DAMAGE = [
+  'Session-Expires: 0', 'Session-Expires: -1', 'Session-Expires: 4294967296', 'Session-Expires: 99999999999', 'Session-Expires: x',
+  'Session-Expires: 90;refresher=', 'Session-Expires: 90;refresher=both', `Session-Expires: 1800;refresher=uac;${'p;'.repeat(100)}`,
+  'Supported: timer\r\nSession-Expires: 30', 'Supported: timer\r\nSession-Expires: 100\r\nMin-SE: 4294967296', 'Min-SE: -5', 'Min-SE: ',
+  'x: 1', 'k: timer\r\nx: 89;refresher=uas', 'Require: timer\r\nSession-Expires: 90;refresher=uac',
+];
+
 function headerDamage(r: Rand, m: Buffer): Buffer {
   let s = m.toString('latin1');
   switch (r.int(10)) {
@@ -81,7 +89,7 @@ function headerDamage(r: Rand, m: Buffer): Buffer {
     case 2: s = s.replace(/Max-Forwards: 70/, `Max-Forwards: ${r.pick(['0', '-1', '256', '99999999999', ''])}`); break;
     case 3: s = s.replace(/^Via: .*$/m, (v) => Array.from({ length: r.pick([2, 70, 500]) }, () => v).join('\r\n')); break;
     case 4: s = s.replace(/^(From: .*)$/m, `$1;${'p=x;'.repeat(r.pick([10, 1000]))}`); break;
-    case 5: s = s.replace(/\r\n\r\n/, `\r\n${r.pick(['Require: 100rel, timer', 'Proxy-Require: foo', 'Authorization: Digest username="fuzz", realm="aybiza", nonce="x", uri="sip:x", response="00", qop=auth, nc=ffffffff, cnonce="a"', 'Supported: ' + 'x,'.repeat(2000), 'Route: <sip:evil.example.com;lr>', 'Record-Route: <sip:' + 'a'.repeat(5000) + '>', 'Content-Encoding: gzip', 'X: ' + '\x00\xff'.repeat(100)])}\r\n\r\n`); break;
+    case 5: s = s.replace(/\r\n\r\n/, `\r\n${r.pick(['Require: 100rel, timer', 'Proxy-Require: foo', 'Authorization: Digest username="fuzz", realm="aybiza", nonce="x", uri="sip:x", response="00", qop=auth, nc=ffffffff, cnonce="a"', 'Supported: ' + 'x,'.repeat(2000), 'Route: <sip:evil.example.com;lr>', 'Record-Route: <sip:' + 'a'.repeat(5000) + '>', 'Content-Encoding: gzip', 'X: ' + '\x00\xff'.repeat(100), ...SESSION_TIMER_DAMAGE])}\r\n\r\n`); break;
     case 6: s = s.replace(/m=audio \d+/, `m=audio ${r.pick(['0', '65536', '-1', '99999999999', '1'])}`).replace(/c=IN IP4 [^\r]+/, `c=IN IP4 ${r.pick(['0.0.0.0', '255.255.255.255', '169.254.169.254', '::1', 'x', '999.1.1.1', '224.0.0.1'])}`); break;
     case 7: s = s.replace(/\r\n/g, r.pick(['\n', '\r', '\r\n ', '\r\n\t'])); break;
     case 8: s = s.replace(/a=rtpmap:[^\r]*\r\n/g, () => r.pick(['', 'a=rtpmap:0 PCMU/0\r\n', 'a=rtpmap:127 x/99999999999\r\n', 'a=rtpmap:\r\n', `a=fmtp:101 ${'0-16,'.repeat(500)}\r\n`])); break;
@@ -251,7 +259,9 @@ export class SipFuzzer {
     this.answers.set(d.callId, []);
     const base = { t: this.t, proto: 'UDP' as const, localPort: this.localPort, callId: d.callId, fromTag: d.fromTag };
     this.stats.dialogs++;
-    const invite = request('INVITE', { ...base, branch: `z9hG4bK-fzd${n}`, body: SDP(r.range(1024, 65000)) });
+    // Half the calls run a session timer (RFC 4028), so damaged re-INVITEs and UPDATEs meet a live one.
+    const timer = r.chance(0.5) ? ['Supported: timer', `Session-Expires: 90;refresher=${r.pick(['uac', 'uas'])}`] : undefined;
+    const invite = request('INVITE', { ...base, branch: `z9hG4bK-fzd${n}`, body: SDP(r.range(1024, 65000)), extra: timer });
     this.sendUdp(invite);
     const t0 = Date.now();
     let ok: string | undefined;

@@ -12,6 +12,8 @@ import type { ControlPlane, ResolvedAgent } from '../store/index.js';
 import { background, safe } from '../../sip/index.js';
 import type { Negotiated, SdpOffer } from '../../sip/sdp.js';
 import type { InviteContext, SipUas, UpdateDelegate } from '../../sip/uas.js';
+import { allowsUpdate, answerTimer, SessionTimer, type TimerAnswer } from '../../sip/session-timer.js';
+import { countBadInput } from '../metrics/index.js';
 import type { Rpc } from './rpc.js';
 import type { ForwardedReply, ForwardedRequest, SipMediaPrepare, SipMediaStart } from './sip-media.js';
 
@@ -29,12 +31,16 @@ export interface HandoffCall {
   ctx: InviteContext;
   n: Negotiated | null;
   offer: SdpOffer | null;
+  /** The session timer part of our 200 (RFC 4028, sip/session-timer.ts). */
+  timer: Extract<TimerAnswer, { status: 200 }>;
   agent: ResolvedAgent;
   number: string;
   trunk: { id: string; allowRefer: boolean };
   uas: SipUas | null;
   localUri: string;
   mediaTimeoutMs: number;
+  /** Milliseconds per second of a session timer's interval (SipServer.timerMsPerSecond). */
+  timerMsPerSecond: number;
   /** Called when a handed call is over (SipServer's drain). */
   onEnded(): void;
 }
@@ -50,6 +56,10 @@ interface RemoteCall {
   onEnded(): void;
   /** Hung up before the caller's ACK: BYE when it comes (RFC 3261 §15). */
   byeAfterAck: boolean;
+  /** The dialog's session timer: kept here with the dialog; its expiry hangs the worker's call up. */
+  timer: SessionTimer;
+  /** Our current description (the last 2xx's SDP), repeated by a re-INVITE refresh. */
+  sdp: string;
 }
 
 export class SipHandoff {
@@ -145,7 +155,9 @@ export class SipHandoff {
     }
     let dialog: Session;
     try {
-      dialog = req.accept({ statusCode: 200, body: { contentDisposition: 'session', contentType: 'application/sdp', content: prep.sdp } }).session;
+      dialog = req.accept({
+        statusCode: 200, extraHeaders: h.timer.headers, body: { contentDisposition: 'session', contentType: 'application/sdp', content: prep.sdp },
+      }).session;
     } catch (err) {
       // CANCEL won the race: the INVITE is already answered with 487.
       w.rpc.notify('sip-abort', record.id);
@@ -157,11 +169,19 @@ export class SipHandoff {
     }
     const remoteTag = msg.fromTag ?? '';
     h.uas?.rememberDialog(msg.callId, remoteTag, ctx.source);
+    const forward = (r: ForwardedRequest) => this.calls.get(record.id) === rc && w.rpc.notify('sip-event', record.id, r);
+    const timer = new SessionTimer({
+      dialog, update: allowsUpdate(msg), sdp: () => rc.sdp,
+      onAnswer: (sdp) => forward({ kind: 'refresh_answer', body: sdp }),
+      expired: (reason) => forward({ kind: 'expired', body: reason }), msPerSecond: h.timerMsPerSecond,
+    });
     const rc: RemoteCall = {
       id: record.id, worker: w, dialog, sipCallId: msg.callId, remoteTag, tenantId: agent.tenantId, uas: h.uas, onEnded: h.onEnded, byeAfterAck: false,
+      timer, sdp: prep.sdp,
     };
     this.calls.set(record.id, rc);
     dialog.delegate = this.forwarders(rc);
+    timer.set(h.timer.terms);
     try {
       await state.registerCall(record.id, state.nodeId, 4 * 3600_000);
       await this.store.calls.updateCallStatus(record.id, 'in-progress');
@@ -192,6 +212,7 @@ export class SipHandoff {
 
   private forget(rc: RemoteCall): void {
     if (this.calls.get(rc.id) !== rc) return;
+    rc.timer.stop();
     this.calls.delete(rc.id);
     this.unpick(rc.worker, rc.id);
     rc.uas?.forgetDialog(rc.sipCallId, rc.remoteTag);
@@ -203,7 +224,7 @@ export class SipHandoff {
   /** The dialog's requests go to the worker; those that need an answer wait for it (500 if none comes). */
   private forwarders(rc: RemoteCall): SessionDelegate & UpdateDelegate {
     const forward = (r: ForwardedRequest) => rc.worker.rpc.notify('sip-event', rc.id, r);
-    const ask = (kind: ForwardedRequest['kind'], req: IncomingRequest) => {
+    const ask = (kind: ForwardedRequest['kind'], req: IncomingRequest, terms?: Extract<TimerAnswer, { status: 200 }>) => {
       const reqId = this.nextReq++;
       const timer = setTimeout(guard('sip', () => {
         if (this.replies.delete(reqId)) safe(() => req.reject({ statusCode: 500 }));
@@ -213,11 +234,20 @@ export class SipHandoff {
         clearTimeout(timer);
         if (!rep.ok) return void safe(() => req.reject({ statusCode: rep.statusCode }));
         const body = rep.sdp ? { contentDisposition: 'session', contentType: 'application/sdp', content: rep.sdp } : undefined;
-        safe(() => req.accept({ statusCode: rep.statusCode, body }));
+        safe(() => req.accept({ statusCode: rep.statusCode, body, extraHeaders: terms?.headers }));
+        if (rep.sdp) rc.sdp = rep.sdp;
+        if (terms) rc.timer.set(terms.terms);
       });
       forward({ kind, reqId, body: req.message.body || undefined, contentType: req.message.getHeader('content-type') });
     };
     const live = () => this.calls.get(rc.id) === rc;
+    /** A re-INVITE or UPDATE: the session timer's part is answered here (400/422 without asking the worker), the media's there. */
+    const refresh = (kind: 'invite' | 'update', req: IncomingRequest) => {
+      const t = answerTimer(req.message, rc.timer.terms);
+      if (t.status === 200) return ask(kind, req, t);
+      if (t.status === 400) countBadInput('sip', t.reason);
+      safe(() => req.reject({ statusCode: t.status, extraHeaders: t.headers }));
+    };
     return {
       onBye: guard('sip', (bye: IncomingRequest) => {
         safe(() => bye.accept());
@@ -232,8 +262,8 @@ export class SipHandoff {
         if (live()) forward({ kind: 'ack_timeout' });
       }),
       onInfo: guard('sip', (info: IncomingRequest) => (live() ? ask('info', info) : safe(() => info.reject({ statusCode: 481 })))),
-      onInvite: guard('sip', (re: IncomingRequest) => (live() ? ask('invite', re) : safe(() => re.reject({ statusCode: 481 })))),
-      onUpdate: guard('sip', (up: IncomingRequest) => (live() ? ask('update', up) : safe(() => up.reject({ statusCode: 481 })))),
+      onInvite: guard('sip', (re: IncomingRequest) => (live() ? refresh('invite', re) : safe(() => re.reject({ statusCode: 481 })))),
+      onUpdate: guard('sip', (up: IncomingRequest) => (live() ? refresh('update', up) : safe(() => up.reject({ statusCode: 481 })))),
     } as unknown as SessionDelegate & UpdateDelegate;
   }
 

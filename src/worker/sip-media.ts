@@ -35,7 +35,8 @@ export interface SipMediaStart {
 
 /** An in-dialog request as the main thread forwards it: what SipCall reads of it. */
 export interface ForwardedRequest {
-  kind: 'bye' | 'ack' | 'ack_timeout' | 'info' | 'invite' | 'update';
+  /** `expired`: the main thread's session timer ran out (body: the reason); `refresh_answer`: the answer to its re-INVITE refresh. */
+  kind: 'bye' | 'ack' | 'ack_timeout' | 'info' | 'invite' | 'update' | 'expired' | 'refresh_answer';
   /** Set when the main thread waits for our answer (info, invite, update). */
   reqId?: number;
   body?: string;
@@ -80,7 +81,8 @@ class DialogProxy {
       accept: (o?: { statusCode?: number; body?: { content: string } }) => reply(true, o),
       reject: (o?: { statusCode?: number }) => reply(false, o),
     };
-    const handler = { bye: 'onBye', ack: 'onAck', ack_timeout: 'onAckTimeout', info: 'onInfo', invite: 'onInvite', update: 'onUpdate' }[r.kind];
+    const handler = { bye: 'onBye', ack: 'onAck', ack_timeout: 'onAckTimeout', info: 'onInfo', invite: 'onInvite', update: 'onUpdate',
+      expired: 'onSessionExpired', refresh_answer: 'onRefreshAnswer' }[r.kind];
     const fn = this.delegate?.[handler];
     if (fn) fn(req);
     else if (r.reqId !== undefined) reply(false, { statusCode: 501 });

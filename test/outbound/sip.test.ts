@@ -154,6 +154,28 @@ describe('outbound calls over a SIP trunk (SIPp as the callee)', () => {
     expect(stats).toMatchObject({ earlyPackets: early, codec: 'pcma' });
   });
 
+  it('session timer (RFC 4028): we offer Supported: timer; a 200 that makes us the refresher gets UPDATE refreshes', async () => {
+    const before = one.app.sip!.timerMsPerSecond;
+    // 20 ms per second: the callee's 90 s interval lasts 1.8 s, refreshed every 0.9 s.
+    one.app.sip!.timerMsPerSecond = 20;
+    try {
+      const peer = new RtpPeer();
+      const rtpPort = await peer.open();
+      const callee = await sippCallee('uas_timer_refreshed.xml', { rtpPort });
+      const call = await dial(await trunk(callee.port, {}, one), {}, one);
+      const final = await OutboundDialer.for(one.app.store).whenFinal(call.id, 30_000);
+      peer.close();
+      expect(final.endReason).toBe('callee hung up');
+      const r = await callee.done;
+      expect(r.code, r.errors).toBe(0);
+      const log = sippMessages(r);
+      expect(log).toMatch(/^INVITE [\s\S]*?^Supported: timer\r?$/m);
+      expect(log).toMatch(/^UPDATE [\s\S]*?^Session-Expires: 90;refresher=uac\r?$/m);
+    } finally {
+      one.app.sip!.timerMsPerSecond = before;
+    }
+  });
+
   it('the callee hangs up (BYE over TCP) → completed', async () => {
     const peer = new RtpPeer();
     const rtpPort = await peer.open();
