@@ -90,6 +90,11 @@ export class SipServer implements Component {
     return this.sockets?.localPort ?? 0;
   }
 
+  /** The SIP over TLS listener's port (SIP_TLS_PORT); 0 without one. */
+  get tlsPort(): number {
+    return this.sockets?.tlsPort ?? 0;
+  }
+
   async start(): Promise<void> {
     const c = this.o.config;
     // Budgets per source and for all strangers together, before any parsing; a configured trunk's addresses are not limited (./flood.ts).
@@ -105,12 +110,14 @@ export class SipServer implements Component {
       const refused = limiter?.admit(src.address, text.length);
       if (refused) return countBadInput('sip', refused);
       this.uas?.receive(text, src);
-    });
+    }, c.sipTls);
     const port = await this.sockets.listen().catch((err: NodeJS.ErrnoException) => {
-      throw new Error(`cannot listen for SIP on ${c.sipHost}:${c.sipPort} (SIP_HOST/SIP_PORT; SIP_PORT=0 disables SIP): ${err.code ?? err.message}`);
+      const where = `${c.sipHost}:${c.sipPort}${c.sipTls?.port ? ` and TLS :${c.sipTls.port}` : ''}`;
+      throw new Error(`cannot listen for SIP on ${where} (SIP_HOST/SIP_PORT/SIP_TLS_*; SIP_PORT=0 disables SIP): ${err.code ?? err.message}`);
     });
-    this.uas = new SipUas(this.sockets, { publicIp: c.sipPublicIp, port, log, onInvite: (req, ctx) => this.invite(req, ctx) });
-    log.info('sip listening', { host: c.sipHost, port, publicIp: c.sipPublicIp, rtp: `${c.rtpPortMin}-${c.rtpPortMax}` });
+    const tlsPort = this.sockets.tlsPort;
+    this.uas = new SipUas(this.sockets, { publicIp: c.sipPublicIp, port, tlsPort, log, onInvite: (req, ctx) => this.invite(req, ctx) });
+    log.info('sip listening', { host: c.sipHost, port, tlsPort: tlsPort || undefined, publicIp: c.sipPublicIp, rtp: `${c.rtpPortMin}-${c.rtpPortMax}` });
   }
 
   private async invite(req: IncomingInviteRequest, ctx: InviteContext): Promise<void> {
@@ -324,7 +331,7 @@ export class SipServer implements Component {
     if (this.draining) throw new Error('draining');
     if (this.calls.size + this.outgoing.size + (this.o.otherCalls?.() ?? 0) >= this.o.config.maxConcurrentCalls) throw new Error('at MAX_CONCURRENT_CALLS');
     const c = this.o.config;
-    if (d.target.proto === 'tcp') d.target.conn = await this.sockets.connect(d.target.address, d.target.port);
+    if (d.target.proto !== 'udp') d.target.conn = await this.sockets.connect(d.target.proto, d.target.address, d.target.port, d.trunk.host);
     const ports = await allocateRtpPorts(c.sipHost, c.rtpPortMin, c.rtpPortMax);
     if (!ports) throw new Error('no free RTP port');
     let live: SipCall | null = null;

@@ -86,7 +86,10 @@ export class OutgoingCall {
 
   constructor(private readonly o: UacOptions, private readonly events: UacEvents) {
     const { core } = o;
-    const ruri = new URI('sip', o.to, o.trunk.host, o.trunk.port === 5060 ? undefined : o.trunk.port);
+    // Over TLS the Request-URI says so (RFC 3263 §4.1), with its port unless it is 5061.
+    const ruri = o.target.proto === 'tls'
+      ? new URI('sip', o.to, o.trunk.host, o.trunk.port === 5061 ? undefined : o.trunk.port, { transport: 'tls' })
+      : new URI('sip', o.to, o.trunk.host, o.trunk.port === 5060 ? undefined : o.trunk.port);
     const toUri = new URI('sip', o.to, o.trunk.host);
     const fromUri = new URI('sip', o.from.user, o.from.host);
     const contact = core.configuration.contact.uri.toString();

@@ -9,7 +9,7 @@
 // - a request that Requires an extension other than `timer` (./session-timer.ts) gets 420 (sip.js leaves this TODO);
 // - dialled numbers are arbitrary DIDs, so the Request-URI user is saved and
 //   replaced by ours before the core's "does it point to us" check;
-// - a response to a request that came over TCP goes back on that connection
+// - a response to a request that came over TCP or TLS goes back on that connection
 //   (RFC 3261 §18.2.2), whatever its Via says (sent-by, rport or not).
 // Timers run under the callback guard (src/guard.ts, where="timer").
 // One core per transport protocol, so Via and Contact name the right one.
@@ -50,6 +50,8 @@ export interface InviteContext {
 export interface UasOptions {
   publicIp: string;
   port: number;
+  /** The TLS listener's port (Via and Contact of the TLS core); 0 without one. */
+  tlsPort?: number;
   log: Logger;
   onInvite(req: IncomingInviteRequest, ctx: InviteContext): void | Promise<void>;
 }
@@ -85,18 +87,19 @@ export class SipUas {
   private readonly loggedAt = new Map<string, number>();
 
   constructor(private readonly sockets: SipSockets, private readonly o: UasOptions) {
-    this.cores = { udp: this.makeCore('udp'), tcp: this.makeCore('tcp') };
+    this.cores = { udp: this.makeCore('udp'), tcp: this.makeCore('tcp'), tls: this.makeCore('tls') };
     this.sweeper = setInterval(guard('timer', () => this.sweep()), SWEEP_MS);
     this.sweeper.unref();
   }
 
   private makeCore(proto: Proto): UserAgentCore {
-    const host = `${this.o.publicIp}:${this.o.port}`;
-    const contactUri = new URI('sip', LOCAL_USER, this.o.publicIp, this.o.port, { transport: proto });
+    const port = proto === 'tls' ? this.o.tlsPort ?? 0 : this.o.port;
+    const host = `${this.o.publicIp}:${port}`;
+    const contactUri = new URI('sip', LOCAL_USER, this.o.publicIp, port, { transport: proto });
     const transport: Transport = { protocol: proto.toUpperCase(), send: (m: string) => this.sendFromCore(proto, m) };
     const core: UserAgentCore = new UserAgentCore(
       {
-        aor: new URI('sip', LOCAL_USER, this.o.publicIp, this.o.port),
+        aor: new URI('sip', LOCAL_USER, this.o.publicIp, port),
         contact: { pubGruu: undefined, tempGruu: undefined, uri: contactUri, toString: () => `<${contactUri.toString()}>` },
         displayName: '', loggerFactory, hackViaTcp: false, routeSet: [], sipjsId: 'aybiza',
         supportedOptionTags: [...SUPPORTED], supportedOptionTagsResponse: [...SUPPORTED], userAgentHeaderFieldValue: 'aybiza',
@@ -256,7 +259,7 @@ export class SipUas {
     if (status) {
       const branch = /;branch=([^;,\s]+)/i.exec(via)?.[1];
       // Over TCP the response goes back on the request's connection (RFC 3261 §18.2.2), whatever the Via names.
-      const conn = proto === 'tcp' && branch ? this.tcpTransactions.get(branch)?.conn : undefined;
+      const conn = proto !== 'udp' && branch ? this.tcpTransactions.get(branch)?.conn : undefined;
       const dest = conn && !conn.destroyed ? { address: conn.remoteAddress ?? '', port: conn.remotePort ?? 0, conn } : responseTarget(via);
       if (!dest) {
         this.bad('unroutable_response');
@@ -278,7 +281,7 @@ export class SipUas {
     const dest = pinned ?? requestTarget(text);
     if (!dest) return Promise.resolve();
     const toTag = /^To:[^\r\n]*;\s*tag=([^;,\s]+)/im.exec(text)?.[1] ?? '';
-    const src: Source = pinned ?? (proto === 'tcp' ? (this.tcpDialogs.get(`${callId}\0${toTag}`) ?? { proto, ...dest }) : { proto, ...dest });
+    const src: Source = pinned ?? (proto !== 'udp' ? (this.tcpDialogs.get(`${callId}\0${toTag}`) ?? { proto, ...dest }) : { proto, ...dest });
     this.send(proto, text, src);
     const branch = /;branch=([^;,\s]+)/i.exec(via)?.[1];
     if (proto === 'udp' && method !== 'ACK' && branch) this.retransmit(this.retransmits, `${branch}|${method}`, text, src);
@@ -287,7 +290,7 @@ export class SipUas {
 
   private send(proto: Proto, text: string, to: Source): void {
     if (proto === 'udp') this.sockets.sendUdp(text, to.address, to.port);
-    else if (!this.sockets.sendTcp(text, to.address, to.port, to.conn)) this.bad('tcp_no_connection', to);
+    else if (!this.sockets.sendStream(proto, text, to.address, to.port, to.conn)) this.bad('tcp_no_connection', to);
   }
 
   /** Resends over UDP at T1 doubling to T2 for 64·T1 (Timers E/F for our requests, G/H for our non-2xx answers). */
@@ -338,7 +341,7 @@ export class SipUas {
 
   /** In-dialog requests we send for this call (Call-ID + the caller's From-tag) go back on the caller's TCP connection. */
   rememberDialog(callId: string, remoteTag: string, source: Source): void {
-    if (source.proto === 'tcp') this.tcpDialogs.set(`${callId}\0${remoteTag}`, source);
+    if (source.proto !== 'udp') this.tcpDialogs.set(`${callId}\0${remoteTag}`, source);
   }
 
   /** Forgets the TCP dialog route of a call that ended. */

@@ -51,6 +51,8 @@ export interface Config {
   /** STT_SILENCE_GATE: long silence (by our VAD) is not streamed to speech-to-text. */
   sttSilenceGate: boolean;
   sipPort: number;
+  /** SIP over TLS (RFC 3261 §26.2): its port (0: off), certificate chain and key (PEM), and extra CAs trusted for outbound trunks. */
+  sipTls: SipTlsConfig | null;
   sipHost: string;
   sipPublicIp: string;
   rtpPortMin: number;
@@ -92,6 +94,36 @@ function recordingsS3(env: Env): Config['recordingsS3'] {
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new ConfigError('RECORDINGS_S3_BUCKET', `is not a valid bucket name: ${JSON.stringify(bucket)}`);
   const region = str(env, 'RECORDINGS_S3_REGION') ?? str(env, 'AWS_REGION') ?? str(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1';
   return { bucket, endpoint: url(env, 'RECORDINGS_S3_ENDPOINT', ['http:', 'https:']) ?? null, region };
+}
+
+export interface SipTlsConfig {
+  port: number;
+  cert: Buffer;
+  key: Buffer;
+  /** SIP_TLS_CA: CAs trusted (besides the system's) when we connect to a trunk over TLS. */
+  ca: Buffer | undefined;
+}
+
+/** SIP_TLS_PORT with SIP_TLS_CERT and SIP_TLS_KEY (PEM files, read once here); SIP_TLS_CA alone is used for outbound TLS trunks. */
+function sipTls(env: Env): SipTlsConfig | null {
+  const port = int(env, 'SIP_TLS_PORT', 0, 0, 65535);
+  const read = (name: string): Buffer | undefined => {
+    const file = str(env, name);
+    if (file === undefined) return undefined;
+    try {
+      const pem = fs.readFileSync(file);
+      if (!pem.includes('-----BEGIN ')) throw new Error('not PEM');
+      return pem;
+    } catch (err) {
+      throw new ConfigError(name, `cannot read a PEM file at ${JSON.stringify(file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  const cert = read('SIP_TLS_CERT');
+  const key = read('SIP_TLS_KEY');
+  const ca = read('SIP_TLS_CA');
+  if (port === 0) return ca ? { port: 0, cert: Buffer.alloc(0), key: Buffer.alloc(0), ca } : null;
+  if (!cert || !key) throw new ConfigError(cert ? 'SIP_TLS_KEY' : 'SIP_TLS_CERT', 'is needed with SIP_TLS_PORT (a PEM certificate chain and its private key)');
+  return { port, cert, key, ca };
 }
 
 function str(env: Env, name: string): string | undefined {
@@ -259,6 +291,7 @@ export function loadConfig(env: Env = process.env): Config {
     emulators: oneOf(env, 'EMULATORS', 'auto', ['auto', 'on', 'off'] as const),
     sttSilenceGate: bool(env, 'STT_SILENCE_GATE', true),
     sipPort: int(env, 'SIP_PORT', 5060, 0, 65535),
+    sipTls: sipTls(env),
     sipHost: str(env, 'SIP_HOST') ?? '0.0.0.0',
     sipPublicIp: ipv4(env, 'SIP_PUBLIC_IP', firstNonLoopbackAddress()),
     rtpPortMin,

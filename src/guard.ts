@@ -19,6 +19,7 @@ export type GuardWhere =
   | 'twilio'
   | 'sip_udp'
   | 'sip_tcp'
+  | 'sip_tls'
   | 'sip'
   | 'rtp'
   | 'provider'

@@ -11,12 +11,15 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Rand } from './random.js';
 
 export interface SipTarget {
   host: string;
   port: number;
+  /** The SIP over TLS listener (0: none): a share of the stream messages go there, and some handshakes are garbage. */
+  tlsPort?: number;
   /** A number routed on a trunk that admits 127.0.0.1 (the fuzzer's own tenant). */
   number: string;
 }
@@ -112,6 +115,9 @@ export interface SipStats {
   tcpConnectionsClosedByServer: number;
   /** Datagrams sent from 127.0.0.2 (outside every trunk: the per-source budget applies). */
   fromStranger: number;
+  /** Connections over TLS that carried messages, and ones that sent garbage for a handshake. */
+  tls: number;
+  tlsBadHandshakes: number;
 }
 
 /** Call-ID as the server would read it (full or compact form), for matching answers. */
@@ -130,7 +136,7 @@ export class SipFuzzer {
   private seq = 0;
   private readonly tcpInFlight = new Set<Promise<void>>();
   readonly torture = tortureMessages();
-  readonly stats: SipStats = { sent: 0, udp: 0, tcp: 0, torture: 0, dialogs: 0, dialogsAnswered: 0, answeredCallIds: 0, unanswered: 0, tcpConnectionsClosedByServer: 0, fromStranger: 0 };
+  readonly stats: SipStats = { sent: 0, udp: 0, tcp: 0, torture: 0, dialogs: 0, dialogsAnswered: 0, answeredCallIds: 0, unanswered: 0, tcpConnectionsClosedByServer: 0, fromStranger: 0, tls: 0, tlsBadHandshakes: 0 };
 
   constructor(private readonly r: Rand, private readonly t: SipTarget) {}
 
@@ -200,7 +206,7 @@ export class SipFuzzer {
     }
     // TCP connections run in the background (each lingers up to a second for its answers), at most 32 at once.
     if (r.chance(0.3) && this.tcpInFlight.size < 32) {
-      const p: Promise<void> = this.sendTcp([m]).finally(() => this.tcpInFlight.delete(p));
+      const p: Promise<void> = this.sendTcp([m], !!this.t.tlsPort && r.chance(0.3)).finally(() => this.tcpInFlight.delete(p));
       this.tcpInFlight.add(p);
     } else this.sendUdp(m, r.chance(0.2));
     return m;
@@ -218,10 +224,17 @@ export class SipFuzzer {
     from.send(m.length > 65_000 ? m.subarray(0, 65_000) : m, this.t.port, this.t.host);
   }
 
-  /** Messages on one TCP connection (sometimes split in odd places, sometimes garbage first). */
-  async sendTcp(ms: Buffer[]): Promise<void> {
+  /**
+   * Messages on one TCP connection, or over TLS (sometimes split in odd
+   * places, sometimes garbage first); a few TLS connections send garbage
+   * instead of a handshake, or stop in the middle of one.
+   */
+  async sendTcp(ms: Buffer[], overTls = false): Promise<void> {
     const r = this.r;
-    const sock = net.connect(this.t.port, this.t.host);
+    if (overTls && r.chance(0.1)) return this.badHandshake();
+    const sock: net.Socket = overTls
+      ? tls.connect({ port: this.t.tlsPort!, host: this.t.host, rejectUnauthorized: false })
+      : net.connect(this.t.port, this.t.host);
     sock.on('error', () => {});
     sock.on('data', (d: Buffer) => {
       for (const part of d.toString('latin1').split(/(?=SIP\/2\.0 \d{3})/)) this.onAnswer(Buffer.from(part, 'latin1'));
@@ -229,9 +242,10 @@ export class SipFuzzer {
     let closedByServer = false;
     sock.on('end', () => (closedByServer = true));
     await new Promise<void>((res) => {
-      sock.once('connect', () => res());
+      sock.once(overTls ? 'secureConnect' : 'connect', () => res());
       sock.once('error', () => res());
     });
+    if (overTls) this.stats.tls++;
     for (const m of ms) {
       this.note(m);
       this.stats.sent++;
@@ -245,6 +259,23 @@ export class SipFuzzer {
     }
     await new Promise((res) => setTimeout(res, 300 + r.int(700)));
     if (closedByServer) this.stats.tcpConnectionsClosedByServer++;
+    sock.destroy();
+  }
+
+  /** Bytes that are not a TLS handshake (or half of one) on the TLS port: the server must drop that connection only. */
+  private async badHandshake(): Promise<void> {
+    const r = this.r;
+    const sock = net.connect(this.t.tlsPort!, this.t.host);
+    sock.on('error', () => {});
+    await new Promise<void>((res) => {
+      sock.once('connect', () => res());
+      sock.once('error', () => res());
+    });
+    // A TLS record header claiming a ClientHello, then random bytes; or plain SIP; or random bytes.
+    const junk = r.pick([Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]), r.bytes(r.size(600))]), Buffer.from('OPTIONS sip:x@127.0.0.1 SIP/2.0\r\n\r\n'), r.bytes(r.size(1400))]);
+    sock.write(junk);
+    this.stats.tlsBadHandshakes++;
+    await new Promise((res) => setTimeout(res, 200 + r.int(300)));
     sock.destroy();
   }
 

@@ -6,7 +6,7 @@
 // hostile callee on loopback, which that server rightly refuses: it gets a
 // second server of its own that allows private networks (startUacServer).
 import crypto from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +22,8 @@ export interface Target {
   base: string;
   port: number;
   sipPort: number;
+  /** SIP over TLS (a self-signed certificate made for the run); 0 when openssl could not make one. */
+  sipTlsPort: number;
   rtpMin: number;
   rtpMax: number;
   server: ChildProcess;
@@ -94,6 +96,8 @@ export async function startUacServer(o: TargetOptions, t: Target): Promise<Serve
 async function startServer(o: TargetOptions, urls: Record<string, unknown>, extra: Record<string, string>): Promise<Server> {
   const port = await freePort();
   const sipPort = await freeSipPort();
+  const tlsFiles = selfSigned(o.dataDir);
+  const sipTlsPort = tlsFiles ? await freeSipPort() : 0;
   const rtpMin = 2 * (15000 + Math.floor(Math.random() * 7000));
   const rtpMax = rtpMin + 400;
   const base = `http://127.0.0.1:${port}`;
@@ -104,6 +108,7 @@ async function startServer(o: TargetOptions, urls: Record<string, unknown>, extr
     AWS_ACCESS_KEY_ID: 'fuzz', AWS_SECRET_ACCESS_KEY: 'fuzz', AWS_REGION: 'us-east-1', MAX_CONCURRENT_CALLS: '32', API_RATE_LIMIT: '1000', NODE_ENV: 'development',
     // A small per-source SIP budget, so the SIP fuzzer's stranger (127.0.0.2, in no trunk) meets it; 127.0.0.1 is a trunk's.
     SIP_SOURCE_LIMIT_KBPS: '4',
+    ...(tlsFiles ? { SIP_TLS_PORT: String(sipTlsPort), SIP_TLS_CERT: tlsFiles.cert, SIP_TLS_KEY: tlsFiles.key } : {}),
   };
   // The fuzzed server runs as it would on the internet: private networks stay refused to tools.
   delete env.TOOLS_ALLOW_PRIVATE_NETWORKS;
@@ -131,7 +136,23 @@ async function startServer(o: TargetOptions, urls: Record<string, unknown>, extr
     }
     await sleep(200);
   }
-  return { base, port, sipPort, rtpMin, rtpMax, server, logFile, exited: () => serverExit };
+  return { base, port, sipPort, sipTlsPort, rtpMin, rtpMax, server, logFile, exited: () => serverExit };
+}
+
+/** A self-signed certificate for the SIP TLS listener (openssl, once per data directory); null without openssl. */
+function selfSigned(dir: string): { cert: string; key: string } | null {
+  const cert = path.join(dir, 'sip-tls.crt');
+  const key = path.join(dir, 'sip-tls.key');
+  if (fs.existsSync(cert)) return { cert, key };
+  try {
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2',
+      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ], { stdio: 'ignore' });
+    return { cert, key };
+  } catch {
+    return null;
+  }
 }
 
 /** A fresh one per fuzz run, given to the servers as AYBIZA_EMBEDDED_DB_PASSWORD (a server makes a random one of its own otherwise). */

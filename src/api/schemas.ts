@@ -147,7 +147,7 @@ const trunkOutbound: Schema = {
   description: 'where calls placed through this trunk go (POST /v1/calls with via "sip"); replaced as a whole by PATCH',
   properties: {
     uri: { type: 'string', maxLength: 300, pattern: '^sip:', description: 'sip:host[:port] (IPv4 address or host name; port 5060 by default). Loopback and private addresses are refused when dialling unless TOOLS_ALLOW_PRIVATE_NETWORKS; link-local, metadata, multicast and reserved ones always' },
-    transport: { type: 'string', enum: ['udp', 'tcp'], description: 'default udp' },
+    transport: { type: 'string', enum: ['udp', 'tcp', 'tls'], description: 'default udp; tls: the trunk\'s certificate must name its host (SIP_TLS_CA adds trusted CAs); a uri without a port means 5061' },
     username: { type: 'string', pattern: '^[A-Za-z0-9._~!$&*+=-]{1,64}$', description: 'digest user for the carrier\'s 401/407 (with password)' },
     password: { type: 'string', minLength: 1, maxLength: 200, description: 'stored encrypted, answered as "****" and its last 4 characters (send that mask back to keep the stored value)' },
     fromUser: { type: 'string', pattern: '^[A-Za-z0-9._~!$&*+=-]{1,64}$', description: 'From user (caller ID); default: the dial\'s from' },

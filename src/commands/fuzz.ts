@@ -175,7 +175,7 @@ export async function run(argv: string[]): Promise<void> {
       ids: [String(fa.id), String(fnum.id), String(ftr.id), String(key.id ?? ''), String(ft.id), String(fcmp.id)].filter(Boolean), numbers: ['+15555550188'], routes,
     };
     const wsT: WsTarget = { host: '127.0.0.1', port, publicUrl: base, twilioToken: TWILIO_TOKEN, number: fuzzNumber };
-    const sip = new SipFuzzer(rSip, { host: '127.0.0.1', port: sipPort, number: fuzzNumber });
+    const sip = new SipFuzzer(rSip, { host: '127.0.0.1', port: sipPort, tlsPort: target.sipTlsPort, number: fuzzNumber });
     await sip.open();
     if (on('sip')) await sip.tortureOnce();
     const rtp = new RtpFuzzer(rRtp, {
@@ -355,7 +355,7 @@ export async function run(argv: string[]): Promise<void> {
       { name: 'no_escaped_internal_errors', ok: alive && escaped === 0, inputs: suspects, detail: `aybiza_internal_errors_total{where="uncaught"|"unhandled_rejection"} = ${escaped}; all: ${JSON.stringify(internal)}` },
       { name: 'http_no_5xx_but_503', ok: fiveHundreds === 0, detail: `${fiveHundreds} answers were 5xx other than 503`, inputs: stats.http.by5xx.map((x) => `${x.status} ${x.route} ${x.request}`) },
       { name: 'http_every_request_answered_or_dropped', ok: (stats.http.byStatus.timeout ?? 0) === 0, detail: `${stats.http.byStatus.timeout ?? 0} requests got neither an answer nor a close within ${HANG_MS / 1000} s`, inputs: stats.http.timeouts.map((x) => `${x.route} ${x.request}`) },
-      { name: 'sip_every_message_answered_or_counted', ok: alive && sipStats.unanswered <= sipCounted, detail: `${sipStats.sent} messages (${sipStats.torture} RFC 4475), answers for ${sipStats.answeredCallIds} Call-IDs, ${sipStats.unanswered} Call-IDs unanswered ≤ ${sipCounted} counted in aybiza_bad_input_total{source="sip"}` },
+      { name: 'sip_every_message_answered_or_counted', ok: alive && sipStats.unanswered <= sipCounted, detail: `${sipStats.sent} messages (${sipStats.torture} RFC 4475; ${sipStats.tls} TLS connections, ${sipStats.tlsBadHandshakes} bad handshakes), answers for ${sipStats.answeredCallIds} Call-IDs, ${sipStats.unanswered} Call-IDs unanswered ≤ ${sipCounted} counted in aybiza_bad_input_total{source="sip"}` },
       { name: 'metric_series_bounded', ok: alive && seriesGrowth <= MAX_SERIES_GROWTH, detail: `${metrics0.series} → ${metrics1.series} series (+${seriesGrowth}; bound +${MAX_SERIES_GROWTH})` },
       { name: 'metric_labels_closed', ok: alive && wideLabels.length === 0, detail: wideLabels.length ? `labels with more than ${MAX_LABEL_VALUES} values: ${wideLabels.join(', ')}` : `widest label: ${widest ? `${widest[0]} with ${widest[1]} values` : 'none'} (bound ${MAX_LABEL_VALUES})` },
       { name: 'rss_bounded', ok: Number.isFinite(rssGrowth) && rssGrowth <= MAX_RSS_GROWTH_MIB, detail: `${rss0} → ${rss1} MiB (+${rssGrowth}; peak ${rssPeak}; bound +${MAX_RSS_GROWTH_MIB})` },

@@ -44,7 +44,7 @@ export class SipCarrier implements Carrier {
     if (!request.trunkId) throw new Error('a SIP call needs trunkId');
     const out = await this.o.store.trunks.outboundFor(call.tenantId, request.trunkId);
     if (!out) throw new Error('the trunk has no outbound settings');
-    const trunk = parseSipTarget(out.uri);
+    const trunk = parseSipTarget(out.uri, out.transport);
     if (!trunk) throw new Error('the trunk outbound uri is not usable');
     const fromUser = out.fromUser ?? request.from;
     if (!SIP_USER.test(fromUser)) throw new Error('from is not usable as a SIP user');

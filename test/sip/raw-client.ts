@@ -3,11 +3,15 @@
 // moving media, requests that provoke a failure inside the server.
 import dgram from 'node:dgram';
 import net from 'node:net';
+import tls from 'node:tls';
 import { waitFor } from './helpers.js';
 
 export interface RawSipOptions {
-  proto: 'udp' | 'tcp';
+  proto: 'udp' | 'tcp' | 'tls';
+  /** The port to send to (the TLS port for 'tls'). */
   sipPort: number;
+  /** For 'tls': the CA that signed the server's certificate. */
+  ca?: Buffer;
   number: string;
   /** The Via sent-by; default our real address:port. */
   viaHost?: string;
@@ -45,9 +49,11 @@ export class RawSip {
       s.on('message', (m) => this.got.push(m.toString()));
       return;
     }
-    const c = (this.tcp = net.connect(this.o.sipPort, '127.0.0.1'));
+    const c = (this.tcp = this.o.proto === 'tls'
+      ? tls.connect({ port: this.o.sipPort, host: '127.0.0.1', ca: this.o.ca, servername: 'localhost' })
+      : net.connect(this.o.sipPort, '127.0.0.1'));
     await new Promise<void>((r, j) => {
-      c.once('connect', () => r());
+      c.once(this.o.proto === 'tls' ? 'secureConnect' : 'connect', () => r());
       c.once('error', j);
     });
     this.port = c.localPort!;
@@ -74,9 +80,9 @@ export class RawSip {
     const via = `SIP/2.0/${proto.toUpperCase()} ${this.o.viaHost ?? `127.0.0.1:${this.port}`};branch=${branch}${rport ? ';rport' : ''}`;
     const body = opts.body ?? '';
     const lines = [
-      `${method} sip:${number}@127.0.0.1:${sipPort}${proto === 'tcp' ? ';transport=tcp' : ''} SIP/2.0`, `Via: ${via}`,
+      `${method} sip:${number}@127.0.0.1:${sipPort}${proto === 'udp' ? '' : `;transport=${proto}`} SIP/2.0`, `Via: ${via}`,
       `From: <sip:+15550001111@127.0.0.1:${this.port}>;tag=${this.fromTag}`, `To: <sip:${number}@127.0.0.1>${this.toTag}`, `Call-ID: ${this.callId}`,
-      `CSeq: ${cseq} ${method}`, `Contact: <sip:+15550001111@127.0.0.1:${this.port}${proto === 'tcp' ? ';transport=tcp' : ''}>`, 'Max-Forwards: 70',
+      `CSeq: ${cseq} ${method}`, `Contact: <sip:+15550001111@127.0.0.1:${this.port}${proto === 'udp' ? '' : `;transport=${proto}`}>`, 'Max-Forwards: 70',
       ...(body ? [`Content-Type: ${opts.contentType ?? 'application/sdp'}`] : []), `Content-Length: ${Buffer.byteLength(body)}`, '', body,
     ];
     const text = opts.raw ? opts.raw(lines.join('\r\n')) : lines.join('\r\n');
