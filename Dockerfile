@@ -37,7 +37,8 @@ COPY --from=build /app/dist ./dist
 RUN groupadd --system --gid 10001 aybiza && useradd --system --uid 10001 --gid aybiza --home /var/lib/aybiza aybiza \
  && mkdir -p /var/lib/aybiza && chown aybiza:aybiza /var/lib/aybiza
 USER 10001:10001
-EXPOSE 8080/tcp 5060/udp 5060/tcp 10000-20000/udp
+# 5061/tcp: SIP over TLS, when SIP_TLS_PORT=5061 with SIP_TLS_CERT/SIP_TLS_KEY (mounted files) are set.
+EXPOSE 8080/tcp 5060/udp 5060/tcp 5061/tcp 10000-20000/udp
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # SIGTERM drains (readyz 503, active calls finish up to DRAIN_TIMEOUT_S), then exits 0.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm test`: the whole suite. Installs what it needs from apt (PostgreSQL,
-# Redis, SIPp, espeak-ng, sox, Kamailio, Prometheus), builds the addon and TypeScript if needed,
+# Redis, SIPp, espeak-ng, sox, Kamailio with its TLS module, Prometheus), builds the addon and TypeScript if needed,
 # starts a throw-away PostgreSQL and Redis on random loopback ports, runs
 # vitest (JSON report in .vitest-report.json for .ci/run), and cleans up.
 set -euo pipefail
@@ -16,6 +16,8 @@ command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v sox >/dev/null || missing+=(sox)
 # The cluster test (test/cluster) runs Kamailio in front of two nodes and Prometheus scraping them.
 command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || missing+=(kamailio)
+# test/sip/kamailio-tls.test.ts: Kamailio as the TLS peer (the SIPp here has no TLS).
+ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || missing+=(kamailio-tls-modules)
 command -v prometheus >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test/run.sh: installing ${missing[*]} from apt" >&2

@@ -16,13 +16,13 @@ export interface SippCallee {
 
 export async function sippCallee(
   scenario: string,
-  opts: { rtpPort?: number; tcp?: boolean; args?: string[]; timeoutS?: number; files?: Record<string, Uint8Array> } = {},
+  opts: { rtpPort?: number; tcp?: boolean; args?: string[]; timeoutS?: number; files?: Record<string, Uint8Array>; port?: number } = {},
 ): Promise<SippCallee> {
   const dir = tempDir('sipp-uas-');
   if (fs.existsSync(PCAP_DIR)) fs.symlinkSync(PCAP_DIR, path.join(dir, 'pcap'));
   // Files the scenario reads from its working directory (e.g. a pcap it plays).
   for (const [name, bytes] of Object.entries(opts.files ?? {})) fs.writeFileSync(path.join(dir, name), bytes);
-  const port = await freeSipPort();
+  const port = opts.port ?? (await freeSipPort());
   const args = [
     '-sf', path.join(SCENARIOS, scenario), '-i', '127.0.0.1', '-p', String(port), '-mi', '127.0.0.1', '-mp', String(await freeSipPort()),
     '-key', 'rtp_port', String(opts.rtpPort ?? 9), '-m', '1', '-nostdin', '-timeout', `${opts.timeoutS ?? 40}s`, '-timeout_error',

@@ -1,6 +1,6 @@
 // Test helpers for SIP: an in-process server with SIP on random loopback
 // ports, a trunk for 127.0.0.1, SIPp runs, and a small RTP peer.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -255,4 +255,16 @@ export class RawUac {
   close(): void {
     this.sock.close();
   }
+}
+
+/** A self-signed certificate for `name` (and 127.0.0.1), made with openssl once per directory. */
+export function selfSigned(dir: string, name: string): { cert: string; key: string } {
+  const cert = path.join(dir, `${name}.crt`);
+  const key = path.join(dir, `${name}.key`);
+  if (fs.existsSync(cert)) return { cert, key };
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2',
+    '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name},IP:127.0.0.1`,
+  ], { stdio: 'ignore' });
+  return { cert, key };
 }

@@ -3,29 +3,15 @@
 // connection with TLS in Via and Contact; a handshake that fails is counted
 // and leaves the listener serving; new connections are rate-limited per
 // address; outbound calls over a TLS trunk check the trunk's certificate.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, scrapeMetric } from '../helpers/app.js';
 import { tempDir } from '../helpers/spawn-server.js';
 import { OutboundDialer } from '../../src/outbound/dialer.js';
-import { addTrunk, freeSipPort, startSipApp, waitFor, type SipTestApp } from './helpers.js';
+import { addTrunk, freeSipPort, selfSigned, startSipApp, waitFor, type SipTestApp } from './helpers.js';
 import { RawSip, RtpEnd } from './raw-client.js';
-
-/** A self-signed certificate for `name` (and 127.0.0.1), made with openssl once per directory. */
-export function selfSigned(dir: string, name: string): { cert: string; key: string } {
-  const cert = path.join(dir, `${name}.crt`);
-  const key = path.join(dir, `${name}.key`);
-  if (fs.existsSync(cert)) return { cert, key };
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2',
-    '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name},IP:127.0.0.1`,
-  ], { stdio: 'ignore' });
-  return { cert, key };
-}
 
 const badInput = (t: SipTestApp, reason: string) => scrapeMetric(t.base, 'aybiza_bad_input_total', { source: 'sip', reason });
 
