@@ -34,6 +34,7 @@ import { FUZZ_ACCOUNT_SID, twilioRestAlive, twilioRestCase, type TwilioRestTarge
 import { RtpFuzzer } from '../../bench/fuzz/rtp.js';
 import { lastCaseNumber, type NativeReport } from '../../bench/fuzz/native.js';
 import { checkS3Parsers } from '../../bench/fuzz/s3.js';
+import { checkSipParsers } from '../../bench/fuzz/sip-parsers.js';
 import { PgWireFuzzer } from '../../bench/fuzz/pg-wire.js';
 import { HostileCallee, UacFuzzer } from '../../bench/fuzz/sip-uac.js';
 import type { HealthyConfig, HealthyResult } from '../../bench/fuzz/healthy.js';
@@ -346,11 +347,14 @@ export async function run(argv: string[]): Promise<void> {
     const widest = [...metrics1.labelValues].sort((x, y) => y[1] - x[1])[0];
     // The S3 emulator's request, XML and aws-chunked parsers, in process (they are pure functions).
     const s3Parsers = checkS3Parsers(new Rand(seed ^ 0x5353), 5000);
+    // Session-timer headers and SRV answers for trunk hosts, in process.
+    const sipParsers = await checkSipParsers(new Rand(seed ^ 0x5350), 5000);
     const pgStoreErrors = [...metrics1.values('aybiza_internal_errors_total')].filter(([k]) => k.includes('where="store"')).reduce((n, [, v]) => n + v, 0);
     const uacAlive = !!uacServer && !uacServer.exited() && (await fetch(`${uacServer.base}/healthz`).then((r) => r.ok, () => false));
     const uacErrors = uacAlive ? [...parseMetrics(await (await fetch(`${uacServer!.base}/metrics`)).text()).values('aybiza_internal_errors_total')].reduce((n, [, v]) => n + v, 0) : NaN;
     const properties: Property[] = [
       { name: 's3_emulator_parsers', ok: s3Parsers.violations.length === 0, inputs: s3Parsers.violations, detail: `${s3Parsers.cases} hostile requests, XML and aws-chunked bodies; ${s3Parsers.parsed} parsed, the rest refused as S3 errors; ${s3Parsers.violations.length} other exceptions` },
+      { name: 'sip_header_and_srv_parsers', ok: sipParsers.violations.length === 0, inputs: sipParsers.violations, detail: `${sipParsers.cases} hostile session-timer headers and SRV answers; ${sipParsers.violations.length} exceptions or results out of bounds` },
       { name: 'server_up', ok: alive, inputs: alive ? [] : suspects, detail: alive ? 'the server answered /healthz after the run' : `the server is gone: ${target.exited() ?? 'no answer on /healthz'}; see ${logFile}` },
       { name: 'no_escaped_internal_errors', ok: alive && escaped === 0, inputs: suspects, detail: `aybiza_internal_errors_total{where="uncaught"|"unhandled_rejection"} = ${escaped}; all: ${JSON.stringify(internal)}` },
       { name: 'http_no_5xx_but_503', ok: fiveHundreds === 0, detail: `${fiveHundreds} answers were 5xx other than 503`, inputs: stats.http.by5xx.map((x) => `${x.status} ${x.route} ${x.request}`) },

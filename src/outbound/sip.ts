@@ -16,6 +16,7 @@ import type { CallSession } from '../call/session.js';
 import type { ControlPlane } from '../store/index.js';
 import type { SipServer } from '../../sip/index.js';
 import { OutboundDialer } from './dialer.js';
+import { sipHops, systemSrv, type SrvResolver } from './srv.js';
 import type { Carrier, PlaceRequest } from './types.js';
 
 export interface SipCarrierOptions {
@@ -24,6 +25,8 @@ export interface SipCarrierOptions {
   /** TOOLS_ALLOW_PRIVATE_NETWORKS: whether trunks and media may be on loopback/private addresses. */
   network: NetworkPolicy;
   lookup?: HostLookup;
+  /** SRV lookups for trunk hosts (tests point it at their own DNS server); default the system resolver. */
+  resolveSrv?: SrvResolver;
   /** Ring time before CANCEL (default 30 s). */
   dialTimeoutMs?: number;
   /**
@@ -48,21 +51,30 @@ export class SipCarrier implements Carrier {
     if (!trunk) throw new Error('the trunk outbound uri is not usable');
     const fromUser = out.fromUser ?? request.from;
     if (!SIP_USER.test(fromUser)) throw new Error('from is not usable as a SIP user');
-    let address: string;
-    try {
-      // resolveChecked reads only the host of the URL it is given.
-      address = (await resolveChecked(new URL(`http://${trunk.host}/`), this.o.network, this.o.lookup ?? systemLookup)).address;
-    } catch (err) {
-      if (err instanceof AddressRefusedError) throw new Error(`trunk host ${trunk.host} ${err.message}`);
-      throw err;
+    // RFC 3263: the trunk's SRV records when its URI names no port; the first server whose addresses the policy allows.
+    const hops = await sipHops(trunk.host, trunk.port, /:\d+$/.test(out.uri), out.transport, this.o.resolveSrv ?? systemSrv);
+    let address = '';
+    let port = trunk.port;
+    let refused: Error | null = null;
+    for (const hop of hops) {
+      try {
+        // resolveChecked reads only the host of the URL it is given.
+        address = (await resolveChecked(new URL(`http://${hop.host}/`), this.o.network, this.o.lookup ?? systemLookup)).address;
+        port = hop.port;
+        break;
+      } catch (err) {
+        if (!(err instanceof AddressRefusedError)) throw err;
+        refused ??= new Error(`trunk host ${hop.host === trunk.host ? trunk.host : `${trunk.host} (SRV target ${hop.host})`} ${err.message}`);
+      }
     }
+    if (!address) throw refused ?? new Error(`trunk host ${trunk.host}: no server to try`);
     const sipCallId = await this.o.sip.dial({
       recordId: call.id,
       agent: p.agent,
       to: request.to,
       from: { user: fromUser, host: out.fromDomain ?? trunk.host },
       trunk,
-      target: { proto: out.transport, address, port: trunk.port },
+      target: { proto: out.transport, address, port },
       credentials: out.username !== undefined && out.password !== undefined ? { username: out.username, password: out.password } : undefined,
       allowRefer: out.allowRefer,
       timeoutMs: this.o.dialTimeoutMs,
