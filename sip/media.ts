@@ -17,6 +17,8 @@ export class CallMedia {
   held = false;
   /** We sent the offer (delayed offer) and wait for the answer in the ACK. */
   awaitingAnswer: boolean;
+  /** A re-INVITE without SDP got our description as an offer: its ACK carries the answer (RFC 3264 §8 / RFC 3261 §14.2). */
+  private reofferPending = false;
 
   constructor(private readonly rtp: RtpSession, private readonly ip: string, offer: SdpOffer | null, n: Negotiated | null) {
     this.agreed = n ?? OUR_OFFER;
@@ -34,9 +36,19 @@ export class CallMedia {
     this.rtp.lastPacketAt = performance.now();
   }
 
-  /** The ACK's answer to our offer; false when it is missing or has nothing in common. */
+  /**
+   * The ACK's answer to our offer; false when it is missing or has nothing
+   * in common. After a re-INVITE without SDP, its ACK's answer is applied
+   * like a refresh's (an unusable one leaves the media as it was).
+   */
   answerInAck(body: string | undefined): boolean {
-    if (!this.awaitingAnswer) return true;
+    if (!this.awaitingAnswer) {
+      if (this.reofferPending) {
+        this.reofferPending = false;
+        if (body) this.refreshAnswer(body);
+      }
+      return true;
+    }
     this.awaitingAnswer = false;
     const answer = body ? parseSdp(body) : null;
     const n = answer ? negotiate(answer) : null;
@@ -49,7 +61,11 @@ export class CallMedia {
 
   /** A re-INVITE: the answer to its offer (null → 488), or without an offer our current description. */
   reinvite(body: string | undefined): string | null {
-    if (!body) return this.last;
+    if (!body) {
+      // Our description is the offer; the answer comes in the ACK.
+      this.reofferPending = !this.awaitingAnswer;
+      return this.last;
+    }
     const offer = parseSdp(body);
     const n = offer ? negotiate(offer) : null;
     if (!offer || !n) return null;

@@ -122,6 +122,22 @@ describe('SIP on the open internet (issue 13)', () => {
     await bye(c, 3);
   });
 
+  it('a re-INVITE without SDP gets our description as the offer; the answer in its ACK moves the media', async () => {
+    const c = await raw();
+    const oldEnd = await rtpEnd();
+    const newEnd = await rtpEnd();
+    const { status, serverRtpPort } = await c.call(oldEnd.port);
+    expect(status).toBe(200);
+    await waitFor(() => oldEnd.received > 0, 15_000, 'our RTP at the first port');
+    c.send('INVITE', 2);
+    const re = await c.final('2 INVITE');
+    expect(re.slice(0, 14)).toBe('SIP/2.0 200 OK');
+    expect(re).toMatch(new RegExp(`^m=audio ${serverRtpPort} RTP/AVP`, 'm'));
+    c.send('ACK', 2, { body: sdp(newEnd.port, 2) });
+    await waitFor(() => newEnd.received > 5, 10_000, 'our RTP at the port the ACK\'s answer names');
+    await bye(c, 3);
+  });
+
   it('an UPDATE (RFC 3311) moving media re-latches the same way; an UPDATE outside any dialog gets 481', async () => {
     const c = await raw();
     const oldEnd = await rtpEnd();
