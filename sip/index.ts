@@ -50,6 +50,8 @@ export interface SipDial {
   trunk: { host: string; port: number };
   /** The checked address every request goes to (uas.pin). */
   target: Source;
+  /** Further checked addresses (the trunk's next SRV targets): over TCP/TLS, tried in order when connecting to `target` fails. */
+  alternatives?: Source[];
   credentials?: { username: string; password: string };
   allowRefer: boolean;
   timeoutMs?: number;
@@ -331,7 +333,20 @@ export class SipServer implements Component {
     if (this.draining) throw new Error('draining');
     if (this.calls.size + this.outgoing.size + (this.o.otherCalls?.() ?? 0) >= this.o.config.maxConcurrentCalls) throw new Error('at MAX_CONCURRENT_CALLS');
     const c = this.o.config;
-    if (d.target.proto !== 'udp') d.target.conn = await this.sockets.connect(d.target.proto, d.target.address, d.target.port, d.trunk.host);
+    if (d.target.proto !== 'udp') {
+      // RFC 3263 §4.3: a connection that fails moves on to the next target; the last failure is the dial's.
+      for (const [i, target] of [d.target, ...(d.alternatives ?? [])].entries()) {
+        try {
+          d.target.conn = await this.sockets.connect(target.proto as 'tcp' | 'tls', target.address, target.port, d.trunk.host);
+          d.target.address = target.address;
+          d.target.port = target.port;
+          break;
+        } catch (err) {
+          if (i === (d.alternatives?.length ?? 0)) throw err;
+          log.info('sip trunk target unreachable, trying the next', { callId: d.recordId, target: `${target.address}:${target.port}`, err: (err as Error).message });
+        }
+      }
+    }
     const ports = await allocateRtpPorts(c.sipHost, c.rtpPortMin, c.rtpPortMax);
     if (!ports) throw new Error('no free RTP port');
     let live: SipCall | null = null;

@@ -53,21 +53,21 @@ export class SipCarrier implements Carrier {
     if (!SIP_USER.test(fromUser)) throw new Error('from is not usable as a SIP user');
     // RFC 3263: the trunk's SRV records when its URI names no port; the first server whose addresses the policy allows.
     const hops = await sipHops(trunk.host, trunk.port, /:\d+$/.test(out.uri), out.transport, this.o.resolveSrv ?? systemSrv);
-    let address = '';
-    let port = trunk.port;
+    // Over UDP the first allowed target; over TCP/TLS the others follow it when a connection fails (sip/index.ts).
+    const allowed: { address: string; port: number }[] = [];
     let refused: Error | null = null;
     for (const hop of hops) {
+      if (allowed.length && out.transport === 'udp') break;
       try {
         // resolveChecked reads only the host of the URL it is given.
-        address = (await resolveChecked(new URL(`http://${hop.host}/`), this.o.network, this.o.lookup ?? systemLookup)).address;
-        port = hop.port;
-        break;
+        allowed.push({ address: (await resolveChecked(new URL(`http://${hop.host}/`), this.o.network, this.o.lookup ?? systemLookup)).address, port: hop.port });
       } catch (err) {
         if (!(err instanceof AddressRefusedError)) throw err;
         refused ??= new Error(`trunk host ${hop.host === trunk.host ? trunk.host : `${trunk.host} (SRV target ${hop.host})`} ${err.message}`);
       }
     }
-    if (!address) throw refused ?? new Error(`trunk host ${trunk.host}: no server to try`);
+    if (!allowed.length) throw refused ?? new Error(`trunk host ${trunk.host}: no server to try`);
+    const [{ address, port }, ...rest] = allowed as [{ address: string; port: number }, ...{ address: string; port: number }[]];
     const sipCallId = await this.o.sip.dial({
       recordId: call.id,
       agent: p.agent,
@@ -75,6 +75,7 @@ export class SipCarrier implements Carrier {
       from: { user: fromUser, host: out.fromDomain ?? trunk.host },
       trunk,
       target: { proto: out.transport, address, port },
+      alternatives: rest.map((a) => ({ proto: out.transport, ...a })),
       credentials: out.username !== undefined && out.password !== undefined ? { username: out.username, password: out.password } : undefined,
       allowRefer: out.allowRefer,
       timeoutMs: this.o.dialTimeoutMs,

@@ -5,8 +5,8 @@
 import dns from 'node:dns';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN } from '../helpers/app.js';
-import { startDnsServer } from '../helpers/dns-server.js';
-import { RtpPeer, startSipApp, type SipTestApp } from '../sip/helpers.js';
+import { startDnsServer, type DnsZone } from '../helpers/dns-server.js';
+import { freeSipPort, RtpPeer, startSipApp, type SipTestApp } from '../sip/helpers.js';
 import { OutboundDialer } from '../../src/outbound/dialer.js';
 import { SipCarrier } from '../../src/outbound/sip.js';
 import { orderSrv, sipHops, srvName } from '../../src/outbound/srv.js';
@@ -64,15 +64,16 @@ describe('an outbound call through a trunk resolved by SRV', () => {
     await t?.stop();
   });
 
-  it('sip:carrier.test (no port): _sip._udp.carrier.test gives the callee\'s port; the Request-URI keeps the domain', async () => {
+  /**
+   * A call through a trunk `sip:<domain>` over `transport`, answered by a SIPp callee that hangs up, with SRV and
+   * A answers from a DNS server of the test's own (`zone(calleePort)`); the SIPp result, the final status and the
+   * DNS questions asked.
+   */
+  async function callBySrv(domain: string, transport: 'udp' | 'tcp', zone: (calleePort: number) => DnsZone) {
     const peer = new RtpPeer();
     const rtpPort = await peer.open();
-    const callee = await sippCallee('uas_callee_hangs_up.xml', { rtpPort, args: ['-d', '1000'] });
-    const server = await startDnsServer({
-      // The preferred target does not resolve to an allowed address (link-local: never a carrier); the next one is the callee.
-      srv: { '_sip._udp.carrier.test': [{ priority: 10, weight: 0, port: callee.port, target: 'edge2.carrier.test' }, { priority: 5, weight: 0, port: 5060, target: 'edge1.carrier.test' }] },
-      a: { 'edge1.carrier.test': ['169.254.169.254'], 'edge2.carrier.test': ['127.0.0.1'] },
-    });
+    const callee = await sippCallee('uas_callee_hangs_up.xml', { rtpPort, tcp: transport === 'tcp', args: ['-d', '1000'] });
+    const server = await startDnsServer(zone(callee.port));
     const resolver = new dns.promises.Resolver({ timeout: 2000, tries: 1 });
     resolver.setServers([`127.0.0.1:${server.port}`]);
     const dialer = OutboundDialer.for(t.app.store);
@@ -82,16 +83,35 @@ describe('an outbound call through a trunk resolved by SRV', () => {
       lookup: async (host) => (await resolver.resolve4(host)).map((address) => ({ address, family: 4 })),
     }));
     const trunkId = (await t.app.store.trunks.create(ADMIN, t.tenantId, {
-      name: 'by srv', allowedCidrs: ['127.0.0.1/32'], outbound: { uri: 'sip:carrier.test', transport: 'udp' },
+      name: `by srv ${transport}`, allowedCidrs: ['127.0.0.1/32'], outbound: { uri: `sip:${domain}`, transport },
     })).id;
     const call = await dialer.dial(t.tenantId, { agentId: t.agentId, to: '+14155550123', from: '+14155550100', via: 'sip', trunkId });
     const final = await dialer.whenFinal(call.id, 30_000);
     peer.close();
     server.close();
-    const r = await callee.done;
+    return { r: await callee.done, final, queries: server.queries };
+  }
+
+  it('sip:carrier.test (no port): _sip._udp.carrier.test gives the callee\'s port; the Request-URI keeps the domain', async () => {
+    const { r, final, queries } = await callBySrv('carrier.test', 'udp', (port) => ({
+      // The preferred target does not resolve to an allowed address (link-local: never a carrier); the next one is the callee.
+      srv: { '_sip._udp.carrier.test': [{ priority: 10, weight: 0, port, target: 'edge2.carrier.test' }, { priority: 5, weight: 0, port: 5060, target: 'edge1.carrier.test' }] },
+      a: { 'edge1.carrier.test': ['169.254.169.254'], 'edge2.carrier.test': ['127.0.0.1'] },
+    }));
     expect(r.code, r.errors).toBe(0);
     expect(final.endReason).toBe('callee hung up');
-    expect(server.queries).toEqual(expect.arrayContaining(['SRV _sip._udp.carrier.test', 'A edge1.carrier.test', 'A edge2.carrier.test']));
+    expect(queries).toEqual(expect.arrayContaining(['SRV _sip._udp.carrier.test', 'A edge1.carrier.test', 'A edge2.carrier.test']));
     expect(sippMessages(r)).toMatch(/^INVITE sip:\+14155550123@carrier\.test SIP\/2\.0/m);
+  });
+
+  it('over TCP, a target that refuses the connection is passed over for the next SRV target', async () => {
+    const closed = await freeSipPort();
+    const { r, final, queries } = await callBySrv('carrier2.test', 'tcp', (port) => ({
+      srv: { '_sip._tcp.carrier2.test': [{ priority: 1, weight: 0, port: closed, target: 'down.carrier2.test' }, { priority: 2, weight: 0, port, target: 'up.carrier2.test' }] },
+      a: { 'down.carrier2.test': ['127.0.0.1'], 'up.carrier2.test': ['127.0.0.1'] },
+    }));
+    expect(r.code, r.errors).toBe(0);
+    expect(final.endReason).toBe('callee hung up');
+    expect(queries).toEqual(expect.arrayContaining(['SRV _sip._tcp.carrier2.test', 'A down.carrier2.test', 'A up.carrier2.test']));
   });
 });
