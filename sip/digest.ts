@@ -163,3 +163,57 @@ export class DigestAuth {
     return this.ncs.size;
   }
 }
+
+/**
+ * Our side of a carrier's challenge (outbound calls, sip/uac.ts): sip.js's
+ * digest answers MD5 only; this answers `algorithm=MD5` or `SHA-256` (RFC
+ * 8760), with `qop=auth` when offered (else the RFC 2069 form). sip.js keeps
+ * the first challenge of a 401/407; `auth-int` only challenges are refused.
+ */
+export class ClientDigest {
+  private alg: DigestAlgorithm = 'MD5';
+  private realm = '';
+  private nonce = '';
+  private opaque: string | undefined;
+  private qop: 'auth' | undefined;
+  private uri = '';
+  private cnonce = '';
+  private nc = 0;
+  private response = '';
+
+  constructor(private readonly username: string, private readonly password: string) {}
+
+  /** sip.js's UAC calls this with the request and the parsed challenge; false refuses to answer it. */
+  authenticate(request: { method: string; ruri: unknown }, challenge: { algorithm?: string; realm?: string; nonce?: string; opaque?: string; qop?: string | string[] }): boolean {
+    const alg = (challenge.algorithm ?? 'MD5').toUpperCase();
+    if (alg !== 'MD5' && alg !== 'SHA-256') return false;
+    if (!challenge.realm || !challenge.nonce) return false;
+    // sip.js's grammar gives qop as a list; a string is read as one too.
+    const qops = (Array.isArray(challenge.qop) ? challenge.qop : String(challenge.qop ?? '').split(',')).map((q) => String(q).trim().toLowerCase()).filter(Boolean);
+    if (qops.length && !qops.includes('auth')) return false;
+    this.alg = alg;
+    this.realm = challenge.realm;
+    this.nonce = challenge.nonce;
+    this.opaque = challenge.opaque;
+    this.qop = qops.length ? 'auth' : undefined;
+    this.uri = String(request.ruri);
+    this.cnonce = crypto.randomBytes(12).toString('hex');
+    this.nc = (this.nc % 0xffffffff) + 1;
+    const ha1 = hash(alg, `${this.username}:${this.realm}:${this.password}`);
+    this.response = digestResponse(alg, ha1, request.method, { nonce: this.nonce, uri: this.uri, qop: this.qop ?? null, nc: this.ncHex, cnonce: this.cnonce });
+    return true;
+  }
+
+  private get ncHex(): string {
+    return this.nc.toString(16).padStart(8, '0');
+  }
+
+  /** The Authorization / Proxy-Authorization value. */
+  toString(): string {
+    const q = (v: string) => `"${v.replace(/["\\]/g, '')}"`;
+    const parts = [`username=${q(this.username)}`, `realm=${q(this.realm)}`, `nonce=${q(this.nonce)}`, `uri=${q(this.uri)}`, `response=${q(this.response)}`, `algorithm=${this.alg}`];
+    if (this.opaque !== undefined) parts.push(`opaque=${q(this.opaque)}`);
+    if (this.qop) parts.push(`qop=${this.qop}`, `cnonce=${q(this.cnonce)}`, `nc=${this.ncHex}`);
+    return `Digest ${parts.join(', ')}`;
+  }
+}

@@ -5,7 +5,7 @@
 // (reference outbound.md §4):
 // - the ring timeout: CANCEL when it passes (the core has none); a trunk that
 //   never answered at all is `failed`, one that rang is `no-answer`;
-// - digest: the credentials are set on the request itself (the core's
+// - digest (MD5 or SHA-256, ./digest.ts): the credentials are set on the request itself (the core's
 //   factory takes no arguments), so a 401/407 is answered once, and a second
 //   challenge (not `stale`) reaches onReject as a failure;
 // - a CANCEL whose 487 never comes, and a 2xx that races our CANCEL (ACK, then BYE);
@@ -13,12 +13,13 @@
 // Delegate callbacks from the core run under the callback guard.
 import crypto from 'node:crypto';
 import {
-  ClientTransaction, DigestAuthentication, LoggerFactory, URI, type IncomingResponseMessage, type OutgoingRequestMessage,
+  ClientTransaction, LoggerFactory, URI, type IncomingResponseMessage, type OutgoingRequestMessage,
   type AckableIncomingResponseWithSession, type IncomingResponse, type OutgoingInviteRequest, type PrackableIncomingResponseWithSession, type Session, type UserAgentCore,
 } from 'sip.js/lib/core/index.js';
 import { guard, guarded } from '../src/guard.js';
 import type { Source } from './transport.js';
 import type { SipUas } from './uas.js';
+import { ClientDigest } from './digest.js';
 
 /** How an outbound INVITE ended before (or instead of) an answer. */
 export type UacFailure = 'busy' | 'no-answer' | 'failed' | 'canceled';
@@ -128,8 +129,8 @@ export class OutgoingCall {
     });
     if (o.credentials) {
       // The core's authenticationFactory() has no argument to tell calls apart: the credentials go on the request.
-      (this.request as unknown as { credentials: DigestAuthentication }).credentials =
-        new DigestAuthentication(loggerFactory, undefined, o.credentials.username, o.credentials.password);
+      // Ours, not sip.js's DigestAuthentication: that one answers MD5 only (./digest.ts ClientDigest adds SHA-256, RFC 8760).
+      (this.request as unknown as { credentials: ClientDigest }).credentials = new ClientDigest(o.credentials.username, o.credentials.password);
     }
     this.timer = setTimeout(guard('timer', () => this.cancel(this.rang ? 'no-answer' : 'failed', 'SIP;cause=480;text="No Answer"')), o.timeoutMs ?? 30_000);
   }

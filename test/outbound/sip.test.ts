@@ -126,6 +126,25 @@ describe('outbound calls over a SIP trunk (SIPp as the callee)', () => {
     expect(param('response')).toBe(md5(`${ha1}:${param('nonce')}:${param('nc')}:${param('cnonce')}:auth:${ha2}`));
   });
 
+  it('407 with a SHA-256 challenge (RFC 8760): answered with a SHA-256 digest', async () => {
+    const peer = new RtpPeer();
+    const rtpPort = await peer.open();
+    const callee = await sippCallee('uas_auth_sha256.xml', { rtpPort, args: ['-d', '1000'] });
+    const call = await dial(await trunk(callee.port, { username: 'aybiza-out', password: 'trunk-secret-1' }));
+    const final = await dialer.whenFinal(call.id, 30_000);
+    peer.close();
+    const r = await callee.done;
+    expect(r.code, r.errors).toBe(0);
+    expect(final.status).toBe('completed');
+    const auth = /^Proxy-Authorization: Digest (.*)$/m.exec(sippMessages(r))![1]!;
+    const param = (k: string) => new RegExp(`(?:^|[ ,])${k}="?([^",]+)"?`).exec(auth)![1]!;
+    const sha = (x: string) => createHash('sha256').update(x).digest('hex');
+    const ha1 = sha('aybiza-out:trunk.example:trunk-secret-1');
+    const ha2 = sha(`INVITE:${param('uri')}`);
+    expect(param('algorithm')).toBe('SHA-256');
+    expect(param('response')).toBe(sha(`${ha1}:${param('nonce')}:${param('nc')}:${param('cnonce')}:auth:${ha2}`));
+  });
+
   it('a second challenge is not answered again: 407 twice → failed', async () => {
     const callee = await sippCallee('uas_auth_twice.xml');
     const call = await dial(await trunk(callee.port, { username: 'aybiza-out', password: 'wrong-secret' }));
