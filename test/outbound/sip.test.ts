@@ -105,10 +105,11 @@ describe('outbound calls over a SIP trunk (SIPp as the callee)', () => {
     }
   });
 
-  it('407: the digest is answered once, the call is answered; the callee hangs up', async () => {
+  /** A call through a trunk whose callee challenges with 407 (`scenario`), then answers; the digest recomputed with `hash` over this run's values. */
+  async function challenged(scenario: string, hash: 'md5' | 'sha256'): Promise<Record<string, string>> {
     const peer = new RtpPeer();
     const rtpPort = await peer.open();
-    const callee = await sippCallee('uas_auth.xml', { rtpPort, args: ['-d', '2000'] });
+    const callee = await sippCallee(scenario, { rtpPort, args: ['-d', '1500'] });
     const call = await dial(await trunk(callee.port, { username: 'aybiza-out', password: 'trunk-secret-1' }));
     const final = await dialer.whenFinal(call.id, 30_000);
     peer.close();
@@ -116,33 +117,22 @@ describe('outbound calls over a SIP trunk (SIPp as the callee)', () => {
     expect(r.code, r.errors).toBe(0);
     expect(final.status).toBe('completed');
     expect(final.answeredAt).not.toBeNull();
-    // The digest (RFC 2617 qop=auth) over this run's values, recomputed.
     const auth = /^Proxy-Authorization: Digest (.*)$/m.exec(sippMessages(r))![1]!;
     const param = (k: string) => new RegExp(`(?:^|[ ,])${k}="?([^",]+)"?`).exec(auth)![1]!;
-    const md5 = (x: string) => createHash('md5').update(x).digest('hex');
-    const ha1 = md5('aybiza-out:trunk.example:trunk-secret-1');
-    const ha2 = md5(`INVITE:${param('uri')}`);
+    const h = (x: string) => createHash(hash).update(x).digest('hex');
+    const ha1 = h('aybiza-out:trunk.example:trunk-secret-1');
+    const ha2 = h(`INVITE:${param('uri')}`);
     expect(param('username')).toBe('aybiza-out');
-    expect(param('response')).toBe(md5(`${ha1}:${param('nonce')}:${param('nc')}:${param('cnonce')}:auth:${ha2}`));
+    expect(param('response')).toBe(h(`${ha1}:${param('nonce')}:${param('nc')}:${param('cnonce')}:auth:${ha2}`));
+    return { algorithm: param('algorithm') };
+  }
+
+  it('407: the digest (MD5, qop=auth) is answered once, the call is answered; the callee hangs up', async () => {
+    expect((await challenged('uas_auth.xml', 'md5')).algorithm).toBe('MD5');
   });
 
   it('407 with a SHA-256 challenge (RFC 8760): answered with a SHA-256 digest', async () => {
-    const peer = new RtpPeer();
-    const rtpPort = await peer.open();
-    const callee = await sippCallee('uas_auth_sha256.xml', { rtpPort, args: ['-d', '1000'] });
-    const call = await dial(await trunk(callee.port, { username: 'aybiza-out', password: 'trunk-secret-1' }));
-    const final = await dialer.whenFinal(call.id, 30_000);
-    peer.close();
-    const r = await callee.done;
-    expect(r.code, r.errors).toBe(0);
-    expect(final.status).toBe('completed');
-    const auth = /^Proxy-Authorization: Digest (.*)$/m.exec(sippMessages(r))![1]!;
-    const param = (k: string) => new RegExp(`(?:^|[ ,])${k}="?([^",]+)"?`).exec(auth)![1]!;
-    const sha = (x: string) => createHash('sha256').update(x).digest('hex');
-    const ha1 = sha('aybiza-out:trunk.example:trunk-secret-1');
-    const ha2 = sha(`INVITE:${param('uri')}`);
-    expect(param('algorithm')).toBe('SHA-256');
-    expect(param('response')).toBe(sha(`${ha1}:${param('nonce')}:${param('nc')}:${param('cnonce')}:auth:${ha2}`));
+    expect((await challenged('uas_auth_sha256.xml', 'sha256')).algorithm).toBe('SHA-256');
   });
 
   it('a second challenge is not answered again: 407 twice → failed', async () => {
