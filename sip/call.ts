@@ -77,10 +77,10 @@ export class SipCall implements CallTransport, Tickable {
       }, (_err, info) => safe(() => info.reject({ statusCode: 500 }))),
       // re-INVITE: hold/resume, media move, session refresh (RFC 3264 §8, RFC 4028).
       // A failure refuses this re-INVITE (500); the call keeps its current media.
-      onInvite: guard('sip', (re: IncomingInviteRequest) => this.offerAnswer(re, media.reinvite(re.message.body || undefined)),
+      onInvite: guard('sip', (re: IncomingInviteRequest) => this.offerAnswer(re, () => media.reinvite(re.message.body || undefined)),
         (_err, re) => safe(() => re.reject({ statusCode: 500 }))),
       // UPDATE (RFC 3311, routed by uas.ts): the same offer/answer as a re-INVITE; without SDP a plain 200.
-      onUpdate: guard('sip', (up: IncomingRequest) => this.offerAnswer(up, up.message.body ? media.reinvite(up.message.body) : undefined),
+      onUpdate: guard('sip', (up: IncomingRequest) => this.offerAnswer(up, () => (up.message.body ? media.reinvite(up.message.body) : undefined)),
         (_err, up) => safe(() => up.reject({ statusCode: 500 }))),
       // Media worker only (src/worker/sip-handoff.ts): the main thread's session timer ran out, or its re-INVITE refresh was answered.
       onSessionExpired: guard('sip', (req: IncomingRequest) => this.hangup(req.message.body || 'session timer expired'), fail),
@@ -90,17 +90,19 @@ export class SipCall implements CallTransport, Tickable {
   }
 
   /**
-   * Answers a re-INVITE or UPDATE: `sdp` is our answer (undefined: the
-   * request had no offer, a plain 200; null: 488), with the session timer's
-   * terms when this thread keeps the timer (a malformed header 400, an
-   * interval under our minimum 422).
+   * Answers a re-INVITE or UPDATE: the session timer's part first when this
+   * thread keeps the timer (a malformed header 400, an interval under our
+   * minimum 422: the media stays as it was), then `answer()` applies the
+   * offer and gives our answer (undefined: the request had no offer, a plain
+   * 200; null: 488).
    */
-  private offerAnswer(req: IncomingRequest, sdp: string | null | undefined): void {
+  private offerAnswer(req: IncomingRequest, answer: () => string | null | undefined): void {
     const t = this.o.timer ? answerTimer(req.message, this.o.timer.terms) : null;
     if (t && t.status !== 200) {
       if (t.status === 400) countBadInput('sip', t.reason);
       return void safe(() => req.reject({ statusCode: t.status, extraHeaders: t.headers }));
     }
+    const sdp = answer();
     if (sdp === null) return void safe(() => req.reject({ statusCode: 488 }));
     const body = sdp === undefined ? undefined : { contentDisposition: 'session', contentType: 'application/sdp', content: sdp };
     safe(() => req.accept({ statusCode: 200, body, extraHeaders: t?.headers }));

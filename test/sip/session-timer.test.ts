@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scrapeMetric } from '../helpers/app.js';
 import { answerTimer, MAX_SE_S, termsFromAnswer } from '../../sip/session-timer.js';
 import { addTrunk, RawUac, RtpPeer, sipp, startSipApp, waitFor, type SipTestApp, type SippResult } from './helpers.js';
+import { RawSip, RtpEnd, sdp as rawSdp } from './raw-client.js';
 
 const headers = (h: Record<string, string>) => ({ getHeader: (name: string) => h[name.toLowerCase()] });
 
@@ -135,6 +136,28 @@ describe('session timers on SIP calls (SIPp)', () => {
     expect(uac.answers('1 OPTIONS')[0]).toMatch(/^SIP\/2\.0 420[\s\S]*^Unsupported: 100rel\r$/m);
     expect(uac.answers('2 OPTIONS')[0]).toMatch(/^SIP\/2\.0 200[\s\S]*^Supported: timer\r$/m);
     uac.close();
+  });
+
+  it('a re-INVITE refused 422 for its interval leaves the media where it was', async () => {
+    const c = new RawSip({ proto: 'udp', sipPort: t.sipPort, number: t.number });
+    await c.open();
+    const oldEnd = new RtpEnd();
+    const newEnd = new RtpEnd();
+    const { status } = await c.call(await oldEnd.open());
+    await newEnd.open();
+    expect(status).toBe(200);
+    await waitFor(() => oldEnd.received > 0, 15_000, 'our RTP at the first port');
+    c.send('INVITE', 2, { body: rawSdp(newEnd.port, 2), raw: (m) => m.replace('Max-Forwards: 70', 'Max-Forwards: 70\r\nSupported: timer\r\nSession-Expires: 30') });
+    expect((await c.final('2 INVITE')).slice(0, 11)).toBe('SIP/2.0 422');
+    c.send('ACK', 2);
+    const before = oldEnd.received;
+    await waitFor(() => oldEnd.received > before + 10, 10_000, 'our RTP still at the first port');
+    expect(newEnd.received).toBe(0);
+    c.send('BYE', 3);
+    await c.final('3 BYE');
+    c.close();
+    oldEnd.close();
+    newEnd.close();
   });
 
   it('a malformed Session-Expires gets 400 and is counted', async () => {
